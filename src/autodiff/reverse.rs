@@ -1,0 +1,145 @@
+//! Reverse mode, as the classic algorithm (node_to_grad).
+//!
+//! Walk the nodes in reverse topological order from the output. Each node
+//! keeps the list of partial adjoints that flowed into it; its adjoint is
+//! their sum (gradients from branches add up). For each input k the node's
+//! vjp rule gives the partial adjoint Δv_{k→i} = Δv_i · ∂v_i/∂v_k, which is
+//! summed back to k's shape if k was broadcast and appended to k's list.
+//! Every adjoint is an ordinary graph node, so gradients can be
+//! differentiated again.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use crate::graph::{topo_order, Node, NodeId, Op};
+use crate::tensor::Tensor;
+
+/// Gradients of one output with respect to the leaves of its graph.
+pub struct Gradients {
+    by_node: HashMap<NodeId, Tensor>,
+}
+
+impl Gradients {
+    /// The gradient for `x`, or `None` if `x` is not a leaf that influences the output.
+    pub fn get(&self, x: &Tensor) -> Option<&Tensor> {
+        self.by_node.get(&x.id())
+    }
+    /// The gradient for `x`; zeros of `x`'s shape if `x` does not influence the output.
+    pub fn wrt(&self, x: &Tensor) -> Tensor {
+        self.get(x).cloned().unwrap_or_else(|| x.zeros_like())
+    }
+    /// Number of leaves that received a gradient.
+    pub fn len(&self) -> usize {
+        self.by_node.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_node.is_empty()
+    }
+}
+
+impl Tensor {
+    /// Gradients of this scalar with respect to every leaf (a tensor made
+    /// from data) it depends on. Look them up with [`Gradients::wrt`].
+    #[track_caller]
+    pub fn backward(&self) -> Gradients {
+        let leaves: Vec<Rc<Node>> = topo_order(std::slice::from_ref(&self.node), stops_gradient)
+            .into_iter()
+            .filter(|n| matches!(n.op, Op::Input(_)))
+            .collect();
+        let seed = scalar_seed(self, "backward");
+        let by_node = adjoints(self, &seed, &leaves);
+        Gradients { by_node }
+    }
+}
+
+/// ∂y/∂x for each x in `xs`, where `y` has one element. An x that does not
+/// influence y gets zeros.
+#[track_caller]
+pub fn grad(y: &Tensor, xs: &[&Tensor]) -> Vec<Tensor> {
+    grad_with_seed(y, xs, &scalar_seed(y, "grad"))
+}
+
+/// Vector–Jacobian products: the gradient of ⟨seed, y⟩ for each x. `seed`
+/// (the cotangent) must have y's shape; use this when y is not a scalar.
+#[track_caller]
+pub fn grad_with_seed(y: &Tensor, xs: &[&Tensor], seed: &Tensor) -> Vec<Tensor> {
+    assert_eq!(
+        seed.shape(),
+        y.shape(),
+        "grad: the seed's shape {:?} differs from the output's {:?}",
+        seed.shape(),
+        y.shape()
+    );
+    let targets: Vec<Rc<Node>> = xs.iter().map(|x| x.node.clone()).collect();
+    let found = adjoints(y, seed, &targets);
+    xs.iter()
+        .map(|x| found.get(&x.id()).cloned().unwrap_or_else(|| x.zeros_like()))
+        .collect()
+}
+
+#[track_caller]
+fn scalar_seed(y: &Tensor, api: &str) -> Tensor {
+    assert_eq!(
+        y.numel(),
+        1,
+        "{api}: the output has shape {:?}, not a single value; pass an explicit cotangent with grad_with_seed",
+        y.shape()
+    );
+    y.ones_like()
+}
+
+/// Detached nodes pass no gradient, so the walk does not go above them.
+fn stops_gradient(n: &Node) -> bool {
+    matches!(n.op, Op::Detach)
+}
+
+/// The node_to_grad algorithm. Returns the adjoint of each target reached.
+fn adjoints(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>]) -> HashMap<NodeId, Tensor> {
+    let order = topo_order(std::slice::from_ref(&y.node), stops_gradient);
+    let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
+
+    // Only nodes on a path from a target to y need adjoints.
+    let mut relevant: HashSet<NodeId> = HashSet::new();
+    for node in &order {
+        let reaches = target_ids.contains(&node.id)
+            || (!stops_gradient(node) && node.inputs().iter().any(|i| relevant.contains(&i.id)));
+        if reaches {
+            relevant.insert(node.id);
+        }
+    }
+
+    let mut node_to_grad: HashMap<NodeId, Vec<Tensor>> = HashMap::new();
+    node_to_grad.insert(y.id(), vec![seed.clone()]);
+    let mut result = HashMap::new();
+    for node in order.iter().rev() {
+        if !relevant.contains(&node.id) {
+            continue;
+        }
+        let Some(partials) = node_to_grad.remove(&node.id) else { continue };
+        let adjoint = sum_partials(partials);
+        if target_ids.contains(&node.id) {
+            result.insert(node.id, adjoint.clone());
+        }
+        let inputs: Vec<Rc<Node>> = node.inputs().clone();
+        if !inputs.iter().any(|i| relevant.contains(&i.id)) {
+            continue;
+        }
+        for (input, partial) in inputs.iter().zip(super::vjp::vjp(node, &adjoint)) {
+            let Some(partial) = partial else { continue };
+            if !relevant.contains(&input.id) {
+                continue;
+            }
+            // Un-broadcast: a broadcast input's adjoint is summed back to its shape.
+            let partial = partial.sum_to(&input.shape);
+            node_to_grad.entry(input.id).or_default().push(partial);
+        }
+    }
+    result
+}
+
+/// Δv_i = Σ_j Δv_{i→j}, summed in a fixed order.
+fn sum_partials(partials: Vec<Tensor>) -> Tensor {
+    let mut it = partials.into_iter();
+    let first = it.next().expect("a node with an adjoint list has at least one partial");
+    it.fold(first, |acc, p| &acc + &p)
+}

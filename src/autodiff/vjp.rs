@@ -1,0 +1,64 @@
+//! vjp rules of the non-elementwise ops (the elementwise ones sit in their
+//! table rows in `ops/elementwise.rs`). Each returns, for every input, the
+//! partial adjoint Δv_{k→i} = Δv_i · ∂v_i/∂v_k, or `None` where it is zero.
+//! Partial adjoints may come back in a broadcast shape: reverse mode sums
+//! them to the input's shape centrally.
+
+use crate::graph::{Node, Op};
+use crate::ops::reduce::ReduceOp;
+use crate::tensor::Tensor;
+use std::rc::Rc;
+
+/// Partial adjoints of `node`'s inputs given its adjoint `g`.
+pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
+    let inputs: Vec<Tensor> = node.inputs().iter().map(|n| Tensor::from_node(n.clone())).collect();
+    let y = || Tensor::from_node(node.clone());
+    match &node.op {
+        Op::Input(_) | Op::Fill(_) | Op::Detach => vec![None; inputs.len()],
+        Op::Unary(u) => vec![(u.rule().vjp)(&inputs[0], &y(), g, u.constant().unwrap_or(0.0))],
+        Op::Binary(b) => {
+            let (ga, gb) = (b.info().vjp)(&inputs[0], &inputs[1], &y(), g);
+            vec![ga, gb]
+        }
+        // ∂(Σ x)/∂x = 1: the adjoint is copied back over the reduced axes.
+        Op::Reduce { op: ReduceOp::Sum, .. } => vec![Some(g.broadcast_to(inputs[0].shape().clone()))],
+        // Max/min pass the adjoint to the elements that attain the extreme,
+        // split evenly between ties (a valid subgradient, deterministic).
+        Op::Reduce { op, axes } => {
+            let x = &inputs[0];
+            let y = y();
+            let mask = if *op == ReduceOp::Max { x.ge(&y) } else { y.ge(x) };
+            let count = mask.sum_axes(axes, true);
+            vec![Some(&mask * &(g / &count))]
+        }
+        // C = A·B:  ∂L/∂A = G·Bᵀ,  ∂L/∂B = Aᵀ·G  (batch dims un-broadcast centrally).
+        Op::Matmul => vec![Some(g.matmul(&inputs[1].t())), Some(inputs[0].t().matmul(g))],
+        Op::Reshape => vec![Some(g.reshape(inputs[0].shape().clone()))],
+        Op::Permute(perm) => {
+            let mut inverse = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inverse[p] = i;
+            }
+            vec![Some(g.permute(&inverse))]
+        }
+        // The copies made by broadcasting are summed back by reverse mode's un-broadcast.
+        Op::Expand => vec![Some(g.clone())],
+        Op::Slice { starts } => vec![Some(g.pad_into(inputs[0].shape().clone(), starts))],
+        Op::Pad { starts } => {
+            let ranges: Vec<(usize, usize)> =
+                starts.iter().zip(inputs[0].dims()).map(|(&s, &d)| (s, s + d)).collect();
+            vec![Some(g.slice(&ranges))]
+        }
+        Op::Concat { axis } => {
+            let mut offset = 0;
+            inputs
+                .iter()
+                .map(|x| {
+                    let len = x.dims()[*axis];
+                    offset += len;
+                    Some(g.narrow(*axis, offset - len, len))
+                })
+                .collect()
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Adapter and device acquisition, limits and adapter information.
+//!
+//! A [`Device`] is a cheap, cloneable handle. Every tensor belongs to one.
+//! By default webgrad requests the WebGPU baseline limits
+//! (`wgpu::Limits::default()`), so that what runs natively also runs in a
+//! browser; [`DeviceOptions::adapter_limits`] opts into the adapter's own.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::exec::pipelines::PipelineCache;
+use crate::exec::pool::BufferPool;
+
+/// How to pick and configure the GPU.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceOptions {
+    /// Request the adapter's own limits instead of the WebGPU defaults.
+    /// Larger tensors then fit, but code may no longer run in a browser.
+    pub adapter_limits: bool,
+    /// Prefer a low-power adapter (integrated GPU) over a discrete one.
+    pub low_power: bool,
+}
+
+/// What the adapter says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdapterSummary {
+    /// Adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".
+    pub name: String,
+    /// Graphics API in use: Vulkan, Metal, Dx12, BrowserWebGpu, ...
+    pub backend: String,
+    /// Discrete, integrated, virtual GPU or CPU (software).
+    pub device_type: String,
+    /// Driver name and version, where the platform reports them.
+    pub driver: String,
+}
+
+/// Counts of GPU buffers held by webgrad, for checking that memory does not grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Buffers currently holding a tensor's value (or in use by a pending kernel).
+    pub live_buffers: usize,
+    /// Their total size in bytes (rounded up to the pool's size classes).
+    pub live_bytes: u64,
+    /// Buffers sitting in the pool, free for reuse.
+    pub pooled_buffers: usize,
+    /// Their total size in bytes.
+    pub pooled_bytes: u64,
+}
+
+/// The GPU half of a device: wgpu handles plus webgrad's caches.
+pub(crate) struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub summary: AdapterSummary,
+    pub limits: wgpu::Limits,
+    pub pipelines: Mutex<PipelineCache>,
+    pub pool: Arc<Mutex<BufferPool>>,
+    /// Set by wgpu's callbacks; checked after each submit.
+    pub lost: Arc<Mutex<Option<String>>>,
+    pub uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+/// A handle to a GPU (or to no GPU at all, see [`Device::reference_only`]).
+#[derive(Clone)]
+pub struct Device {
+    pub(crate) gpu: Option<Arc<Gpu>>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.gpu {
+            Some(g) => write!(f, "Device({} on {})", g.summary.name, g.summary.backend),
+            None => write!(f, "Device(reference-only)"),
+        }
+    }
+}
+
+const NO_ADAPTER_HELP: &str = "webgrad needs a GPU driver for Vulkan, Metal, DX12 or WebGPU. \
+On Linux without a GPU, install Mesa's software Vulkan driver (lavapipe): \
+`apt-get install mesa-vulkan-drivers` on Debian/Ubuntu (`dnf install mesa-vulkan-drivers` on Fedora); \
+`cargo xtask test` installs it for you when run as root on Debian/Ubuntu. \
+In a browser, use one with WebGPU enabled (Chrome/Edge 113+, or --enable-unsafe-webgpu). \
+If a driver is installed, check that WGPU_BACKEND (if set) names it";
+
+impl Device {
+    /// Acquires the default adapter with the WebGPU baseline limits.
+    pub async fn new() -> Result<Device> {
+        Device::with_options(DeviceOptions::default()).await
+    }
+
+    /// Blocking form of [`Device::new`] for native code.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking() -> Result<Device> {
+        pollster::block_on(Device::new())
+    }
+
+    /// Acquires an adapter and device with the given options.
+    pub async fn with_options(options: DeviceOptions) -> Result<Device> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        // PRIMARY = Vulkan, Metal, DX12, browser WebGPU; GL is skipped unless
+        // WGPU_BACKEND asks for it (its probe is slow and noisy on headless Linux).
+        desc.backends = wgpu::Backends::PRIMARY.with_env();
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: if options.low_power {
+                    wgpu::PowerPreference::LowPower
+                } else {
+                    wgpu::PowerPreference::HighPerformance
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(format!("{e}. {NO_ADAPTER_HELP}")))?;
+        let info = adapter.get_info();
+        let limits = if options.adapter_limits {
+            adapter.limits()
+        } else {
+            wgpu::Limits::default()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("webgrad"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let lost = Arc::new(Mutex::new(None));
+        let uncaptured = Arc::new(Mutex::new(None));
+        {
+            let lost = lost.clone();
+            device.set_device_lost_callback(move |reason, msg| {
+                *lost.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
+            });
+            let uncaptured = uncaptured.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                log::error!("webgrad: uncaptured wgpu error: {e}");
+                *uncaptured.lock().unwrap() = Some(e.to_string());
+            }));
+        }
+        let summary = AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        };
+        log::info!("webgrad: using {} ({}, {})", summary.name, summary.backend, summary.device_type);
+        Ok(Device {
+            gpu: Some(Arc::new(Gpu {
+                device,
+                queue,
+                summary,
+                limits,
+                pipelines: Mutex::new(PipelineCache::default()),
+                pool: Arc::new(Mutex::new(BufferPool::default())),
+                lost,
+                uncaptured,
+            })),
+        })
+    }
+
+    /// A device with no GPU: graphs can be built on it and evaluated with the
+    /// f64 reference interpreter ([`crate::reference::eval`]), but not realized.
+    pub fn reference_only() -> Device {
+        Device { gpu: None }
+    }
+
+    /// What the adapter says about itself (`None` for a reference-only device).
+    pub fn adapter(&self) -> Option<&AdapterSummary> {
+        self.gpu.as_ref().map(|g| &g.summary)
+    }
+
+    /// The limits the device was created with.
+    pub fn limits(&self) -> Option<&wgpu::Limits> {
+        self.gpu.as_ref().map(|g| &g.limits)
+    }
+
+    /// How many GPU buffers webgrad holds, live and pooled.
+    pub fn memory_stats(&self) -> MemoryStats {
+        match &self.gpu {
+            Some(g) => g.pool.lock().unwrap().stats(),
+            None => MemoryStats::default(),
+        }
+    }
+
+    /// Releases the pooled (free) GPU buffers back to the driver. Live
+    /// tensors are untouched.
+    pub fn trim_pool(&self) {
+        if let Some(g) = &self.gpu {
+            g.pool.lock().unwrap().trim();
+        }
+    }
+
+    /// Number of compute pipelines compiled so far (one per kernel specialization).
+    pub fn pipelines_compiled(&self) -> usize {
+        self.gpu.as_ref().map_or(0, |g| g.pipelines.lock().unwrap().len())
+    }
+
+    pub(crate) fn same(&self, other: &Device) -> bool {
+        match (&self.gpu, &other.gpu) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn gpu(&self) -> Result<&Arc<Gpu>> {
+        self.gpu.as_ref().ok_or(Error::NoGpu)
+    }
+}

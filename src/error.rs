@@ -1,0 +1,50 @@
+//! The one error type for everything that can fail for reasons outside the
+//! caller's own code (principle 7 of the design). Mistakes in how a graph is
+//! built (shapes that do not broadcast, an axis out of range) panic at the call
+//! site instead, with `#[track_caller]`.
+
+/// Result alias used throughout webgrad.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while talking to the GPU.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No GPU adapter was found. The message says how to get one.
+    #[error("no GPU adapter found: {0}")]
+    NoAdapter(String),
+    /// The adapter refused to create a device.
+    #[error("could not create a GPU device: {0}")]
+    RequestDevice(String),
+    /// The device was lost (driver reset, GPU removed, browser tab backgrounded).
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
+    /// The GPU ran out of memory.
+    #[error("the GPU is out of memory: {0}")]
+    OutOfMemory(String),
+    /// A tensor is larger than one storage binding may be on this device.
+    #[error(
+        "a tensor of {bytes} bytes exceeds this device's limit of {limit} bytes per storage binding \
+         (request the adapter's own limits with DeviceOptions::adapter_limits, or split the tensor)"
+    )]
+    TooLarge { bytes: u64, limit: u64 },
+    /// Reading a buffer back to the host failed.
+    #[error("reading a GPU buffer back failed: {0}")]
+    Readback(String),
+    /// wgpu reported a validation error (a bug in webgrad: please report it).
+    #[error("wgpu validation error: {0}")]
+    Validation(String),
+    /// The tensor lives on a reference-only device, which has no GPU.
+    #[error("this tensor lives on a reference-only device (no GPU); use webgrad::reference::eval")]
+    NoGpu,
+}
+
+impl Error {
+    pub(crate) fn from_wgpu(e: wgpu::Error) -> Self {
+        match e {
+            wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory(e.to_string()),
+            wgpu::Error::Validation { description, .. } => Error::Validation(description),
+            wgpu::Error::Internal { description, .. } => Error::Validation(description),
+        }
+    }
+}

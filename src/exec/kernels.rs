@@ -1,0 +1,105 @@
+//! The kernel families: WGSL templates (from `shaders/`), their
+//! specializations, parameters and dispatch grids. Only this module and
+//! `exec/` know the shaders' binding layouts.
+
+use crate::ops::reduce::ReduceOp;
+use crate::shape::MAX_RANK;
+
+pub(crate) const ELEMENTWISE_TEMPLATE: &str = include_str!("../../shaders/elementwise.wgsl");
+pub(crate) const COPY: &str = include_str!("../../shaders/copy.wgsl");
+pub(crate) const REDUCE_TEMPLATE: &str = include_str!("../../shaders/reduce.wgsl");
+pub(crate) const MATMUL_VEC4: &str = include_str!("../../shaders/matmul_vec4.wgsl");
+pub(crate) const MATMUL_SCALAR: &str = include_str!("../../shaders/matmul_scalar.wgsl");
+
+/// Invocations per workgroup of the 1-D kernels (elementwise, copy, reduce).
+pub(crate) const WORKGROUP: u32 = 256;
+/// WebGPU's baseline limit on workgroups per dispatch dimension.
+pub(crate) const MAX_GROUPS_PER_DIM: u32 = 65_535;
+
+/// Workgroup grid covering `threads` invocations of a 1-D kernel: large
+/// tensors spill into the y dimension (the shaders rebuild the linear index
+/// from `num_workgroups`).
+pub(crate) fn grid_1d(threads: u64) -> [u32; 3] {
+    let groups = threads.div_ceil(WORKGROUP as u64).max(1);
+    let x = groups.min(MAX_GROUPS_PER_DIM as u64);
+    let y = groups.div_ceil(x);
+    assert!(y <= MAX_GROUPS_PER_DIM as u64, "webgrad: {threads} invocations exceed one dispatch");
+    [x as u32, y as u32, 1]
+}
+
+/// The reduce template specialized for one op.
+pub(crate) fn reduce_source(op: ReduceOp) -> String {
+    // ±inf are built at run time: shader compilers reject infinite constants.
+    let (identity, combine) = match op {
+        ReduceOp::Sum => ("0.0", "acc + v"),
+        ReduceOp::Max => ("bitcast<f32>(0xff800000u | (p[0] & 0u))", "max(acc, v)"),
+        ReduceOp::Min => ("bitcast<f32>(0x7f800000u | (p[0] & 0u))", "min(acc, v)"),
+    };
+    REDUCE_TEMPLATE.replace("{{IDENTITY}}", identity).replace("{{COMBINE}}", combine)
+}
+
+/// Parameters of one strided copy (see `shaders/copy.wgsl`).
+pub(crate) fn copy_params(
+    shape: &[usize],
+    src_offset: usize,
+    src_strides: &[usize],
+    dst_offset: usize,
+    dst_strides: &[usize],
+) -> Vec<u32> {
+    let mut p = vec![0u32; 4 + 3 * MAX_RANK];
+    p[0] = shape.iter().product::<usize>() as u32;
+    p[1] = shape.len() as u32;
+    p[2] = src_offset as u32;
+    p[3] = dst_offset as u32;
+    for d in 0..shape.len() {
+        p[4 + d] = shape[d] as u32;
+        p[4 + MAX_RANK + d] = src_strides[d] as u32;
+        p[4 + 2 * MAX_RANK + d] = dst_strides[d] as u32;
+    }
+    p
+}
+
+/// How many parts each row of a reduction is split into for the next pass:
+/// enough invocations to keep the device busy, each folding ≥ 32 elements.
+pub(crate) fn reduce_parts(rows: usize, k: usize) -> usize {
+    const TARGET_INVOCATIONS: usize = 16_384;
+    if k <= 64 || rows >= TARGET_INVOCATIONS / 4 {
+        return 1;
+    }
+    (k / 32).min((TARGET_INVOCATIONS / rows).max(1)).max(1)
+}
+
+/// Matmul variant and grid: the vec4 kernel when K and N allow vec4 loads.
+pub(crate) fn matmul_kernel(m: usize, n: usize, k: usize, batch: usize) -> (&'static str, &'static str, [u32; 3]) {
+    let batch = batch as u32;
+    if k % 4 == 0 && n % 4 == 0 && k > 0 {
+        let cols = (n / 4).div_ceil(4) as u32;
+        let rows = m.div_ceil(8) as u32;
+        (MATMUL_VEC4, "matmul_vec4", [cols.div_ceil(8), rows.div_ceil(8), batch])
+    } else {
+        let cols = n.div_ceil(4) as u32;
+        let rows = m.div_ceil(4) as u32;
+        (MATMUL_SCALAR, "matmul_scalar", [cols.div_ceil(8), rows.div_ceil(8), batch])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_tensors_use_a_2d_grid() {
+        assert_eq!(grid_1d(1), [1, 1, 1]);
+        assert_eq!(grid_1d(256 * 65_535), [65_535, 1, 1]);
+        let g = grid_1d(20_000_000);
+        assert!(g[1] > 1 && (g[0] as u64 * g[1] as u64 * 256) >= 20_000_000);
+    }
+
+    #[test]
+    fn reductions_split_long_rows_only() {
+        assert_eq!(reduce_parts(1000, 10), 1);
+        assert_eq!(reduce_parts(10_000, 1000), 1);
+        let p = reduce_parts(1, 1 << 20);
+        assert!(p > 1 && (1 << 20) / p >= 32);
+    }
+}

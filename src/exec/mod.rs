@@ -1,0 +1,204 @@
+//! The executor: lowers pending graph nodes to kernels, encodes them all into
+//! one command encoder, submits once, and reads values back asynchronously.
+//! Only this module and `device.rs` use wgpu.
+
+pub(crate) mod codegen;
+pub(crate) mod kernels;
+pub(crate) mod pipelines;
+pub(crate) mod pool;
+mod schedule;
+
+use std::num::NonZeroU64;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+use crate::graph::Node;
+use crate::tensor::Tensor;
+
+use schedule::Plan;
+
+fn gpu_of<'t>(tensors: &'t [&Tensor]) -> Result<&'t Arc<Gpu>> {
+    let device = tensors[0].device();
+    for t in tensors {
+        assert!(t.device().same(device), "realize: tensors live on different devices");
+    }
+    device.gpu()
+}
+
+/// Encodes the plan (uploads, one compute pass, then `copies`) and submits it.
+fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]) {
+    for (buffer, data) in &plan.uploads {
+        if !data.is_empty() {
+            gpu.queue.write_buffer(buffer, 0, bytemuck::cast_slice(data));
+        }
+    }
+    // All kernels' parameters go into one buffer, each at a 256-byte aligned offset.
+    let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let mut words: Vec<u32> = Vec::new();
+    let mut offsets = Vec::with_capacity(plan.dispatches.len());
+    for d in &plan.dispatches {
+        offsets.push(words.len());
+        words.extend(&d.params);
+        words.resize(words.len().next_multiple_of(align), 0);
+    }
+    let params = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("webgrad params"),
+        size: (words.len().max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    if !words.is_empty() {
+        gpu.queue.write_buffer(&params, 0, bytemuck::cast_slice(&words));
+    }
+    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("webgrad realize") });
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("webgrad kernels"), timestamp_writes: None });
+        for (d, &offset) in plan.dispatches.iter().zip(&offsets) {
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &params,
+                    offset: (offset * 4) as u64,
+                    size: NonZeroU64::new((d.params.len().max(1) * 4) as u64),
+                }),
+            }];
+            for (i, (buffer, size)) in d.buffers.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset: 0,
+                        size: NonZeroU64::new((*size).min(buffer.size())),
+                    }),
+                });
+            }
+            let layout = d.pipeline.get_bind_group_layout(0);
+            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+        }
+    }
+    for (src, dst, bytes) in copies {
+        encoder.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
+    }
+    gpu.queue.submit([encoder.finish()]);
+}
+
+/// Errors that wgpu reported outside an error scope, or a lost device.
+fn pending_error(gpu: &Gpu) -> Result<()> {
+    if let Some(msg) = gpu.lost.lock().unwrap().take() {
+        return Err(Error::DeviceLost(msg));
+    }
+    if let Some(msg) = gpu.uncaptured.lock().unwrap().take() {
+        return Err(Error::Validation(msg));
+    }
+    Ok(())
+}
+
+/// Runs every pending kernel the tensors need, in one submit.
+pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
+    let gpu = gpu_of(tensors)?;
+    let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+    let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let planned = schedule::plan(gpu, &nodes);
+    if let Ok(plan) = &planned {
+        submit(gpu, plan, &[]);
+    }
+    let scoped = (validation.pop(), oom.pop());
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        // Native wgpu resolves error scopes immediately.
+        if let Some(e) = pollster::block_on(scoped.0).or(pollster::block_on(scoped.1)) {
+            return Err(Error::from_wgpu(e));
+        }
+    }
+    #[cfg(target_arch = "wasm32")]
+    drop(scoped); // errors reach the uncaptured handler and surface at the next read
+    planned?;
+    pending_error(gpu)
+}
+
+/// Realizes the tensors in one submit and reads their values back.
+pub(crate) async fn read(tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+    let gpu = gpu_of(tensors)?.clone();
+    let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+    let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let planned = schedule::plan(&gpu, &nodes);
+    let mut staging = Vec::new();
+    if let Ok(plan) = &planned {
+        for (t, storage) in tensors.iter().zip(&plan.targets) {
+            let bytes = (t.numel() * 4) as u64;
+            let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("webgrad readback"),
+                size: bytes.max(4),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            staging.push((storage.buffer.clone(), buffer, bytes));
+        }
+        let copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> =
+            staging.iter().filter(|s| s.2 > 0).map(|(s, d, b)| (s, d, *b)).collect();
+        submit(&gpu, plan, &copies);
+    }
+    let (validation, oom) = (validation.pop(), oom.pop());
+    if let Some(e) = validation.await {
+        return Err(Error::from_wgpu(e));
+    }
+    if let Some(e) = oom.await {
+        return Err(Error::from_wgpu(e));
+    }
+    drop(planned?);
+    pending_error(&gpu)?;
+
+    let mut out = Vec::with_capacity(staging.len());
+    for (_, buffer, bytes) in &staging {
+        if *bytes == 0 {
+            out.push(Vec::new());
+            continue;
+        }
+        map_read(&gpu, buffer).await?;
+        let view = buffer.get_mapped_range(..*bytes).map_err(|e| Error::Readback(e.to_string()))?;
+        out.push(bytemuck::cast_slice::<u8, f32>(&view).to_vec());
+        drop(view);
+        buffer.unmap();
+    }
+    Ok(out)
+}
+
+/// Maps a buffer for reading. Native code drives the device until the map
+/// completes; in a browser the future resolves from the event loop.
+async fn map_read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()> {
+    type Slot = Arc<Mutex<(Option<std::result::Result<(), wgpu::BufferAsyncError>>, Option<Waker>)>>;
+    let slot: Slot = Arc::new(Mutex::new((None, None)));
+    let callback_slot = slot.clone();
+    buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+        let mut s = callback_slot.lock().unwrap();
+        s.0 = Some(r);
+        if let Some(w) = s.1.take() {
+            w.wake();
+        }
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    gpu.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Readback(e.to_string()))?;
+    #[cfg(target_arch = "wasm32")]
+    let _ = gpu;
+    std::future::poll_fn(|cx| {
+        let mut s = slot.lock().unwrap();
+        match s.0.take() {
+            Some(r) => Poll::Ready(r.map_err(|e| Error::Readback(e.to_string()))),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}

@@ -1,0 +1,113 @@
+//! GPU buffers recycled by size class.
+//!
+//! A [`Storage`] is a reference-counted buffer; when the last reference goes
+//! (its tensor is dropped, or the executor is done with an intermediate) the
+//! buffer returns to the free list of its size class. Classes are 2^k and
+//! 1.5·2^k bytes, so at most a third of a buffer is slack.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use crate::device::MemoryStats;
+
+/// Usage every tensor buffer gets: read/written by kernels, uploaded to,
+/// copied from for readback.
+pub(crate) const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+#[derive(Default)]
+pub(crate) struct BufferPool {
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    live_buffers: usize,
+    live_bytes: u64,
+    pooled_buffers: usize,
+    pooled_bytes: u64,
+}
+
+impl BufferPool {
+    pub fn stats(&self) -> MemoryStats {
+        MemoryStats {
+            live_buffers: self.live_buffers,
+            live_bytes: self.live_bytes,
+            pooled_buffers: self.pooled_buffers,
+            pooled_bytes: self.pooled_bytes,
+        }
+    }
+
+    /// Frees every pooled buffer (live ones are untouched).
+    pub fn trim(&mut self) {
+        self.free.clear();
+        self.pooled_buffers = 0;
+        self.pooled_bytes = 0;
+    }
+}
+
+/// The size class a request of `bytes` is served from.
+pub(crate) fn size_class(bytes: u64) -> u64 {
+    let bytes = bytes.max(256);
+    let pow = bytes.next_power_of_two();
+    let three_quarters = pow / 4 * 3;
+    if bytes <= three_quarters { three_quarters } else { pow }
+}
+
+/// A pooled GPU buffer; returns to the pool when dropped.
+pub(crate) struct PooledBuffer {
+    pub buffer: wgpu::Buffer,
+    class: u64,
+    pool: Arc<Mutex<BufferPool>>,
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        let mut pool = self.pool.lock().unwrap();
+        pool.live_buffers -= 1;
+        pool.live_bytes -= self.class;
+        pool.pooled_buffers += 1;
+        pool.pooled_bytes += self.class;
+        pool.free.entry(self.class).or_default().push(self.buffer.clone());
+    }
+}
+
+/// A tensor's value on the GPU (shared by aliases such as reshape).
+pub(crate) type Storage = Rc<PooledBuffer>;
+
+/// Takes a buffer of at least `bytes` from the pool, or creates one.
+pub(crate) fn allocate(device: &wgpu::Device, pool: &Arc<Mutex<BufferPool>>, bytes: u64) -> Storage {
+    let class = size_class(bytes);
+    let mut p = pool.lock().unwrap();
+    let buffer = match p.free.get_mut(&class).and_then(Vec::pop) {
+        Some(b) => {
+            p.pooled_buffers -= 1;
+            p.pooled_bytes -= class;
+            b
+        }
+        None => device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("webgrad tensor"),
+            size: class,
+            usage: TENSOR_USAGE,
+            mapped_at_creation: false,
+        }),
+    };
+    p.live_buffers += 1;
+    p.live_bytes += class;
+    Rc::new(PooledBuffer { buffer, class, pool: pool.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_class;
+
+    #[test]
+    fn size_classes_waste_at_most_a_third() {
+        assert_eq!(size_class(1), 256);
+        assert_eq!(size_class(256), 256);
+        assert_eq!(size_class(257), 384);
+        assert_eq!(size_class(385), 512);
+        for bytes in [1000u64, 4096, 80_000_000, 123_456_789] {
+            let c = size_class(bytes);
+            assert!(c >= bytes && (c as f64) < bytes as f64 * 1.5 + 256.0, "{bytes} -> {c}");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The one graph IR: nodes, recording, topological order.
+//!
+//! A node is an op applied to input nodes. Nodes are reference counted; a
+//! graph lives exactly as long as some tensor handle can reach it, so a
+//! training loop that drops its tensors frees its graphs. All walks are
+//! iterative (principle 4): a chain of a million nodes neither overflows the
+//! stack when sorted nor when dropped.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::device::Device;
+use crate::exec::pool::Storage;
+use crate::ops::elementwise::{Binary, Unary};
+use crate::ops::reduce::ReduceOp;
+use crate::shape::Shape;
+
+/// Identifies a node for the lifetime of the process.
+pub type NodeId = u64;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a node computes. Shape rules live in the constructors in `ops/`;
+/// kernels in `exec/`; derivative rules in `autodiff/`; f64 semantics in
+/// `reference.rs`.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    /// A value uploaded from the host.
+    Input(Rc<[f32]>),
+    /// Every element equal to the constant.
+    Fill(f32),
+    Unary(Unary),
+    Binary(Binary),
+    /// Reduction over `axes`; the node's shape keeps them with size 1.
+    Reduce { op: ReduceOp, axes: Vec<usize> },
+    /// Batched matrix product `[..., m, k] @ [..., k, n]`, batch dims broadcast.
+    Matmul,
+    /// Same elements, new shape.
+    Reshape,
+    /// Output axis `i` is input axis `perm[i]`.
+    Permute(Vec<usize>),
+    /// numpy broadcast to the node's shape.
+    Expand,
+    /// The window `starts .. starts + shape` of the input.
+    Slice { starts: Vec<usize> },
+    /// Zeros of the node's shape with the input written at `starts` (slice's adjoint).
+    Pad { starts: Vec<usize> },
+    /// Inputs joined along `axis`.
+    Concat { axis: usize },
+    /// The input's value, cut off from differentiation. Once realized, a
+    /// detached node forgets its input, so chains of updates do not grow.
+    Detach,
+}
+
+impl Op {
+    /// Short human name, used in messages and graph dumps.
+    pub fn name(&self) -> String {
+        match self {
+            Op::Input(_) => "input".into(),
+            Op::Fill(v) => format!("fill({v})"),
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.info().name.into(),
+            Op::Reduce { op, axes } => format!("{}{axes:?}", op.name()),
+            Op::Matmul => "matmul".into(),
+            Op::Reshape => "reshape".into(),
+            Op::Permute(p) => format!("permute{p:?}"),
+            Op::Expand => "broadcast_to".into(),
+            Op::Slice { starts } => format!("slice@{starts:?}"),
+            Op::Pad { starts } => format!("pad@{starts:?}"),
+            Op::Concat { axis } => format!("concat[{axis}]"),
+            Op::Detach => "detach".into(),
+        }
+    }
+
+    /// True for ops that map each output element from the same-index
+    /// elements of (broadcast) inputs: these are fused by the scheduler.
+    pub fn is_elementwise(&self) -> bool {
+        matches!(self, Op::Fill(_) | Op::Unary(_) | Op::Binary(_))
+    }
+}
+
+pub(crate) struct Node {
+    pub id: NodeId,
+    pub op: Op,
+    pub shape: Shape,
+    pub device: Device,
+    /// Emptied when a detached node is realized (see [`Op::Detach`]).
+    pub inputs: RefCell<Vec<Rc<Node>>>,
+    /// The value on the GPU, once realized and worth keeping.
+    pub storage: RefCell<Option<Storage>>,
+    /// How many user-visible [`crate::Tensor`] handles point here. Nodes that
+    /// only the graph references are intermediates: the executor frees their
+    /// buffers as soon as the kernels of a realize are done with them.
+    pub handles: Cell<usize>,
+}
+
+impl Node {
+    pub fn new(op: Op, inputs: Vec<Rc<Node>>, shape: Shape, device: Device) -> Rc<Node> {
+        Rc::new(Node {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            op,
+            shape,
+            device,
+            inputs: RefCell::new(inputs),
+            storage: RefCell::new(None),
+            handles: Cell::new(0),
+        })
+    }
+
+    pub fn inputs(&self) -> std::cell::Ref<'_, Vec<Rc<Node>>> {
+        self.inputs.borrow()
+    }
+
+    pub fn is_realized(&self) -> bool {
+        self.storage.borrow().is_some()
+    }
+}
+
+impl Drop for Node {
+    /// Drops the graph above this node without recursion: inputs that this
+    /// node held the last reference to are unlinked onto an explicit stack.
+    fn drop(&mut self) {
+        let mut stack: Vec<Rc<Node>> = std::mem::take(self.inputs.get_mut());
+        while let Some(node) = stack.pop() {
+            if let Ok(node) = Rc::try_unwrap(node) {
+                stack.extend(node.inputs.take());
+            }
+        }
+    }
+}
+
+/// Post-order (inputs before users) of every node reachable from `roots`,
+/// not descending past nodes for which `stop` is true (those are included).
+pub(crate) fn topo_order(roots: &[Rc<Node>], stop: impl Fn(&Node) -> bool) -> Vec<Rc<Node>> {
+    let mut order = Vec::new();
+    let mut seen = HashSet::new();
+    // (node, inputs pushed?) — the explicit stack replaces recursion.
+    let mut stack: Vec<(Rc<Node>, bool)> = Vec::new();
+    for r in roots.iter().rev() {
+        stack.push((r.clone(), false));
+    }
+    while let Some((node, expanded)) = stack.pop() {
+        if expanded {
+            order.push(node);
+            continue;
+        }
+        if !seen.insert(node.id) {
+            continue;
+        }
+        let stop_here = stop(&node);
+        stack.push((node.clone(), true));
+        if !stop_here {
+            for input in node.inputs().iter().rev() {
+                if !seen.contains(&input.id) {
+                    stack.push((input.clone(), false));
+                }
+            }
+        }
+    }
+    order
+}

@@ -1,0 +1,271 @@
+//! Elementwise ops: one table row each.
+//!
+//! A row gives the op's name, its WGSL expression snippet (spliced by the
+//! scheduler into a fused kernel; `{x}` is the input, `{a}`/`{b}` the two
+//! operands, `{c}` the scalar constant), its f64 reference semantics and its
+//! vjp rule written with ordinary tensor ops (so gradients are differentiable
+//! again). The rules receive the input(s) `x`, the output `y` and the output's
+//! adjoint `g`, and return the partial adjoint of each input in the output's
+//! shape; the graph un-broadcasts it centrally.
+
+use crate::shape::broadcast_shapes;
+use crate::tensor::Tensor;
+use crate::graph::Op;
+
+/// Unary elementwise ops. The ones with an `f32` carry a scalar constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    Neg,
+    Exp,
+    Log,
+    Sin,
+    Cos,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Sqrt,
+    Square,
+    Abs,
+    /// x^c for a constant c (negative x allowed for integer c).
+    PowScalar(f32),
+    /// x·c
+    Scale(f32),
+    /// x + c
+    AddScalar(f32),
+    /// 1 where x > 0, else 0 (relu's derivative; its own derivative is 0).
+    Step,
+    /// −1, 0 or 1 (abs's derivative; its own derivative is 0).
+    Sign,
+}
+
+type UnaryVjp = fn(x: &Tensor, y: &Tensor, g: &Tensor, c: f32) -> Option<Tensor>;
+
+pub(crate) struct UnaryRule {
+    pub name: &'static str,
+    pub wgsl: &'static str,
+    pub reference: fn(x: f64, c: f64) -> f64,
+    /// `None` means the derivative is zero everywhere it exists.
+    pub vjp: UnaryVjp,
+}
+
+impl Unary {
+    #[rustfmt::skip]
+    pub(crate) fn rule(self) -> UnaryRule {
+        use Unary::*;
+        let r = |name, wgsl, reference, vjp| UnaryRule { name, wgsl, reference, vjp };
+        match self {
+            //          name        WGSL                       f64 reference                      vjp: ∂L/∂x = g · ∂y/∂x
+            Neg       => r("neg",     "-{x}",                    |x, _| -x,                         |_, _, g, _| Some(-g)),
+            Exp       => r("exp",     "exp({x})",                |x, _| x.exp(),                    |_, y, g, _| Some(g * y)),
+            Log       => r("log",     "log({x})",                |x, _| x.ln(),                     |x, _, g, _| Some(g / x)),
+            Sin       => r("sin",     "sin({x})",                |x, _| x.sin(),                    |x, _, g, _| Some(g * &x.cos())),
+            Cos       => r("cos",     "cos({x})",                |x, _| x.cos(),                    |x, _, g, _| Some(-(g * &x.sin()))),
+            // tanh' = 1 − y²; the clamp keeps drivers that evaluate tanh through exp from returning NaN.
+            Tanh      => r("tanh",    "tanh(clamp({x}, -15.0, 15.0))", |x, _| x.tanh(),             |_, y, g, _| Some(g * &(1.0 - &y.square()))),
+            // σ' = y(1 − y)
+            Sigmoid   => r("sigmoid", "1.0 / (1.0 + exp(-{x}))", |x, _| 1.0 / (1.0 + (-x).exp()),   |_, y, g, _| Some(g * &(y * &(1.0 - y)))),
+            Relu      => r("relu",    "max({x}, 0.0)",           |x, _| x.max(0.0),                 |x, _, g, _| Some(g * &x.unary(Step))),
+            // (√x)' = 1 / (2√x)
+            Sqrt      => r("sqrt",    "sqrt({x})",               |x, _| x.sqrt(),                   |_, y, g, _| Some(g / &(y * 2.0))),
+            Square    => r("square",  "{x} * {x}",               |x, _| x * x,                      |x, _, g, _| Some(g * &(x * 2.0))),
+            Abs       => r("abs",     "abs({x})",                |x, _| x.abs(),                    |x, _, g, _| Some(g * &x.unary(Sign))),
+            // (x^c)' = c·x^(c−1)
+            PowScalar(_) => r("powf", "wg_pow({x}, {c})",        pow_f64,                           |x, _, g, c| Some(g * &(x.powf(c - 1.0) * c))),
+            Scale(_)  => r("scale",   "{x} * {c}",               |x, c| x * c,                      |_, _, g, c| Some(g * c)),
+            AddScalar(_) => r("add_scalar", "{x} + {c}",         |x, c| x + c,                      |_, _, g, _| Some(g.clone())),
+            Step      => r("step",    "select(0.0, 1.0, {x} > 0.0)", |x, _| if x > 0.0 { 1.0 } else { 0.0 }, |_, _, _, _| None),
+            Sign      => r("sign",    "sign({x})",               |x, _| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 }, |_, _, _, _| None),
+        }
+    }
+
+    /// The scalar constant, for the ops that carry one.
+    pub(crate) fn constant(self) -> Option<f32> {
+        match self {
+            Unary::PowScalar(c) | Unary::Scale(c) | Unary::AddScalar(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> String {
+        match self.constant() {
+            Some(c) => format!("{}({c})", self.rule().name),
+            None => self.rule().name.to_string(),
+        }
+    }
+}
+
+/// x^c in f64 with WGSL's conventions for negative bases (see `wg_pow`).
+pub(crate) fn pow_f64(x: f64, c: f64) -> f64 {
+    if c == 0.0 {
+        1.0
+    } else if x >= 0.0 || c.fract() == 0.0 {
+        x.powf(c)
+    } else {
+        f64::NAN
+    }
+}
+
+/// Binary elementwise ops with numpy broadcasting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Maximum,
+    Minimum,
+    /// 1 where a ≥ b, else 0 (a mask: its derivative is 0).
+    Ge,
+    /// 1 where a < b, else 0 (a mask: its derivative is 0).
+    Lt,
+}
+
+type BinaryVjp = fn(a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> (Option<Tensor>, Option<Tensor>);
+
+pub(crate) struct BinaryRule {
+    pub name: &'static str,
+    pub wgsl: &'static str,
+    pub reference: fn(a: f64, b: f64) -> f64,
+    pub vjp: BinaryVjp,
+}
+
+impl Binary {
+    #[rustfmt::skip]
+    pub(crate) fn info(self) -> BinaryRule {
+        use Binary::*;
+        let r = |name, wgsl, reference, vjp| BinaryRule { name, wgsl, reference, vjp };
+        match self {
+            //        name       WGSL                        f64 reference               vjp: (∂L/∂a, ∂L/∂b)
+            Add     => r("add",     "{a} + {b}",               |a, b| a + b,               |_, _, _, g| (Some(g.clone()), Some(g.clone()))),
+            Sub     => r("sub",     "{a} - {b}",               |a, b| a - b,               |_, _, _, g| (Some(g.clone()), Some(-g))),
+            Mul     => r("mul",     "{a} * {b}",               |a, b| a * b,               |a, b, _, g| (Some(g * b), Some(g * a))),
+            // ∂(a/b)/∂b = −a/b² = −y/b
+            Div     => r("div",     "{a} / {b}",               |a, b| a / b,               |_, b, y, g| (Some(g / b), Some(-(g * y) / b))),
+            // ∂(a^b)/∂a = b·a^(b−1);  ∂(a^b)/∂b = a^b·ln a
+            Pow     => r("pow",     "wg_pow({a}, {b})",        pow_f64,                    |a, b, y, g| (Some(g * &(b * &a.pow(&(b - 1.0)))), Some(g * &(y * &a.log())))),
+            Maximum => r("maximum", "max({a}, {b})",           f64::max,                   |a, b, _, g| (Some(g * &a.ge(b)), Some(g * &a.lt(b)))),
+            Minimum => r("minimum", "min({a}, {b})",           f64::min,                   |a, b, _, g| (Some(g * &b.ge(a)), Some(g * &b.lt(a)))),
+            Ge      => r("ge",      "select(0.0, 1.0, {a} >= {b})", |a, b| (a >= b) as u8 as f64, |_, _, _, _| (None, None)),
+            Lt      => r("lt",      "select(0.0, 1.0, {a} < {b})",  |a, b| (a < b) as u8 as f64,  |_, _, _, _| (None, None)),
+        }
+    }
+}
+
+impl Tensor {
+    /// Applies a unary op from the table.
+    pub fn unary(&self, op: Unary) -> Tensor {
+        Tensor::record(Op::Unary(op), &[self], self.shape().clone())
+    }
+
+    /// Applies a binary op with numpy broadcasting.
+    #[track_caller]
+    pub fn binary(&self, op: Binary, other: &Tensor) -> Tensor {
+        let shape = broadcast_shapes(op.info().name, self.shape(), other.shape());
+        Tensor::record(Op::Binary(op), &[self, other], shape)
+    }
+
+    pub fn exp(&self) -> Tensor { self.unary(Unary::Exp) }
+    /// Natural logarithm.
+    pub fn log(&self) -> Tensor { self.unary(Unary::Log) }
+    pub fn sin(&self) -> Tensor { self.unary(Unary::Sin) }
+    pub fn cos(&self) -> Tensor { self.unary(Unary::Cos) }
+    pub fn tanh(&self) -> Tensor { self.unary(Unary::Tanh) }
+    pub fn sigmoid(&self) -> Tensor { self.unary(Unary::Sigmoid) }
+    pub fn relu(&self) -> Tensor { self.unary(Unary::Relu) }
+    pub fn sqrt(&self) -> Tensor { self.unary(Unary::Sqrt) }
+    pub fn square(&self) -> Tensor { self.unary(Unary::Square) }
+    pub fn abs(&self) -> Tensor { self.unary(Unary::Abs) }
+    /// x^c for a constant exponent.
+    pub fn powf(&self, c: f32) -> Tensor { self.unary(Unary::PowScalar(c)) }
+    /// x·c
+    pub fn scale(&self, c: f32) -> Tensor { self.unary(Unary::Scale(c)) }
+    /// x + c
+    pub fn add_scalar(&self, c: f32) -> Tensor { self.unary(Unary::AddScalar(c)) }
+
+    #[track_caller] pub fn add(&self, o: &Tensor) -> Tensor { self.binary(Binary::Add, o) }
+    #[track_caller] pub fn sub(&self, o: &Tensor) -> Tensor { self.binary(Binary::Sub, o) }
+    #[track_caller] pub fn mul(&self, o: &Tensor) -> Tensor { self.binary(Binary::Mul, o) }
+    #[track_caller] pub fn div(&self, o: &Tensor) -> Tensor { self.binary(Binary::Div, o) }
+    /// Elementwise a^b.
+    #[track_caller] pub fn pow(&self, o: &Tensor) -> Tensor { self.binary(Binary::Pow, o) }
+    #[track_caller] pub fn maximum(&self, o: &Tensor) -> Tensor { self.binary(Binary::Maximum, o) }
+    #[track_caller] pub fn minimum(&self, o: &Tensor) -> Tensor { self.binary(Binary::Minimum, o) }
+    /// 1.0 where self ≥ other, else 0.0.
+    #[track_caller] pub fn ge(&self, o: &Tensor) -> Tensor { self.binary(Binary::Ge, o) }
+    /// 1.0 where self < other, else 0.0.
+    #[track_caller] pub fn lt(&self, o: &Tensor) -> Tensor { self.binary(Binary::Lt, o) }
+}
+
+// Operator overloads: `&a + &b`, `a * 2.0`, `1.0 - &a`, `-&a`, for owned and borrowed tensors.
+macro_rules! binary_operator {
+    ($trait:ident, $method:ident, $op:expr, $scalar_rhs:expr, $scalar_lhs:expr) => {
+        impl std::ops::$trait<&Tensor> for &Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: &Tensor) -> Tensor { self.binary($op, rhs) }
+        }
+        impl std::ops::$trait<Tensor> for Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: Tensor) -> Tensor { self.binary($op, &rhs) }
+        }
+        impl std::ops::$trait<&Tensor> for Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: &Tensor) -> Tensor { self.binary($op, rhs) }
+        }
+        impl std::ops::$trait<Tensor> for &Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: Tensor) -> Tensor { self.binary($op, &rhs) }
+        }
+        impl std::ops::$trait<f32> for &Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: f32) -> Tensor { ($scalar_rhs)(self, rhs) }
+        }
+        impl std::ops::$trait<f32> for Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: f32) -> Tensor { ($scalar_rhs)(&self, rhs) }
+        }
+        impl std::ops::$trait<&Tensor> for f32 {
+            type Output = Tensor;
+            fn $method(self, rhs: &Tensor) -> Tensor { ($scalar_lhs)(self, rhs) }
+        }
+        impl std::ops::$trait<Tensor> for f32 {
+            type Output = Tensor;
+            fn $method(self, rhs: Tensor) -> Tensor { ($scalar_lhs)(self, &rhs) }
+        }
+    };
+}
+
+fn scalar_like(t: &Tensor, v: f32) -> Tensor {
+    Tensor::full(t.device(), crate::shape::Shape::scalar(), v)
+}
+
+binary_operator!(Add, add, Binary::Add, |t: &Tensor, c| t.add_scalar(c), |c, t: &Tensor| t.add_scalar(c));
+binary_operator!(Sub, sub, Binary::Sub, |t: &Tensor, c: f32| t.add_scalar(-c), |c, t: &Tensor| (-t).add_scalar(c));
+binary_operator!(Mul, mul, Binary::Mul, |t: &Tensor, c| t.scale(c), |c, t: &Tensor| t.scale(c));
+binary_operator!(Div, div, Binary::Div, |t: &Tensor, c| t.binary(Binary::Div, &scalar_like(t, c)), |c, t: &Tensor| scalar_like(t, c).binary(Binary::Div, t));
+
+impl std::ops::Neg for &Tensor {
+    type Output = Tensor;
+    fn neg(self) -> Tensor { self.unary(Unary::Neg) }
+}
+impl std::ops::Neg for Tensor {
+    type Output = Tensor;
+    fn neg(self) -> Tensor { self.unary(Unary::Neg) }
+}
+
+/// Every unary op, for tests and documentation (constants filled with typical values).
+pub const ALL_UNARY: &[Unary] = &[
+    Unary::Neg, Unary::Exp, Unary::Log, Unary::Sin, Unary::Cos, Unary::Tanh, Unary::Sigmoid,
+    Unary::Relu, Unary::Sqrt, Unary::Square, Unary::Abs, Unary::PowScalar(3.0), Unary::PowScalar(0.5),
+    Unary::Scale(-2.5), Unary::AddScalar(1.5), Unary::Step, Unary::Sign,
+];
+
+/// Every binary op, for tests and documentation.
+pub const ALL_BINARY: &[Binary] = &[
+    Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Pow, Binary::Maximum,
+    Binary::Minimum, Binary::Ge, Binary::Lt,
+];

@@ -1,0 +1,141 @@
+//! Movement ops: reshape, permute/transpose, broadcast_to, slice, pad, concat.
+
+use crate::graph::Op;
+use crate::shape::{can_broadcast_to, check_permutation, Shape};
+use crate::tensor::Tensor;
+
+impl Tensor {
+    /// Same elements (row-major), new shape.
+    #[track_caller]
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Tensor {
+        let shape = shape.into();
+        assert_eq!(
+            shape.numel(),
+            self.numel(),
+            "reshape: cannot view a tensor of shape {:?} as {shape:?}",
+            self.shape()
+        );
+        if &shape == self.shape() {
+            return self.clone();
+        }
+        Tensor::record(Op::Reshape, &[self], shape)
+    }
+
+    /// Reorders the axes: output axis `i` is input axis `perm[i]`.
+    #[track_caller]
+    pub fn permute(&self, perm: &[usize]) -> Tensor {
+        check_permutation("permute", self.shape(), perm);
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return self.clone();
+        }
+        let dims: Vec<usize> = perm.iter().map(|&p| self.dims()[p]).collect();
+        Tensor::record(Op::Permute(perm.to_vec()), &[self], Shape::new(&dims))
+    }
+
+    /// Swaps two axes.
+    #[track_caller]
+    pub fn transpose(&self, a: usize, b: usize) -> Tensor {
+        self.shape().check_axis("transpose", a);
+        self.shape().check_axis("transpose", b);
+        let mut perm: Vec<usize> = (0..self.rank()).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// Swaps the last two axes (the matrix transpose).
+    #[track_caller]
+    pub fn t(&self) -> Tensor {
+        assert!(self.rank() >= 2, "t: need at least 2 axes, got {:?}", self.shape());
+        self.transpose(self.rank() - 2, self.rank() - 1)
+    }
+
+    /// Repeats the tensor along broadcast axes (numpy rules).
+    #[track_caller]
+    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Tensor {
+        let shape = shape.into();
+        assert!(
+            can_broadcast_to(self.shape(), &shape),
+            "broadcast_to: {:?} does not broadcast to {shape:?}",
+            self.shape()
+        );
+        if &shape == self.shape() {
+            return self.clone();
+        }
+        Tensor::record(Op::Expand, &[self], shape)
+    }
+
+    /// The window `ranges[i].0 .. ranges[i].1` along each axis.
+    #[track_caller]
+    pub fn slice(&self, ranges: &[(usize, usize)]) -> Tensor {
+        assert_eq!(
+            ranges.len(),
+            self.rank(),
+            "slice: {} ranges given for a tensor of shape {:?}",
+            ranges.len(),
+            self.shape()
+        );
+        for (i, &(s, e)) in ranges.iter().enumerate() {
+            assert!(
+                s <= e && e <= self.dims()[i],
+                "slice: range {s}..{e} is out of bounds for axis {i} of shape {:?}",
+                self.shape()
+            );
+        }
+        let dims: Vec<usize> = ranges.iter().map(|&(s, e)| e - s).collect();
+        if dims == self.dims() {
+            return self.clone();
+        }
+        let starts = ranges.iter().map(|r| r.0).collect();
+        Tensor::record(Op::Slice { starts }, &[self], Shape::new(&dims))
+    }
+
+    /// `len` entries of `axis` starting at `start`.
+    #[track_caller]
+    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Tensor {
+        self.shape().check_axis("narrow", axis);
+        let ranges: Vec<(usize, usize)> = self
+            .dims()
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if i == axis { (start, start + len) } else { (0, d) })
+            .collect();
+        self.slice(&ranges)
+    }
+
+    /// Zeros of `shape` with this tensor written at `starts` (slice's adjoint).
+    #[track_caller]
+    pub fn pad_into(&self, shape: impl Into<Shape>, starts: &[usize]) -> Tensor {
+        let shape = shape.into();
+        assert!(
+            starts.len() == self.rank()
+                && shape.rank() == self.rank()
+                && (0..self.rank()).all(|i| starts[i] + self.dims()[i] <= shape.dims()[i]),
+            "pad_into: a tensor of shape {:?} at {starts:?} does not fit in {shape:?}",
+            self.shape()
+        );
+        if &shape == self.shape() {
+            return self.clone();
+        }
+        Tensor::record(Op::Pad { starts: starts.to_vec() }, &[self], shape)
+    }
+
+    /// Joins tensors along `axis`; all other axes must match.
+    #[track_caller]
+    pub fn concat(tensors: &[&Tensor], axis: usize) -> Tensor {
+        assert!(!tensors.is_empty(), "concat: no tensors given");
+        let first = tensors[0].shape();
+        first.check_axis("concat", axis);
+        let mut dims = first.dims().to_vec();
+        dims[axis] = 0;
+        for t in tensors {
+            let ok = t.rank() == first.rank()
+                && (0..first.rank()).all(|i| i == axis || t.dims()[i] == first.dims()[i]);
+            assert!(ok, "concat: shape {:?} does not match {first:?} outside axis {axis}", t.shape());
+            dims[axis] += t.dims()[axis];
+        }
+        if tensors.len() == 1 {
+            return tensors[0].clone();
+        }
+        Tensor::record(Op::Concat { axis }, tensors, Shape::new(&dims))
+    }
+}

@@ -1,0 +1,102 @@
+//! Reductions over any set of axes: sum, mean, max, min.
+//!
+//! The graph node always keeps the reduced axes (size 1); `keepdim = false`
+//! is a reshape on top. Mean is sum times 1/count, so it needs no rule of its own.
+
+use crate::graph::Op;
+use crate::shape::{reduced_shape, Shape};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+}
+
+impl ReduceOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+        }
+    }
+}
+
+impl Tensor {
+    #[track_caller]
+    fn reduce(&self, op: ReduceOp, axes: &[usize], keepdim: bool) -> Tensor {
+        let mut axes = axes.to_vec();
+        axes.sort_unstable();
+        axes.dedup();
+        let kept = reduced_shape(op.name(), self.shape(), &axes);
+        let reduced = if axes.is_empty() {
+            self.clone()
+        } else {
+            Tensor::record(Op::Reduce { op, axes: axes.clone() }, &[self], kept)
+        };
+        if keepdim {
+            reduced
+        } else {
+            let dims: Vec<usize> =
+                self.dims().iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+            reduced.reshape(dims)
+        }
+    }
+
+    fn all_axes(&self) -> Vec<usize> {
+        (0..self.rank()).collect()
+    }
+
+    /// Sum of all elements, as a 0-d tensor.
+    pub fn sum(&self) -> Tensor {
+        self.reduce(ReduceOp::Sum, &self.all_axes(), false)
+    }
+    /// Sum over `axes`; with `keepdim` the reduced axes stay as size 1.
+    #[track_caller]
+    pub fn sum_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
+        self.reduce(ReduceOp::Sum, axes, keepdim)
+    }
+    /// Mean of all elements.
+    pub fn mean(&self) -> Tensor {
+        self.mean_axes(&self.all_axes(), false)
+    }
+    #[track_caller]
+    pub fn mean_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
+        let count: usize = axes.iter().map(|&a| { self.shape().check_axis("mean", a); self.dims()[a] }).product();
+        self.sum_axes(axes, keepdim) * (1.0 / count.max(1) as f32)
+    }
+    /// Largest element.
+    pub fn max(&self) -> Tensor {
+        self.reduce(ReduceOp::Max, &self.all_axes(), false)
+    }
+    #[track_caller]
+    pub fn max_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
+        self.reduce(ReduceOp::Max, axes, keepdim)
+    }
+    /// Smallest element.
+    pub fn min(&self) -> Tensor {
+        self.reduce(ReduceOp::Min, &self.all_axes(), false)
+    }
+    #[track_caller]
+    pub fn min_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
+        self.reduce(ReduceOp::Min, axes, keepdim)
+    }
+
+    /// Sums a broadcast tensor back down to `shape` (the un-broadcast that
+    /// reverse mode applies to the adjoint of every broadcast input).
+    #[track_caller]
+    pub fn sum_to(&self, shape: &Shape) -> Tensor {
+        if self.shape() == shape {
+            return self.clone();
+        }
+        assert!(
+            crate::shape::can_broadcast_to(shape, self.shape()),
+            "sum_to: {shape:?} does not broadcast to {:?}",
+            self.shape()
+        );
+        let axes = crate::shape::broadcast_axes(shape, self.shape());
+        self.sum_axes(&axes, true).reshape(shape.clone())
+    }
+}

@@ -1,0 +1,200 @@
+//! The user-facing tensor handle.
+//!
+//! A `Tensor` is a cheap handle on a graph node. Creating one from data or
+//! applying an op records a node and checks shapes; nothing runs on the GPU
+//! until a value is read ([`Tensor::to_vec`], [`Tensor::item`]) or
+//! [`Tensor::realize`] is called.
+
+use std::rc::Rc;
+
+use crate::device::Device;
+use crate::error::Result;
+use crate::graph::{Node, NodeId, Op};
+use crate::shape::Shape;
+
+/// An f32 tensor of any rank, living on a [`Device`].
+pub struct Tensor {
+    pub(crate) node: Rc<Node>,
+}
+
+impl Clone for Tensor {
+    fn clone(&self) -> Tensor {
+        Tensor::from_node(self.node.clone())
+    }
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        self.node.handles.set(self.node.handles.get() - 1);
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor(#{} {} {:?})", self.node.id, self.node.op.name(), self.node.shape)
+    }
+}
+
+impl Tensor {
+    pub(crate) fn from_node(node: Rc<Node>) -> Tensor {
+        node.handles.set(node.handles.get() + 1);
+        Tensor { node }
+    }
+
+    /// Records a node. `inputs` must all live on one device.
+    #[track_caller]
+    pub(crate) fn record(op: Op, inputs: &[&Tensor], shape: Shape) -> Tensor {
+        let device = inputs[0].node.device.clone();
+        for t in &inputs[1..] {
+            assert!(
+                t.node.device.same(&device),
+                "{}: inputs live on different devices ({:?} and {:?})",
+                op.name(),
+                device,
+                t.node.device
+            );
+        }
+        let nodes = inputs.iter().map(|t| t.node.clone()).collect();
+        Tensor::from_node(Node::new(op, nodes, shape, device))
+    }
+
+    fn leaf(device: &Device, op: Op, shape: Shape) -> Tensor {
+        Tensor::from_node(Node::new(op, Vec::new(), shape, device.clone()))
+    }
+
+    /// A tensor holding `data` (row-major) with the given shape.
+    #[track_caller]
+    pub fn from_vec(device: &Device, data: impl Into<Vec<f32>>, shape: impl Into<Shape>) -> Tensor {
+        let data = data.into();
+        let shape = shape.into();
+        assert_eq!(
+            data.len(),
+            shape.numel(),
+            "from_vec: {} values do not fill a tensor of shape {shape:?} ({} elements)",
+            data.len(),
+            shape.numel()
+        );
+        Tensor::leaf(device, Op::Input(data.into()), shape)
+    }
+
+    /// A 0-d tensor.
+    pub fn scalar(device: &Device, value: f32) -> Tensor {
+        Tensor::from_vec(device, vec![value], Shape::scalar())
+    }
+
+    /// Every element equal to `value`. Costs no upload: the constant is
+    /// generated (usually fused) on the GPU.
+    pub fn full(device: &Device, shape: impl Into<Shape>, value: f32) -> Tensor {
+        Tensor::leaf(device, Op::Fill(value), shape.into())
+    }
+    pub fn zeros(device: &Device, shape: impl Into<Shape>) -> Tensor {
+        Tensor::full(device, shape, 0.0)
+    }
+    pub fn ones(device: &Device, shape: impl Into<Shape>) -> Tensor {
+        Tensor::full(device, shape, 1.0)
+    }
+    pub fn zeros_like(&self) -> Tensor {
+        Tensor::zeros(self.device(), self.shape().clone())
+    }
+    pub fn ones_like(&self) -> Tensor {
+        Tensor::ones(self.device(), self.shape().clone())
+    }
+
+    /// Uniform samples in [lo, hi), reproducible from `seed` on any device.
+    pub fn rand_uniform(device: &Device, shape: impl Into<Shape>, lo: f32, hi: f32, seed: u64) -> Tensor {
+        let shape = shape.into();
+        Tensor::from_vec(device, crate::random::uniform(shape.numel(), lo, hi, seed), shape)
+    }
+
+    /// Normal samples N(mean, std²), reproducible from `seed` on any device.
+    pub fn rand_normal(device: &Device, shape: impl Into<Shape>, mean: f32, std: f32, seed: u64) -> Tensor {
+        let shape = shape.into();
+        Tensor::from_vec(device, crate::random::normal(shape.numel(), mean, std, seed), shape)
+    }
+
+    pub fn shape(&self) -> &Shape {
+        &self.node.shape
+    }
+    pub fn dims(&self) -> &[usize] {
+        self.node.shape.dims()
+    }
+    pub fn rank(&self) -> usize {
+        self.node.shape.rank()
+    }
+    pub fn numel(&self) -> usize {
+        self.node.shape.numel()
+    }
+    pub fn device(&self) -> &Device {
+        &self.node.device
+    }
+    /// The node's id, unique in the process (handy in graph dumps).
+    pub fn id(&self) -> NodeId {
+        self.node.id
+    }
+    /// A short name of the op that produced this tensor ("exp", "matmul", ...).
+    pub fn op_name(&self) -> String {
+        self.node.op.name()
+    }
+    /// The tensors this one was computed from (empty for leaves).
+    pub fn inputs(&self) -> Vec<Tensor> {
+        self.node.inputs().iter().map(|n| Tensor::from_node(n.clone())).collect()
+    }
+    /// True if both handles point at the same graph node.
+    pub fn same_node(&self, other: &Tensor) -> bool {
+        Rc::ptr_eq(&self.node, &other.node)
+    }
+
+    /// The same value, cut off from differentiation (its gradient is zero).
+    /// Once realized it forgets the graph that produced it, which is how a
+    /// training loop keeps its parameters from growing an ever longer chain.
+    pub fn detach(&self) -> Tensor {
+        Tensor::record(Op::Detach, &[self], self.shape().clone())
+    }
+
+    /// Runs every pending kernel this tensor needs, in one submit.
+    pub fn realize(&self) -> Result<()> {
+        crate::exec::realize(&[self])
+    }
+
+    /// Reads the value back (row-major). Async because browsers cannot block.
+    pub async fn to_vec(&self) -> Result<Vec<f32>> {
+        Ok(crate::exec::read(&[self]).await?.pop().unwrap())
+    }
+
+    /// Reads a one-element tensor back as a number.
+    #[track_caller]
+    pub fn item(&self) -> impl std::future::Future<Output = Result<f32>> + '_ {
+        assert_eq!(self.numel(), 1, "item: tensor of shape {:?} is not a single value", self.shape());
+        async move { Ok(self.to_vec().await?[0]) }
+    }
+
+    /// Blocking [`Tensor::to_vec`] for native code.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn to_vec_blocking(&self) -> Result<Vec<f32>> {
+        pollster::block_on(self.to_vec())
+    }
+
+    /// Blocking [`Tensor::item`] for native code.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[track_caller]
+    pub fn item_blocking(&self) -> Result<f32> {
+        let fut = self.item();
+        pollster::block_on(fut)
+    }
+}
+
+/// Realizes several tensors in one submit and reads them all back.
+pub async fn read_all(tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+    crate::exec::read(tensors).await
+}
+
+/// Blocking [`read_all`] for native code.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_all_blocking(tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+    pollster::block_on(read_all(tensors))
+}
+
+/// Realizes several tensors in one submit, without reading them back.
+pub fn realize_all(tensors: &[&Tensor]) -> Result<()> {
+    crate::exec::realize(tensors)
+}
