@@ -19,7 +19,7 @@ impl PipelineCache {
         if let Some(p) = self.pipelines.get(source) {
             return p.clone();
         }
-        log::debug!("webgrad: compiling pipeline {entry}");
+        log::debug!("webgrad: compiling pipeline {entry}:\n{source}");
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(entry),
             source: wgpu::ShaderSource::Wgsl(source.into()),

@@ -270,47 +270,52 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         if !node.op.is_elementwise() {
             continue;
         }
-        let mut my_leaves: Vec<NodeId> = Vec::new();
-        let mut size = 1;
-        for input in node.inputs().iter() {
+        let inputs: Vec<Rc<Node>> = node.inputs().clone();
+        let is_candidate = |input: &Rc<Node>| {
             let users = consumers.get(&input.id).map_or(&[][..], |v| v.as_slice());
-            let candidate = !input.is_realized()
+            !input.is_realized()
                 && input.op.is_elementwise()
                 && !keep(input)
                 && match input.op {
                     // Constants are free to inline into every elementwise user.
                     Op::Fill(_) => users.iter().all(|u| u.op.is_elementwise()),
                     _ => users.len() == 1 && input.shape == node.shape,
-                };
-            if candidate && matches!(input.op, Op::Fill(_)) {
+                }
+        };
+        // Buffer inputs that cannot be inlined come first: they are bound
+        // whatever else is decided.
+        let mut my_leaves: Vec<NodeId> = Vec::new();
+        for input in inputs.iter().filter(|i| !is_candidate(i)) {
+            if !my_leaves.contains(&input.id) {
+                my_leaves.push(input.id);
+            }
+        }
+        let mut size = 1;
+        let candidates: Vec<&Rc<Node>> = inputs.iter().filter(|i| is_candidate(i)).collect();
+        for (j, input) in candidates.iter().enumerate() {
+            if matches!(input.op, Op::Fill(_)) {
                 inline.insert(input.id);
                 continue;
             }
-            if candidate {
-                let theirs = &leaves[&input.id];
-                let mut merged = my_leaves.clone();
-                for l in theirs {
-                    if !merged.contains(l) {
-                        merged.push(*l);
-                    }
-                }
-                if merged.len() <= MAX_FUSED_INPUTS && size + sizes[&input.id] <= MAX_FUSED_NODES {
-                    inline.insert(input.id);
-                    my_leaves = merged;
-                    size += sizes[&input.id];
-                    continue;
+            let mut merged = my_leaves.clone();
+            for l in &leaves[&input.id] {
+                if !merged.contains(l) {
+                    merged.push(*l);
                 }
             }
-            if !my_leaves.contains(&input.id) {
+            // Leave a binding free for each later candidate, in case it is rejected.
+            let later = candidates.len() - j - 1;
+            if merged.len() + later <= MAX_FUSED_INPUTS && size + sizes[&input.id] <= MAX_FUSED_NODES {
+                inline.insert(input.id);
+                my_leaves = merged;
+                size += sizes[&input.id];
+            } else if !my_leaves.contains(&input.id) {
                 my_leaves.push(input.id);
             }
         }
         leaves.insert(node.id, my_leaves);
         sizes.insert(node.id, size);
     }
-    // A node can still end up with too many buffer inputs when no input was a
-    // candidate (e.g. seven distinct buffers): then it is not fusible at all.
-    // Binary ops have two inputs, so this cannot happen today.
 
     // Remaining uses of each value by the kernels still to be encoded.
     let kernel_inputs = |node: &Rc<Node>| -> Vec<NodeId> {
@@ -338,9 +343,20 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
     for node in order.iter().filter(|n| n.is_realized()) {
         s.values.insert(node.id, node.storage.borrow().clone().unwrap());
     }
+    // Uploads happen (queue.write_buffer) before any kernel of the submit
+    // runs, so their buffers must be taken from the pool before any kernel
+    // releases one: otherwise an upload could land in a buffer that an
+    // earlier kernel of this submit still uses.
+    let mut uploaded: HashMap<NodeId, Storage> = HashMap::new();
+    for node in pending.iter().filter(|n| matches!(n.op, Op::Input(_))) {
+        uploaded.insert(node.id, s.emit(node, &|_| false)?);
+    }
     let is_inlined = |n: &Node| inline.contains(&n.id);
     for node in pending.iter().filter(|n| !inline.contains(&n.id)) {
-        let value = s.emit(node, &is_inlined)?;
+        let value = match uploaded.remove(&node.id) {
+            Some(v) => v,
+            None => s.emit(node, &is_inlined)?,
+        };
         s.values.insert(node.id, value);
         for id in kernel_inputs(node) {
             let left = remaining.get_mut(&id).unwrap();

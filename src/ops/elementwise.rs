@@ -86,7 +86,8 @@ impl Unary {
         }
     }
 
-    pub(crate) fn name(self) -> String {
+    /// The op's name, with its constant if it has one ("exp", "scale(2)").
+    pub fn name(self) -> String {
         match self.constant() {
             Some(c) => format!("{}({c})", self.rule().name),
             None => self.rule().name.to_string(),

@@ -1,0 +1,69 @@
+//! Every WGSL source and every generated specialization parses and validates
+//! with naga under WebGPU's default capabilities (no GPU needed).
+
+use crate::device::Device;
+use crate::ops::elementwise::{ALL_BINARY, ALL_UNARY};
+use crate::ops::reduce::ReduceOp;
+use crate::tensor::Tensor;
+
+use super::codegen::fused_kernel;
+use super::kernels::{reduce_source, COPY, MATMUL_SCALAR, MATMUL_VEC4};
+
+fn validate(name: &str, source: &str) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name}: WGSL parse error:\n{}\n{source}", e.emit_to_string(source)));
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: WGSL validation error:\n{}\n{source}", e.emit_to_string(source)));
+}
+
+fn fused(t: &Tensor, inlined: bool) -> String {
+    fused_kernel(&t.node, &|_| inlined).source
+}
+
+#[test]
+fn fixed_kernels_validate() {
+    validate("copy", COPY);
+    validate("matmul_vec4", MATMUL_VEC4);
+    validate("matmul_scalar", MATMUL_SCALAR);
+    for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
+        validate(op.name(), &reduce_source(op));
+    }
+}
+
+#[test]
+fn every_elementwise_specialization_validates() {
+    let d = Device::reference_only();
+    let x = Tensor::ones(&d, [2, 3]);
+    for &u in ALL_UNARY {
+        validate(&u.name(), &fused(&x.unary(u), false));
+    }
+    let row = Tensor::ones(&d, [3]);
+    let col = Tensor::ones(&d, [2, 1]);
+    let scalar = Tensor::ones(&d, []);
+    for &b in ALL_BINARY {
+        // Same shape, broadcast row, broadcast column, scalar operand.
+        validate(&format!("{b:?} same"), &fused(&x.binary(b, &x), false));
+        validate(&format!("{b:?} row"), &fused(&x.binary(b, &row), false));
+        validate(&format!("{b:?} col"), &fused(&col.binary(b, &row), false));
+        validate(&format!("{b:?} scalar"), &fused(&scalar.binary(b, &x), false));
+    }
+}
+
+#[test]
+fn fused_chains_validate() {
+    let d = Device::reference_only();
+    let x = Tensor::from_vec(&d, vec![0.5; 6], [2, 3]);
+    let b = Tensor::from_vec(&d, vec![0.5; 3], [3]);
+    let y = &(&(&x.sin() * &x.exp()) + &(&x * &x)) - &x.tanh();
+    let z = &(&y.powf(2.0) * 3.0) / &b.add_scalar(1.0);
+    // Everything but the leaves inlined into one kernel.
+    let src = fused_kernel(&z.node, &|n| !matches!(n.op, crate::graph::Op::Input(_))).source;
+    validate("chain", &src);
+    assert!(src.contains("sin(") && src.contains("exp(") && src.contains("wg_pow("));
+    // A constant operand is inlined as a parameter, not a buffer.
+    let c = &x + &Tensor::full(&d, [2, 3], 4.0);
+    let src = fused_kernel(&c.node, &|n| matches!(n.op, crate::graph::Op::Fill(_))).source;
+    validate("const", &src);
+    assert!(src.contains("src0: array") && !src.contains("src1: array"));
+}

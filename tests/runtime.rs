@@ -1,0 +1,153 @@
+//! The lazy runtime: laziness, one submit for many outputs, buffer reuse,
+//! bounded memory in a training loop, big tensors and errors.
+
+mod common;
+
+use webgrad::{grad, read_all_blocking, realize_all, reference, Device, Error, Tensor};
+
+#[test]
+fn ops_record_nodes_and_run_nothing_until_read() {
+    let Some(dev) = common::private_device() else { return };
+    let before = dev.memory_stats();
+    let x = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0], [3]);
+    let y = (&x.exp() * 2.0).sum();
+    // Nothing was uploaded or allocated by recording.
+    assert_eq!(dev.memory_stats().live_buffers, before.live_buffers);
+    assert_eq!(y.op_name(), "reshape");
+    assert_eq!(y.inputs()[0].op_name(), "sum[0]");
+    assert_eq!(dev.pipelines_compiled(), 0);
+    let want: f64 = [1f64, 2.0, 3.0].iter().map(|v| 2.0 * v.exp()).sum();
+    assert!((y.item_blocking().unwrap() as f64 - want).abs() < 1e-4);
+    // Realized handles keep their values: x's upload and y.
+    assert!(dev.memory_stats().live_buffers >= before.live_buffers + 2);
+}
+
+#[test]
+fn one_realize_computes_several_outputs() {
+    let dev = gpu!();
+    let x = Tensor::rand_uniform(&dev, [64], -1.0, 1.0, 3);
+    let a = x.sin();
+    let b = x.cos();
+    realize_all(&[&a, &b]).unwrap();
+    let v = read_all_blocking(&[&a, &b]).unwrap();
+    for ((s, c), xv) in v[0].iter().zip(&v[1]).zip(x.to_vec_blocking().unwrap()) {
+        assert!((s - xv.sin()).abs() < 1e-6 && (c - xv.cos()).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn a_training_loop_does_not_grow_memory() {
+    let Some(dev) = common::private_device() else { return };
+    let x = Tensor::rand_uniform(&dev, [32, 8], -1.0, 1.0, 1);
+    let target = Tensor::rand_uniform(&dev, [32, 1], -1.0, 1.0, 2);
+    let mut w = Tensor::rand_normal(&dev, [8, 1], 0.0, 0.1, 3);
+    let mut stats = Vec::new();
+    let mut losses = Vec::new();
+    for step in 0..300 {
+        let loss = x.matmul(&w).mse(&target);
+        let g = &grad(&loss, &[&w])[0];
+        // The update is detached: once realized it forgets the old graph.
+        w = (&w - &(g * 0.1)).detach();
+        losses.push(read_all_blocking(&[&loss, &w]).unwrap()[0][0]);
+        if step == 50 || step == 299 {
+            stats.push(dev.memory_stats());
+        }
+    }
+    assert!(losses[299] < losses[0] * 0.9, "loss did not fall: {} -> {}", losses[0], losses[299]);
+    // Same buffers, live and pooled, after warm-up: the graphs of old steps are freed.
+    assert_eq!(stats[0], stats[1], "GPU buffers changed between step 50 and step 299");
+}
+
+#[test]
+fn dropped_tensors_return_their_buffers_to_the_pool() {
+    // A private device, so no other test's buffers are counted.
+    let Some(dev) = common::private_device() else { return };
+    let x = Tensor::rand_uniform(&dev, [1000], -1.0, 1.0, 1);
+    let y = x.exp();
+    y.realize().unwrap();
+    let live = dev.memory_stats();
+    assert_eq!(live.live_buffers, 2, "{live:?}");
+    drop(y);
+    drop(x);
+    let after = dev.memory_stats();
+    assert_eq!(after.live_buffers, 0);
+    assert!(after.pooled_buffers >= 2);
+    // The next tensor reuses a pooled buffer instead of allocating.
+    let z = Tensor::rand_uniform(&dev, [900], -1.0, 1.0, 2);
+    z.realize().unwrap();
+    assert_eq!(dev.memory_stats().live_buffers + dev.memory_stats().pooled_buffers, after.pooled_buffers);
+    dev.trim_pool();
+    assert_eq!(dev.memory_stats().pooled_buffers, 0);
+}
+
+#[test]
+fn a_tensor_of_20_million_elements() {
+    let dev = gpu!();
+    let n = 20_000_000;
+    let data: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 / 1000.0).collect();
+    let x = Tensor::from_vec(&dev, data, [n]);
+    let y = &(&x * 2.0) + 1.0;
+    let s = y.sum();
+    let g = &grad(&s.clone(), &[&x])[0];
+    let v = read_all_blocking(&[&y, &s, g]).unwrap();
+    assert_eq!(v[0].len(), n);
+    for i in [0, 1, 999, 1000, 12_345_678, n - 1] {
+        let want = 2.0 * (i % 1000) as f32 / 1000.0 + 1.0;
+        assert!((v[0][i] - want).abs() < 1e-6, "element {i}: {} vs {want}", v[0][i]);
+    }
+    // Σ over 20,000 blocks of (2·k/1000 + 1), k = 0..999.
+    let want_sum = 20_000.0 * (0..1000).map(|k| 2.0 * k as f64 / 1000.0 + 1.0).sum::<f64>();
+    assert!(((v[1][0] as f64) - want_sum).abs() / want_sum < 1e-5, "{} vs {want_sum}", v[1][0]);
+    assert!(v[2].iter().all(|&d| d == 2.0));
+}
+
+#[test]
+fn a_tensor_larger_than_a_binding_is_an_error() {
+    let dev = gpu!();
+    let big = Tensor::full(&dev, [40_000_000], 1.0); // 160 MB > 128 MiB
+    match big.sum().realize() {
+        Err(Error::TooLarge { bytes, limit }) => assert!(bytes > limit),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    // The device still works afterwards.
+    assert_eq!(Tensor::scalar(&dev, 2.0).square().item_blocking().unwrap(), 4.0);
+}
+
+#[test]
+fn reference_only_devices_evaluate_on_the_cpu() {
+    let dev = Device::reference_only();
+    let x = Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
+    let y = (&x * &x).sum();
+    assert!(matches!(y.realize(), Err(Error::NoGpu)));
+    assert_eq!(reference::eval(&y).unwrap(), vec![5.0]);
+    assert_eq!(reference::eval(&grad(&y, &[&x])[0]).unwrap(), vec![2.0, 4.0]);
+}
+
+#[test]
+fn reductions_are_bitwise_deterministic() {
+    let dev = gpu!();
+    let x = Tensor::rand_normal(&dev, [3, 100_000], 0.0, 1.0, 9);
+    let a = x.sum_axes(&[1], false).to_vec_blocking().unwrap();
+    for _ in 0..3 {
+        let b = x.sum_axes(&[1], false).to_vec_blocking().unwrap();
+        assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn random_tensors_are_reproducible_from_a_seed() {
+    let dev = Device::reference_only();
+    let a = reference::eval(&Tensor::rand_normal(&dev, [100], 0.0, 1.0, 42)).unwrap();
+    let b = reference::eval(&Tensor::rand_normal(&dev, [100], 0.0, 1.0, 42)).unwrap();
+    let c = reference::eval(&Tensor::rand_normal(&dev, [100], 0.0, 1.0, 43)).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn zero_sized_tensors() {
+    let dev = gpu!();
+    let x = Tensor::zeros(&dev, [0, 3]);
+    assert_eq!(x.exp().to_vec_blocking().unwrap(), Vec::<f32>::new());
+    assert_eq!(x.sum().item_blocking().unwrap(), 0.0);
+}
