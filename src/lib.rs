@@ -38,7 +38,7 @@ pub mod reference;
 pub mod shape;
 pub mod tensor;
 
-pub use autodiff::{grad, grad_with_seed, Gradients};
+pub use autodiff::{backward_trace, grad, grad_with_seed, Gradients, TraceStep};
 pub use device::{AdapterSummary, Device, DeviceOptions, MemoryStats};
 pub use error::{Error, Result};
 pub use ops::elementwise::{Binary, Unary};
@@ -46,5 +46,5 @@ pub use ops::nn::one_hot;
 pub use ops::reduce::ReduceOp;
 pub use shape::Shape;
 #[cfg(not(target_arch = "wasm32"))]
-pub use tensor::read_all_blocking;
-pub use tensor::{read_all, realize_all, Tensor};
+pub use tensor::{read_all_blocking, read_and_realize_blocking};
+pub use tensor::{read_all, read_and_realize, realize_all, Tensor};

@@ -158,7 +158,7 @@ impl Tensor {
 
     /// Reads the value back (row-major). Async because browsers cannot block.
     pub async fn to_vec(&self) -> Result<Vec<f32>> {
-        Ok(crate::exec::read(&[self]).await?.pop().unwrap())
+        Ok(crate::exec::read(&[self], &[]).await?.pop().unwrap())
     }
 
     /// Reads a one-element tensor back as a number.
@@ -185,7 +185,20 @@ impl Tensor {
 
 /// Realizes several tensors in one submit and reads them all back.
 pub async fn read_all(tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
-    crate::exec::read(tensors).await
+    crate::exec::read(tensors, &[]).await
+}
+
+/// Realizes `read` and `realize` in one submit and reads back only `read`:
+/// e.g. a training step reads its loss while the updated parameters stay on
+/// the GPU.
+pub async fn read_and_realize(read: &[&Tensor], realize: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+    crate::exec::read(read, realize).await
+}
+
+/// Blocking [`read_and_realize`] for native code.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_and_realize_blocking(read: &[&Tensor], realize: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+    pollster::block_on(read_and_realize(read, realize))
 }
 
 /// Blocking [`read_all`] for native code.

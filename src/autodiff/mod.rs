@@ -3,4 +3,4 @@
 pub mod reverse;
 mod vjp;
 
-pub use reverse::{grad, grad_with_seed, Gradients};
+pub use reverse::{backward_trace, grad, grad_with_seed, Gradients, TraceStep};

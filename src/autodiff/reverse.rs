@@ -93,8 +93,38 @@ fn stops_gradient(n: &Node) -> bool {
     matches!(n.op, Op::Detach)
 }
 
+/// One node's visit in the reverse pass, for showing the algorithm at work.
+pub struct TraceStep {
+    /// The node visited.
+    pub node: Tensor,
+    /// The partial adjoints Δv_{i→j} that flowed into it, each with the node
+    /// j that sent it (`None` for the output's own seed).
+    pub partials: Vec<(Option<Tensor>, Tensor)>,
+    /// Their sum, the node's adjoint Δv_i.
+    pub adjoint: Tensor,
+}
+
+/// Runs reverse mode from the scalar `y` and records, in visiting order
+/// (reverse topological), every node's list of partial adjoints and its sum:
+/// the node_to_grad table of the classic algorithm. Values are lazy tensors;
+/// read them together with [`crate::read_all`].
+#[track_caller]
+pub fn backward_trace(y: &Tensor) -> Vec<TraceStep> {
+    let leaves: Vec<Rc<Node>> = topo_order(std::slice::from_ref(&y.node), stops_gradient)
+        .into_iter()
+        .filter(|n| matches!(n.op, Op::Input(_)))
+        .collect();
+    let mut steps = Vec::new();
+    run(y, &scalar_seed(y, "backward_trace"), &leaves, Some(&mut steps));
+    steps
+}
+
 /// The node_to_grad algorithm. Returns the adjoint of each target reached.
 fn adjoints(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>]) -> HashMap<NodeId, Tensor> {
+    run(y, seed, targets, None)
+}
+
+fn run(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>], mut trace: Option<&mut Vec<TraceStep>>) -> HashMap<NodeId, Tensor> {
     let order = topo_order(std::slice::from_ref(&y.node), stops_gradient);
     let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
 
@@ -108,15 +138,23 @@ fn adjoints(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>]) -> HashMap<NodeId, 
         }
     }
 
-    let mut node_to_grad: HashMap<NodeId, Vec<Tensor>> = HashMap::new();
-    node_to_grad.insert(y.id(), vec![seed.clone()]);
+    // node → [(the node j that sent it, Δv_{i→j})]
+    let mut node_to_grad: HashMap<NodeId, Vec<(Option<Rc<Node>>, Tensor)>> = HashMap::new();
+    node_to_grad.insert(y.id(), vec![(None, seed.clone())]);
     let mut result = HashMap::new();
     for node in order.iter().rev() {
         if !relevant.contains(&node.id) {
             continue;
         }
         let Some(partials) = node_to_grad.remove(&node.id) else { continue };
-        let adjoint = sum_partials(partials);
+        let adjoint = sum_partials(partials.iter().map(|p| p.1.clone()).collect());
+        if let Some(steps) = trace.as_deref_mut() {
+            steps.push(TraceStep {
+                node: Tensor::from_node(node.clone()),
+                partials: partials.into_iter().map(|(from, p)| (from.map(Tensor::from_node), p)).collect(),
+                adjoint: adjoint.clone(),
+            });
+        }
         if target_ids.contains(&node.id) {
             result.insert(node.id, adjoint.clone());
         }
@@ -131,7 +169,7 @@ fn adjoints(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>]) -> HashMap<NodeId, 
             }
             // Un-broadcast: a broadcast input's adjoint is summed back to its shape.
             let partial = partial.sum_to(&input.shape);
-            node_to_grad.entry(input.id).or_default().push(partial);
+            node_to_grad.entry(input.id).or_default().push((Some(node.clone()), partial));
         }
     }
     result

@@ -123,10 +123,11 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
     pending_error(gpu)
 }
 
-/// Realizes the tensors in one submit and reads their values back.
-pub(crate) async fn read(tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
-    let gpu = gpu_of(tensors)?.clone();
-    let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+/// Realizes `tensors` and `also` in one submit and reads `tensors` back.
+pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+    let all: Vec<&Tensor> = tensors.iter().chain(also).copied().collect();
+    let gpu = gpu_of(&all)?.clone();
+    let nodes: Vec<Rc<Node>> = all.iter().map(|t| t.node.clone()).collect();
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let planned = schedule::plan(&gpu, &nodes);

@@ -1,0 +1,178 @@
+//! Benchmarks: one JSON line per workload, medians over repeats after
+//! warm-up. Every iteration ends by reading a scalar back, so the device is
+//! idle before the clock stops.
+//!
+//! cargo run --release --example bench            all workloads
+//! cargo run --release --example bench -- matmul  only the named ones
+//!
+//! Workloads: (1) matmul fwd+bwd at n = 256, 512, 1024; (2) a 1M-element
+//! elementwise chain fwd+bwd; (3) one SGD step of a 784-256-256-10 MLP;
+//! (4) a 1000-op elementwise chain fwd+bwd; (5) cold start to the first
+//! gradient (a fresh process, Mesa's shader cache disabled).
+
+use std::time::Instant;
+
+use webgrad::{grad, read_all_blocking, read_and_realize_blocking, Device, Tensor};
+
+fn median_ms(warmup: usize, repeats: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut times: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[times.len() / 2]
+}
+
+fn emit(dev: &Device, workload: &str, fields: &str) {
+    let a = dev.adapter().unwrap();
+    println!(r#"{{"workload":"{workload}",{fields},"adapter":"{}","backend":"{}"}}"#, a.name, a.backend);
+}
+
+fn matmul(dev: &Device) {
+    for n in [256usize, 512, 1024] {
+        let a = Tensor::rand_uniform(dev, [n, n], -1.0, 1.0, 1);
+        let b = Tensor::rand_uniform(dev, [n, n], -1.0, 1.0, 2);
+        let repeats = if n == 1024 { 5 } else { 10 };
+        let ms = median_ms(2, repeats, || {
+            let loss = a.matmul(&b).sum();
+            let g = grad(&loss, &[&a, &b]);
+            read_all_blocking(&[&g[0].sum(), &g[1].sum()]).unwrap();
+        });
+        let gflops = 3.0 * 2.0 * (n as f64).powi(3) / (ms * 1e-3) / 1e9;
+        emit(dev, "matmul_fwd_bwd", &format!(r#""n":{n},"ms":{ms:.3},"gflops":{gflops:.2}"#));
+    }
+}
+
+fn elementwise(dev: &Device) {
+    let n = 1 << 20;
+    let x = Tensor::rand_uniform(dev, [n], -1.0, 1.0, 3);
+    let ms = median_ms(3, 15, || {
+        let y = (&(&(&x.sin() * &x.exp()) + &(&x * &x)) - &x.tanh()).sum();
+        let g = &grad(&y, &[&x])[0];
+        g.sum().item_blocking().unwrap();
+    });
+    emit(dev, "elementwise_chain_1m", &format!(r#""n":{n},"ms":{ms:.3}"#));
+}
+
+struct Mlp {
+    params: Vec<Tensor>,
+}
+
+impl Mlp {
+    fn new(dev: &Device) -> Mlp {
+        let sizes = [784, 256, 256, 10];
+        let mut params = Vec::new();
+        for (i, w) in sizes.windows(2).enumerate() {
+            let std = (2.0 / w[0] as f32).sqrt();
+            params.push(Tensor::rand_normal(dev, [w[0], w[1]], 0.0, std, 10 + i as u64));
+            params.push(Tensor::zeros(dev, [w[1]]));
+        }
+        Mlp { params }
+    }
+    fn loss(&self, x: &Tensor, labels: &[usize]) -> Tensor {
+        let mut h = x.clone();
+        for (i, pair) in self.params.chunks(2).enumerate() {
+            h = &h.matmul(&pair[0]) + &pair[1];
+            if i < 2 {
+                h = h.relu();
+            }
+        }
+        h.cross_entropy(labels)
+    }
+    /// One SGD step: forward, backward and update in one submit; returns the loss.
+    fn step(&mut self, x: &Tensor, labels: &[usize], lr: f32) -> f32 {
+        let loss = self.loss(x, labels);
+        let refs: Vec<&Tensor> = self.params.iter().collect();
+        let grads = grad(&loss, &refs);
+        self.params = self.params.iter().zip(&grads).map(|(p, g)| (p - &(g * lr)).detach()).collect();
+        let updated: Vec<&Tensor> = self.params.iter().collect();
+        read_and_realize_blocking(&[&loss], &updated).unwrap()[0][0]
+    }
+}
+
+fn mlp_batch(dev: &Device) -> (Tensor, Vec<usize>) {
+    let x = Tensor::rand_uniform(dev, [128, 784], 0.0, 1.0, 4);
+    let labels: Vec<usize> = (0..128).map(|i| (i * 7 + 3) % 10).collect();
+    (x, labels)
+}
+
+fn mlp(dev: &Device) {
+    let (x, labels) = mlp_batch(dev);
+    let mut model = Mlp::new(dev);
+    let first = model.step(&x, &labels, 0.01);
+    let ms = median_ms(3, 30, || {
+        model.step(&x, &labels, 0.01);
+    });
+    let last = model.step(&x, &labels, 0.01);
+    emit(dev, "mlp_sgd_step", &format!(r#""batch":128,"ms":{ms:.3},"loss_first":{first:.4},"loss_last":{last:.4}"#));
+}
+
+fn chain(dev: &Device) {
+    let x = Tensor::rand_uniform(dev, [1024], -1.0, 1.0, 5);
+    let ms = median_ms(3, 15, || {
+        let mut y = x.clone();
+        for i in 0..1000 {
+            y = match i % 4 {
+                0 => &y * 1.0001,
+                1 => &y + 0.001,
+                2 => y.tanh(),
+                _ => y.sin(),
+            };
+        }
+        let g = &grad(&y.sum(), &[&x])[0];
+        g.sum().item_blocking().unwrap();
+    });
+    emit(dev, "chain_1000_ops", &format!(r#""n":1024,"ms":{ms:.3}"#));
+}
+
+/// Runs in a child process: acquire a device, compute the MLP's first
+/// gradient, read it back.
+fn cold_child() {
+    let dev = Device::new_blocking().unwrap();
+    let (x, labels) = mlp_batch(&dev);
+    let model = Mlp::new(&dev);
+    let loss = model.loss(&x, &labels);
+    let g = grad(&loss, &[&model.params[0]]);
+    g[0].sum().item_blocking().unwrap();
+}
+
+fn cold_start(dev: &Device) {
+    let exe = std::env::current_exe().unwrap();
+    let cache = std::env::temp_dir().join(format!("webgrad-bench-cold-{}", std::process::id()));
+    let t = Instant::now();
+    let status = std::process::Command::new(exe)
+        .arg("--cold-child")
+        .env("MESA_SHADER_CACHE_DISABLE", "true")
+        .env("MESA_SHADER_CACHE_DIR", &cache)
+        .status()
+        .expect("spawn the cold-start child");
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let _ = std::fs::remove_dir_all(&cache);
+    assert!(status.success(), "cold-start child failed");
+    emit(dev, "cold_start_first_gradient", &format!(r#""ms":{ms:.1}"#));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--cold-child") {
+        return cold_child();
+    }
+    let dev = Device::new_blocking().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    });
+    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    let workloads: [(&str, fn(&Device)); 5] =
+        [("matmul", matmul), ("elementwise", elementwise), ("mlp", mlp), ("chain", chain), ("cold", cold_start)];
+    for (name, run) in workloads {
+        if want(name) {
+            run(&dev);
+        }
+    }
+}
