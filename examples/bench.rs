@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use webgrad::{grad, read_all_blocking, read_and_realize_blocking, Device, Tensor};
+use webgrad::{Device, Tensor, grad, read_all_blocking, read_and_realize_blocking};
 
 fn median_ms(warmup: usize, repeats: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..warmup {
@@ -31,7 +31,10 @@ fn median_ms(warmup: usize, repeats: usize, mut f: impl FnMut()) -> f64 {
 
 fn emit(dev: &Device, workload: &str, fields: &str) {
     let a = dev.adapter().unwrap();
-    println!(r#"{{"workload":"{workload}",{fields},"adapter":"{}","backend":"{}"}}"#, a.name, a.backend);
+    println!(
+        r#"{{"workload":"{workload}",{fields},"adapter":"{}","backend":"{}"}}"#,
+        a.name, a.backend
+    );
 }
 
 fn matmul(dev: &Device) {
@@ -45,7 +48,11 @@ fn matmul(dev: &Device) {
             read_all_blocking(&[&g[0].sum(), &g[1].sum()]).unwrap();
         });
         let gflops = 3.0 * 2.0 * (n as f64).powi(3) / (ms * 1e-3) / 1e9;
-        emit(dev, "matmul_fwd_bwd", &format!(r#""n":{n},"ms":{ms:.3},"gflops":{gflops:.2}"#));
+        emit(
+            dev,
+            "matmul_fwd_bwd",
+            &format!(r#""n":{n},"ms":{ms:.3},"gflops":{gflops:.2}"#),
+        );
     }
 }
 
@@ -57,7 +64,11 @@ fn elementwise(dev: &Device) {
         let g = &grad(&y, &[&x])[0];
         g.sum().item_blocking().unwrap();
     });
-    emit(dev, "elementwise_chain_1m", &format!(r#""n":{n},"ms":{ms:.3}"#));
+    emit(
+        dev,
+        "elementwise_chain_1m",
+        &format!(r#""n":{n},"ms":{ms:.3}"#),
+    );
 }
 
 struct Mlp {
@@ -70,7 +81,13 @@ impl Mlp {
         let mut params = Vec::new();
         for (i, w) in sizes.windows(2).enumerate() {
             let std = (2.0 / w[0] as f32).sqrt();
-            params.push(Tensor::rand_normal(dev, [w[0], w[1]], 0.0, std, 10 + i as u64));
+            params.push(Tensor::rand_normal(
+                dev,
+                [w[0], w[1]],
+                0.0,
+                std,
+                10 + i as u64,
+            ));
             params.push(Tensor::zeros(dev, [w[1]]));
         }
         Mlp { params }
@@ -90,7 +107,12 @@ impl Mlp {
         let loss = self.loss(x, labels);
         let refs: Vec<&Tensor> = self.params.iter().collect();
         let grads = grad(&loss, &refs);
-        self.params = self.params.iter().zip(&grads).map(|(p, g)| (p - &(g * lr)).detach()).collect();
+        self.params = self
+            .params
+            .iter()
+            .zip(&grads)
+            .map(|(p, g)| (p - &(g * lr)).detach())
+            .collect();
         let updated: Vec<&Tensor> = self.params.iter().collect();
         read_and_realize_blocking(&[&loss], &updated).unwrap()[0][0]
     }
@@ -110,7 +132,11 @@ fn mlp(dev: &Device) {
         model.step(&x, &labels, 0.01);
     });
     let last = model.step(&x, &labels, 0.01);
-    emit(dev, "mlp_sgd_step", &format!(r#""batch":128,"ms":{ms:.3},"loss_first":{first:.4},"loss_last":{last:.4}"#));
+    emit(
+        dev,
+        "mlp_sgd_step",
+        &format!(r#""batch":128,"ms":{ms:.3},"loss_first":{first:.4},"loss_last":{last:.4}"#),
+    );
 }
 
 fn chain(dev: &Device) {
@@ -155,7 +181,11 @@ fn cold_start(dev: &Device) {
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let _ = std::fs::remove_dir_all(&cache);
     assert!(status.success(), "cold-start child failed");
-    emit(dev, "cold_start_first_gradient", &format!(r#""ms":{ms:.1}"#));
+    emit(
+        dev,
+        "cold_start_first_gradient",
+        &format!(r#""ms":{ms:.1}"#),
+    );
 }
 
 fn main() {
@@ -168,8 +198,14 @@ fn main() {
         std::process::exit(1)
     });
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
-    let workloads: [(&str, fn(&Device)); 5] =
-        [("matmul", matmul), ("elementwise", elementwise), ("mlp", mlp), ("chain", chain), ("cold", cold_start)];
+    type Workload = (&'static str, fn(&Device));
+    let workloads: [Workload; 5] = [
+        ("matmul", matmul),
+        ("elementwise", elementwise),
+        ("mlp", mlp),
+        ("chain", chain),
+        ("cold", cold_start),
+    ];
     for (name, run) in workloads {
         if want(name) {
             run(&dev);

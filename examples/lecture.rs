@@ -9,12 +9,15 @@
 
 use std::collections::HashMap;
 
-use webgrad::{backward_trace, read_all_blocking, Device, Tensor};
+use webgrad::{Device, Tensor, backward_trace, read_all_blocking};
 
 fn main() -> webgrad::Result<()> {
     let dev = Device::new_blocking()?;
     let adapter = dev.adapter().expect("a GPU device");
-    println!("webgrad on {} ({}, {})\n", adapter.name, adapter.backend, adapter.device_type);
+    println!(
+        "webgrad on {} ({}, {})\n",
+        adapter.name, adapter.backend, adapter.device_type
+    );
 
     let v1 = Tensor::scalar(&dev, 2.0);
     let v2 = Tensor::scalar(&dev, 5.0);
@@ -72,6 +75,10 @@ fn main() -> webgrad::Result<()> {
     let dx2 = steps.iter().find(|s| s.node.same_node(&v2)).unwrap();
     let d = read_all_blocking(&[&dx1.adjoint, &dx2.adjoint])?;
     println!("\n∂y/∂x1 = {:.4}   (exact: 1/x1 + x2 = 5.5)", d[0][0]);
-    println!("∂y/∂x2 = {:.4}   (exact: x1 − cos x2 = 2 − cos 5 = {:.4})", d[1][0], 2.0 - 5f64.cos());
+    println!(
+        "∂y/∂x2 = {:.4}   (exact: x1 − cos x2 = 2 − cos 5 = {:.4})",
+        d[1][0],
+        2.0 - 5f64.cos()
+    );
     Ok(())
 }

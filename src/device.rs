@@ -55,6 +55,10 @@ pub(crate) struct Gpu {
     pub limits: wgpu::Limits,
     pub pipelines: Mutex<PipelineCache>,
     pub pool: Arc<Mutex<BufferPool>>,
+    /// Held from planning to submit. Planning hands buffers back to the pool
+    /// as soon as the kernels encoded so far are done with them, which is safe
+    /// only because nothing else reaches the queue before this submit.
+    pub submit_lock: Mutex<()>,
     /// Set by wgpu's callbacks; checked after each submit.
     pub lost: Arc<Mutex<Option<String>>>,
     pub uncaptured: Arc<Mutex<Option<String>>>,
@@ -144,9 +148,16 @@ impl Device {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
         };
-        log::info!("webgrad: using {} ({}, {})", summary.name, summary.backend, summary.device_type);
+        log::info!(
+            "webgrad: using {} ({}, {})",
+            summary.name,
+            summary.backend,
+            summary.device_type
+        );
         Ok(Device {
             gpu: Some(Arc::new(Gpu {
                 device,
@@ -155,6 +166,7 @@ impl Device {
                 limits,
                 pipelines: Mutex::new(PipelineCache::default()),
                 pool: Arc::new(Mutex::new(BufferPool::default())),
+                submit_lock: Mutex::new(()),
                 lost,
                 uncaptured,
             })),
@@ -195,7 +207,9 @@ impl Device {
 
     /// Number of compute pipelines compiled so far (one per kernel specialization).
     pub fn pipelines_compiled(&self) -> usize {
-        self.gpu.as_ref().map_or(0, |g| g.pipelines.lock().unwrap().len())
+        self.gpu
+            .as_ref()
+            .map_or(0, |g| g.pipelines.lock().unwrap().len())
     }
 
     pub(crate) fn same(&self, other: &Device) -> bool {

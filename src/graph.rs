@@ -34,7 +34,10 @@ pub(crate) enum Op {
     Unary(Unary),
     Binary(Binary),
     /// Reduction over `axes`; the node's shape keeps them with size 1.
-    Reduce { op: ReduceOp, axes: Vec<usize> },
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+    },
     /// Batched matrix product `[..., m, k] @ [..., k, n]`, batch dims broadcast.
     Matmul,
     /// Same elements, new shape.
@@ -44,11 +47,17 @@ pub(crate) enum Op {
     /// numpy broadcast to the node's shape.
     Expand,
     /// The window `starts .. starts + shape` of the input.
-    Slice { starts: Vec<usize> },
+    Slice {
+        starts: Vec<usize>,
+    },
     /// Zeros of the node's shape with the input written at `starts` (slice's adjoint).
-    Pad { starts: Vec<usize> },
+    Pad {
+        starts: Vec<usize>,
+    },
     /// Inputs joined along `axis`.
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
     /// The input's value, cut off from differentiation. Once realized, a
     /// detached node forgets its input, so chains of updates do not grow.
     Detach,

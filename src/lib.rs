@@ -38,13 +38,13 @@ pub mod reference;
 pub mod shape;
 pub mod tensor;
 
-pub use autodiff::{backward_trace, grad, grad_with_seed, Gradients, TraceStep};
+pub use autodiff::{Gradients, TraceStep, backward_trace, grad, grad_with_seed};
 pub use device::{AdapterSummary, Device, DeviceOptions, MemoryStats};
 pub use error::{Error, Result};
 pub use ops::elementwise::{Binary, Unary};
 pub use ops::nn::one_hot;
 pub use ops::reduce::ReduceOp;
 pub use shape::Shape;
+pub use tensor::{Tensor, read_all, read_and_realize, realize_all};
 #[cfg(not(target_arch = "wasm32"))]
 pub use tensor::{read_all_blocking, read_and_realize_blocking};
-pub use tensor::{read_all, read_and_realize, realize_all, Tensor};

@@ -29,7 +29,11 @@ pub(crate) fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
             let v = lo as f64 + (hi as f64 - lo as f64) * rng.next_f64();
             // Rounding to f32 can land exactly on `hi`; keep the interval half-open.
             let v = v as f32;
-            if v >= hi { lo.max(f32::from_bits(hi.to_bits() - 1)) } else { v }
+            if v >= hi {
+                lo.max(f32::from_bits(hi.to_bits() - 1))
+            } else {
+                v
+            }
         })
         .collect()
 }

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::error::Result;
-use crate::graph::{topo_order, Node, NodeId, Op};
+use crate::graph::{Node, NodeId, Op, topo_order};
 use crate::ops::reduce::ReduceOp;
-use crate::shape::{broadcast_strides, unravel, Shape};
+use crate::shape::{Shape, broadcast_strides, unravel};
 use crate::tensor::Tensor;
 
 /// Evaluates `t` in f64 on the CPU. Leaves come from their host data; a
@@ -23,7 +23,11 @@ pub fn eval_many(ts: &[&Tensor]) -> Result<Vec<Vec<f64>>> {
     let roots: Vec<Rc<Node>> = ts.iter().map(|t| t.node.clone()).collect();
     let mut values: HashMap<NodeId, Rc<Vec<f64>>> = HashMap::new();
     for node in topo_order(&roots, |_| false) {
-        let inputs: Vec<Rc<Vec<f64>>> = node.inputs().iter().map(|i| values[&i.id].clone()).collect();
+        let inputs: Vec<Rc<Vec<f64>>> = node
+            .inputs()
+            .iter()
+            .map(|i| values[&i.id].clone())
+            .collect();
         let in_shapes: Vec<Shape> = node.inputs().iter().map(|i| i.shape.clone()).collect();
         let v = match (&node.op, inputs.is_empty()) {
             (Op::Detach, true) => read_realized(&node)?,
@@ -31,7 +35,10 @@ pub fn eval_many(ts: &[&Tensor]) -> Result<Vec<Vec<f64>>> {
         };
         values.insert(node.id, Rc::new(v));
     }
-    Ok(ts.iter().map(|t| values[&t.id()].as_ref().clone()).collect())
+    Ok(ts
+        .iter()
+        .map(|t| values[&t.id()].as_ref().clone())
+        .collect())
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -42,7 +49,9 @@ fn read_realized(node: &Rc<Node>) -> Result<Vec<f64>> {
 
 #[cfg(target_arch = "wasm32")]
 fn read_realized(_node: &Rc<Node>) -> Result<Vec<f64>> {
-    Err(crate::Error::Readback("the reference interpreter cannot block on the GPU in a browser".into()))
+    Err(crate::Error::Readback(
+        "the reference interpreter cannot block on the GPU in a browser".into(),
+    ))
 }
 
 /// Index in a tensor of shape `from` read as broadcast to the multi-index `idx` of `to`.
@@ -63,11 +72,17 @@ fn eval_op(op: &Op, shape: &Shape, x: &[Rc<Vec<f64>>], xs: &[Shape]) -> Vec<f64>
         }
         Op::Binary(b) => {
             let f = b.info().reference;
-            let (sa, sb) = (broadcast_strides(&xs[0], shape), broadcast_strides(&xs[1], shape));
+            let (sa, sb) = (
+                broadcast_strides(&xs[0], shape),
+                broadcast_strides(&xs[1], shape),
+            );
             (0..n)
                 .map(|i| {
                     let idx = unravel(i, dims);
-                    f(x[0][broadcast_index(&idx, &sa)], x[1][broadcast_index(&idx, &sb)])
+                    f(
+                        x[0][broadcast_index(&idx, &sa)],
+                        x[1][broadcast_index(&idx, &sb)],
+                    )
                 })
                 .collect()
         }
@@ -87,18 +102,26 @@ fn eval_op(op: &Op, shape: &Shape, x: &[Rc<Vec<f64>>], xs: &[Shape]) -> Vec<f64>
         }
         Op::Matmul => {
             let (a, b) = (&xs[0], &xs[1]);
-            let (m, k, nn) = (a.dims()[a.rank() - 2], a.dims()[a.rank() - 1], b.dims()[b.rank() - 1]);
+            let (m, k, nn) = (
+                a.dims()[a.rank() - 2],
+                a.dims()[a.rank() - 1],
+                b.dims()[b.rank() - 1],
+            );
             let batch = Shape::new(&dims[..dims.len() - 2]);
             let a_batch = broadcast_strides(&Shape::new(&a.dims()[..a.rank() - 2]), &batch);
             let b_batch = broadcast_strides(&Shape::new(&b.dims()[..b.rank() - 2]), &batch);
             let mut out = vec![0.0; n];
             for bi in 0..batch.numel() {
                 let idx = unravel(bi, batch.dims());
-                let (ao, bo) = (broadcast_index(&idx, &a_batch) * m * k, broadcast_index(&idx, &b_batch) * k * nn);
+                let (ao, bo) = (
+                    broadcast_index(&idx, &a_batch) * m * k,
+                    broadcast_index(&idx, &b_batch) * k * nn,
+                );
                 for r in 0..m {
                     for c in 0..nn {
-                        out[bi * m * nn + r * nn + c] =
-                            (0..k).map(|j| x[0][ao + r * k + j] * x[1][bo + j * nn + c]).sum();
+                        out[bi * m * nn + r * nn + c] = (0..k)
+                            .map(|j| x[0][ao + r * k + j] * x[1][bo + j * nn + c])
+                            .sum();
                     }
                 }
             }
@@ -110,20 +133,26 @@ fn eval_op(op: &Op, shape: &Shape, x: &[Rc<Vec<f64>>], xs: &[Shape]) -> Vec<f64>
             (0..n)
                 .map(|i| {
                     let idx = unravel(i, dims);
-                    x[0][(0..perm.len()).map(|d| idx[d] * in_strides[perm[d]]).sum::<usize>()]
+                    x[0][(0..perm.len())
+                        .map(|d| idx[d] * in_strides[perm[d]])
+                        .sum::<usize>()]
                 })
                 .collect()
         }
         Op::Expand => {
             let s = broadcast_strides(&xs[0], shape);
-            (0..n).map(|i| x[0][broadcast_index(&unravel(i, dims), &s)]).collect()
+            (0..n)
+                .map(|i| x[0][broadcast_index(&unravel(i, dims), &s)])
+                .collect()
         }
         Op::Slice { starts } => {
             let in_strides = xs[0].strides();
             (0..n)
                 .map(|i| {
                     let idx = unravel(i, dims);
-                    x[0][(0..idx.len()).map(|d| (idx[d] + starts[d]) * in_strides[d]).sum::<usize>()]
+                    x[0][(0..idx.len())
+                        .map(|d| (idx[d] + starts[d]) * in_strides[d])
+                        .sum::<usize>()]
                 })
                 .collect()
         }
@@ -132,7 +161,9 @@ fn eval_op(op: &Op, shape: &Shape, x: &[Rc<Vec<f64>>], xs: &[Shape]) -> Vec<f64>
             let out_strides = shape.strides();
             for (i, &v) in x[0].iter().enumerate() {
                 let idx = unravel(i, xs[0].dims());
-                out[(0..idx.len()).map(|d| (idx[d] + starts[d]) * out_strides[d]).sum::<usize>()] = v;
+                out[(0..idx.len())
+                    .map(|d| (idx[d] + starts[d]) * out_strides[d])
+                    .sum::<usize>()] = v;
             }
             out
         }

@@ -84,17 +84,24 @@ impl From<Vec<usize>> for Shape {
 #[track_caller]
 pub fn broadcast_shapes(op: &str, a: &Shape, b: &Shape) -> Shape {
     let rank = a.rank().max(b.rank());
-    let mut out = vec![0; rank];
+    let dim = |s: &Shape, i: usize| {
+        if i < rank - s.rank() {
+            1
+        } else {
+            s.0[i - (rank - s.rank())]
+        }
+    };
+    let mut out = Vec::with_capacity(rank);
     for i in 0..rank {
-        let da = if i < rank - a.rank() { 1 } else { a.0[i - (rank - a.rank())] };
-        let db = if i < rank - b.rank() { 1 } else { b.0[i - (rank - b.rank())] };
-        out[i] = if da == db || db == 1 {
+        let (da, db) = (dim(a, i), dim(b, i));
+        // A plain loop, not a closure, so the panic reports the caller's location.
+        out.push(if da == db || db == 1 {
             da
         } else if da == 1 {
             db
         } else {
             panic!("{op}: shapes {a:?} and {b:?} do not broadcast (axis {i}: {da} vs {db})")
-        };
+        });
     }
     Shape::new(&out)
 }
@@ -140,7 +147,10 @@ pub fn broadcast_axes(from: &Shape, to: &Shape) -> Vec<usize> {
 pub fn check_permutation(op: &str, shape: &Shape, perm: &[usize]) {
     let mut seen = vec![false; shape.rank()];
     assert!(
-        perm.len() == shape.rank() && perm.iter().all(|&p| p < shape.rank() && !std::mem::replace(&mut seen[p], true)),
+        perm.len() == shape.rank()
+            && perm
+                .iter()
+                .all(|&p| p < shape.rank() && !std::mem::replace(&mut seen[p], true)),
         "{op}: {perm:?} is not a permutation of the axes of a tensor of shape {shape:?}"
     );
 }
@@ -177,8 +187,14 @@ mod tests {
         let s = |d: &[usize]| Shape::new(d);
         assert_eq!(broadcast_shapes("add", &s(&[3, 1]), &s(&[4])), s(&[3, 4]));
         assert_eq!(broadcast_shapes("add", &s(&[]), &s(&[2, 5])), s(&[2, 5]));
-        assert_eq!(broadcast_shapes("add", &s(&[2, 1, 5]), &s(&[7, 1])), s(&[2, 7, 5]));
-        assert_eq!(broadcast_strides(&s(&[3, 1]), &s(&[2, 3, 4])), vec![0, 1, 0]);
+        assert_eq!(
+            broadcast_shapes("add", &s(&[2, 1, 5]), &s(&[7, 1])),
+            s(&[2, 7, 5])
+        );
+        assert_eq!(
+            broadcast_strides(&s(&[3, 1]), &s(&[2, 3, 4])),
+            vec![0, 1, 0]
+        );
         assert_eq!(broadcast_axes(&s(&[3, 1]), &s(&[2, 3, 4])), vec![0, 2]);
         assert!(can_broadcast_to(&s(&[1, 4]), &s(&[3, 4])));
         assert!(!can_broadcast_to(&s(&[2, 4]), &s(&[3, 4])));

@@ -31,7 +31,13 @@ impl Drop for Tensor {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor(#{} {} {:?})", self.node.id, self.node.op.name(), self.node.shape)
+        write!(
+            f,
+            "Tensor(#{} {} {:?})",
+            self.node.id,
+            self.node.op.name(),
+            self.node.shape
+        )
     }
 }
 
@@ -101,15 +107,35 @@ impl Tensor {
     }
 
     /// Uniform samples in [lo, hi), reproducible from `seed` on any device.
-    pub fn rand_uniform(device: &Device, shape: impl Into<Shape>, lo: f32, hi: f32, seed: u64) -> Tensor {
+    pub fn rand_uniform(
+        device: &Device,
+        shape: impl Into<Shape>,
+        lo: f32,
+        hi: f32,
+        seed: u64,
+    ) -> Tensor {
         let shape = shape.into();
-        Tensor::from_vec(device, crate::random::uniform(shape.numel(), lo, hi, seed), shape)
+        Tensor::from_vec(
+            device,
+            crate::random::uniform(shape.numel(), lo, hi, seed),
+            shape,
+        )
     }
 
     /// Normal samples N(mean, std²), reproducible from `seed` on any device.
-    pub fn rand_normal(device: &Device, shape: impl Into<Shape>, mean: f32, std: f32, seed: u64) -> Tensor {
+    pub fn rand_normal(
+        device: &Device,
+        shape: impl Into<Shape>,
+        mean: f32,
+        std: f32,
+        seed: u64,
+    ) -> Tensor {
         let shape = shape.into();
-        Tensor::from_vec(device, crate::random::normal(shape.numel(), mean, std, seed), shape)
+        Tensor::from_vec(
+            device,
+            crate::random::normal(shape.numel(), mean, std, seed),
+            shape,
+        )
     }
 
     pub fn shape(&self) -> &Shape {
@@ -137,7 +163,11 @@ impl Tensor {
     }
     /// The tensors this one was computed from (empty for leaves).
     pub fn inputs(&self) -> Vec<Tensor> {
-        self.node.inputs().iter().map(|n| Tensor::from_node(n.clone())).collect()
+        self.node
+            .inputs()
+            .iter()
+            .map(|n| Tensor::from_node(n.clone()))
+            .collect()
     }
     /// True if both handles point at the same graph node.
     pub fn same_node(&self, other: &Tensor) -> bool {
@@ -164,7 +194,12 @@ impl Tensor {
     /// Reads a one-element tensor back as a number.
     #[track_caller]
     pub fn item(&self) -> impl std::future::Future<Output = Result<f32>> + '_ {
-        assert_eq!(self.numel(), 1, "item: tensor of shape {:?} is not a single value", self.shape());
+        assert_eq!(
+            self.numel(),
+            1,
+            "item: tensor of shape {:?} is not a single value",
+            self.shape()
+        );
         async move { Ok(self.to_vec().await?[0]) }
     }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use webgrad::{grad, grad_with_seed, read_all_blocking, reference, Tensor};
+use webgrad::{Tensor, grad, grad_with_seed, read_all_blocking, reference};
 
 use common::assert_close;
 
@@ -27,7 +27,13 @@ fn lecture_example_values_and_gradients() {
     assert_close("dy/dx2", &v[2], &[2.0 - 5f64.cos()], 1e-6, 1e-6);
     // The same through backward() and Gradients.
     let grads = y.backward();
-    assert_close("backward dy/dx1", &grads.wrt(&x1).to_vec_blocking().unwrap(), &[5.5], 1e-6, 1e-6);
+    assert_close(
+        "backward dy/dx1",
+        &grads.wrt(&x1).to_vec_blocking().unwrap(),
+        &[5.5],
+        1e-6,
+        1e-6,
+    );
 }
 
 #[test]
@@ -45,14 +51,29 @@ fn second_derivatives_by_grad_of_grad() {
     // ∂²y/∂x2² = sin(x2).
     let dx2 = &grad(&y, &[&x2])[0];
     let d22 = &grad(dx2, &[&x2])[0];
-    assert_close("d2y/dx2^2", &d22.to_vec_blocking().unwrap(), &[5f64.sin()], 1e-5, 1e-5);
+    assert_close(
+        "d2y/dx2^2",
+        &d22.to_vec_blocking().unwrap(),
+        &[5f64.sin()],
+        1e-5,
+        1e-5,
+    );
     // Third derivative of a vector function: d³/dx³ Σ sin(x) = −cos(x).
     let x = Tensor::from_vec(&dev, vec![0.1, 0.7, -1.3], [3]);
     let g1 = &grad(&x.sin().sum(), &[&x])[0];
     let g2 = &grad(&g1.sum(), &[&x])[0];
     let g3 = &grad(&g2.sum(), &[&x])[0];
-    let want: Vec<f64> = [0.1f32, 0.7, -1.3].iter().map(|&v| -(v as f64).cos()).collect();
-    assert_close("third derivative", &g3.to_vec_blocking().unwrap(), &want, 1e-5, 1e-5);
+    let want: Vec<f64> = [0.1f32, 0.7, -1.3]
+        .iter()
+        .map(|&v| -(v as f64).cos())
+        .collect();
+    assert_close(
+        "third derivative",
+        &g3.to_vec_blocking().unwrap(),
+        &want,
+        1e-5,
+        1e-5,
+    );
 }
 
 #[test]
@@ -65,9 +86,21 @@ fn partial_adjoints_from_50_branches_add_up() {
         y = &y + &(&x * i as f32).sin();
     }
     let g = &grad(&y.sum(), &[&x])[0];
-    let want: Vec<f64> =
-        [0.3f32, -0.8].iter().map(|&v| (1..=50).map(|i| i as f64 * (i as f64 * v as f64).cos()).sum()).collect();
-    assert_close("50 branches", &g.to_vec_blocking().unwrap(), &want, 1e-3, 1e-4);
+    let want: Vec<f64> = [0.3f32, -0.8]
+        .iter()
+        .map(|&v| {
+            (1..=50)
+                .map(|i| i as f64 * (i as f64 * v as f64).cos())
+                .sum()
+        })
+        .collect();
+    assert_close(
+        "50 branches",
+        &g.to_vec_blocking().unwrap(),
+        &want,
+        1e-3,
+        1e-4,
+    );
 }
 
 #[test]
@@ -99,7 +132,10 @@ fn inputs_that_do_not_influence_the_output_get_zeros() {
     let g = grad(&y, &[&x, &unused]);
     assert_eq!(g[1].to_vec_blocking().unwrap(), vec![0.0; 3]);
     assert!(y.backward().get(&unused).is_none());
-    assert_eq!(y.backward().wrt(&unused).to_vec_blocking().unwrap(), vec![0.0; 3]);
+    assert_eq!(
+        y.backward().wrt(&unused).to_vec_blocking().unwrap(),
+        vec![0.0; 3]
+    );
 }
 
 #[test]
@@ -107,7 +143,13 @@ fn detach_blocks_the_gradient() {
     let dev = gpu!();
     let x = Tensor::scalar(&dev, 3.0);
     let y = &(&x * &x) + &(&x * &x).detach();
-    assert_close("detach", &grad(&y, &[&x])[0].to_vec_blocking().unwrap(), &[6.0], 1e-6, 0.0);
+    assert_close(
+        "detach",
+        &grad(&y, &[&x])[0].to_vec_blocking().unwrap(),
+        &[6.0],
+        1e-6,
+        0.0,
+    );
 }
 
 #[test]
@@ -120,7 +162,13 @@ fn broadcast_inputs_get_gradients_of_their_own_shape() {
     let g = grad(&y, &[&b, &s]);
     assert_eq!(g[0].dims(), &[3]);
     assert_eq!(g[0].to_vec_blocking().unwrap(), vec![4.0; 3]);
-    assert_close("scalar grad", &g[1].to_vec_blocking().unwrap(), &[2.0 * (3.0 + 6.0)], 1e-5, 0.0);
+    assert_close(
+        "scalar grad",
+        &g[1].to_vec_blocking().unwrap(),
+        &[2.0 * (3.0 + 6.0)],
+        1e-5,
+        0.0,
+    );
 }
 
 #[test]
@@ -135,5 +183,46 @@ fn non_scalar_outputs_take_an_explicit_seed() {
     assert_eq!(refg, vec![2.0, -40.0, 600.0]);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| grad(&y, &[&x])));
     let msg = *r.unwrap_err().downcast::<String>().unwrap();
-    assert!(msg.contains("not a single value") && msg.contains("grad_with_seed"), "{msg}");
+    assert!(
+        msg.contains("not a single value") && msg.contains("grad_with_seed"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn backward_trace_shows_node_to_grad() {
+    let dev = gpu!();
+    let x1 = Tensor::scalar(&dev, 2.0);
+    let x2 = Tensor::scalar(&dev, 5.0);
+    let y = lecture(&x1, &x2);
+    let steps = webgrad::backward_trace(&y);
+    // v7 … v1: seven nodes, the output first with its seed.
+    assert_eq!(steps.len(), 7);
+    assert!(steps[0].node.same_node(&y) && steps[0].partials[0].0.is_none());
+    // v2 = x2 feeds v4 = x1·x2 and v5 = sin x2: two partial adjoints, x1 and −cos 5.
+    let v2 = steps.iter().find(|s| s.node.same_node(&x2)).unwrap();
+    assert_eq!(v2.partials.len(), 2);
+    let mut parts: Vec<f32> = v2
+        .partials
+        .iter()
+        .map(|p| p.1.item_blocking().unwrap())
+        .collect();
+    parts.sort_by(f32::total_cmp);
+    assert_close("partials of v2", &parts, &[-(5f64.cos()), 2.0], 1e-6, 1e-6);
+    assert_close(
+        "adjoint of v2",
+        &[v2.adjoint.item_blocking().unwrap()],
+        &[2.0 - 5f64.cos()],
+        1e-6,
+        1e-6,
+    );
+    // Reverse topological order: every node comes after all the nodes it feeds.
+    let pos = |t: &Tensor| steps.iter().position(|s| s.node.same_node(t)).unwrap();
+    for s in &steps {
+        for (from, _) in &s.partials {
+            if let Some(j) = from {
+                assert!(pos(j) < pos(&s.node));
+            }
+        }
+    }
 }

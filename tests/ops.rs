@@ -3,7 +3,7 @@
 
 mod common;
 
-use webgrad::{reference, Shape, Tensor};
+use webgrad::{Shape, Tensor, reference};
 
 use common::{assert_close, check_forward, check_op, data};
 
@@ -19,14 +19,34 @@ fn reductions_over_any_axes() {
     let axes_sets: &[&[usize]] = &[&[], &[0], &[1], &[2], &[0, 2], &[1, 2], &[0, 1, 2]];
     for &axes in axes_sets {
         for keepdim in [false, true] {
-            check_op(&dev, &format!("sum{axes:?} keepdim={keepdim}"), &[x.clone()], &|t| t[0].sum_axes(axes, keepdim));
-            check_op(&dev, &format!("mean{axes:?}"), &[x.clone()], &|t| t[0].mean_axes(axes, keepdim));
-            check_op(&dev, &format!("max{axes:?}"), &[x.clone()], &|t| t[0].max_axes(axes, keepdim));
-            check_op(&dev, &format!("min{axes:?}"), &[x.clone()], &|t| t[0].min_axes(axes, keepdim));
+            check_op(
+                &dev,
+                &format!("sum{axes:?} keepdim={keepdim}"),
+                std::slice::from_ref(&x),
+                &|t| t[0].sum_axes(axes, keepdim),
+            );
+            check_op(
+                &dev,
+                &format!("mean{axes:?}"),
+                std::slice::from_ref(&x),
+                &|t| t[0].mean_axes(axes, keepdim),
+            );
+            check_op(
+                &dev,
+                &format!("max{axes:?}"),
+                std::slice::from_ref(&x),
+                &|t| t[0].max_axes(axes, keepdim),
+            );
+            check_op(
+                &dev,
+                &format!("min{axes:?}"),
+                std::slice::from_ref(&x),
+                &|t| t[0].min_axes(axes, keepdim),
+            );
         }
     }
-    check_op(&dev, "sum all", &[x.clone()], &|t| t[0].sum());
-    check_op(&dev, "max all", &[x.clone()], &|t| t[0].max());
+    check_op(&dev, "sum all", std::slice::from_ref(&x), &|t| t[0].sum());
+    check_op(&dev, "max all", std::slice::from_ref(&x), &|t| t[0].max());
     check_op(&dev, "mean all", &[x], &|t| t[0].mean());
 }
 
@@ -46,36 +66,62 @@ fn long_reductions_take_several_deterministic_passes() {
     for (name, y) in [("sum", x.sum()), ("max", x.max()), ("min", x.min())] {
         let a = y.item_blocking().unwrap();
         let expected = reference::eval(&y).unwrap()[0];
-        assert!((a as f64 - expected).abs() < 1e-3, "{name}: {a} vs {expected}");
+        assert!(
+            (a as f64 - expected).abs() < 1e-3,
+            "{name}: {a} vs {expected}"
+        );
         // Same graph, same bits.
-        let again = (if name == "sum" { x.sum() } else if name == "max" { x.max() } else { x.min() }).item_blocking().unwrap();
+        let again = (if name == "sum" {
+            x.sum()
+        } else if name == "max" {
+            x.max()
+        } else {
+            x.min()
+        })
+        .item_blocking()
+        .unwrap();
         assert_eq!(a.to_bits(), again.to_bits(), "{name} is not deterministic");
     }
     // Column sums of a tall matrix (reduce over the leading axis).
     let m = Tensor::from_vec(&dev, data(4096 * 33, -1.0, 1.0, 0.0, 6), [4096, 33]);
     let cols = m.sum_axes(&[0], false);
-    assert_close("column sums", &cols.to_vec_blocking().unwrap(), &reference::eval(&cols).unwrap(), 1e-3, 1e-4);
+    assert_close(
+        "column sums",
+        &cols.to_vec_blocking().unwrap(),
+        &reference::eval(&cols).unwrap(),
+        1e-3,
+        1e-4,
+    );
     let rows = m.mean_axes(&[1], true);
-    assert_close("row means", &rows.to_vec_blocking().unwrap(), &reference::eval(&rows).unwrap(), 1e-5, 1e-4);
+    assert_close(
+        "row means",
+        &rows.to_vec_blocking().unwrap(),
+        &reference::eval(&rows).unwrap(),
+        1e-5,
+        1e-4,
+    );
 }
 
 #[test]
 fn matmul_2d_batched_and_broadcast() {
     let dev = gpu!();
     let cases: &[(&[usize], &[usize])] = &[
-        (&[5, 7], &[7, 3]),        // scalar kernel
-        (&[8, 12], &[12, 16]),     // vec4 kernel, exact tiles
-        (&[9, 20], &[20, 36]),     // vec4 kernel, ragged edges
-        (&[1, 4], &[4, 1]),        // dot product
-        (&[2, 3, 4], &[2, 4, 8]),  // batched
-        (&[2, 5, 4], &[4, 3]),     // batch broadcast of the right operand
-        (&[3, 4], &[2, 4, 8]),     // batch broadcast of the left operand
+        (&[5, 7], &[7, 3]),          // scalar kernel
+        (&[8, 12], &[12, 16]),       // vec4 kernel, exact tiles
+        (&[9, 20], &[20, 36]),       // vec4 kernel, ragged edges
+        (&[1, 4], &[4, 1]),          // dot product
+        (&[2, 3, 4], &[2, 4, 8]),    // batched
+        (&[2, 5, 4], &[4, 3]),       // batch broadcast of the right operand
+        (&[3, 4], &[2, 4, 8]),       // batch broadcast of the left operand
         (&[2, 1, 4, 8], &[3, 8, 4]), // both broadcast: [2, 3, 4, 4]
     ];
     for (i, &(sa, sb)) in cases.iter().enumerate() {
-        check_op(&dev, &format!("matmul {sa:?} @ {sb:?}"), &[input(sa, 10 + i as u64), input(sb, 20 + i as u64)], &|t| {
-            t[0].matmul(&t[1])
-        });
+        check_op(
+            &dev,
+            &format!("matmul {sa:?} @ {sb:?}"),
+            &[input(sa, 10 + i as u64), input(sb, 20 + i as u64)],
+            &|t| t[0].matmul(&t[1]),
+        );
     }
 }
 
@@ -86,7 +132,13 @@ fn large_matmul_matches_reference() {
         let a = Tensor::from_vec(&dev, data(m * k, -1.0, 1.0, 0.0, 1), [m, k]);
         let b = Tensor::from_vec(&dev, data(k * n, -1.0, 1.0, 0.0, 2), [k, n]);
         let c = a.matmul(&b);
-        assert_close("matmul", &c.to_vec_blocking().unwrap(), &reference::eval(&c).unwrap(), 1e-4, 1e-4);
+        assert_close(
+            "matmul",
+            &c.to_vec_blocking().unwrap(),
+            &reference::eval(&c).unwrap(),
+            1e-4,
+            1e-4,
+        );
     }
 }
 
@@ -94,41 +146,91 @@ fn large_matmul_matches_reference() {
 fn movement_ops() {
     let dev = gpu!();
     let x = input(&[2, 3, 4], 3);
-    check_op(&dev, "reshape", &[x.clone()], &|t| t[0].reshape([4, 6]));
-    check_op(&dev, "permute", &[x.clone()], &|t| t[0].permute(&[2, 0, 1]));
-    check_op(&dev, "transpose", &[x.clone()], &|t| t[0].transpose(0, 2));
-    check_op(&dev, "t", &[x.clone()], &|t| t[0].t());
-    check_op(&dev, "broadcast_to", &[input(&[3, 1], 4)], &|t| t[0].broadcast_to([2, 3, 5]));
-    check_op(&dev, "slice", &[x.clone()], &|t| t[0].slice(&[(1, 2), (0, 2), (1, 4)]));
-    check_op(&dev, "narrow", &[x.clone()], &|t| t[0].narrow(2, 1, 2));
-    check_op(&dev, "pad_into", &[input(&[2, 2], 5)], &|t| t[0].pad_into([3, 5], &[1, 2]));
-    check_op(&dev, "concat", &[input(&[2, 3], 6), input(&[2, 1], 7), input(&[2, 2], 8)], &|t| {
-        Tensor::concat(&[&t[0], &t[1], &t[2]], 1)
+    check_op(&dev, "reshape", std::slice::from_ref(&x), &|t| {
+        t[0].reshape([4, 6])
     });
-    check_op(&dev, "concat axis 0", &[input(&[1, 3], 9), input(&[2, 3], 10)], &|t| Tensor::concat(&[&t[0], &t[1]], 0));
+    check_op(&dev, "permute", std::slice::from_ref(&x), &|t| {
+        t[0].permute(&[2, 0, 1])
+    });
+    check_op(&dev, "transpose", std::slice::from_ref(&x), &|t| {
+        t[0].transpose(0, 2)
+    });
+    check_op(&dev, "t", std::slice::from_ref(&x), &|t| t[0].t());
+    check_op(&dev, "broadcast_to", &[input(&[3, 1], 4)], &|t| {
+        t[0].broadcast_to([2, 3, 5])
+    });
+    check_op(&dev, "slice", std::slice::from_ref(&x), &|t| {
+        t[0].slice(&[(1, 2), (0, 2), (1, 4)])
+    });
+    check_op(&dev, "narrow", std::slice::from_ref(&x), &|t| {
+        t[0].narrow(2, 1, 2)
+    });
+    check_op(&dev, "pad_into", &[input(&[2, 2], 5)], &|t| {
+        t[0].pad_into([3, 5], &[1, 2])
+    });
+    check_op(
+        &dev,
+        "concat",
+        &[input(&[2, 3], 6), input(&[2, 1], 7), input(&[2, 2], 8)],
+        &|t| Tensor::concat(&[&t[0], &t[1], &t[2]], 1),
+    );
+    check_op(
+        &dev,
+        "concat axis 0",
+        &[input(&[1, 3], 9), input(&[2, 3], 10)],
+        &|t| Tensor::concat(&[&t[0], &t[1]], 0),
+    );
     // Movement feeding a reduction over a non-contiguous set of axes.
-    check_op(&dev, "permute then sum", &[x], &|t| t[0].permute(&[1, 0, 2]).sum_axes(&[0, 2], false));
+    check_op(&dev, "permute then sum", &[x], &|t| {
+        t[0].permute(&[1, 0, 2]).sum_axes(&[0, 2], false)
+    });
 }
 
 #[test]
 fn softmax_family_is_stable_and_differentiable() {
     let dev = gpu!();
     check_op(&dev, "softmax", &[input(&[3, 5], 1)], &|t| t[0].softmax(1));
-    check_op(&dev, "softmax axis 0", &[input(&[3, 5], 2)], &|t| t[0].softmax(0));
-    check_op(&dev, "log_softmax", &[input(&[3, 5], 3)], &|t| t[0].log_softmax(1));
-    check_op(&dev, "cross_entropy", &[input(&[4, 3], 4)], &|t| t[0].cross_entropy(&[0, 2, 1, 2]));
-    check_op(&dev, "mse", &[input(&[4, 3], 5), input(&[4, 3], 6)], &|t| t[0].mse(&t[1]));
+    check_op(&dev, "softmax axis 0", &[input(&[3, 5], 2)], &|t| {
+        t[0].softmax(0)
+    });
+    check_op(&dev, "log_softmax", &[input(&[3, 5], 3)], &|t| {
+        t[0].log_softmax(1)
+    });
+    check_op(&dev, "cross_entropy", &[input(&[4, 3], 4)], &|t| {
+        t[0].cross_entropy(&[0, 2, 1, 2])
+    });
+    check_op(&dev, "mse", &[input(&[4, 3], 5), input(&[4, 3], 6)], &|t| {
+        t[0].mse(&t[1])
+    });
 
     // Logits of ±100: finite, and equal to the closed form.
     let logits = Tensor::from_vec(&dev, vec![100.0, -100.0, 0.0, -100.0, 100.0, 100.0], [2, 3]);
     let p = logits.softmax(1).to_vec_blocking().unwrap();
     let lp = logits.log_softmax(1).to_vec_blocking().unwrap();
     assert!(p.iter().chain(&lp).all(|v| v.is_finite()), "{p:?} {lp:?}");
-    assert_close("softmax ±100", &p, &[1.0, 0.0, 0.0, 0.0, 0.5, 0.5], 1e-6, 0.0);
+    assert_close(
+        "softmax ±100",
+        &p,
+        &[1.0, 0.0, 0.0, 0.0, 0.5, 0.5],
+        1e-6,
+        0.0,
+    );
     let ln2 = std::f64::consts::LN_2;
-    assert_close("log_softmax ±100", &lp, &[0.0, -200.0, -100.0, -200.0 - ln2, -ln2, -ln2], 1e-4, 1e-6);
+    assert_close(
+        "log_softmax ±100",
+        &lp,
+        &[0.0, -200.0, -100.0, -200.0 - ln2, -ln2, -ln2],
+        1e-4,
+        1e-6,
+    );
     let ce = logits.cross_entropy(&[0, 1]);
-    assert_close("cross_entropy ±100", &[ce.item_blocking().unwrap()], &[ln2 / 2.0], 1e-5, 1e-5);
+    assert_close(
+        "cross_entropy ±100",
+        &[ce.item_blocking().unwrap()],
+        &[ln2 / 2.0],
+        1e-5,
+        1e-5,
+    );
     let g = webgrad::grad(&ce, &[&logits]);
     check_forward("cross_entropy gradient at ±100", &g[0]);
 }

@@ -3,11 +3,13 @@
 
 mod common;
 
-use webgrad::{grad, read_all_blocking, realize_all, reference, Device, Error, Tensor};
+use webgrad::{Device, Error, Tensor, grad, read_all_blocking, realize_all, reference};
 
 #[test]
 fn ops_record_nodes_and_run_nothing_until_read() {
-    let Some(dev) = common::private_device() else { return };
+    let Some(dev) = common::private_device() else {
+        return;
+    };
     let before = dev.memory_stats();
     let x = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0], [3]);
     let y = (&x.exp() * 2.0).sum();
@@ -37,7 +39,9 @@ fn one_realize_computes_several_outputs() {
 
 #[test]
 fn a_training_loop_does_not_grow_memory() {
-    let Some(dev) = common::private_device() else { return };
+    let Some(dev) = common::private_device() else {
+        return;
+    };
     let x = Tensor::rand_uniform(&dev, [32, 8], -1.0, 1.0, 1);
     let target = Tensor::rand_uniform(&dev, [32, 1], -1.0, 1.0, 2);
     let mut w = Tensor::rand_normal(&dev, [8, 1], 0.0, 0.1, 3);
@@ -53,15 +57,25 @@ fn a_training_loop_does_not_grow_memory() {
             stats.push(dev.memory_stats());
         }
     }
-    assert!(losses[299] < losses[0] * 0.9, "loss did not fall: {} -> {}", losses[0], losses[299]);
+    assert!(
+        losses[299] < losses[0] * 0.9,
+        "loss did not fall: {} -> {}",
+        losses[0],
+        losses[299]
+    );
     // Same buffers, live and pooled, after warm-up: the graphs of old steps are freed.
-    assert_eq!(stats[0], stats[1], "GPU buffers changed between step 50 and step 299");
+    assert_eq!(
+        stats[0], stats[1],
+        "GPU buffers changed between step 50 and step 299"
+    );
 }
 
 #[test]
 fn dropped_tensors_return_their_buffers_to_the_pool() {
     // A private device, so no other test's buffers are counted.
-    let Some(dev) = common::private_device() else { return };
+    let Some(dev) = common::private_device() else {
+        return;
+    };
     let x = Tensor::rand_uniform(&dev, [1000], -1.0, 1.0, 1);
     let y = x.exp();
     y.realize().unwrap();
@@ -75,7 +89,10 @@ fn dropped_tensors_return_their_buffers_to_the_pool() {
     // The next tensor reuses a pooled buffer instead of allocating.
     let z = Tensor::rand_uniform(&dev, [900], -1.0, 1.0, 2);
     z.realize().unwrap();
-    assert_eq!(dev.memory_stats().live_buffers + dev.memory_stats().pooled_buffers, after.pooled_buffers);
+    assert_eq!(
+        dev.memory_stats().live_buffers + dev.memory_stats().pooled_buffers,
+        after.pooled_buffers
+    );
     dev.trim_pool();
     assert_eq!(dev.memory_stats().pooled_buffers, 0);
 }
@@ -93,11 +110,22 @@ fn a_tensor_of_20_million_elements() {
     assert_eq!(v[0].len(), n);
     for i in [0, 1, 999, 1000, 12_345_678, n - 1] {
         let want = 2.0 * (i % 1000) as f32 / 1000.0 + 1.0;
-        assert!((v[0][i] - want).abs() < 1e-6, "element {i}: {} vs {want}", v[0][i]);
+        assert!(
+            (v[0][i] - want).abs() < 1e-6,
+            "element {i}: {} vs {want}",
+            v[0][i]
+        );
     }
     // Σ over 20,000 blocks of (2·k/1000 + 1), k = 0..999.
-    let want_sum = 20_000.0 * (0..1000).map(|k| 2.0 * k as f64 / 1000.0 + 1.0).sum::<f64>();
-    assert!(((v[1][0] as f64) - want_sum).abs() / want_sum < 1e-5, "{} vs {want_sum}", v[1][0]);
+    let want_sum = 20_000.0
+        * (0..1000)
+            .map(|k| 2.0 * k as f64 / 1000.0 + 1.0)
+            .sum::<f64>();
+    assert!(
+        ((v[1][0] as f64) - want_sum).abs() / want_sum < 1e-5,
+        "{} vs {want_sum}",
+        v[1][0]
+    );
     assert!(v[2].iter().all(|&d| d == 2.0));
 }
 
@@ -110,7 +138,10 @@ fn a_tensor_larger_than_a_binding_is_an_error() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
     // The device still works afterwards.
-    assert_eq!(Tensor::scalar(&dev, 2.0).square().item_blocking().unwrap(), 4.0);
+    assert_eq!(
+        Tensor::scalar(&dev, 2.0).square().item_blocking().unwrap(),
+        4.0
+    );
 }
 
 #[test]
@@ -120,7 +151,10 @@ fn reference_only_devices_evaluate_on_the_cpu() {
     let y = (&x * &x).sum();
     assert!(matches!(y.realize(), Err(Error::NoGpu)));
     assert_eq!(reference::eval(&y).unwrap(), vec![5.0]);
-    assert_eq!(reference::eval(&grad(&y, &[&x])[0]).unwrap(), vec![2.0, 4.0]);
+    assert_eq!(
+        reference::eval(&grad(&y, &[&x])[0]).unwrap(),
+        vec![2.0, 4.0]
+    );
 }
 
 #[test]
@@ -130,7 +164,10 @@ fn reductions_are_bitwise_deterministic() {
     let a = x.sum_axes(&[1], false).to_vec_blocking().unwrap();
     for _ in 0..3 {
         let b = x.sum_axes(&[1], false).to_vec_blocking().unwrap();
-        assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -150,4 +187,27 @@ fn zero_sized_tensors() {
     let x = Tensor::zeros(&dev, [0, 3]);
     assert_eq!(x.exp().to_vec_blocking().unwrap(), Vec::<f32>::new());
     assert_eq!(x.sum().item_blocking().unwrap(), 0.0);
+}
+
+#[test]
+fn threads_sharing_a_device_do_not_see_each_others_buffers() {
+    let dev = gpu!();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let dev = dev.clone();
+            std::thread::spawn(move || {
+                for step in 0..40 {
+                    let v = (w * 100 + step) as f32;
+                    let x = Tensor::full(&dev, [300], v);
+                    let y = Tensor::from_vec(&dev, vec![v; 300], [300]);
+                    let s = (&(&x + &y) * 0.5).sum();
+                    let got = s.item_blocking().unwrap();
+                    assert_eq!(got, 300.0 * v, "worker {w}, step {step}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
 }

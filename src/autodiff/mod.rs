@@ -3,4 +3,4 @@
 pub mod reverse;
 mod vjp;
 
-pub use reverse::{backward_trace, grad, grad_with_seed, Gradients, TraceStep};
+pub use reverse::{Gradients, TraceStep, backward_trace, grad, grad_with_seed};

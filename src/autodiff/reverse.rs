@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use crate::graph::{topo_order, Node, NodeId, Op};
+use crate::graph::{Node, NodeId, Op, topo_order};
 use crate::tensor::Tensor;
 
 /// Gradients of one output with respect to the leaves of its graph.
@@ -73,7 +73,12 @@ pub fn grad_with_seed(y: &Tensor, xs: &[&Tensor], seed: &Tensor) -> Vec<Tensor> 
     let targets: Vec<Rc<Node>> = xs.iter().map(|x| x.node.clone()).collect();
     let found = adjoints(y, seed, &targets);
     xs.iter()
-        .map(|x| found.get(&x.id()).cloned().unwrap_or_else(|| x.zeros_like()))
+        .map(|x| {
+            found
+                .get(&x.id())
+                .cloned()
+                .unwrap_or_else(|| x.zeros_like())
+        })
         .collect()
 }
 
@@ -115,16 +120,29 @@ pub fn backward_trace(y: &Tensor) -> Vec<TraceStep> {
         .filter(|n| matches!(n.op, Op::Input(_)))
         .collect();
     let mut steps = Vec::new();
-    run(y, &scalar_seed(y, "backward_trace"), &leaves, Some(&mut steps));
+    run(
+        y,
+        &scalar_seed(y, "backward_trace"),
+        &leaves,
+        Some(&mut steps),
+    );
     steps
 }
+
+/// A partial adjoint Δv_{i→j} and the node j that sent it (`None` for the seed).
+type Partial = (Option<Rc<Node>>, Tensor);
 
 /// The node_to_grad algorithm. Returns the adjoint of each target reached.
 fn adjoints(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>]) -> HashMap<NodeId, Tensor> {
     run(y, seed, targets, None)
 }
 
-fn run(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>], mut trace: Option<&mut Vec<TraceStep>>) -> HashMap<NodeId, Tensor> {
+fn run(
+    y: &Tensor,
+    seed: &Tensor,
+    targets: &[Rc<Node>],
+    mut trace: Option<&mut Vec<TraceStep>>,
+) -> HashMap<NodeId, Tensor> {
     let order = topo_order(std::slice::from_ref(&y.node), stops_gradient);
     let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
 
@@ -139,19 +157,24 @@ fn run(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>], mut trace: Option<&mut V
     }
 
     // node → [(the node j that sent it, Δv_{i→j})]
-    let mut node_to_grad: HashMap<NodeId, Vec<(Option<Rc<Node>>, Tensor)>> = HashMap::new();
+    let mut node_to_grad: HashMap<NodeId, Vec<Partial>> = HashMap::new();
     node_to_grad.insert(y.id(), vec![(None, seed.clone())]);
     let mut result = HashMap::new();
     for node in order.iter().rev() {
         if !relevant.contains(&node.id) {
             continue;
         }
-        let Some(partials) = node_to_grad.remove(&node.id) else { continue };
+        let Some(partials) = node_to_grad.remove(&node.id) else {
+            continue;
+        };
         let adjoint = sum_partials(partials.iter().map(|p| p.1.clone()).collect());
         if let Some(steps) = trace.as_deref_mut() {
             steps.push(TraceStep {
                 node: Tensor::from_node(node.clone()),
-                partials: partials.into_iter().map(|(from, p)| (from.map(Tensor::from_node), p)).collect(),
+                partials: partials
+                    .into_iter()
+                    .map(|(from, p)| (from.map(Tensor::from_node), p))
+                    .collect(),
                 adjoint: adjoint.clone(),
             });
         }
@@ -169,7 +192,10 @@ fn run(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>], mut trace: Option<&mut V
             }
             // Un-broadcast: a broadcast input's adjoint is summed back to its shape.
             let partial = partial.sum_to(&input.shape);
-            node_to_grad.entry(input.id).or_default().push((Some(node.clone()), partial));
+            node_to_grad
+                .entry(input.id)
+                .or_default()
+                .push((Some(node.clone()), partial));
         }
     }
     result
@@ -178,6 +204,8 @@ fn run(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>], mut trace: Option<&mut V
 /// Δv_i = Σ_j Δv_{i→j}, summed in a fixed order.
 fn sum_partials(partials: Vec<Tensor>) -> Tensor {
     let mut it = partials.into_iter();
-    let first = it.next().expect("a node with an adjoint list has at least one partial");
+    let first = it
+        .next()
+        .expect("a node with an adjoint list has at least one partial");
     it.fold(first, |acc, p| &acc + &p)
 }

@@ -11,28 +11,46 @@ use std::rc::Rc;
 
 /// Partial adjoints of `node`'s inputs given its adjoint `g`.
 pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
-    let inputs: Vec<Tensor> = node.inputs().iter().map(|n| Tensor::from_node(n.clone())).collect();
+    let inputs: Vec<Tensor> = node
+        .inputs()
+        .iter()
+        .map(|n| Tensor::from_node(n.clone()))
+        .collect();
     let y = || Tensor::from_node(node.clone());
     match &node.op {
         Op::Input(_) | Op::Fill(_) | Op::Detach => vec![None; inputs.len()],
-        Op::Unary(u) => vec![(u.rule().vjp)(&inputs[0], &y(), g, u.constant().unwrap_or(0.0))],
+        Op::Unary(u) => vec![(u.rule().vjp)(
+            &inputs[0],
+            &y(),
+            g,
+            u.constant().unwrap_or(0.0),
+        )],
         Op::Binary(b) => {
             let (ga, gb) = (b.info().vjp)(&inputs[0], &inputs[1], &y(), g);
             vec![ga, gb]
         }
         // ∂(Σ x)/∂x = 1: the adjoint is copied back over the reduced axes.
-        Op::Reduce { op: ReduceOp::Sum, .. } => vec![Some(g.broadcast_to(inputs[0].shape().clone()))],
+        Op::Reduce {
+            op: ReduceOp::Sum, ..
+        } => vec![Some(g.broadcast_to(inputs[0].shape().clone()))],
         // Max/min pass the adjoint to the elements that attain the extreme,
         // split evenly between ties (a valid subgradient, deterministic).
         Op::Reduce { op, axes } => {
             let x = &inputs[0];
             let y = y();
-            let mask = if *op == ReduceOp::Max { x.ge(&y) } else { y.ge(x) };
+            let mask = if *op == ReduceOp::Max {
+                x.ge(&y)
+            } else {
+                y.ge(x)
+            };
             let count = mask.sum_axes(axes, true);
             vec![Some(&mask * &(g / &count))]
         }
         // C = A·B:  ∂L/∂A = G·Bᵀ,  ∂L/∂B = Aᵀ·G  (batch dims un-broadcast centrally).
-        Op::Matmul => vec![Some(g.matmul(&inputs[1].t())), Some(inputs[0].t().matmul(g))],
+        Op::Matmul => vec![
+            Some(g.matmul(&inputs[1].t())),
+            Some(inputs[0].t().matmul(g)),
+        ],
         Op::Reshape => vec![Some(g.reshape(inputs[0].shape().clone()))],
         Op::Permute(perm) => {
             let mut inverse = vec![0; perm.len()];
@@ -45,8 +63,11 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
         Op::Expand => vec![Some(g.clone())],
         Op::Slice { starts } => vec![Some(g.pad_into(inputs[0].shape().clone(), starts))],
         Op::Pad { starts } => {
-            let ranges: Vec<(usize, usize)> =
-                starts.iter().zip(inputs[0].dims()).map(|(&s, &d)| (s, s + d)).collect();
+            let ranges: Vec<(usize, usize)> = starts
+                .iter()
+                .zip(inputs[0].dims())
+                .map(|(&s, &d)| (s, s + d))
+                .collect();
             vec![Some(g.slice(&ranges))]
         }
         Op::Concat { axis } => {

@@ -1,6 +1,11 @@
-//! Generates the WGSL of a fused elementwise kernel: a tree of elementwise
-//! nodes (the root and the nodes inlined into it) spliced into
-//! `shaders/elementwise.wgsl`.
+//! Generates `value(i)`: the WGSL function computing element i of a fused
+//! tree of elementwise ops. The elementwise kernel stores it
+//! (`shaders/elementwise.wgsl`); the reduce kernel folds it
+//! (`shaders/reduce.wgsl`), so a chain feeding a sum never touches memory.
+//!
+//! The tree is rooted at one node and descends along the edges the scheduler
+//! chose to fuse; every other input is a buffer, loaded with broadcast-aware
+//! indexing. A fused broadcast_to is just such a load.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -8,75 +13,100 @@ use std::rc::Rc;
 use crate::graph::{Node, NodeId, Op};
 use crate::shape::broadcast_strides;
 
-use super::kernels::ELEMENTWISE_TEMPLATE;
-
 /// Most input buffers one fused kernel reads (8 storage bindings per stage
 /// in WebGPU: parameters, output and six inputs).
 pub(crate) const MAX_FUSED_INPUTS: usize = 6;
 /// Most nodes fused into one kernel (keeps shaders small to compile).
 pub(crate) const MAX_FUSED_NODES: usize = 64;
 
-/// A generated kernel: its source, the input nodes bound to src0, src1, ...
-/// and its parameter words.
-pub(crate) struct FusedKernel {
-    pub source: String,
+/// Bindings and code of a generated `value` function.
+pub(crate) struct ValueFn {
+    /// Input bindings (src0 at binding 2, ...) and the function itself.
+    pub code: String,
+    /// The nodes whose buffers are bound to src0, src1, ...
     pub inputs: Vec<Rc<Node>>,
+    /// Parameter words, to be placed at `param_base` in `p`.
     pub params: Vec<u32>,
 }
 
-/// Builds the kernel computing `root`, descending into the inputs for which
-/// `inlined` is true; all other inputs are read from buffers.
-pub(crate) fn fused_kernel(root: &Rc<Node>, inlined: &dyn Fn(&Node) -> bool) -> FusedKernel {
+/// Which edges (consumer → input) of the graph are fused.
+pub(crate) type FusedEdge<'a> = &'a dyn Fn(&Node, &Node) -> bool;
+
+/// `value(i)` for the tree rooted at `root` (shape `root.shape`, row-major
+/// index i). Its parameter words start at `p[param_base]`.
+pub(crate) fn value_fn(root: &Rc<Node>, fused: FusedEdge, param_base: usize) -> ValueFn {
     let out = &root.shape;
     let rank = out.rank();
     let mut inputs: Vec<Rc<Node>> = Vec::new();
     let mut loads: Vec<String> = Vec::new();
-    let mut broadcast_strides_words: Vec<u32> = Vec::new();
+    let mut strides_words: Vec<u32> = Vec::new();
     let mut consts: Vec<f32> = Vec::new();
     let mut body: Vec<String> = Vec::new();
     let mut name_of: HashMap<NodeId, String> = HashMap::new();
+    let dim_word = |d: usize| param_base + d;
 
-    // Iterative post-order over the fused tree.
-    let mut stack: Vec<(Rc<Node>, bool)> = vec![(root.clone(), false)];
-    while let Some((node, expanded)) = stack.pop() {
+    // Iterative post-order over the tree. (node, expanded?, computed here?)
+    let mut stack: Vec<(Rc<Node>, bool, bool)> = vec![(root.clone(), false, true)];
+    while let Some((node, expanded, computed)) = stack.pop() {
         if name_of.contains_key(&node.id) {
             continue;
         }
-        let is_tree_node = Rc::ptr_eq(&node, root) || inlined(&node);
-        if !is_tree_node {
-            // A buffer input: bind it and load element i (broadcast-aware).
-            let k = inputs.len();
-            let load = if &node.shape == out {
-                format!("src{k}[i]")
-            } else if node.shape.numel() == 1 {
-                format!("src{k}[0]")
+        if !computed {
+            // A buffer input, or a fused broadcast_to of one: a load.
+            let source = if matches!(node.op, Op::Expand) {
+                node.inputs()[0].clone()
             } else {
-                let first = 1 + rank + broadcast_strides_words.len();
-                broadcast_strides_words.extend(broadcast_strides(&node.shape, out).iter().map(|&s| s as u32));
+                node.clone()
+            };
+            if let Some(name) = name_of.get(&source.id) {
+                name_of.insert(node.id, name.clone());
+                continue;
+            }
+            let k = inputs.len();
+            let index = if &source.shape == out {
+                "i".to_string()
+            } else if source.shape.numel() == 1 {
+                "0u".to_string()
+            } else {
+                let first = param_base + rank + strides_words.len();
+                strides_words.extend(
+                    broadcast_strides(&source.shape, out)
+                        .iter()
+                        .map(|&s| s as u32),
+                );
                 loads.push(format!("    var j{k} = 0u;\n    var rem{k} = i;"));
                 for d in (0..rank).rev() {
                     loads.push(format!(
                         "    j{k} += (rem{k} % p[{}u]) * p[{}u];\n    rem{k} = rem{k} / p[{}u];",
-                        1 + d,
+                        dim_word(d),
                         first + d,
-                        1 + d
+                        dim_word(d)
                     ));
                 }
-                format!("src{k}[j{k}]")
+                format!("j{k}")
             };
-            loads.push(format!("    let x{k} = {load};"));
+            loads.push(format!("    let x{k} = src{k}[{index}];"));
+            name_of.insert(source.id, format!("x{k}"));
             name_of.insert(node.id, format!("x{k}"));
-            inputs.push(node);
+            inputs.push(source);
             continue;
         }
         if !expanded {
-            stack.push((node.clone(), true));
+            stack.push((node.clone(), true, true));
             for input in node.inputs().iter().rev() {
-                stack.push((input.clone(), false));
+                stack.push((
+                    input.clone(),
+                    false,
+                    fused(&node, input) && !matches!(input.op, Op::Expand),
+                ));
             }
             continue;
         }
-        let args: Vec<String> = node.inputs().iter().map(|i| name_of[&i.id].clone()).collect();
+        let args: Vec<String> = node
+            .inputs()
+            .iter()
+            .map(|i| name_of[&i.id].clone())
+            .collect();
         let mut constant = |c: f32| {
             consts.push(c);
             format!("{{{{C{}}}}}", consts.len() - 1)
@@ -87,28 +117,83 @@ pub(crate) fn fused_kernel(root: &Rc<Node>, inlined: &dyn Fn(&Node) -> bool) -> 
                 let c = u.constant().map(&mut constant).unwrap_or_default();
                 u.rule().wgsl.replace("{x}", &args[0]).replace("{c}", &c)
             }
-            Op::Binary(b) => b.info().wgsl.replace("{a}", &args[0]).replace("{b}", &args[1]),
-            other => unreachable!("{} is not elementwise", other.name()),
+            Op::Binary(b) => b
+                .info()
+                .wgsl
+                .replace("{a}", &args[0])
+                .replace("{b}", &args[1]),
+            // Any other op at the root is read from its buffer.
+            _ => unreachable!(
+                "{} cannot be computed inside a fused kernel",
+                node.op.name()
+            ),
         };
         let name = format!("t{}", body.len());
         body.push(format!("    let {name} = {expr};"));
         name_of.insert(node.id, name);
     }
-    body.push(format!("    let r = {};", name_of[&root.id]));
 
-    let const_base = 1 + rank + broadcast_strides_words.len();
-    let mut code = loads.join("\n") + "\n" + &body.join("\n");
-    for (i, _) in consts.iter().enumerate() {
-        code = code.replace(&format!("{{{{C{i}}}}}"), &format!("bitcast<f32>(p[{}u])", const_base + i));
+    let const_base = param_base + rank + strides_words.len();
+    let mut code = String::new();
+    for k in 0..inputs.len() {
+        code += &format!(
+            "@group(0) @binding({}) var<storage, read> src{k}: array<f32>;\n",
+            k + 2
+        );
     }
-    let bindings: Vec<String> = (0..inputs.len())
-        .map(|k| format!("@group(0) @binding({}) var<storage, read> src{k}: array<f32>;", k + 2))
-        .collect();
-    let source = ELEMENTWISE_TEMPLATE.replace("{{INPUTS}}", &bindings.join("\n")).replace("{{BODY}}", &code);
+    code += "\nfn value(i: u32) -> f32 {\n";
+    code += &loads.join("\n");
+    code += "\n";
+    code += &body.join("\n");
+    code += &format!("\n    return {};\n}}\n", name_of[&root.id]);
+    for i in 0..consts.len() {
+        code = code.replace(
+            &format!("{{{{C{i}}}}}"),
+            &format!("bitcast<f32>(p[{}u])", const_base + i),
+        );
+    }
+    if code.contains("wg_pow(") {
+        code += WG_POW;
+    }
 
-    let mut params = vec![out.numel() as u32];
-    params.extend(out.dims().iter().map(|&d| d as u32));
-    params.extend(broadcast_strides_words);
+    let mut params: Vec<u32> = out.dims().iter().map(|&d| d as u32).collect();
+    params.extend(strides_words);
     params.extend(consts.iter().map(|c| c.to_bits()));
-    FusedKernel { source, inputs, params }
+    ValueFn {
+        code,
+        inputs,
+        params,
+    }
 }
+
+/// `value(i)` that loads element i of one buffer.
+pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
+    ValueFn {
+        code: "@group(0) @binding(2) var<storage, read> src0: array<f32>;\n\nfn value(i: u32) -> f32 {\n    return src0[i];\n}\n"
+            .to_string(),
+        inputs: vec![input.clone()],
+        params: Vec::new(),
+    }
+}
+
+/// x^c with the conventions of the f64 reference: x^0 = 1, negative x only
+/// for integer c (sign from c's parity), NaN otherwise.
+const WG_POW: &str = "
+fn wg_pow(x: f32, c: f32) -> f32 {
+    if (c == 0.0) {
+        return 1.0;
+    }
+    if (x == 0.0) {
+        return select(0.0, 1.0 / x, c < 0.0);
+    }
+    if (x > 0.0) {
+        return pow(x, c);
+    }
+    if (fract(c) == 0.0) {
+        let m = pow(-x, c);
+        return select(m, -m, fract(c * 0.5) != 0.0);
+    }
+    // NaN built at run time (a NaN constant is rejected by shader compilers).
+    return bitcast<f32>(0x7fc00000u | (p[0] & 0u));
+}
+";

@@ -11,6 +11,10 @@ pub(crate) const REDUCE_TEMPLATE: &str = include_str!("../../shaders/reduce.wgsl
 pub(crate) const MATMUL_VEC4: &str = include_str!("../../shaders/matmul_vec4.wgsl");
 pub(crate) const MATMUL_SCALAR: &str = include_str!("../../shaders/matmul_scalar.wgsl");
 
+/// Parameter words before those of the `value` function: elementwise [n], reduce [M, K, so, sr, P].
+pub(crate) const ELEMENTWISE_HEAD: usize = 1;
+pub(crate) const REDUCE_HEAD: usize = 5;
+
 /// Invocations per workgroup of the 1-D kernels (elementwise, copy, reduce).
 pub(crate) const WORKGROUP: u32 = 256;
 /// WebGPU's baseline limit on workgroups per dispatch dimension.
@@ -23,19 +27,30 @@ pub(crate) fn grid_1d(threads: u64) -> [u32; 3] {
     let groups = threads.div_ceil(WORKGROUP as u64).max(1);
     let x = groups.min(MAX_GROUPS_PER_DIM as u64);
     let y = groups.div_ceil(x);
-    assert!(y <= MAX_GROUPS_PER_DIM as u64, "webgrad: {threads} invocations exceed one dispatch");
+    assert!(
+        y <= MAX_GROUPS_PER_DIM as u64,
+        "webgrad: {threads} invocations exceed one dispatch"
+    );
     [x as u32, y as u32, 1]
 }
 
-/// The reduce template specialized for one op.
-pub(crate) fn reduce_source(op: ReduceOp) -> String {
+/// The elementwise kernel around a generated `value` function.
+pub(crate) fn elementwise_source(value: &str) -> String {
+    ELEMENTWISE_TEMPLATE.replace("//VALUE", value)
+}
+
+/// The reduce kernel for one op around a generated `value` function.
+pub(crate) fn reduce_source(op: ReduceOp, value: &str) -> String {
     // ±inf are built at run time: shader compilers reject infinite constants.
     let (identity, combine) = match op {
         ReduceOp::Sum => ("0.0", "acc + v"),
         ReduceOp::Max => ("bitcast<f32>(0xff800000u | (p[0] & 0u))", "max(acc, v)"),
         ReduceOp::Min => ("bitcast<f32>(0x7f800000u | (p[0] & 0u))", "min(acc, v)"),
     };
-    REDUCE_TEMPLATE.replace("{{IDENTITY}}", identity).replace("{{COMBINE}}", combine)
+    REDUCE_TEMPLATE
+        .replace("IDENTITY;", &format!("{identity};"))
+        .replace("COMBINE;", &format!("{combine};"))
+        .replace("//VALUE", value)
 }
 
 /// Parameters of one strided copy (see `shaders/copy.wgsl`).
@@ -70,16 +85,29 @@ pub(crate) fn reduce_parts(rows: usize, k: usize) -> usize {
 }
 
 /// Matmul variant and grid: the vec4 kernel when K and N allow vec4 loads.
-pub(crate) fn matmul_kernel(m: usize, n: usize, k: usize, batch: usize) -> (&'static str, &'static str, [u32; 3]) {
+pub(crate) fn matmul_kernel(
+    m: usize,
+    n: usize,
+    k: usize,
+    batch: usize,
+) -> (&'static str, &'static str, [u32; 3]) {
     let batch = batch as u32;
     if k % 4 == 0 && n % 4 == 0 && k > 0 {
         let cols = (n / 4).div_ceil(4) as u32;
         let rows = m.div_ceil(8) as u32;
-        (MATMUL_VEC4, "matmul_vec4", [cols.div_ceil(8), rows.div_ceil(8), batch])
+        (
+            MATMUL_VEC4,
+            "matmul_vec4",
+            [cols.div_ceil(8), rows.div_ceil(8), batch],
+        )
     } else {
         let cols = n.div_ceil(4) as u32;
         let rows = m.div_ceil(4) as u32;
-        (MATMUL_SCALAR, "matmul_scalar", [cols.div_ceil(8), rows.div_ceil(8), batch])
+        (
+            MATMUL_SCALAR,
+            "matmul_scalar",
+            [cols.div_ceil(8), rows.div_ceil(8), batch],
+        )
     }
 }
 

@@ -23,7 +23,10 @@ use schedule::Plan;
 fn gpu_of<'t>(tensors: &'t [&Tensor]) -> Result<&'t Arc<Gpu>> {
     let device = tensors[0].device();
     for t in tensors {
-        assert!(t.device().same(device), "realize: tensors live on different devices");
+        assert!(
+            t.device().same(device),
+            "realize: tensors live on different devices"
+        );
     }
     device.gpu()
 }
@@ -32,7 +35,8 @@ fn gpu_of<'t>(tensors: &'t [&Tensor]) -> Result<&'t Arc<Gpu>> {
 fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]) {
     for (buffer, data) in &plan.uploads {
         if !data.is_empty() {
-            gpu.queue.write_buffer(buffer, 0, bytemuck::cast_slice(data));
+            gpu.queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(data));
         }
     }
     // All kernels' parameters go into one buffer, each at a 256-byte aligned offset.
@@ -51,11 +55,19 @@ fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]
         mapped_at_creation: false,
     });
     if !words.is_empty() {
-        gpu.queue.write_buffer(&params, 0, bytemuck::cast_slice(&words));
+        gpu.queue
+            .write_buffer(&params, 0, bytemuck::cast_slice(&words));
     }
-    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("webgrad realize") });
+    let mut encoder = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("webgrad realize"),
+        });
     {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("webgrad kernels"), timestamp_writes: None });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("webgrad kernels"),
+            timestamp_writes: None,
+        });
         for (d, &offset) in plan.dispatches.iter().zip(&offsets) {
             let mut entries = vec![wgpu::BindGroupEntry {
                 binding: 0,
@@ -76,7 +88,11 @@ fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]
                 });
             }
             let layout = d.pipeline.get_bind_group_layout(0);
-            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
+            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &layout,
+                entries: &entries,
+            });
             pass.set_pipeline(&d.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
@@ -105,10 +121,12 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
     let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let submitting = gpu.submit_lock.lock().unwrap();
     let planned = schedule::plan(gpu, &nodes);
     if let Ok(plan) = &planned {
         submit(gpu, plan, &[]);
     }
+    drop(submitting);
     let scoped = (validation.pop(), oom.pop());
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -130,6 +148,7 @@ pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Ve
     let nodes: Vec<Rc<Node>> = all.iter().map(|t| t.node.clone()).collect();
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let submitting = gpu.submit_lock.lock().unwrap();
     let planned = schedule::plan(&gpu, &nodes);
     let mut staging = Vec::new();
     if let Ok(plan) = &planned {
@@ -143,10 +162,14 @@ pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Ve
             });
             staging.push((storage.buffer.clone(), buffer, bytes));
         }
-        let copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> =
-            staging.iter().filter(|s| s.2 > 0).map(|(s, d, b)| (s, d, *b)).collect();
+        let copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> = staging
+            .iter()
+            .filter(|s| s.2 > 0)
+            .map(|(s, d, b)| (s, d, *b))
+            .collect();
         submit(&gpu, plan, &copies);
     }
+    drop(submitting);
     let (validation, oom) = (validation.pop(), oom.pop());
     if let Some(e) = validation.await {
         return Err(Error::from_wgpu(e));
@@ -164,7 +187,9 @@ pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Ve
             continue;
         }
         map_read(&gpu, buffer).await?;
-        let view = buffer.get_mapped_range(..*bytes).map_err(|e| Error::Readback(e.to_string()))?;
+        let view = buffer
+            .get_mapped_range(..*bytes)
+            .map_err(|e| Error::Readback(e.to_string()))?;
         out.push(bytemuck::cast_slice::<u8, f32>(&view).to_vec());
         drop(view);
         buffer.unmap();
@@ -175,7 +200,12 @@ pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Ve
 /// Maps a buffer for reading. Native code drives the device until the map
 /// completes; in a browser the future resolves from the event loop.
 async fn map_read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()> {
-    type Slot = Arc<Mutex<(Option<std::result::Result<(), wgpu::BufferAsyncError>>, Option<Waker>)>>;
+    type Slot = Arc<
+        Mutex<(
+            Option<std::result::Result<(), wgpu::BufferAsyncError>>,
+            Option<Waker>,
+        )>,
+    >;
     let slot: Slot = Arc::new(Mutex::new((None, None)));
     let callback_slot = slot.clone();
     buffer.map_async(wgpu::MapMode::Read, .., move |r| {

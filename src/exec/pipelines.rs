@@ -15,7 +15,12 @@ impl PipelineCache {
 
     /// Returns the pipeline for `source`'s entry point `entry`, compiling it
     /// on first use. The bind group layout is derived from the shader.
-    pub fn get(&mut self, device: &wgpu::Device, source: &str, entry: &str) -> wgpu::ComputePipeline {
+    pub fn get(
+        &mut self,
+        device: &wgpu::Device,
+        source: &str,
+        entry: &str,
+    ) -> wgpu::ComputePipeline {
         if let Some(p) = self.pipelines.get(source) {
             return p.clone();
         }

@@ -49,7 +49,11 @@ pub(crate) fn size_class(bytes: u64) -> u64 {
     let bytes = bytes.max(256);
     let pow = bytes.next_power_of_two();
     let three_quarters = pow / 4 * 3;
-    if bytes <= three_quarters { three_quarters } else { pow }
+    if bytes <= three_quarters {
+        three_quarters
+    } else {
+        pow
+    }
 }
 
 /// A pooled GPU buffer; returns to the pool when dropped.
@@ -66,7 +70,10 @@ impl Drop for PooledBuffer {
         pool.live_bytes -= self.class;
         pool.pooled_buffers += 1;
         pool.pooled_bytes += self.class;
-        pool.free.entry(self.class).or_default().push(self.buffer.clone());
+        pool.free
+            .entry(self.class)
+            .or_default()
+            .push(self.buffer.clone());
     }
 }
 
@@ -74,7 +81,11 @@ impl Drop for PooledBuffer {
 pub(crate) type Storage = Rc<PooledBuffer>;
 
 /// Takes a buffer of at least `bytes` from the pool, or creates one.
-pub(crate) fn allocate(device: &wgpu::Device, pool: &Arc<Mutex<BufferPool>>, bytes: u64) -> Storage {
+pub(crate) fn allocate(
+    device: &wgpu::Device,
+    pool: &Arc<Mutex<BufferPool>>,
+    bytes: u64,
+) -> Storage {
     let class = size_class(bytes);
     let mut p = pool.lock().unwrap();
     let buffer = match p.free.get_mut(&class).and_then(Vec::pop) {
@@ -92,7 +103,11 @@ pub(crate) fn allocate(device: &wgpu::Device, pool: &Arc<Mutex<BufferPool>>, byt
     };
     p.live_buffers += 1;
     p.live_bytes += class;
-    Rc::new(PooledBuffer { buffer, class, pool: pool.clone() })
+    Rc::new(PooledBuffer {
+        buffer,
+        class,
+        pool: pool.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -107,7 +122,10 @@ mod tests {
         assert_eq!(size_class(385), 512);
         for bytes in [1000u64, 4096, 80_000_000, 123_456_789] {
             let c = size_class(bytes);
-            assert!(c >= bytes && (c as f64) < bytes as f64 * 1.5 + 256.0, "{bytes} -> {c}");
+            assert!(
+                c >= bytes && (c as f64) < bytes as f64 * 1.5 + 256.0,
+                "{bytes} -> {c}"
+            );
         }
     }
 }

@@ -15,12 +15,15 @@ use std::rc::Rc;
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::graph::{topo_order, Node, NodeId, Op};
-use crate::shape::{broadcast_strides, Shape};
+use crate::graph::{Node, NodeId, Op, topo_order};
+use crate::shape::{Shape, broadcast_strides};
 
-use super::codegen::{fused_kernel, MAX_FUSED_INPUTS, MAX_FUSED_NODES};
-use super::kernels::{self, copy_params, grid_1d, matmul_kernel, reduce_parts, reduce_source, COPY};
-use super::pool::{allocate, Storage};
+use super::codegen::{FusedEdge, MAX_FUSED_INPUTS, MAX_FUSED_NODES, ValueFn, load_fn, value_fn};
+use super::kernels::{
+    self, COPY, ELEMENTWISE_HEAD, REDUCE_HEAD, copy_params, elementwise_source, grid_1d,
+    matmul_kernel, reduce_parts, reduce_source,
+};
+use super::pool::{Storage, allocate};
 
 /// One kernel launch: bindings are `params` at 0, then `buffers` in order.
 pub(crate) struct Dispatch {
@@ -51,20 +54,40 @@ fn bytes_of(numel: usize) -> u64 {
 impl Scheduler<'_> {
     fn alloc(&self, shape: &Shape) -> Result<Storage> {
         let bytes = bytes_of(shape.numel());
-        let limit = self.gpu.limits.max_storage_buffer_binding_size as u64;
+        let limit = self.gpu.limits.max_storage_buffer_binding_size;
         if bytes > limit {
             return Err(Error::TooLarge { bytes, limit });
         }
         Ok(allocate(&self.gpu.device, &self.gpu.pool, bytes))
     }
 
-    fn dispatch(&mut self, source: &str, entry: &str, params: Vec<u32>, buffers: Vec<(&Storage, usize)>, groups: [u32; 3]) {
+    fn dispatch(
+        &mut self,
+        source: &str,
+        entry: &str,
+        params: Vec<u32>,
+        buffers: Vec<(&Storage, usize)>,
+        groups: [u32; 3],
+    ) {
         if groups.contains(&0) {
             return;
         }
-        let pipeline = self.gpu.pipelines.lock().unwrap().get(&self.gpu.device, source, entry);
-        let buffers = buffers.into_iter().map(|(s, numel)| (s.buffer.clone(), bytes_of(numel))).collect();
-        self.plan.dispatches.push(Dispatch { pipeline, params, buffers, groups });
+        let pipeline = self
+            .gpu
+            .pipelines
+            .lock()
+            .unwrap()
+            .get(&self.gpu.device, source, entry);
+        let buffers = buffers
+            .into_iter()
+            .map(|(s, numel)| (s.buffer.clone(), bytes_of(numel)))
+            .collect();
+        self.plan.dispatches.push(Dispatch {
+            pipeline,
+            params,
+            buffers,
+            groups,
+        });
     }
 
     fn value(&self, node: &Node) -> Storage {
@@ -72,7 +95,7 @@ impl Scheduler<'_> {
     }
 
     /// Encodes the kernel(s) computing `node` and returns its value.
-    fn emit(&mut self, node: &Rc<Node>, inlined: &dyn Fn(&Node) -> bool) -> Result<Storage> {
+    fn emit(&mut self, node: &Rc<Node>, fused: FusedEdge) -> Result<Storage> {
         let inputs: Vec<Rc<Node>> = node.inputs().clone();
         let shape = &node.shape;
         let n = shape.numel();
@@ -84,12 +107,24 @@ impl Scheduler<'_> {
             }
             Op::Reshape | Op::Detach => Ok(self.value(&inputs[0])),
             Op::Fill(_) | Op::Unary(_) | Op::Binary(_) => {
-                let kernel = fused_kernel(node, inlined);
+                let value = value_fn(node, fused, ELEMENTWISE_HEAD);
                 let out = self.alloc(shape)?;
-                let srcs: Vec<Storage> = kernel.inputs.iter().map(|i| self.value(i)).collect();
+                let srcs: Vec<Storage> = value.inputs.iter().map(|i| self.value(i)).collect();
                 let mut buffers = vec![(&out, n)];
-                buffers.extend(srcs.iter().zip(&kernel.inputs).map(|(s, i)| (s, i.shape.numel())));
-                self.dispatch(&kernel.source, "elementwise", kernel.params, buffers, grid_1d(n as u64));
+                buffers.extend(
+                    srcs.iter()
+                        .zip(&value.inputs)
+                        .map(|(s, i)| (s, i.shape.numel())),
+                );
+                let mut params = vec![n as u32];
+                params.extend(&value.params);
+                self.dispatch(
+                    &elementwise_source(&value.code),
+                    "elementwise",
+                    params,
+                    buffers,
+                    grid_1d(n as u64),
+                );
                 Ok(out)
             }
             Op::Permute(perm) => {
@@ -112,9 +147,16 @@ impl Scheduler<'_> {
                 let offset = starts.iter().zip(&out_strides).map(|(s, t)| s * t).sum();
                 let src = self.value(&inputs[0]);
                 let dims = inputs[0].shape.dims().to_vec();
-                let params = copy_params(&dims, 0, &inputs[0].shape.strides(), offset, &out_strides);
+                let params =
+                    copy_params(&dims, 0, &inputs[0].shape.strides(), offset, &out_strides);
                 let count = inputs[0].shape.numel();
-                self.dispatch(COPY, "copy_strided", params, vec![(&src, count), (&out, n)], grid_1d(count as u64));
+                self.dispatch(
+                    COPY,
+                    "copy_strided",
+                    params,
+                    vec![(&src, count), (&out, n)],
+                    grid_1d(count as u64),
+                );
                 Ok(out)
             }
             Op::Concat { axis } => {
@@ -124,73 +166,154 @@ impl Scheduler<'_> {
                 for input in &inputs {
                     let src = self.value(input);
                     let count = input.shape.numel();
-                    let params =
-                        copy_params(input.shape.dims(), 0, &input.shape.strides(), offset * out_strides[*axis], &out_strides);
-                    self.dispatch(COPY, "copy_strided", params, vec![(&src, count), (&out, n)], grid_1d(count as u64));
+                    let params = copy_params(
+                        input.shape.dims(),
+                        0,
+                        &input.shape.strides(),
+                        offset * out_strides[*axis],
+                        &out_strides,
+                    );
+                    self.dispatch(
+                        COPY,
+                        "copy_strided",
+                        params,
+                        vec![(&src, count), (&out, n)],
+                        grid_1d(count as u64),
+                    );
                     offset += input.shape.dims()[*axis];
                 }
                 Ok(out)
             }
-            Op::Reduce { op, axes } => self.reduce(*op, &inputs[0], axes, shape),
+            Op::Reduce { op, axes } => {
+                let prologue =
+                    fused(node, &inputs[0]).then(|| value_fn(&inputs[0], fused, REDUCE_HEAD));
+                self.reduce(*op, &inputs[0], axes, shape, prologue)
+            }
             Op::Matmul => self.matmul(&inputs[0], &inputs[1], shape),
         }
     }
 
     /// A strided copy of `input` into a fresh contiguous tensor of `shape`.
-    fn copy(&mut self, input: &Node, shape: &Shape, dims: &[usize], src_offset: usize, src_strides: &[usize], dst_offset: usize) -> Result<Storage> {
+    fn copy(
+        &mut self,
+        input: &Node,
+        shape: &Shape,
+        dims: &[usize],
+        src_offset: usize,
+        src_strides: &[usize],
+        dst_offset: usize,
+    ) -> Result<Storage> {
         let out = self.alloc(shape)?;
         let src = self.value(input);
         let n = shape.numel();
         let params = copy_params(dims, src_offset, src_strides, dst_offset, &shape.strides());
-        self.dispatch(COPY, "copy_strided", params, vec![(&src, input.shape.numel()), (&out, n)], grid_1d(n as u64));
+        self.dispatch(
+            COPY,
+            "copy_strided",
+            params,
+            vec![(&src, input.shape.numel()), (&out, n)],
+            grid_1d(n as u64),
+        );
         Ok(out)
     }
 
     fn zeros(&mut self, shape: &Shape) -> Result<Storage> {
-        let fill = Node::new(Op::Fill(0.0), Vec::new(), shape.clone(), crate::Device::reference_only());
-        let kernel = fused_kernel(&fill, &|_| false);
+        let fill = Node::new(
+            Op::Fill(0.0),
+            Vec::new(),
+            shape.clone(),
+            crate::Device::reference_only(),
+        );
+        let value = value_fn(&fill, &|_, _| false, ELEMENTWISE_HEAD);
         let out = self.alloc(shape)?;
         let n = shape.numel();
-        self.dispatch(&kernel.source, "elementwise", kernel.params, vec![(&out, n)], grid_1d(n as u64));
+        let mut params = vec![n as u32];
+        params.extend(&value.params);
+        self.dispatch(
+            &elementwise_source(&value.code),
+            "elementwise",
+            params,
+            vec![(&out, n)],
+            grid_1d(n as u64),
+        );
         Ok(out)
     }
 
     /// Reduction over `axes`: view the input as rows (kept axes) × reduced
-    /// elements with one stride each, copying to that layout first if the
-    /// axes do not collapse; then fold in passes of the fixed tree.
-    fn reduce(&mut self, op: crate::ops::reduce::ReduceOp, input: &Rc<Node>, axes: &[usize], shape: &Shape) -> Result<Storage> {
-        let dims = input.shape.dims();
-        let strides = input.shape.strides();
-        let kept: Vec<(usize, usize)> =
-            (0..dims.len()).filter(|d| !axes.contains(d) && dims[*d] != 1).map(|d| (dims[d], strides[d])).collect();
-        let reduced: Vec<(usize, usize)> =
-            (0..dims.len()).filter(|d| axes.contains(d) && dims[*d] != 1).map(|d| (dims[d], strides[d])).collect();
-        let rows: usize = kept.iter().map(|k| k.0).product();
-        let k: usize = reduced.iter().map(|k| k.0).product();
-        let (mut src, mut so, mut sr) = match (collapse(&kept), collapse(&reduced)) {
-            (Some(so), Some(sr)) => (self.value(input), so, sr),
+    /// elements with one stride each (copying to that layout first if the
+    /// axes do not collapse), then fold in passes of a fixed tree. The first
+    /// pass may compute its input on the fly (`prologue`, a fused chain).
+    fn reduce(
+        &mut self,
+        op: crate::ops::reduce::ReduceOp,
+        input: &Rc<Node>,
+        axes: &[usize],
+        shape: &Shape,
+        prologue: Option<ValueFn>,
+    ) -> Result<Storage> {
+        let layout = reduce_layout(&input.shape, axes);
+        let (rows, k) = (layout.rows, layout.k);
+        let (mut value, mut so, mut sr) = match (layout.so, layout.sr, prologue) {
+            (Some(so), Some(sr), Some(prologue)) => (prologue, so, sr),
+            (Some(so), Some(sr), None) => (load_fn(input), so, sr),
             _ => {
                 // Gather to [kept..., reduced...] contiguous.
-                let order: Vec<(usize, usize)> = kept.iter().chain(&reduced).copied().collect();
+                let order: Vec<(usize, usize)> =
+                    layout.kept.iter().chain(&layout.reduced).copied().collect();
                 let gdims: Vec<usize> = order.iter().map(|o| o.0).collect();
                 let gshape = Shape::new(&gdims);
                 let gstrides: Vec<usize> = order.iter().map(|o| o.1).collect();
-                (self.copy(input, &gshape, &gdims, 0, &gstrides, 0)?, k, 1)
+                let gathered = self.copy(input, &gshape, &gdims, 0, &gstrides, 0)?;
+                let scratch = Node::new(
+                    Op::Fill(0.0),
+                    Vec::new(),
+                    gshape,
+                    crate::Device::reference_only(),
+                );
+                self.values.insert(scratch.id, gathered);
+                (load_fn(&scratch), k, 1)
             }
         };
-        let source = reduce_source(op);
         let mut k_left = k;
         loop {
             let parts = reduce_parts(rows, k_left);
             let out = self.alloc(&Shape::new(&[rows * parts]))?;
-            let params = vec![rows as u32, k_left as u32, so as u32, sr as u32, parts as u32];
-            let src_len = src.buffer.size() as usize / 4;
-            self.dispatch(&source, "reduce", params, vec![(&src, src_len.min(u32::MAX as usize)), (&out, rows * parts)], grid_1d((rows * parts) as u64));
+            let srcs: Vec<Storage> = value.inputs.iter().map(|i| self.value(i)).collect();
+            let mut buffers = vec![(&out, rows * parts)];
+            buffers.extend(srcs.iter().map(|s| (s, s.buffer.size() as usize / 4)));
+            let mut params = vec![
+                rows as u32,
+                k_left as u32,
+                so as u32,
+                sr as u32,
+                parts as u32,
+            ];
+            params.extend(&value.params);
+            let source = reduce_source(op, &value.code);
+            self.dispatch(
+                &source,
+                "reduce",
+                params,
+                buffers,
+                grid_1d((rows * parts) as u64),
+            );
+            // Scratch values (a gathered copy, partial sums) are done with.
+            if value.inputs.len() == 1 && value.inputs[0].device.gpu.is_none() {
+                self.values.remove(&value.inputs[0].id);
+            }
             if parts == 1 {
                 debug_assert_eq!(rows, shape.numel());
                 return Ok(out);
             }
-            src = out;
+            // The partial results become the next pass's input.
+            let partials = Node::new(
+                Op::Fill(0.0),
+                Vec::new(),
+                Shape::new(&[rows * parts]),
+                crate::Device::reference_only(),
+            );
+            self.values.insert(partials.id, out);
+            value = load_fn(&partials);
             k_left = parts;
             so = parts;
             sr = 1;
@@ -226,11 +349,59 @@ impl Scheduler<'_> {
         }
         let out = self.alloc(shape)?;
         let (source, entry, groups) = matmul_kernel(m, n, k, batch);
-        assert!(groups[2] <= kernels::MAX_GROUPS_PER_DIM, "matmul: batch of {batch} exceeds one dispatch");
-        let params = vec![m as u32, n as u32, k as u32, batch as u32, stride_a as u32, stride_b as u32];
+        assert!(
+            groups[2] <= kernels::MAX_GROUPS_PER_DIM,
+            "matmul: batch of {batch} exceeds one dispatch"
+        );
+        let params = vec![
+            m as u32,
+            n as u32,
+            k as u32,
+            batch as u32,
+            stride_a as u32,
+            stride_b as u32,
+        ];
         let (la, lb) = (sa.buffer.size() as usize / 4, sb.buffer.size() as usize / 4);
-        self.dispatch(source, entry, params, vec![(&sa, la), (&sb, lb), (&out, shape.numel())], groups);
+        self.dispatch(
+            source,
+            entry,
+            params,
+            vec![(&sa, la), (&sb, lb), (&out, shape.numel())],
+            groups,
+        );
         Ok(out)
+    }
+}
+
+/// How a reduction reads its input: rows of kept axes × reduced elements.
+pub(crate) struct ReduceLayout {
+    pub rows: usize,
+    pub k: usize,
+    /// (size, stride) of the kept and reduced axes of size > 1.
+    pub kept: Vec<(usize, usize)>,
+    pub reduced: Vec<(usize, usize)>,
+    /// Row stride and element stride, if each group collapses to one axis.
+    pub so: Option<usize>,
+    pub sr: Option<usize>,
+}
+
+pub(crate) fn reduce_layout(shape: &Shape, axes: &[usize]) -> ReduceLayout {
+    let dims = shape.dims();
+    let strides = shape.strides();
+    let group = |reduced: bool| -> Vec<(usize, usize)> {
+        (0..dims.len())
+            .filter(|d| axes.contains(d) == reduced && dims[*d] != 1)
+            .map(|d| (dims[d], strides[d]))
+            .collect()
+    };
+    let (kept, reduced) = (group(false), group(true));
+    ReduceLayout {
+        rows: kept.iter().map(|k| k.0).product(),
+        k: reduced.iter().map(|k| k.0).product(),
+        so: collapse(&kept),
+        sr: collapse(&reduced),
+        kept,
+        reduced,
     }
 }
 
@@ -246,12 +417,18 @@ fn collapse(axes: &[(usize, usize)]) -> Option<usize> {
     }
 }
 
+/// Largest tree a node with several consumers may have to be recomputed in
+/// each of them instead of being written to memory once.
+const RECOMPUTE_LIMIT: usize = 8;
+
 /// Plans every kernel needed to give `targets` values.
 pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
     let order = topo_order(targets, |n| n.is_realized());
     let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
     let pending: Vec<&Rc<Node>> = order.iter().filter(|n| !n.is_realized()).collect();
-    let keep = |n: &Node| target_ids.contains(&n.id) || n.handles.get() > 0 || matches!(n.op, Op::Input(_));
+    let keep = |n: &Node| {
+        target_ids.contains(&n.id) || n.handles.get() > 0 || matches!(n.op, Op::Input(_))
+    };
 
     // Consumers of each node among the pending ones.
     let mut consumers: HashMap<NodeId, Vec<&Rc<Node>>> = HashMap::new();
@@ -260,55 +437,91 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
             consumers.entry(input.id).or_default().push(node);
         }
     }
+    let fusing_consumer = |c: &Node| {
+        c.op.is_elementwise()
+            || matches!(c.op, Op::Reduce { .. }) && {
+                let input = &c.inputs()[0];
+                let layout = reduce_layout(
+                    &input.shape,
+                    match &c.op {
+                        Op::Reduce { axes, .. } => axes,
+                        _ => unreachable!(),
+                    },
+                );
+                layout.so.is_some() && layout.sr.is_some()
+            }
+    };
 
-    // Fusion decisions, inputs first: each node knows the buffer inputs and
-    // size its kernel would have if it were a root.
-    let mut inline: HashSet<NodeId> = HashSet::new();
+    // Fusion decisions, inputs first. For each node that could root a fused
+    // tree we track the buffers its kernel would bind and the tree's size;
+    // an edge (consumer → input) is fused when the input can be computed
+    // inside the consumer's kernel within the budget.
+    let mut fused_edges: HashSet<(NodeId, NodeId)> = HashSet::new();
     let mut leaves: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     let mut sizes: HashMap<NodeId, usize> = HashMap::new();
     for node in &pending {
-        if !node.op.is_elementwise() {
+        let is_reduce = matches!(node.op, Op::Reduce { .. });
+        if !(node.op.is_elementwise() || is_reduce && fusing_consumer(node)) {
             continue;
         }
         let inputs: Vec<Rc<Node>> = node.inputs().clone();
+        let users_of = |i: &Rc<Node>| consumers.get(&i.id).map_or(&[][..], |v| v.as_slice());
         let is_candidate = |input: &Rc<Node>| {
-            let users = consumers.get(&input.id).map_or(&[][..], |v| v.as_slice());
-            !input.is_realized()
-                && input.op.is_elementwise()
-                && !keep(input)
-                && match input.op {
-                    // Constants are free to inline into every elementwise user.
-                    Op::Fill(_) => users.iter().all(|u| u.op.is_elementwise()),
-                    _ => users.len() == 1 && input.shape == node.shape,
+            if input.is_realized() || keep(input) {
+                return false;
+            }
+            match input.op {
+                // Constants cost nothing to compute anywhere.
+                Op::Fill(_) => true,
+                // A broadcast is a load with stride-0 axes.
+                Op::Expand => !is_reduce,
+                Op::Unary(_) | Op::Binary(_) => {
+                    (is_reduce || input.shape == node.shape)
+                        && (users_of(input).len() == 1
+                            || (sizes[&input.id] <= RECOMPUTE_LIMIT
+                                && users_of(input).iter().all(|u| fusing_consumer(u))))
                 }
+                _ => false,
+            }
         };
-        // Buffer inputs that cannot be inlined come first: they are bound
-        // whatever else is decided.
+        let candidate_leaves = |input: &Rc<Node>| -> Vec<NodeId> {
+            match input.op {
+                Op::Fill(_) => Vec::new(),
+                Op::Expand => vec![input.inputs()[0].id],
+                _ => leaves[&input.id].clone(),
+            }
+        };
+        let candidate_size = |input: &Rc<Node>| {
+            if input.op.is_elementwise() {
+                sizes[&input.id]
+            } else {
+                0
+            }
+        };
+        // Buffer inputs that cannot be fused are bound whatever else is decided.
         let mut my_leaves: Vec<NodeId> = Vec::new();
         for input in inputs.iter().filter(|i| !is_candidate(i)) {
             if !my_leaves.contains(&input.id) {
                 my_leaves.push(input.id);
             }
         }
-        let mut size = 1;
+        let mut size = usize::from(!is_reduce);
         let candidates: Vec<&Rc<Node>> = inputs.iter().filter(|i| is_candidate(i)).collect();
         for (j, input) in candidates.iter().enumerate() {
-            if matches!(input.op, Op::Fill(_)) {
-                inline.insert(input.id);
-                continue;
-            }
             let mut merged = my_leaves.clone();
-            for l in &leaves[&input.id] {
-                if !merged.contains(l) {
-                    merged.push(*l);
+            for l in candidate_leaves(input) {
+                if !merged.contains(&l) {
+                    merged.push(l);
                 }
             }
             // Leave a binding free for each later candidate, in case it is rejected.
             let later = candidates.len() - j - 1;
-            if merged.len() + later <= MAX_FUSED_INPUTS && size + sizes[&input.id] <= MAX_FUSED_NODES {
-                inline.insert(input.id);
+            if merged.len() + later <= MAX_FUSED_INPUTS
+                && size + candidate_size(input) <= MAX_FUSED_NODES
+            {
+                fused_edges.insert((node.id, input.id));
                 my_leaves = merged;
-                size += sizes[&input.id];
+                size += candidate_size(input);
             } else if !my_leaves.contains(&input.id) {
                 my_leaves.push(input.id);
             }
@@ -316,8 +529,17 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         leaves.insert(node.id, my_leaves);
         sizes.insert(node.id, size);
     }
+    let fused = |c: &Node, i: &Node| fused_edges.contains(&(c.id, i.id));
 
-    // Remaining uses of each value by the kernels still to be encoded.
+    // A node gets a kernel (and a buffer) unless every consumer computes it itself.
+    let materialized = |n: &Node| {
+        keep(n)
+            || consumers
+                .get(&n.id)
+                .is_none_or(|users| users.iter().any(|u| !fused(u, n)))
+    };
+
+    // The buffers each kernel reads, for counting the uses left of each value.
     let kernel_inputs = |node: &Rc<Node>| -> Vec<NodeId> {
         match leaves.get(&node.id) {
             Some(l) => l.clone(),
@@ -329,7 +551,7 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         }
     };
     let mut remaining: HashMap<NodeId, usize> = HashMap::new();
-    for node in pending.iter().filter(|n| !inline.contains(&n.id)) {
+    for node in pending.iter().filter(|n| materialized(n)) {
         for id in kernel_inputs(node) {
             *remaining.entry(id).or_default() += 1;
         }
@@ -337,11 +559,16 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
 
     let mut s = Scheduler {
         gpu,
-        plan: Plan { dispatches: Vec::new(), uploads: Vec::new(), targets: Vec::new() },
+        plan: Plan {
+            dispatches: Vec::new(),
+            uploads: Vec::new(),
+            targets: Vec::new(),
+        },
         values: HashMap::new(),
     };
     for node in order.iter().filter(|n| n.is_realized()) {
-        s.values.insert(node.id, node.storage.borrow().clone().unwrap());
+        s.values
+            .insert(node.id, node.storage.borrow().clone().unwrap());
     }
     // Uploads happen (queue.write_buffer) before any kernel of the submit
     // runs, so their buffers must be taken from the pool before any kernel
@@ -349,13 +576,12 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
     // earlier kernel of this submit still uses.
     let mut uploaded: HashMap<NodeId, Storage> = HashMap::new();
     for node in pending.iter().filter(|n| matches!(n.op, Op::Input(_))) {
-        uploaded.insert(node.id, s.emit(node, &|_| false)?);
+        uploaded.insert(node.id, s.emit(node, &|_, _| false)?);
     }
-    let is_inlined = |n: &Node| inline.contains(&n.id);
-    for node in pending.iter().filter(|n| !inline.contains(&n.id)) {
+    for node in pending.iter().filter(|n| materialized(n)) {
         let value = match uploaded.remove(&node.id) {
             Some(v) => v,
-            None => s.emit(node, &is_inlined)?,
+            None => s.emit(node, &fused)?,
         };
         s.values.insert(node.id, value);
         for id in kernel_inputs(node) {

@@ -6,19 +6,39 @@ use crate::ops::elementwise::{ALL_BINARY, ALL_UNARY};
 use crate::ops::reduce::ReduceOp;
 use crate::tensor::Tensor;
 
-use super::codegen::fused_kernel;
-use super::kernels::{reduce_source, COPY, MATMUL_SCALAR, MATMUL_VEC4};
+use super::codegen::{load_fn, value_fn};
+use super::kernels::{
+    COPY, ELEMENTWISE_HEAD, MATMUL_SCALAR, MATMUL_VEC4, REDUCE_HEAD, elementwise_source,
+    reduce_source,
+};
 
 fn validate(name: &str, source: &str) {
-    let module = naga::front::wgsl::parse_str(source)
-        .unwrap_or_else(|e| panic!("{name}: WGSL parse error:\n{}\n{source}", e.emit_to_string(source)));
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{name}: WGSL validation error:\n{}\n{source}", e.emit_to_string(source)));
+    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
+        panic!(
+            "{name}: WGSL parse error:\n{}\n{source}",
+            e.emit_to_string(source)
+        )
+    });
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| {
+        panic!(
+            "{name}: WGSL validation error:\n{}\n{source}",
+            e.emit_to_string(source)
+        )
+    });
 }
 
-fn fused(t: &Tensor, inlined: bool) -> String {
-    fused_kernel(&t.node, &|_| inlined).source
+/// The elementwise kernel for `t`, fusing the edges `fuse` accepts.
+fn kernel(t: &Tensor, fuse: &dyn Fn(&crate::graph::Node, &crate::graph::Node) -> bool) -> String {
+    elementwise_source(&value_fn(&t.node, fuse, ELEMENTWISE_HEAD).code)
+}
+
+fn fused(t: &Tensor, _inlined: bool) -> String {
+    kernel(t, &|_, _| false)
 }
 
 #[test]
@@ -26,8 +46,21 @@ fn fixed_kernels_validate() {
     validate("copy", COPY);
     validate("matmul_vec4", MATMUL_VEC4);
     validate("matmul_scalar", MATMUL_SCALAR);
+    let d = Device::reference_only();
+    let x = Tensor::ones(&d, [4, 5]);
+    let chain = &x.exp() * &x.sin();
     for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
-        validate(op.name(), &reduce_source(op));
+        validate(op.name(), &reduce_source(op, &load_fn(&x.node).code));
+        // With a fused elementwise prologue.
+        let value = value_fn(
+            &chain.node,
+            &|_, i| !matches!(i.op, crate::graph::Op::Input(_)),
+            REDUCE_HEAD,
+        );
+        validate(
+            &format!("{} fused", op.name()),
+            &reduce_source(op, &value.code),
+        );
     }
 }
 
@@ -46,7 +79,10 @@ fn every_elementwise_specialization_validates() {
         validate(&format!("{b:?} same"), &fused(&x.binary(b, &x), false));
         validate(&format!("{b:?} row"), &fused(&x.binary(b, &row), false));
         validate(&format!("{b:?} col"), &fused(&col.binary(b, &row), false));
-        validate(&format!("{b:?} scalar"), &fused(&scalar.binary(b, &x), false));
+        validate(
+            &format!("{b:?} scalar"),
+            &fused(&scalar.binary(b, &x), false),
+        );
     }
 }
 
@@ -58,12 +94,17 @@ fn fused_chains_validate() {
     let y = &(&(&x.sin() * &x.exp()) + &(&x * &x)) - &x.tanh();
     let z = &(&y.powf(2.0) * 3.0) / &b.add_scalar(1.0);
     // Everything but the leaves inlined into one kernel.
-    let src = fused_kernel(&z.node, &|n| !matches!(n.op, crate::graph::Op::Input(_))).source;
+    let src = kernel(&z, &|_, n| !matches!(n.op, crate::graph::Op::Input(_)));
     validate("chain", &src);
     assert!(src.contains("sin(") && src.contains("exp(") && src.contains("wg_pow("));
     // A constant operand is inlined as a parameter, not a buffer.
     let c = &x + &Tensor::full(&d, [2, 3], 4.0);
-    let src = fused_kernel(&c.node, &|n| matches!(n.op, crate::graph::Op::Fill(_))).source;
+    let src = kernel(&c, &|_, n| matches!(n.op, crate::graph::Op::Fill(_)));
     validate("const", &src);
     assert!(src.contains("src0: array") && !src.contains("src1: array"));
+    // A fused broadcast_to is a strided load of its input.
+    let e = &x + &b.broadcast_to([2, 3]);
+    let src = kernel(&e, &|_, n| matches!(n.op, crate::graph::Op::Expand));
+    validate("expand", &src);
+    assert!(src.contains("src1: array") && src.contains("rem1"));
 }

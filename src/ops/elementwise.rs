@@ -8,9 +8,9 @@
 //! adjoint `g`, and return the partial adjoint of each input in the output's
 //! shape; the graph un-broadcasts it centrally.
 
+use crate::graph::Op;
 use crate::shape::broadcast_shapes;
 use crate::tensor::Tensor;
-use crate::graph::Op;
 
 /// Unary elementwise ops. The ones with an `f32` carry a scalar constant.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -122,7 +122,8 @@ pub enum Binary {
     Lt,
 }
 
-type BinaryVjp = fn(a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> (Option<Tensor>, Option<Tensor>);
+type BinaryVjp =
+    fn(a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> (Option<Tensor>, Option<Tensor>);
 
 pub(crate) struct BinaryRule {
     pub name: &'static str,
@@ -166,36 +167,89 @@ impl Tensor {
         Tensor::record(Op::Binary(op), &[self, other], shape)
     }
 
-    pub fn exp(&self) -> Tensor { self.unary(Unary::Exp) }
+    pub fn exp(&self) -> Tensor {
+        self.unary(Unary::Exp)
+    }
     /// Natural logarithm.
-    pub fn log(&self) -> Tensor { self.unary(Unary::Log) }
-    pub fn sin(&self) -> Tensor { self.unary(Unary::Sin) }
-    pub fn cos(&self) -> Tensor { self.unary(Unary::Cos) }
-    pub fn tanh(&self) -> Tensor { self.unary(Unary::Tanh) }
-    pub fn sigmoid(&self) -> Tensor { self.unary(Unary::Sigmoid) }
-    pub fn relu(&self) -> Tensor { self.unary(Unary::Relu) }
-    pub fn sqrt(&self) -> Tensor { self.unary(Unary::Sqrt) }
-    pub fn square(&self) -> Tensor { self.unary(Unary::Square) }
-    pub fn abs(&self) -> Tensor { self.unary(Unary::Abs) }
+    pub fn log(&self) -> Tensor {
+        self.unary(Unary::Log)
+    }
+    pub fn sin(&self) -> Tensor {
+        self.unary(Unary::Sin)
+    }
+    pub fn cos(&self) -> Tensor {
+        self.unary(Unary::Cos)
+    }
+    pub fn tanh(&self) -> Tensor {
+        self.unary(Unary::Tanh)
+    }
+    pub fn sigmoid(&self) -> Tensor {
+        self.unary(Unary::Sigmoid)
+    }
+    pub fn relu(&self) -> Tensor {
+        self.unary(Unary::Relu)
+    }
+    pub fn sqrt(&self) -> Tensor {
+        self.unary(Unary::Sqrt)
+    }
+    pub fn square(&self) -> Tensor {
+        self.unary(Unary::Square)
+    }
+    pub fn abs(&self) -> Tensor {
+        self.unary(Unary::Abs)
+    }
     /// x^c for a constant exponent.
-    pub fn powf(&self, c: f32) -> Tensor { self.unary(Unary::PowScalar(c)) }
+    pub fn powf(&self, c: f32) -> Tensor {
+        self.unary(Unary::PowScalar(c))
+    }
     /// x·c
-    pub fn scale(&self, c: f32) -> Tensor { self.unary(Unary::Scale(c)) }
+    pub fn scale(&self, c: f32) -> Tensor {
+        self.unary(Unary::Scale(c))
+    }
     /// x + c
-    pub fn add_scalar(&self, c: f32) -> Tensor { self.unary(Unary::AddScalar(c)) }
+    pub fn add_scalar(&self, c: f32) -> Tensor {
+        self.unary(Unary::AddScalar(c))
+    }
 
-    #[track_caller] pub fn add(&self, o: &Tensor) -> Tensor { self.binary(Binary::Add, o) }
-    #[track_caller] pub fn sub(&self, o: &Tensor) -> Tensor { self.binary(Binary::Sub, o) }
-    #[track_caller] pub fn mul(&self, o: &Tensor) -> Tensor { self.binary(Binary::Mul, o) }
-    #[track_caller] pub fn div(&self, o: &Tensor) -> Tensor { self.binary(Binary::Div, o) }
+    #[track_caller]
+    pub fn add(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Add, o)
+    }
+    #[track_caller]
+    pub fn sub(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Sub, o)
+    }
+    #[track_caller]
+    pub fn mul(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Mul, o)
+    }
+    #[track_caller]
+    pub fn div(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Div, o)
+    }
     /// Elementwise a^b.
-    #[track_caller] pub fn pow(&self, o: &Tensor) -> Tensor { self.binary(Binary::Pow, o) }
-    #[track_caller] pub fn maximum(&self, o: &Tensor) -> Tensor { self.binary(Binary::Maximum, o) }
-    #[track_caller] pub fn minimum(&self, o: &Tensor) -> Tensor { self.binary(Binary::Minimum, o) }
+    #[track_caller]
+    pub fn pow(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Pow, o)
+    }
+    #[track_caller]
+    pub fn maximum(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Maximum, o)
+    }
+    #[track_caller]
+    pub fn minimum(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Minimum, o)
+    }
     /// 1.0 where self ≥ other, else 0.0.
-    #[track_caller] pub fn ge(&self, o: &Tensor) -> Tensor { self.binary(Binary::Ge, o) }
+    #[track_caller]
+    pub fn ge(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Ge, o)
+    }
     /// 1.0 where self < other, else 0.0.
-    #[track_caller] pub fn lt(&self, o: &Tensor) -> Tensor { self.binary(Binary::Lt, o) }
+    #[track_caller]
+    pub fn lt(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Lt, o)
+    }
 }
 
 // Operator overloads: `&a + &b`, `a * 2.0`, `1.0 - &a`, `-&a`, for owned and borrowed tensors.
@@ -204,38 +258,54 @@ macro_rules! binary_operator {
         impl std::ops::$trait<&Tensor> for &Tensor {
             type Output = Tensor;
             #[track_caller]
-            fn $method(self, rhs: &Tensor) -> Tensor { self.binary($op, rhs) }
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                self.binary($op, rhs)
+            }
         }
         impl std::ops::$trait<Tensor> for Tensor {
             type Output = Tensor;
             #[track_caller]
-            fn $method(self, rhs: Tensor) -> Tensor { self.binary($op, &rhs) }
+            fn $method(self, rhs: Tensor) -> Tensor {
+                self.binary($op, &rhs)
+            }
         }
         impl std::ops::$trait<&Tensor> for Tensor {
             type Output = Tensor;
             #[track_caller]
-            fn $method(self, rhs: &Tensor) -> Tensor { self.binary($op, rhs) }
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                self.binary($op, rhs)
+            }
         }
         impl std::ops::$trait<Tensor> for &Tensor {
             type Output = Tensor;
             #[track_caller]
-            fn $method(self, rhs: Tensor) -> Tensor { self.binary($op, &rhs) }
+            fn $method(self, rhs: Tensor) -> Tensor {
+                self.binary($op, &rhs)
+            }
         }
         impl std::ops::$trait<f32> for &Tensor {
             type Output = Tensor;
-            fn $method(self, rhs: f32) -> Tensor { ($scalar_rhs)(self, rhs) }
+            fn $method(self, rhs: f32) -> Tensor {
+                ($scalar_rhs)(self, rhs)
+            }
         }
         impl std::ops::$trait<f32> for Tensor {
             type Output = Tensor;
-            fn $method(self, rhs: f32) -> Tensor { ($scalar_rhs)(&self, rhs) }
+            fn $method(self, rhs: f32) -> Tensor {
+                ($scalar_rhs)(&self, rhs)
+            }
         }
         impl std::ops::$trait<&Tensor> for f32 {
             type Output = Tensor;
-            fn $method(self, rhs: &Tensor) -> Tensor { ($scalar_lhs)(self, rhs) }
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                ($scalar_lhs)(self, rhs)
+            }
         }
         impl std::ops::$trait<Tensor> for f32 {
             type Output = Tensor;
-            fn $method(self, rhs: Tensor) -> Tensor { ($scalar_lhs)(self, &rhs) }
+            fn $method(self, rhs: Tensor) -> Tensor {
+                ($scalar_lhs)(self, &rhs)
+            }
         }
     };
 }
@@ -244,29 +314,78 @@ fn scalar_like(t: &Tensor, v: f32) -> Tensor {
     Tensor::full(t.device(), crate::shape::Shape::scalar(), v)
 }
 
-binary_operator!(Add, add, Binary::Add, |t: &Tensor, c| t.add_scalar(c), |c, t: &Tensor| t.add_scalar(c));
-binary_operator!(Sub, sub, Binary::Sub, |t: &Tensor, c: f32| t.add_scalar(-c), |c, t: &Tensor| (-t).add_scalar(c));
-binary_operator!(Mul, mul, Binary::Mul, |t: &Tensor, c| t.scale(c), |c, t: &Tensor| t.scale(c));
-binary_operator!(Div, div, Binary::Div, |t: &Tensor, c| t.binary(Binary::Div, &scalar_like(t, c)), |c, t: &Tensor| scalar_like(t, c).binary(Binary::Div, t));
+binary_operator!(
+    Add,
+    add,
+    Binary::Add,
+    |t: &Tensor, c| t.add_scalar(c),
+    |c, t: &Tensor| t.add_scalar(c)
+);
+binary_operator!(
+    Sub,
+    sub,
+    Binary::Sub,
+    |t: &Tensor, c: f32| t.add_scalar(-c),
+    |c, t: &Tensor| (-t).add_scalar(c)
+);
+binary_operator!(
+    Mul,
+    mul,
+    Binary::Mul,
+    |t: &Tensor, c| t.scale(c),
+    |c, t: &Tensor| t.scale(c)
+);
+binary_operator!(
+    Div,
+    div,
+    Binary::Div,
+    |t: &Tensor, c| t.binary(Binary::Div, &scalar_like(t, c)),
+    |c, t: &Tensor| scalar_like(t, c).binary(Binary::Div, t)
+);
 
 impl std::ops::Neg for &Tensor {
     type Output = Tensor;
-    fn neg(self) -> Tensor { self.unary(Unary::Neg) }
+    fn neg(self) -> Tensor {
+        self.unary(Unary::Neg)
+    }
 }
 impl std::ops::Neg for Tensor {
     type Output = Tensor;
-    fn neg(self) -> Tensor { self.unary(Unary::Neg) }
+    fn neg(self) -> Tensor {
+        self.unary(Unary::Neg)
+    }
 }
 
 /// Every unary op, for tests and documentation (constants filled with typical values).
 pub const ALL_UNARY: &[Unary] = &[
-    Unary::Neg, Unary::Exp, Unary::Log, Unary::Sin, Unary::Cos, Unary::Tanh, Unary::Sigmoid,
-    Unary::Relu, Unary::Sqrt, Unary::Square, Unary::Abs, Unary::PowScalar(3.0), Unary::PowScalar(0.5),
-    Unary::Scale(-2.5), Unary::AddScalar(1.5), Unary::Step, Unary::Sign,
+    Unary::Neg,
+    Unary::Exp,
+    Unary::Log,
+    Unary::Sin,
+    Unary::Cos,
+    Unary::Tanh,
+    Unary::Sigmoid,
+    Unary::Relu,
+    Unary::Sqrt,
+    Unary::Square,
+    Unary::Abs,
+    Unary::PowScalar(3.0),
+    Unary::PowScalar(0.5),
+    Unary::Scale(-2.5),
+    Unary::AddScalar(1.5),
+    Unary::Step,
+    Unary::Sign,
 ];
 
 /// Every binary op, for tests and documentation.
 pub const ALL_BINARY: &[Binary] = &[
-    Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Pow, Binary::Maximum,
-    Binary::Minimum, Binary::Ge, Binary::Lt,
+    Binary::Add,
+    Binary::Sub,
+    Binary::Mul,
+    Binary::Div,
+    Binary::Pow,
+    Binary::Maximum,
+    Binary::Minimum,
+    Binary::Ge,
+    Binary::Lt,
 ];

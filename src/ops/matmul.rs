@@ -1,7 +1,7 @@
 //! Matrix product, 2-D and batched with numpy broadcasting of the batch dims.
 
 use crate::graph::Op;
-use crate::shape::{broadcast_shapes, Shape};
+use crate::shape::{Shape, broadcast_shapes};
 use crate::tensor::Tensor;
 
 /// Output shape of `a @ b` for `a: [..., m, k]`, `b: [..., k, n]`.

@@ -1,7 +1,7 @@
 //! Movement ops: reshape, permute/transpose, broadcast_to, slice, pad, concat.
 
 use crate::graph::Op;
-use crate::shape::{can_broadcast_to, check_permutation, Shape};
+use crate::shape::{Shape, can_broadcast_to, check_permutation};
 use crate::tensor::Tensor;
 
 impl Tensor {
@@ -45,7 +45,11 @@ impl Tensor {
     /// Swaps the last two axes (the matrix transpose).
     #[track_caller]
     pub fn t(&self) -> Tensor {
-        assert!(self.rank() >= 2, "t: need at least 2 axes, got {:?}", self.shape());
+        assert!(
+            self.rank() >= 2,
+            "t: need at least 2 axes, got {:?}",
+            self.shape()
+        );
         self.transpose(self.rank() - 2, self.rank() - 1)
     }
 
@@ -97,7 +101,13 @@ impl Tensor {
             .dims()
             .iter()
             .enumerate()
-            .map(|(i, &d)| if i == axis { (start, start + len) } else { (0, d) })
+            .map(|(i, &d)| {
+                if i == axis {
+                    (start, start + len)
+                } else {
+                    (0, d)
+                }
+            })
             .collect();
         self.slice(&ranges)
     }
@@ -116,7 +126,13 @@ impl Tensor {
         if &shape == self.shape() {
             return self.clone();
         }
-        Tensor::record(Op::Pad { starts: starts.to_vec() }, &[self], shape)
+        Tensor::record(
+            Op::Pad {
+                starts: starts.to_vec(),
+            },
+            &[self],
+            shape,
+        )
     }
 
     /// Joins tensors along `axis`; all other axes must match.
@@ -130,7 +146,11 @@ impl Tensor {
         for t in tensors {
             let ok = t.rank() == first.rank()
                 && (0..first.rank()).all(|i| i == axis || t.dims()[i] == first.dims()[i]);
-            assert!(ok, "concat: shape {:?} does not match {first:?} outside axis {axis}", t.shape());
+            assert!(
+                ok,
+                "concat: shape {:?} does not match {first:?} outside axis {axis}",
+                t.shape()
+            );
             dims[axis] += t.dims()[axis];
         }
         if tensors.len() == 1 {

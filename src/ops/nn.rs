@@ -42,9 +42,18 @@ impl Tensor {
     /// Mean cross-entropy of `[batch, classes]` logits against integer class labels.
     #[track_caller]
     pub fn cross_entropy(&self, labels: &[usize]) -> Tensor {
-        assert!(self.rank() == 2, "cross_entropy: logits must be [batch, classes], got {:?}", self.shape());
+        assert!(
+            self.rank() == 2,
+            "cross_entropy: logits must be [batch, classes], got {:?}",
+            self.shape()
+        );
         let (batch, classes) = (self.dims()[0], self.dims()[1]);
-        assert_eq!(labels.len(), batch, "cross_entropy: {} labels for a batch of {batch}", labels.len());
+        assert_eq!(
+            labels.len(),
+            batch,
+            "cross_entropy: {} labels for a batch of {batch}",
+            labels.len()
+        );
         self.cross_entropy_with_probs(&one_hot(self.device(), labels, classes))
     }
 
@@ -61,7 +70,10 @@ impl Tensor {
 pub fn one_hot(device: &crate::Device, labels: &[usize], classes: usize) -> Tensor {
     let mut data = vec![0.0; labels.len() * classes];
     for (row, &l) in labels.iter().enumerate() {
-        assert!(l < classes, "one_hot: label {l} is not below the class count {classes}");
+        assert!(
+            l < classes,
+            "one_hot: label {l} is not below the class count {classes}"
+        );
         data[row * classes + l] = 1.0;
     }
     Tensor::from_vec(device, data, Shape::new(&[labels.len(), classes]))

@@ -4,7 +4,7 @@
 //! is a reshape on top. Mean is sum times 1/count, so it needs no rule of its own.
 
 use crate::graph::Op;
-use crate::shape::{reduced_shape, Shape};
+use crate::shape::{Shape, reduced_shape};
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,13 +34,25 @@ impl Tensor {
         let reduced = if axes.is_empty() {
             self.clone()
         } else {
-            Tensor::record(Op::Reduce { op, axes: axes.clone() }, &[self], kept)
+            Tensor::record(
+                Op::Reduce {
+                    op,
+                    axes: axes.clone(),
+                },
+                &[self],
+                kept,
+            )
         };
         if keepdim {
             reduced
         } else {
-            let dims: Vec<usize> =
-                self.dims().iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+            let dims: Vec<usize> = self
+                .dims()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, &d)| d)
+                .collect();
             reduced.reshape(dims)
         }
     }
@@ -64,7 +76,13 @@ impl Tensor {
     }
     #[track_caller]
     pub fn mean_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
-        let count: usize = axes.iter().map(|&a| { self.shape().check_axis("mean", a); self.dims()[a] }).product();
+        let count: usize = axes
+            .iter()
+            .map(|&a| {
+                self.shape().check_axis("mean", a);
+                self.dims()[a]
+            })
+            .product();
         self.sum_axes(axes, keepdim) * (1.0 / count.max(1) as f32)
     }
     /// Largest element.

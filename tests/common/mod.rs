@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use webgrad::{grad, read_all_blocking, reference, Device, Shape, Tensor};
+use webgrad::{Device, Shape, Tensor, grad, read_all_blocking, reference};
 
 /// The shared device, or `None` (test skipped, with a message) when no
 /// adapter exists — except under CI, where a missing adapter fails the test.
@@ -13,7 +13,9 @@ pub fn device() -> Option<Device> {
     let d = DEVICE.get_or_init(|| Device::new_blocking().map_err(|e| e.to_string()));
     match d {
         Ok(d) => Some(d.clone()),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set and no GPU adapter was found: {e}"),
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set and no GPU adapter was found: {e}")
+        }
         Err(e) => {
             eprintln!("skipping GPU test: {e}");
             None
@@ -26,7 +28,9 @@ pub fn device() -> Option<Device> {
 pub fn private_device() -> Option<Device> {
     match Device::new_blocking() {
         Ok(d) => Some(d),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set and no GPU adapter was found: {e}"),
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set and no GPU adapter was found: {e}")
+        }
         Err(e) => {
             eprintln!("skipping GPU test: {e}");
             None
@@ -49,14 +53,16 @@ macro_rules! gpu {
 pub fn data(n: usize, lo: f32, hi: f32, gap: f32, seed: u64) -> Vec<f32> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
-        .map(|_| loop {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
-            let v = (lo as f64 + (hi - lo) as f64 * u) as f32;
-            if v.abs() >= gap {
-                break v;
+        .map(|_| {
+            loop {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+                let v = (lo as f64 + (hi - lo) as f64 * u) as f32;
+                if v.abs() >= gap {
+                    break v;
+                }
             }
         })
         .collect()
@@ -67,7 +73,10 @@ pub fn assert_close(what: &str, gpu: &[f32], expected: &[f64], atol: f64, rtol: 
     for (i, (&g, &e)) in gpu.iter().zip(expected).enumerate() {
         let g = g as f64;
         let ok = (g - e).abs() <= atol + rtol * e.abs() || (g.is_nan() && e.is_nan()) || (g == e);
-        assert!(ok, "{what}: element {i}: GPU {g} vs expected {e} (atol {atol}, rtol {rtol})");
+        assert!(
+            ok,
+            "{what}: element {i}: GPU {g} vs expected {e} (atol {atol}, rtol {rtol})"
+        );
     }
 }
 
@@ -82,8 +91,16 @@ pub fn check_forward(what: &str, y: &Tensor) {
 /// against the reference, and the GPU vjp (reverse mode, for a random
 /// cotangent u: the gradient of ⟨u, f(x)⟩) against central finite
 /// differences of the f64 reference.
-pub fn check_op(dev: &Device, what: &str, inputs: &[(Vec<f32>, Shape)], f: &dyn Fn(&[Tensor]) -> Tensor) {
-    let leaves: Vec<Tensor> = inputs.iter().map(|(d, s)| Tensor::from_vec(dev, d.clone(), s.clone())).collect();
+pub fn check_op(
+    dev: &Device,
+    what: &str,
+    inputs: &[(Vec<f32>, Shape)],
+    f: &dyn Fn(&[Tensor]) -> Tensor,
+) {
+    let leaves: Vec<Tensor> = inputs
+        .iter()
+        .map(|(d, s)| Tensor::from_vec(dev, d.clone(), s.clone()))
+        .collect();
     let y = f(&leaves);
     check_forward(what, &y);
 
@@ -96,8 +113,11 @@ pub fn check_op(dev: &Device, what: &str, inputs: &[(Vec<f32>, Shape)], f: &dyn 
 
     // ⟨u, f(x)⟩ in f64 for perturbed inputs.
     let objective = |values: &[Vec<f32>]| -> f64 {
-        let xs: Vec<Tensor> =
-            values.iter().zip(inputs).map(|(v, (_, s))| Tensor::from_vec(dev, v.clone(), s.clone())).collect();
+        let xs: Vec<Tensor> = values
+            .iter()
+            .zip(inputs)
+            .map(|(v, (_, s))| Tensor::from_vec(dev, v.clone(), s.clone()))
+            .collect();
         let out = reference::eval(&f(&xs)).unwrap();
         out.iter().zip(&u_data).map(|(o, &w)| o * w as f64).sum()
     };
@@ -114,6 +134,12 @@ pub fn check_op(dev: &Device, what: &str, inputs: &[(Vec<f32>, Shape)], f: &dyn 
             let f_down = objective(&values);
             fd.push((f_up - f_down) / (up - down));
         }
-        assert_close(&format!("{what} vjp of input {k}"), &grads[k], &fd, 2e-3, 2e-3);
+        assert_close(
+            &format!("{what} vjp of input {k}"),
+            &grads[k],
+            &fd,
+            2e-3,
+            2e-3,
+        );
     }
 }
