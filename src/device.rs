@@ -19,6 +19,22 @@ pub struct DeviceOptions {
     pub adapter_limits: bool,
     /// Prefer a low-power adapter (integrated GPU) over a discrete one.
     pub low_power: bool,
+    /// Which matmul kernel family to use (chosen per adapter by default).
+    pub matmul: MatmulKernel,
+}
+
+/// The matmul kernel families.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// Register-blocked on CPU adapters (lavapipe, SwiftShader), tiled elsewhere.
+    #[default]
+    Auto,
+    /// Each invocation computes a block of C from vec4 loads straight from
+    /// the storage buffers: fastest where workgroup memory and barriers are
+    /// slow (CPU rasterizers).
+    RegisterBlocked,
+    /// Workgroups stage tiles of A and B in workgroup memory: what real GPUs want.
+    Tiled,
 }
 
 /// What the adapter says about itself.
@@ -53,6 +69,8 @@ pub(crate) struct Gpu {
     pub queue: wgpu::Queue,
     pub summary: AdapterSummary,
     pub limits: wgpu::Limits,
+    /// The matmul family in use (never `Auto`).
+    pub matmul: MatmulKernel,
     pub pipelines: Mutex<PipelineCache>,
     pub pool: Arc<Mutex<BufferPool>>,
     /// Held from planning to submit. Planning hands buffers back to the pool
@@ -96,6 +114,12 @@ impl Device {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new_blocking() -> Result<Device> {
         pollster::block_on(Device::new())
+    }
+
+    /// Blocking form of [`Device::with_options`] for native code.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_options_blocking(options: DeviceOptions) -> Result<Device> {
+        pollster::block_on(Device::with_options(options))
     }
 
     /// Acquires an adapter and device with the given options.
@@ -152,6 +176,13 @@ impl Device {
                 .trim()
                 .to_string(),
         };
+        let matmul = match options.matmul {
+            MatmulKernel::Auto if info.device_type == wgpu::DeviceType::Cpu => {
+                MatmulKernel::RegisterBlocked
+            }
+            MatmulKernel::Auto => MatmulKernel::Tiled,
+            chosen => chosen,
+        };
         log::info!(
             "webgrad: using {} ({}, {})",
             summary.name,
@@ -164,6 +195,7 @@ impl Device {
                 queue,
                 summary,
                 limits,
+                matmul,
                 pipelines: Mutex::new(PipelineCache::default()),
                 pool: Arc::new(Mutex::new(BufferPool::default())),
                 submit_lock: Mutex::new(()),
@@ -187,6 +219,11 @@ impl Device {
     /// The limits the device was created with.
     pub fn limits(&self) -> Option<&wgpu::Limits> {
         self.gpu.as_ref().map(|g| &g.limits)
+    }
+
+    /// The matmul kernel family this device uses.
+    pub fn matmul_kernel(&self) -> Option<MatmulKernel> {
+        self.gpu.as_ref().map(|g| g.matmul)
     }
 
     /// How many GPU buffers webgrad holds, live and pooled.

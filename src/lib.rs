@@ -39,7 +39,7 @@ pub mod shape;
 pub mod tensor;
 
 pub use autodiff::{Gradients, TraceStep, backward_trace, grad, grad_with_seed};
-pub use device::{AdapterSummary, Device, DeviceOptions, MemoryStats};
+pub use device::{AdapterSummary, Device, DeviceOptions, MatmulKernel, MemoryStats};
 pub use error::{Error, Result};
 pub use ops::elementwise::{Binary, Unary};
 pub use ops::nn::one_hot;

@@ -241,3 +241,43 @@ fn shape_errors_name_the_op_and_shapes() {
     let dev = webgrad::Device::reference_only();
     Tensor::zeros(&dev, [2, 3]).matmul(&Tensor::zeros(&dev, [4, 5]));
 }
+
+#[test]
+fn every_matmul_kernel_family_is_correct() {
+    // The tiled family is what real GPUs get; lavapipe runs it too (slowly).
+    for family in [
+        webgrad::MatmulKernel::Tiled,
+        webgrad::MatmulKernel::RegisterBlocked,
+    ] {
+        let options = webgrad::DeviceOptions {
+            matmul: family,
+            ..Default::default()
+        };
+        let dev = match webgrad::Device::with_options_blocking(options) {
+            Ok(d) => d,
+            Err(e) if std::env::var_os("CI").is_some() => {
+                panic!("CI is set and no GPU adapter was found: {e}")
+            }
+            Err(_) => return,
+        };
+        assert_eq!(dev.matmul_kernel(), Some(family));
+        for (m, k, n) in [(130, 72, 96), (64, 33, 50), (1, 5, 1), (70, 16, 130)] {
+            let a = Tensor::from_vec(&dev, data(m * k, -1.0, 1.0, 0.0, 1), [m, k]);
+            let b = Tensor::from_vec(&dev, data(k * n, -1.0, 1.0, 0.0, 2), [k, n]);
+            let c = a.matmul(&b);
+            assert_close(
+                &format!("{family:?} {m}x{k}x{n}"),
+                &c.to_vec_blocking().unwrap(),
+                &reference::eval(&c).unwrap(),
+                1e-4,
+                1e-4,
+            );
+        }
+        check_op(
+            &dev,
+            &format!("{family:?} batched"),
+            &[input(&[2, 5, 4], 1), input(&[3, 1, 4, 6], 2)],
+            &|t| t[0].matmul(&t[1]),
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! specializations, parameters and dispatch grids. Only this module and
 //! `exec/` know the shaders' binding layouts.
 
+use crate::device::MatmulKernel;
 use crate::ops::reduce::ReduceOp;
 use crate::shape::MAX_RANK;
 
@@ -10,6 +11,7 @@ pub(crate) const COPY: &str = include_str!("../../shaders/copy.wgsl");
 pub(crate) const REDUCE_TEMPLATE: &str = include_str!("../../shaders/reduce.wgsl");
 pub(crate) const MATMUL_VEC4: &str = include_str!("../../shaders/matmul_vec4.wgsl");
 pub(crate) const MATMUL_SCALAR: &str = include_str!("../../shaders/matmul_scalar.wgsl");
+pub(crate) const MATMUL_TILED: &str = include_str!("../../shaders/matmul_tiled.wgsl");
 
 /// Parameter words before those of the `value` function: elementwise [n], reduce [M, K, so, sr, P].
 pub(crate) const ELEMENTWISE_HEAD: usize = 1;
@@ -84,15 +86,23 @@ pub(crate) fn reduce_parts(rows: usize, k: usize) -> usize {
     (k / 32).min((TARGET_INVOCATIONS / rows).max(1)).max(1)
 }
 
-/// Matmul variant and grid: the vec4 kernel when K and N allow vec4 loads.
+/// Matmul variant and grid: the tiled kernel where the device wants it;
+/// otherwise register-blocked, with vec4 loads when K and N allow them.
 pub(crate) fn matmul_kernel(
+    family: MatmulKernel,
     m: usize,
     n: usize,
     k: usize,
     batch: usize,
 ) -> (&'static str, &'static str, [u32; 3]) {
     let batch = batch as u32;
-    if k % 4 == 0 && n % 4 == 0 && k > 0 {
+    if family == MatmulKernel::Tiled {
+        (
+            MATMUL_TILED,
+            "matmul_tiled",
+            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch],
+        )
+    } else if k % 4 == 0 && n % 4 == 0 && k > 0 {
         let cols = (n / 4).div_ceil(4) as u32;
         let rows = m.div_ceil(8) as u32;
         (

@@ -348,7 +348,7 @@ impl Scheduler<'_> {
             return self.zeros(shape);
         }
         let out = self.alloc(shape)?;
-        let (source, entry, groups) = matmul_kernel(m, n, k, batch);
+        let (source, entry, groups) = matmul_kernel(self.gpu.matmul, m, n, k, batch);
         assert!(
             groups[2] <= kernels::MAX_GROUPS_PER_DIM,
             "matmul: batch of {batch} exceeds one dispatch"

@@ -8,8 +8,8 @@ use crate::tensor::Tensor;
 
 use super::codegen::{load_fn, value_fn};
 use super::kernels::{
-    COPY, ELEMENTWISE_HEAD, MATMUL_SCALAR, MATMUL_VEC4, REDUCE_HEAD, elementwise_source,
-    reduce_source,
+    COPY, ELEMENTWISE_HEAD, MATMUL_SCALAR, MATMUL_TILED, MATMUL_VEC4, REDUCE_HEAD,
+    elementwise_source, reduce_source,
 };
 
 fn validate(name: &str, source: &str) {
@@ -46,6 +46,7 @@ fn fixed_kernels_validate() {
     validate("copy", COPY);
     validate("matmul_vec4", MATMUL_VEC4);
     validate("matmul_scalar", MATMUL_SCALAR);
+    validate("matmul_tiled", MATMUL_TILED);
     let d = Device::reference_only();
     let x = Tensor::ones(&d, [4, 5]);
     let chain = &x.exp() * &x.sin();
