@@ -183,3 +183,58 @@ fn eval_op(op: &Op, shape: &Shape, x: &[Rc<Vec<f64>>], xs: &[Shape]) -> Vec<f64>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The interpreter against closed forms, with no GPU at all.
+    use super::eval;
+    use crate::{Device, Tensor, grad};
+
+    fn t(d: &Device, v: &[f32], s: &[usize]) -> Tensor {
+        Tensor::from_vec(d, v.to_vec(), s)
+    }
+
+    #[test]
+    fn ops_match_closed_forms() {
+        let d = Device::reference_only();
+        let a = t(&d, &[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+        let b = t(&d, &[5.0, 6.0, 7.0, 8.0], &[2, 2]);
+        assert_eq!(eval(&a.matmul(&b)).unwrap(), vec![19.0, 22.0, 43.0, 50.0]);
+        let m = t(&d, &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], &[2, 3]);
+        assert_eq!(eval(&m.t()).unwrap(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert_eq!(eval(&m.sum_axes(&[0], false)).unwrap(), vec![3.0, 5.0, 7.0]);
+        assert_eq!(eval(&m.max_axes(&[1], false)).unwrap(), vec![2.0, 5.0]);
+        assert_eq!(eval(&m.min()).unwrap(), vec![0.0]);
+        assert_eq!(eval(&m.slice(&[(1, 2), (1, 3)])).unwrap(), vec![4.0, 5.0]);
+        let row = t(&d, &[10.0, 20.0, 30.0], &[3]);
+        assert_eq!(
+            eval(&(&m + &row)).unwrap(),
+            vec![10.0, 21.0, 32.0, 13.0, 24.0, 35.0]
+        );
+        assert_eq!(
+            eval(&Tensor::concat(&[&row.reshape([1, 3]), &m], 0)).unwrap(),
+            vec![10.0, 20.0, 30.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        );
+        assert_eq!(
+            eval(&row.narrow(0, 1, 1).pad_into([3], &[2])).unwrap(),
+            vec![0.0, 0.0, 20.0]
+        );
+        let p = eval(&m.softmax(1)).unwrap();
+        assert!((p[0] + p[1] + p[2] - 1.0).abs() < 1e-12);
+        assert!((p[2] - 2f64.exp() / (1.0 + 1f64.exp() + 2f64.exp())).abs() < 1e-12);
+    }
+
+    #[test]
+    fn reverse_mode_graphs_evaluate_without_a_gpu() {
+        let d = Device::reference_only();
+        let x1 = Tensor::scalar(&d, 2.0);
+        let x2 = Tensor::scalar(&d, 5.0);
+        let y = &(&x1.log() + &(&x1 * &x2)) - &x2.sin();
+        let g = grad(&y, &[&x1, &x2]);
+        assert!((eval(&y).unwrap()[0] - (2f64.ln() + 10.0 - 5f64.sin())).abs() < 1e-12);
+        assert!((eval(&g[0]).unwrap()[0] - 5.5).abs() < 1e-12);
+        assert!((eval(&g[1]).unwrap()[0] - (2.0 - 5f64.cos())).abs() < 1e-12);
+        let second = grad(&g[0], &[&x1]);
+        assert!((eval(&second[0]).unwrap()[0] + 0.25).abs() < 1e-12);
+    }
+}
