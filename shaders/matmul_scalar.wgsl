@@ -1,7 +1,7 @@
 // Register-blocked matrix product, any shape: each invocation computes a
 // 4×4 block of C from scalar loads (rows/cols clamped at the edges, stores
 // guarded). Used when K or N is not a multiple of 4.
-// p = [M, N, K, batch, a_batch_stride, b_batch_stride] (strides in elements;
+// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch] (strides in elements;
 // 0 broadcasts an operand over the batch). Batch index = workgroup z.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
@@ -19,9 +19,11 @@ fn matmul_scalar(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (row0 >= m || col0 >= n) {
         return;
     }
-    let ab = gid.z * p[4];
-    let bb = gid.z * p[5];
-    let cb = gid.z * m * n;
+    // Batches beyond one dispatch's 65,535 z-groups come in several dispatches.
+    let batch = gid.z + p[6];
+    let ab = batch * p[4];
+    let bb = batch * p[5];
+    let cb = batch * m * n;
     let a0 = ab + min(row0, m - 1u) * k;
     let a1 = ab + min(row0 + 1u, m - 1u) * k;
     let a2 = ab + min(row0 + 2u, m - 1u) * k;

@@ -5,7 +5,7 @@
 // workgroup instead of once per invocation), then every invocation does 256
 // multiply-adds from it. On CPU rasterizers (lavapipe) the barriers make this
 // slower than the register-blocked kernels; the device picks per adapter.
-// p = [M, N, K, batch, a_batch_stride, b_batch_stride] (strides in elements).
+// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch] (strides in elements).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -22,9 +22,11 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let k = p[2];
     let row0 = wg.y * 64u;
     let col0 = wg.x * 64u;
-    let ab = wg.z * p[4];
-    let bb = wg.z * p[5];
-    let cb = wg.z * m * n;
+    // Batches beyond one dispatch's 65,535 z-groups come in several dispatches.
+    let batch = wg.z + p[6];
+    let ab = batch * p[4];
+    let bb = batch * p[5];
+    let cb = batch * m * n;
     let tid = lid.y * 16u + lid.x;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);

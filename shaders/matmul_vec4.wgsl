@@ -5,7 +5,7 @@
 // 16 vec4 of B and does 512 multiply-adds. No workgroup memory or barriers:
 // on software rasterizers (lavapipe) loads are the bottleneck and barriers are
 // slow. Rows/columns past the edge are clamped on load and skipped on store.
-// p = [M, N, K, batch, a_batch_stride, b_batch_stride] (strides in elements).
+// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch] (strides in elements).
 // The unrolled body was written out by a short script (one line per accumulator).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
@@ -23,9 +23,11 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (row0 >= m || col0 >= n4) {
         return;
     }
-    let ab = gid.z * (p[4] / 4u);
-    let bb = gid.z * (p[5] / 4u);
-    let cb = gid.z * m * n4;
+    // Batches beyond one dispatch's 65,535 z-groups come in several dispatches.
+    let batch = gid.z + p[6];
+    let ab = batch * (p[4] / 4u);
+    let bb = batch * (p[5] / 4u);
+    let cb = batch * m * n4;
     let ar0 = ab + min(row0 + 0u, m - 1u) * k4;
     let ar1 = ab + min(row0 + 1u, m - 1u) * k4;
     let ar2 = ab + min(row0 + 2u, m - 1u) * k4;

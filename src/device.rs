@@ -160,12 +160,13 @@ impl Device {
         {
             let lost = lost.clone();
             device.set_device_lost_callback(move |reason, msg| {
-                *lost.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
+                *lost.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(format!("{reason:?}: {msg}"));
             });
             let uncaptured = uncaptured.clone();
             device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
                 log::error!("webgrad: uncaptured wgpu error: {e}");
-                *uncaptured.lock().unwrap() = Some(e.to_string());
+                *uncaptured.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
             }));
         }
         let summary = AdapterSummary {
@@ -229,7 +230,7 @@ impl Device {
     /// How many GPU buffers webgrad holds, live and pooled.
     pub fn memory_stats(&self) -> MemoryStats {
         match &self.gpu {
-            Some(g) => g.pool.lock().unwrap().stats(),
+            Some(g) => g.pool.lock().unwrap_or_else(|e| e.into_inner()).stats(),
             None => MemoryStats::default(),
         }
     }
@@ -238,15 +239,15 @@ impl Device {
     /// tensors are untouched.
     pub fn trim_pool(&self) {
         if let Some(g) = &self.gpu {
-            g.pool.lock().unwrap().trim();
+            g.pool.lock().unwrap_or_else(|e| e.into_inner()).trim();
         }
     }
 
     /// Number of compute pipelines compiled so far (one per kernel specialization).
     pub fn pipelines_compiled(&self) -> usize {
-        self.gpu
-            .as_ref()
-            .map_or(0, |g| g.pipelines.lock().unwrap().len())
+        self.gpu.as_ref().map_or(0, |g| {
+            g.pipelines.lock().unwrap_or_else(|e| e.into_inner()).len()
+        })
     }
 
     pub(crate) fn same(&self, other: &Device) -> bool {

@@ -281,3 +281,14 @@ fn every_matmul_kernel_family_is_correct() {
         );
     }
 }
+
+#[test]
+fn a_batch_larger_than_one_dispatch() {
+    let dev = gpu!();
+    // 70,000 tiny matrices: more than 65,535 workgroups along z.
+    let batch = 70_000;
+    let a = Tensor::from_vec(&dev, data(batch * 2, -1.0, 1.0, 0.0, 1), [batch, 1, 2]);
+    let b = Tensor::from_vec(&dev, data(batch * 2, -1.0, 1.0, 0.0, 2), [batch, 2, 1]);
+    let c = a.matmul(&b);
+    assert_close("batched dot products", &c.to_vec_blocking().unwrap(), &reference::eval(&c).unwrap(), 1e-6, 1e-6);
+}

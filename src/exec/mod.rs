@@ -106,10 +106,15 @@ fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]
 
 /// Errors that wgpu reported outside an error scope, or a lost device.
 fn pending_error(gpu: &Gpu) -> Result<()> {
-    if let Some(msg) = gpu.lost.lock().unwrap().take() {
+    if let Some(msg) = gpu.lost.lock().unwrap_or_else(|e| e.into_inner()).take() {
         return Err(Error::DeviceLost(msg));
     }
-    if let Some(msg) = gpu.uncaptured.lock().unwrap().take() {
+    if let Some(msg) = gpu
+        .uncaptured
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
         return Err(Error::Validation(msg));
     }
     Ok(())
@@ -121,7 +126,7 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
     let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let submitting = gpu.submit_lock.lock().unwrap();
+    let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
     let planned = schedule::plan(gpu, &nodes);
     if let Ok(plan) = &planned {
         submit(gpu, plan, &[]);
@@ -148,7 +153,7 @@ pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Ve
     let nodes: Vec<Rc<Node>> = all.iter().map(|t| t.node.clone()).collect();
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let submitting = gpu.submit_lock.lock().unwrap();
+    let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
     let planned = schedule::plan(&gpu, &nodes);
     let mut staging = Vec::new();
     if let Ok(plan) = &planned {
@@ -209,7 +214,7 @@ async fn map_read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()> {
     let slot: Slot = Arc::new(Mutex::new((None, None)));
     let callback_slot = slot.clone();
     buffer.map_async(wgpu::MapMode::Read, .., move |r| {
-        let mut s = callback_slot.lock().unwrap();
+        let mut s = callback_slot.lock().unwrap_or_else(|e| e.into_inner());
         s.0 = Some(r);
         if let Some(w) = s.1.take() {
             w.wake();
@@ -222,7 +227,7 @@ async fn map_read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()> {
     #[cfg(target_arch = "wasm32")]
     let _ = gpu;
     std::future::poll_fn(|cx| {
-        let mut s = slot.lock().unwrap();
+        let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
         match s.0.take() {
             Some(r) => Poll::Ready(r.map_err(|e| Error::Readback(e.to_string()))),
             None => {

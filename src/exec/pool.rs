@@ -65,7 +65,7 @@ pub(crate) struct PooledBuffer {
 
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
-        let mut pool = self.pool.lock().unwrap();
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         pool.live_buffers -= 1;
         pool.live_bytes -= self.class;
         pool.pooled_buffers += 1;
@@ -87,7 +87,7 @@ pub(crate) fn allocate(
     bytes: u64,
 ) -> Storage {
     let class = size_class(bytes);
-    let mut p = pool.lock().unwrap();
+    let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
     let buffer = match p.free.get_mut(&class).and_then(Vec::pop) {
         Some(b) => {
             p.pooled_buffers -= 1;

@@ -349,26 +349,22 @@ impl Scheduler<'_> {
         }
         let out = self.alloc(shape)?;
         let (source, entry, groups) = matmul_kernel(self.gpu.matmul, m, n, k, batch);
-        assert!(
-            groups[2] <= kernels::MAX_GROUPS_PER_DIM,
-            "matmul: batch of {batch} exceeds one dispatch"
-        );
-        let params = vec![
-            m as u32,
-            n as u32,
-            k as u32,
-            batch as u32,
-            stride_a as u32,
-            stride_b as u32,
-        ];
         let (la, lb) = (sa.buffer.size() as usize / 4, sb.buffer.size() as usize / 4);
-        self.dispatch(
-            source,
-            entry,
-            params,
-            vec![(&sa, la), (&sb, lb), (&out, shape.numel())],
-            groups,
-        );
+        let per_dispatch = kernels::MAX_GROUPS_PER_DIM as usize;
+        for first in (0..batch).step_by(per_dispatch) {
+            let params = vec![
+                m as u32,
+                n as u32,
+                k as u32,
+                batch as u32,
+                stride_a as u32,
+                stride_b as u32,
+                first as u32,
+            ];
+            let z = (batch - first).min(per_dispatch) as u32;
+            let buffers = vec![(&sa, la), (&sb, lb), (&out, shape.numel())];
+            self.dispatch(source, entry, params, buffers, [groups[0], groups[1], z]);
+        }
         Ok(out)
     }
 }
