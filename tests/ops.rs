@@ -290,5 +290,11 @@ fn a_batch_larger_than_one_dispatch() {
     let a = Tensor::from_vec(&dev, data(batch * 2, -1.0, 1.0, 0.0, 1), [batch, 1, 2]);
     let b = Tensor::from_vec(&dev, data(batch * 2, -1.0, 1.0, 0.0, 2), [batch, 2, 1]);
     let c = a.matmul(&b);
-    assert_close("batched dot products", &c.to_vec_blocking().unwrap(), &reference::eval(&c).unwrap(), 1e-6, 1e-6);
+    assert_close(
+        "batched dot products",
+        &c.to_vec_blocking().unwrap(),
+        &reference::eval(&c).unwrap(),
+        1e-6,
+        1e-6,
+    );
 }

@@ -107,25 +107,7 @@ impl Scheduler<'_> {
             }
             Op::Reshape | Op::Detach => Ok(self.value(&inputs[0])),
             Op::Fill(_) | Op::Unary(_) | Op::Binary(_) => {
-                let value = value_fn(node, fused, ELEMENTWISE_HEAD);
-                let out = self.alloc(shape)?;
-                let srcs: Vec<Storage> = value.inputs.iter().map(|i| self.value(i)).collect();
-                let mut buffers = vec![(&out, n)];
-                buffers.extend(
-                    srcs.iter()
-                        .zip(&value.inputs)
-                        .map(|(s, i)| (s, i.shape.numel())),
-                );
-                let mut params = vec![n as u32];
-                params.extend(&value.params);
-                self.dispatch(
-                    &elementwise_source(&value.code),
-                    "elementwise",
-                    params,
-                    buffers,
-                    grid_1d(n as u64),
-                );
-                Ok(out)
+                self.elementwise(shape, value_fn(node, fused, ELEMENTWISE_HEAD))
             }
             Op::Permute(perm) => {
                 let in_strides = inputs[0].shape.strides();
@@ -224,16 +206,27 @@ impl Scheduler<'_> {
             shape.clone(),
             crate::Device::reference_only(),
         );
-        let value = value_fn(&fill, &|_, _| false, ELEMENTWISE_HEAD);
-        let out = self.alloc(shape)?;
+        self.elementwise(shape, value_fn(&fill, &|_, _| false, ELEMENTWISE_HEAD))
+    }
+
+    /// An elementwise kernel storing `value(i)` for every element of `shape`.
+    fn elementwise(&mut self, shape: &Shape, value: ValueFn) -> Result<Storage> {
         let n = shape.numel();
+        let out = self.alloc(shape)?;
+        let srcs: Vec<Storage> = value.inputs.iter().map(|i| self.value(i)).collect();
+        let mut buffers = vec![(&out, n)];
+        buffers.extend(
+            srcs.iter()
+                .zip(&value.inputs)
+                .map(|(s, i)| (s, i.shape.numel())),
+        );
         let mut params = vec![n as u32];
         params.extend(&value.params);
         self.dispatch(
             &elementwise_source(&value.code),
             "elementwise",
             params,
-            vec![(&out, n)],
+            buffers,
             grid_1d(n as u64),
         );
         Ok(out)
