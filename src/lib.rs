@@ -38,7 +38,13 @@ pub mod reference;
 pub mod shape;
 pub mod tensor;
 
-pub use autodiff::{Gradients, TraceStep, backward_trace, grad, grad_with_seed};
+pub use autodiff::{
+    Difference, GradientReport, Gradients, Tolerance, TraceStep, backward_trace, check_gradients,
+    grad, grad_with_seed, hessian, hessian_reverse, hvp, jacfwd, jacrev, jvp, jvp_batched,
+    numerical_grad, numerical_grad_reference, tangent, tangent_batched, vjp,
+};
+#[cfg(not(target_arch = "wasm32"))]
+pub use autodiff::{check_gradients_blocking, numerical_grad_blocking, step_sweep};
 pub use device::{AdapterSummary, Device, DeviceOptions, MatmulKernel, MemoryStats};
 pub use error::{Error, Result};
 pub use ops::elementwise::{Binary, Unary};

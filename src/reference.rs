@@ -20,9 +20,31 @@ pub fn eval(t: &Tensor) -> Result<Vec<f64>> {
 
 /// Evaluates several tensors of one graph, sharing the work.
 pub fn eval_many(ts: &[&Tensor]) -> Result<Vec<Vec<f64>>> {
+    eval_with(ts, &[])
+}
+
+/// Evaluates `ts` with the values of some tensors replaced by f64 data
+/// (`overrides`: tensor, its values in row-major order). Finite differences
+/// of the reference perturb inputs this way, exactly, without rounding the
+/// perturbed value to f32.
+#[track_caller]
+pub fn eval_with(ts: &[&Tensor], overrides: &[(&Tensor, &[f64])]) -> Result<Vec<Vec<f64>>> {
     let roots: Vec<Rc<Node>> = ts.iter().map(|t| t.node.clone()).collect();
     let mut values: HashMap<NodeId, Rc<Vec<f64>>> = HashMap::new();
-    for node in topo_order(&roots, |_| false) {
+    for (t, v) in overrides {
+        assert_eq!(
+            v.len(),
+            t.numel(),
+            "eval_with: {} values for a tensor of shape {:?}",
+            v.len(),
+            t.shape()
+        );
+        values.insert(t.id(), Rc::new(v.to_vec()));
+    }
+    for node in topo_order(&roots, |n| values.contains_key(&n.id)) {
+        if values.contains_key(&node.id) {
+            continue;
+        }
         let inputs: Vec<Rc<Vec<f64>>> = node
             .inputs()
             .iter()

@@ -20,6 +20,7 @@ pub enum Unary {
     Log,
     Sin,
     Cos,
+    Tan,
     Tanh,
     Sigmoid,
     Relu,
@@ -61,6 +62,8 @@ impl Unary {
             Sin       => r("sin",     "sin({x})",                |x, _| x.sin(),                    |x, _, g, _| Some(g * &x.cos())),
             Cos       => r("cos",     "cos({x})",                |x, _| x.cos(),                    |x, _, g, _| Some(-(g * &x.sin()))),
             // tanh' = 1 − y²; the clamp keeps drivers that evaluate tanh through exp from returning NaN.
+            // tan' = 1 + y²
+            Tan       => r("tan",     "tan({x})",                |x, _| x.tan(),                    |_, y, g, _| Some(g * &(1.0 + &y.square()))),
             Tanh      => r("tanh",    "tanh(clamp({x}, -15.0, 15.0))", |x, _| x.tanh(),             |_, y, g, _| Some(g * &(1.0 - &y.square()))),
             // σ' = y(1 − y)
             Sigmoid   => r("sigmoid", "1.0 / (1.0 + exp(-{x}))", |x, _| 1.0 / (1.0 + (-x).exp()),   |_, y, g, _| Some(g * &(y * &(1.0 - y)))),
@@ -179,6 +182,9 @@ impl Tensor {
     }
     pub fn cos(&self) -> Tensor {
         self.unary(Unary::Cos)
+    }
+    pub fn tan(&self) -> Tensor {
+        self.unary(Unary::Tan)
     }
     pub fn tanh(&self) -> Tensor {
         self.unary(Unary::Tanh)
@@ -363,6 +369,7 @@ pub const ALL_UNARY: &[Unary] = &[
     Unary::Log,
     Unary::Sin,
     Unary::Cos,
+    Unary::Tan,
     Unary::Tanh,
     Unary::Sigmoid,
     Unary::Relu,

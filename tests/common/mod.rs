@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use webgrad::{Device, Shape, Tensor, grad, read_all_blocking, reference};
+use webgrad::{Device, Shape, Tensor, reference};
 
 /// The shared device, or `None` (test skipped, with a message) when no
 /// adapter exists — except under CI, where a missing adapter fails the test.
@@ -88,9 +88,10 @@ pub fn check_forward(what: &str, y: &Tensor) {
 }
 
 /// Checks `f` at inputs with the given shapes and values: the GPU forward
-/// against the reference, and the GPU vjp (reverse mode, for a random
-/// cotangent u: the gradient of ⟨u, f(x)⟩) against central finite
-/// differences of the f64 reference.
+/// against the f64 reference, then webgrad's gradient checker: reverse mode
+/// (Jᵀu) and forward mode (Jv) on the GPU against each other through
+/// ⟨u, Jv⟩ = ⟨Jᵀu, v⟩ and against central differences of the f64 reference.
+/// This covers each op's vjp and jvp rules.
 pub fn check_op(
     dev: &Device,
     what: &str,
@@ -101,45 +102,9 @@ pub fn check_op(
         .iter()
         .map(|(d, s)| Tensor::from_vec(dev, d.clone(), s.clone()))
         .collect();
-    let y = f(&leaves);
-    check_forward(what, &y);
-
-    let u_data = data(y.numel(), -1.0, 1.0, 0.0, 99);
-    let u = Tensor::from_vec(dev, u_data.clone(), y.shape().clone());
-    let loss = (&y * &u).sum();
+    check_forward(what, &f(&leaves));
     let refs: Vec<&Tensor> = leaves.iter().collect();
-    let grads = grad(&loss, &refs);
-    let grads: Vec<Vec<f32>> = read_all_blocking(&grads.iter().collect::<Vec<_>>()).unwrap();
-
-    // ⟨u, f(x)⟩ in f64 for perturbed inputs.
-    let objective = |values: &[Vec<f32>]| -> f64 {
-        let xs: Vec<Tensor> = values
-            .iter()
-            .zip(inputs)
-            .map(|(v, (_, s))| Tensor::from_vec(dev, v.clone(), s.clone()))
-            .collect();
-        let out = reference::eval(&f(&xs)).unwrap();
-        out.iter().zip(&u_data).map(|(o, &w)| o * w as f64).sum()
-    };
-    for (k, (x, _)) in inputs.iter().enumerate() {
-        let mut fd = Vec::with_capacity(x.len());
-        for i in 0..x.len() {
-            let h = 1e-3f32 * x[i].abs().max(1.0);
-            let mut values: Vec<Vec<f32>> = inputs.iter().map(|(d, _)| d.clone()).collect();
-            values[k][i] = x[i] + h;
-            let up = values[k][i] as f64;
-            let f_up = objective(&values);
-            values[k][i] = x[i] - h;
-            let down = values[k][i] as f64;
-            let f_down = objective(&values);
-            fd.push((f_up - f_down) / (up - down));
-        }
-        assert_close(
-            &format!("{what} vjp of input {k}"),
-            &grads[k],
-            &fd,
-            2e-3,
-            2e-3,
-        );
-    }
+    let report =
+        webgrad::check_gradients_blocking(f, &refs, webgrad::Tolerance::default(), 99).unwrap();
+    assert!(report.passed, "{what}: {report}");
 }

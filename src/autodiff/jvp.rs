@@ -1,0 +1,133 @@
+//! jvp rules: how each op pushes tangents forward, Δv_i = Σ_k ∂v_i/∂v_k · Δv_k,
+//! written with ordinary graph ops so that tangents can be differentiated too.
+//!
+//! Tangents may carry leading batch axes (`lead`, e.g. `[K]` to push K
+//! directions through in one pass): a tangent of a node of shape S has shape
+//! `lead ++ S`. Rules may return a tangent in a shape that broadcasts to
+//! that; forward mode broadcasts it up centrally (the dual of reverse mode's
+//! un-broadcast).
+
+use crate::graph::{Node, Op};
+use crate::ops::reduce::ReduceOp;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use std::rc::Rc;
+
+/// `lead ++ dims`
+pub(crate) fn with_lead(lead: &[usize], dims: &[usize]) -> Shape {
+    Shape::new(&[lead, dims].concat())
+}
+
+/// Inserts size-1 axes after the batch axes so that a tangent of a rank-r
+/// input lines up with a rank-`rank` output under broadcasting.
+fn lift(t: &Tensor, lead: &[usize], rank: usize) -> Tensor {
+    let own = t.rank() - lead.len();
+    if own >= rank {
+        return t.clone();
+    }
+    let dims = [lead, &vec![1; rank - own], &t.dims()[lead.len()..]].concat();
+    t.reshape(dims)
+}
+
+/// Axes of the primal shifted past the batch axes.
+fn shifted(axes: &[usize], lead: &[usize]) -> Vec<usize> {
+    axes.iter().map(|a| a + lead.len()).collect()
+}
+
+/// The tangent of `node` given its inputs' tangents (`None` = zero).
+pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Option<Tensor> {
+    let inputs: Vec<Tensor> = node
+        .inputs()
+        .iter()
+        .map(|n| Tensor::from_node(n.clone()))
+        .collect();
+    let y = Tensor::from_node(node.clone());
+    let out = node.shape.dims();
+    let l = lead.len();
+    match &node.op {
+        Op::Input(_) | Op::Fill(_) | Op::Detach => None,
+        // Elementwise Jacobians are diagonal, hence self-adjoint: the tangent
+        // rule is the vjp rule applied to the tangent, Δy = f'(x)·Δx.
+        Op::Unary(u) => {
+            let d = lift(dx[0].as_ref()?, lead, out.len());
+            (u.rule().vjp)(&inputs[0], &y, &d, u.constant().unwrap_or(0.0))
+        }
+        // Δy = ∂y/∂a·Δa + ∂y/∂b·Δb
+        Op::Binary(b) => {
+            let rule = b.info().vjp;
+            let da = dx[0]
+                .as_ref()
+                .and_then(|d| rule(&inputs[0], &inputs[1], &y, &lift(d, lead, out.len())).0);
+            let db = dx[1]
+                .as_ref()
+                .and_then(|d| rule(&inputs[0], &inputs[1], &y, &lift(d, lead, out.len())).1);
+            match (da, db) {
+                (Some(a), Some(b)) => Some(&a + &b),
+                (a, b) => a.or(b),
+            }
+        }
+        // Δ(Σx) = ΣΔx
+        Op::Reduce {
+            op: ReduceOp::Sum,
+            axes,
+        } => Some(dx[0].as_ref()?.sum_axes(&shifted(axes, lead), true)),
+        // The extreme moves with the elements attaining it (ties share evenly).
+        Op::Reduce { op, axes } => {
+            let x = &inputs[0];
+            let mask = if *op == ReduceOp::Max {
+                x.ge(&y)
+            } else {
+                y.ge(x)
+            };
+            let count = mask.sum_axes(axes, true);
+            Some(&(dx[0].as_ref()? * &mask).sum_axes(&shifted(axes, lead), true) / &count)
+        }
+        // Δ(AB) = ΔA·B + A·ΔB
+        Op::Matmul => {
+            let da = dx[0]
+                .as_ref()
+                .map(|d| lift(d, lead, out.len()).matmul(&inputs[1]));
+            let db = dx[1]
+                .as_ref()
+                .map(|d| inputs[0].matmul(&lift(d, lead, out.len())));
+            match (da, db) {
+                (Some(a), Some(b)) => Some(&a + &b),
+                (a, b) => a.or(b),
+            }
+        }
+        Op::Reshape => Some(dx[0].as_ref()?.reshape(with_lead(lead, out))),
+        Op::Permute(perm) => {
+            let full: Vec<usize> = (0..l).chain(perm.iter().map(|p| p + l)).collect();
+            Some(dx[0].as_ref()?.permute(&full))
+        }
+        Op::Expand => {
+            Some(lift(dx[0].as_ref()?, lead, out.len()).broadcast_to(with_lead(lead, out)))
+        }
+        Op::Slice { starts } => {
+            let ranges: Vec<(usize, usize)> = lead
+                .iter()
+                .map(|&k| (0, k))
+                .chain(starts.iter().zip(out).map(|(&s, &d)| (s, s + d)))
+                .collect();
+            Some(dx[0].as_ref()?.slice(&ranges))
+        }
+        Op::Pad { starts } => {
+            let at: Vec<usize> = vec![0; l]
+                .into_iter()
+                .chain(starts.iter().copied())
+                .collect();
+            Some(dx[0].as_ref()?.pad_into(with_lead(lead, out), &at))
+        }
+        Op::Concat { axis } => {
+            let parts: Vec<Tensor> = inputs
+                .iter()
+                .zip(dx)
+                .map(|(x, d)| {
+                    d.clone()
+                        .unwrap_or_else(|| Tensor::zeros(x.device(), with_lead(lead, x.dims())))
+                })
+                .collect();
+            Some(Tensor::concat(&parts.iter().collect::<Vec<_>>(), axis + l))
+        }
+    }
+}
