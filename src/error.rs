@@ -34,6 +34,10 @@ pub enum Error {
     /// wgpu reported a validation error (a bug in webgrad: please report it).
     #[error("wgpu validation error: {0}")]
     Validation(String),
+    /// An expression could not be parsed: `position` is the 0-based
+    /// character offset, `message` says what was expected there.
+    #[error("parse error at position {position}: {message}")]
+    Parse { position: usize, message: String },
     /// The tensor lives on a reference-only device, which has no GPU.
     #[error("this tensor lives on a reference-only device (no GPU); use webgrad::reference::eval")]
     NoGpu,

@@ -36,6 +36,7 @@ pub mod ops;
 mod random;
 pub mod reference;
 pub mod shape;
+pub mod symbolic;
 pub mod tensor;
 
 pub use autodiff::{
