@@ -61,6 +61,18 @@ pub struct MemoryStats {
     pub pooled_buffers: usize,
     /// Their total size in bytes.
     pub pooled_bytes: u64,
+    /// The most bytes live at once since the device was created or
+    /// [`Device::reset_peak_memory`] was called.
+    pub peak_live_bytes: u64,
+}
+
+/// Work counters, for measuring what a computation cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Compute kernels dispatched.
+    pub kernels: u64,
+    /// Command buffers submitted (one per realize or read).
+    pub submits: u64,
 }
 
 /// The GPU half of a device: wgpu handles plus webgrad's caches.
@@ -77,6 +89,8 @@ pub(crate) struct Gpu {
     /// as soon as the kernels encoded so far are done with them, which is safe
     /// only because nothing else reaches the queue before this submit.
     pub submit_lock: Mutex<()>,
+    pub kernels: std::sync::atomic::AtomicU64,
+    pub submits: std::sync::atomic::AtomicU64,
     /// Set by wgpu's callbacks; checked after each submit.
     pub lost: Arc<Mutex<Option<String>>>,
     pub uncaptured: Arc<Mutex<Option<String>>>,
@@ -200,6 +214,8 @@ impl Device {
                 pipelines: Mutex::new(PipelineCache::default()),
                 pool: Arc::new(Mutex::new(BufferPool::default())),
                 submit_lock: Mutex::new(()),
+                kernels: Default::default(),
+                submits: Default::default(),
                 lost,
                 uncaptured,
             })),
@@ -232,6 +248,28 @@ impl Device {
         match &self.gpu {
             Some(g) => g.pool.lock().unwrap_or_else(|e| e.into_inner()).stats(),
             None => MemoryStats::default(),
+        }
+    }
+
+    /// Starts a new peak-memory measurement from the bytes live now.
+    pub fn reset_peak_memory(&self) {
+        if let Some(g) = &self.gpu {
+            g.pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reset_peak();
+        }
+    }
+
+    /// Kernels dispatched and submits made so far on this device.
+    pub fn counters(&self) -> Counters {
+        use std::sync::atomic::Ordering::Relaxed;
+        match &self.gpu {
+            Some(g) => Counters {
+                kernels: g.kernels.load(Relaxed),
+                submits: g.submits.load(Relaxed),
+            },
+            None => Counters::default(),
         }
     }
 

@@ -46,12 +46,12 @@ pub use autodiff::{
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use autodiff::{check_gradients_blocking, numerical_grad_blocking, step_sweep};
-pub use device::{AdapterSummary, Device, DeviceOptions, MatmulKernel, MemoryStats};
+pub use device::{AdapterSummary, Counters, Device, DeviceOptions, MatmulKernel, MemoryStats};
 pub use error::{Error, Result};
 pub use ops::elementwise::{Binary, Unary};
 pub use ops::nn::one_hot;
 pub use ops::reduce::ReduceOp;
 pub use shape::Shape;
-pub use tensor::{Tensor, read_all, read_and_realize, realize_all};
+pub use tensor::{Tensor, graph_size, read_all, read_and_realize, realize_all};
 #[cfg(not(target_arch = "wasm32"))]
 pub use tensor::{read_all_blocking, read_and_realize_blocking};

@@ -218,6 +218,13 @@ impl Tensor {
     }
 }
 
+/// Number of graph nodes the tensors depend on (leaves included): the size
+/// of the computation that realizing them from scratch would run.
+pub fn graph_size(tensors: &[&Tensor]) -> usize {
+    let roots: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+    crate::graph::topo_order(&roots, |_| false).len()
+}
+
 /// Realizes several tensors in one submit and reads them all back.
 pub async fn read_all(tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
     crate::exec::read(tensors, &[]).await

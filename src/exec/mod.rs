@@ -102,6 +102,9 @@ fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]
         encoder.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
     }
     gpu.queue.submit([encoder.finish()]);
+    use std::sync::atomic::Ordering::Relaxed;
+    gpu.kernels.fetch_add(plan.dispatches.len() as u64, Relaxed);
+    gpu.submits.fetch_add(1, Relaxed);
 }
 
 /// Errors that wgpu reported outside an error scope, or a lost device.

@@ -24,15 +24,21 @@ pub(crate) struct BufferPool {
     live_bytes: u64,
     pooled_buffers: usize,
     pooled_bytes: u64,
+    peak_live_bytes: u64,
 }
 
 impl BufferPool {
+    pub fn reset_peak(&mut self) {
+        self.peak_live_bytes = self.live_bytes;
+    }
+
     pub fn stats(&self) -> MemoryStats {
         MemoryStats {
             live_buffers: self.live_buffers,
             live_bytes: self.live_bytes,
             pooled_buffers: self.pooled_buffers,
             pooled_bytes: self.pooled_bytes,
+            peak_live_bytes: self.peak_live_bytes,
         }
     }
 
@@ -103,6 +109,7 @@ pub(crate) fn allocate(
     };
     p.live_buffers += 1;
     p.live_bytes += class;
+    p.peak_live_bytes = p.peak_live_bytes.max(p.live_bytes);
     Rc::new(PooledBuffer {
         buffer,
         class,
