@@ -38,6 +38,12 @@ pub enum Error {
     /// character offset, `message` says what was expected there.
     #[error("parse error at position {position}: {message}")]
     Parse { position: usize, message: String },
+    /// A data file is malformed or truncated.
+    #[error("bad data file: {0}")]
+    Data(String),
+    /// A checkpoint could not be written or read, or does not fit the model.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// The tensor lives on a reference-only device, which has no GPU.
     #[error("this tensor lives on a reference-only device (no GPU); use webgrad::reference::eval")]
     NoGpu,

@@ -61,6 +61,12 @@ pub(crate) enum Op {
     /// The input's value, cut off from differentiation. Once realized, a
     /// detached node forgets its input, so chains of updates do not grow.
     Detach,
+    /// A value that lives only on the GPU and can be updated in place
+    /// (trainable parameters, optimizer state). Always realized.
+    Variable,
+    /// Writes input 1 into the buffer of input 0 (a variable), in place;
+    /// the node's value is the variable's new value. Forgets its inputs once realized.
+    Assign,
 }
 
 impl Op {
@@ -80,6 +86,8 @@ impl Op {
             Op::Pad { starts } => format!("pad@{starts:?}"),
             Op::Concat { axis } => format!("concat[{axis}]"),
             Op::Detach => "detach".into(),
+            Op::Variable => "variable".into(),
+            Op::Assign => "assign".into(),
         }
     }
 

@@ -28,11 +28,15 @@
 //! ```
 
 pub mod autodiff;
+pub mod checkpoint;
+pub mod data;
 pub mod device;
 pub mod error;
 mod exec;
 mod graph;
+pub mod layers;
 pub mod ops;
+pub mod optim;
 mod random;
 pub mod reference;
 pub mod shape;

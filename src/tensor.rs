@@ -181,6 +181,53 @@ impl Tensor {
         Tensor::record(Op::Detach, &[self], self.shape().clone())
     }
 
+    /// A variable: a copy of this tensor's value in a GPU buffer of its own,
+    /// with no graph behind it, which [`Tensor::assign`] updates in place.
+    /// Trainable parameters and optimizer state are variables.
+    pub fn to_variable(&self) -> Result<Tensor> {
+        // x + 0 is a kernel writing a fresh buffer (never an alias of x's).
+        let copy = self.add_scalar(0.0);
+        copy.realize()?;
+        let storage = copy.node.storage.borrow().clone();
+        let node = Node::new(
+            Op::Variable,
+            Vec::new(),
+            self.shape().clone(),
+            self.device().clone(),
+        );
+        *node.storage.borrow_mut() = storage;
+        Ok(Tensor::from_node(node))
+    }
+
+    /// True for tensors made by [`Tensor::to_variable`].
+    pub fn is_variable(&self) -> bool {
+        matches!(self.node.op, Op::Variable)
+    }
+
+    /// Records an in-place update of this variable to `value` (same shape).
+    /// Nothing runs until the returned tensor (or something depending on
+    /// it) is realized; then the variable's buffer holds the new value, with
+    /// no new allocation. Within that realize, read the new value through
+    /// the returned tensor: reading the variable itself there may see either
+    /// value. An optimizer step is a few of these, realized with the
+    /// forward and backward pass in one submit.
+    #[track_caller]
+    pub fn assign(&self, value: &Tensor) -> Tensor {
+        assert!(
+            self.is_variable(),
+            "assign: the target must be a variable (Tensor::to_variable), not {}",
+            self.op_name()
+        );
+        assert_eq!(
+            value.shape(),
+            self.shape(),
+            "assign: a value of shape {:?} for a variable of shape {:?}",
+            value.shape(),
+            self.shape()
+        );
+        Tensor::record(Op::Assign, &[self, value], self.shape().clone())
+    }
+
     /// Runs every pending kernel this tensor needs, in one submit.
     pub fn realize(&self) -> Result<()> {
         crate::exec::realize(&[self])

@@ -45,7 +45,7 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
     let out = node.shape.dims();
     let l = lead.len();
     match &node.op {
-        Op::Input(_) | Op::Fill(_) | Op::Detach => None,
+        Op::Input(_) | Op::Fill(_) | Op::Detach | Op::Variable | Op::Assign => None,
         // Elementwise Jacobians are diagonal, hence self-adjoint: the tangent
         // rule is the vjp rule applied to the tangent, Δy = f'(x)·Δx.
         Op::Unary(u) => {

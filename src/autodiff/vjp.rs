@@ -18,7 +18,9 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
         .collect();
     let y = || Tensor::from_node(node.clone());
     match &node.op {
-        Op::Input(_) | Op::Fill(_) | Op::Detach => vec![None; inputs.len()],
+        Op::Input(_) | Op::Fill(_) | Op::Detach | Op::Variable | Op::Assign => {
+            vec![None; inputs.len()]
+        }
         Op::Unary(u) => vec![(u.rule().vjp)(
             &inputs[0],
             &y(),

@@ -35,6 +35,18 @@ pub(crate) type FusedEdge<'a> = &'a dyn Fn(&Node, &Node) -> bool;
 /// `value(i)` for the tree rooted at `root` (shape `root.shape`, row-major
 /// index i). Its parameter words start at `p[param_base]`.
 pub(crate) fn value_fn(root: &Rc<Node>, fused: FusedEdge, param_base: usize) -> ValueFn {
+    value_fn_in_place(root, fused, param_base, None)
+}
+
+/// [`value_fn`] for a kernel that overwrites `in_place` (a variable of the
+/// root's shape): loads of it read the output binding `dst[i]`, since WebGPU
+/// forbids binding one buffer twice in a dispatch when one binding writes.
+pub(crate) fn value_fn_in_place(
+    root: &Rc<Node>,
+    fused: FusedEdge,
+    param_base: usize,
+    in_place: Option<NodeId>,
+) -> ValueFn {
     let out = &root.shape;
     let rank = out.rank();
     let mut inputs: Vec<Rc<Node>> = Vec::new();
@@ -60,6 +72,12 @@ pub(crate) fn value_fn(root: &Rc<Node>, fused: FusedEdge, param_base: usize) -> 
             };
             if let Some(name) = name_of.get(&source.id) {
                 name_of.insert(node.id, name.clone());
+                continue;
+            }
+            if in_place == Some(source.id) && &source.shape == out {
+                loads.push("    let old = dst[i];".to_string());
+                name_of.insert(source.id, "old".to_string());
+                name_of.insert(node.id, "old".to_string());
                 continue;
             }
             let k = inputs.len();

@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 use crate::graph::{Node, NodeId, Op, topo_order};
 use crate::shape::{Shape, broadcast_strides};
 
-use super::codegen::{FusedEdge, MAX_FUSED_INPUTS, MAX_FUSED_NODES, ValueFn, load_fn, value_fn};
+use super::codegen::{
+    FusedEdge, MAX_FUSED_INPUTS, MAX_FUSED_NODES, ValueFn, load_fn, value_fn, value_fn_in_place,
+};
 use super::kernels::{
     self, COPY, ELEMENTWISE_HEAD, REDUCE_HEAD, copy_params, elementwise_source, grid_1d,
     matmul_kernel, reduce_parts, reduce_source,
@@ -106,6 +108,28 @@ impl Scheduler<'_> {
                 Ok(out)
             }
             Op::Reshape | Op::Detach => Ok(self.value(&inputs[0])),
+            Op::Variable => unreachable!("variables are always realized"),
+            Op::Assign => {
+                let (target, value) = (&inputs[0], &inputs[1]);
+                let dst = self.value(target);
+                if fused(node, value) {
+                    // The update expression computed in place: dst[i] = value(i).
+                    let v = value_fn_in_place(value, fused, ELEMENTWISE_HEAD, Some(target.id));
+                    self.elementwise_into(&dst, shape, v);
+                } else {
+                    let src = self.value(value);
+                    let strides = shape.strides();
+                    let params = copy_params(shape.dims(), 0, &strides, 0, &strides);
+                    self.dispatch(
+                        COPY,
+                        "copy_strided",
+                        params,
+                        vec![(&src, n), (&dst, n)],
+                        grid_1d(n as u64),
+                    );
+                }
+                Ok(dst)
+            }
             Op::Fill(_) | Op::Unary(_) | Op::Binary(_) => {
                 self.elementwise(shape, value_fn(node, fused, ELEMENTWISE_HEAD))
             }
@@ -211,10 +235,15 @@ impl Scheduler<'_> {
 
     /// An elementwise kernel storing `value(i)` for every element of `shape`.
     fn elementwise(&mut self, shape: &Shape, value: ValueFn) -> Result<Storage> {
-        let n = shape.numel();
         let out = self.alloc(shape)?;
+        self.elementwise_into(&out, shape, value);
+        Ok(out)
+    }
+
+    fn elementwise_into(&mut self, out: &Storage, shape: &Shape, value: ValueFn) {
+        let n = shape.numel();
         let srcs: Vec<Storage> = value.inputs.iter().map(|i| self.value(i)).collect();
-        let mut buffers = vec![(&out, n)];
+        let mut buffers = vec![(out, n)];
         buffers.extend(
             srcs.iter()
                 .zip(&value.inputs)
@@ -229,7 +258,6 @@ impl Scheduler<'_> {
             buffers,
             grid_1d(n as u64),
         );
-        Ok(out)
     }
 
     /// Reduction over `axes`: view the input as rows (kept axes) × reduced
@@ -416,7 +444,9 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
     let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
     let pending: Vec<&Rc<Node>> = order.iter().filter(|n| !n.is_realized()).collect();
     let keep = |n: &Node| {
-        target_ids.contains(&n.id) || n.handles.get() > 0 || matches!(n.op, Op::Input(_))
+        target_ids.contains(&n.id)
+            || n.handles.get() > 0
+            || matches!(n.op, Op::Input(_) | Op::Assign)
     };
 
     // Consumers of each node among the pending ones.
@@ -448,9 +478,17 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
     let mut fused_edges: HashSet<(NodeId, NodeId)> = HashSet::new();
     let mut leaves: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     let mut sizes: HashMap<NodeId, usize> = HashMap::new();
+    // Variables updated in this realize: an update's kernel must not read
+    // another one, which may already hold its new value.
+    let assigned: HashSet<NodeId> = pending
+        .iter()
+        .filter(|n| matches!(n.op, Op::Assign))
+        .map(|n| n.inputs()[0].id)
+        .collect();
     for node in &pending {
         let is_reduce = matches!(node.op, Op::Reduce { .. });
-        if !(node.op.is_elementwise() || is_reduce && fusing_consumer(node)) {
+        let is_assign = matches!(node.op, Op::Assign);
+        if !(node.op.is_elementwise() || is_assign || is_reduce && fusing_consumer(node)) {
             continue;
         }
         let inputs: Vec<Rc<Node>> = node.inputs().clone();
@@ -458,6 +496,16 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         let is_candidate = |input: &Rc<Node>| {
             if input.is_realized() || keep(input) {
                 return false;
+            }
+            if is_assign {
+                // The update expression, computed in the variable's own buffer.
+                let own = node.inputs()[0].id;
+                return matches!(input.op, Op::Unary(_) | Op::Binary(_) | Op::Fill(_))
+                    && users_of(input).len() == 1
+                    && input.shape == node.shape
+                    && leaves
+                        .get(&input.id)
+                        .is_none_or(|l| l.iter().all(|id| *id == own || !assigned.contains(id)));
             }
             match input.op {
                 // Constants cost nothing to compute anywhere.
@@ -494,7 +542,7 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
                 my_leaves.push(input.id);
             }
         }
-        let mut size = usize::from(!is_reduce);
+        let mut size = usize::from(!(is_reduce || is_assign));
         let candidates: Vec<&Rc<Node>> = inputs.iter().filter(|i| is_candidate(i)).collect();
         for (j, input) in candidates.iter().enumerate() {
             let mut merged = my_leaves.clone();
@@ -567,7 +615,21 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
     for node in pending.iter().filter(|n| matches!(n.op, Op::Input(_))) {
         uploaded.insert(node.id, s.emit(node, &|_, _| false)?);
     }
-    for node in pending.iter().filter(|n| materialized(n)) {
+    // Updates run after every kernel that does not depend on one, so those
+    // read the variables' old values.
+    let mut after_update: HashSet<NodeId> = HashSet::new();
+    for node in &pending {
+        if matches!(node.op, Op::Assign)
+            || node.inputs().iter().any(|i| after_update.contains(&i.id))
+        {
+            after_update.insert(node.id);
+        }
+    }
+    let emission_order = pending
+        .iter()
+        .filter(|n| !after_update.contains(&n.id))
+        .chain(pending.iter().filter(|n| after_update.contains(&n.id)));
+    for node in emission_order.filter(|n| materialized(n)) {
         let value = match uploaded.remove(&node.id) {
             Some(v) => v,
             None => s.emit(node, &fused)?,
@@ -585,9 +647,9 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         }
     }
     s.plan.targets = targets.iter().map(|t| s.values[&t.id].clone()).collect();
-    // Realized detached values forget the graph that produced them.
+    // Realized detached values and updates forget the graph that produced them.
     for node in &pending {
-        if matches!(node.op, Op::Detach) && node.is_realized() {
+        if matches!(node.op, Op::Detach | Op::Assign) && node.is_realized() {
             node.inputs.borrow_mut().clear();
         }
     }

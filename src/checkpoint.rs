@@ -1,0 +1,91 @@
+//! Checkpoints in the safetensors format (the ecosystem's convention: a JSON
+//! header of names, dtypes, shapes and offsets, then the raw little-endian
+//! data), so a run can stop and resume, and other tools can read the weights.
+
+use std::collections::HashMap;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+use crate::tensor::{Tensor, read_all};
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::Checkpoint(msg.into())
+}
+
+/// Serializes named tensors (read back from the GPU, in one submit).
+pub async fn to_bytes(named: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
+    let tensors: Vec<&Tensor> = named.iter().map(|n| n.1).collect();
+    let values = read_all(&tensors).await?;
+    let bytes: Vec<Vec<u8>> = values
+        .iter()
+        .map(|v| bytemuck::cast_slice::<f32, u8>(v).to_vec())
+        .collect();
+    let views = named
+        .iter()
+        .zip(&bytes)
+        .map(|((name, t), b)| {
+            let view = TensorView::new(Dtype::F32, t.dims().to_vec(), b)
+                .map_err(|e| err(e.to_string()))?;
+            Ok((name.to_string(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut info = HashMap::new();
+    info.insert("format".to_string(), "webgrad".to_string());
+    safetensors::serialize(views, Some(info)).map_err(|e| err(e.to_string()))
+}
+
+/// Loads named tensors into variables of the same names and shapes (one
+/// submit, in place). A missing name, a shape or dtype that differs, or a
+/// malformed file is an [`Error::Checkpoint`]; nothing is written then.
+pub fn from_bytes(bytes: &[u8], named: &[(&str, &Tensor)]) -> Result<()> {
+    let file =
+        SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+    let mut uploads = Vec::with_capacity(named.len());
+    for (name, target) in named {
+        assert!(target.is_variable(), "checkpoint: {name} is not a variable");
+        let view = file
+            .tensor(name)
+            .map_err(|_| err(format!("the checkpoint has no tensor named {name}")))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(err(format!(
+                "{name} is {:?} in the checkpoint, webgrad needs F32",
+                view.dtype()
+            )));
+        }
+        if view.shape() != target.dims() {
+            return Err(err(format!(
+                "{name} has shape {:?} in the checkpoint but {:?} in the model",
+                view.shape(),
+                target.dims()
+            )));
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        uploads.push(target.assign(&Tensor::from_vec(
+            target.device(),
+            data,
+            target.shape().clone(),
+        )));
+    }
+    crate::tensor::realize_all(&uploads.iter().collect::<Vec<_>>())
+}
+
+/// Saves named tensors to a .safetensors file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save(path: impl AsRef<std::path::Path>, named: &[(&str, &Tensor)]) -> Result<()> {
+    let bytes = pollster::block_on(to_bytes(named))?;
+    std::fs::write(path.as_ref(), bytes)
+        .map_err(|e| err(format!("writing {}: {e}", path.as_ref().display())))
+}
+
+/// Loads a .safetensors file into variables (see [`from_bytes`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load(path: impl AsRef<std::path::Path>, named: &[(&str, &Tensor)]) -> Result<()> {
+    let bytes = std::fs::read(path.as_ref())
+        .map_err(|e| err(format!("reading {}: {e}", path.as_ref().display())))?;
+    from_bytes(&bytes, named)
+}

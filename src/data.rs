@@ -1,0 +1,222 @@
+//! Data sets and mini-batching. Ships the UCI optical handwritten digits
+//! (8×8 images, 1,797 samples, 10 classes; CC BY 4.0, see data/README.md),
+//! compiled into the crate so it works offline and in a browser.
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::random::SplitMix64;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// The digits file as shipped (data/digits.bin).
+pub const DIGITS_BYTES: &[u8] = include_bytes!("../data/digits.bin");
+
+/// Samples with `features` inputs each and an integer class label.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Row-major `[len, features]`.
+    pub inputs: Vec<f32>,
+    pub labels: Vec<usize>,
+    pub features: usize,
+    pub classes: usize,
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::Data(msg.into())
+}
+
+/// FNV-1a, 64-bit.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01B3)
+    })
+}
+
+impl Dataset {
+    /// The handwritten digits: 1,797 images of 8×8 pixels scaled to [0, 1].
+    pub fn digits() -> Result<Dataset> {
+        Dataset::from_digits_bytes(DIGITS_BYTES)
+    }
+
+    /// Parses the digits format (see data/README.md); malformed or
+    /// truncated input is an [`Error::Data`] saying what is wrong.
+    pub fn from_digits_bytes(bytes: &[u8]) -> Result<Dataset> {
+        const HEADER: usize = 16;
+        if bytes.len() < HEADER + 8 {
+            return Err(bad(format!(
+                "digits file is truncated: {} bytes, not even a header",
+                bytes.len()
+            )));
+        }
+        if &bytes[..8] != b"WGDIGIT1" {
+            return Err(bad("not a digits file (bad magic bytes)"));
+        }
+        let count = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let (w, h, classes, max) = (
+            bytes[12] as usize,
+            bytes[13] as usize,
+            bytes[14] as usize,
+            bytes[15],
+        );
+        let features = w * h;
+        let expected = HEADER + count * (features + 1) + 8;
+        if bytes.len() != expected {
+            return Err(bad(format!(
+                "digits file is {} bytes, expected {expected} for {count} samples of {features} pixels (truncated or padded)",
+                bytes.len()
+            )));
+        }
+        let body = &bytes[..expected - 8];
+        let stored = u64::from_le_bytes(bytes[expected - 8..].try_into().unwrap());
+        if fnv1a(body) != stored {
+            return Err(bad("digits file is corrupt (checksum mismatch)"));
+        }
+        if classes == 0 || max == 0 {
+            return Err(bad("digits file declares no classes or a zero pixel range"));
+        }
+        let mut inputs = Vec::with_capacity(count * features);
+        let mut labels = Vec::with_capacity(count);
+        for (i, sample) in body[HEADER..].chunks_exact(features + 1).enumerate() {
+            if let Some(p) = sample[..features].iter().find(|&&p| p > max) {
+                return Err(bad(format!(
+                    "sample {i} has a pixel value {p} above the maximum {max}"
+                )));
+            }
+            let label = sample[features] as usize;
+            if label >= classes {
+                return Err(bad(format!(
+                    "sample {i} has label {label}, not below {classes}"
+                )));
+            }
+            inputs.extend(sample[..features].iter().map(|&p| p as f32 / max as f32));
+            labels.push(label);
+        }
+        Ok(Dataset {
+            inputs,
+            labels,
+            features,
+            classes,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The samples at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        let mut inputs = Vec::with_capacity(indices.len() * self.features);
+        for &i in indices {
+            inputs.extend_from_slice(&self.inputs[i * self.features..(i + 1) * self.features]);
+        }
+        Dataset {
+            inputs,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            features: self.features,
+            classes: self.classes,
+        }
+    }
+
+    /// Shuffles with `seed` and splits off the last `test_fraction` as a test set.
+    pub fn split(&self, test_fraction: f64, seed: u64) -> (Dataset, Dataset) {
+        let order = shuffled(self.len(), seed);
+        let test = ((self.len() as f64) * test_fraction).round() as usize;
+        let (train, test) = order.split_at(self.len() - test);
+        (self.select(train), self.select(test))
+    }
+
+    /// All samples as one batch: inputs `[len, features]` and labels.
+    pub fn tensors(&self, device: &Device) -> (Tensor, Vec<usize>) {
+        (
+            Tensor::from_vec(
+                device,
+                self.inputs.clone(),
+                Shape::new(&[self.len(), self.features]),
+            ),
+            self.labels.clone(),
+        )
+    }
+
+    /// Mini-batches of `batch_size` in an order shuffled by `seed` (use a
+    /// different seed per epoch); the last batch may be smaller.
+    pub fn batches(&self, batch_size: usize, seed: u64) -> impl Iterator<Item = Dataset> + '_ {
+        let order = shuffled(self.len(), seed);
+        (0..self.len().div_ceil(batch_size)).map(move |b| {
+            let end = ((b + 1) * batch_size).min(self.len());
+            self.select(&order[b * batch_size..end])
+        })
+    }
+}
+
+/// A permutation of 0..n by Fisher–Yates with a seeded generator.
+pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut rng = SplitMix64::new(seed);
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_digits_load() {
+        let d = Dataset::digits().unwrap();
+        assert_eq!((d.len(), d.features, d.classes), (1797, 64, 10));
+        assert!(d.inputs.iter().all(|&v| (0.0..=1.0).contains(&v)));
+        let mut counts = [0; 10];
+        d.labels.iter().for_each(|&l| counts[l] += 1);
+        assert!(
+            counts.iter().all(|&c| (170..=190).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_files_are_errors_not_panics() {
+        let good = DIGITS_BYTES;
+        let check = |bytes: &[u8], needle: &str| match Dataset::from_digits_bytes(bytes) {
+            Err(Error::Data(msg)) => assert!(msg.contains(needle), "{msg}"),
+            other => panic!("expected a data error containing {needle:?}, got {other:?}"),
+        };
+        check(&good[..10], "truncated");
+        check(&good[..good.len() - 100], "truncated");
+        let mut magic = good.to_vec();
+        magic[0] = b'X';
+        check(&magic, "magic");
+        let mut flipped = good.to_vec();
+        flipped[100] ^= 1;
+        check(&flipped, "checksum");
+        let mut label = good.to_vec();
+        label[16 + 64] = 12;
+        let n = label.len();
+        let h = fnv1a(&label[..n - 8]);
+        label[n - 8..].copy_from_slice(&h.to_le_bytes());
+        check(&label, "label 12");
+    }
+
+    #[test]
+    fn splits_and_batches_are_seeded_and_cover_everything() {
+        let d = Dataset::digits().unwrap();
+        let (train, test) = d.split(0.2, 0);
+        assert_eq!((train.len(), test.len()), (1438, 359));
+        let (train2, _) = d.split(0.2, 0);
+        assert_eq!(train.labels, train2.labels);
+        let batches: Vec<Dataset> = train.batches(100, 1).collect();
+        assert_eq!(batches.len(), 15);
+        assert_eq!(batches.iter().map(Dataset::len).sum::<usize>(), train.len());
+        let again: Vec<usize> = train.batches(100, 1).next().unwrap().labels;
+        assert_eq!(batches[0].labels, again);
+        assert_ne!(
+            batches[0].labels,
+            train.batches(100, 2).next().unwrap().labels
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! Optimizers as GPU kernels. A step records in-place updates of the
+//! parameters (and of the optimizer's state, also GPU variables) from their
+//! gradients; realize the returned tensors together with the loss, and the
+//! forward pass, backward pass and update run in one submit:
+//!
+//! ```no_run
+//! # use webgrad::*; use webgrad::optim::{Optimizer, Adam};
+//! # fn f(model: &layers::Mlp, x: &Tensor, labels: &[usize]) -> Result<()> {
+//! let mut opt = Adam::new(1e-3);
+//! let params = model.parameters();
+//! let loss = model.forward(x).cross_entropy(labels);
+//! let grads = grad(&loss, &params);
+//! let updates = opt.step(&params, &grads)?;
+//! realize_all(&updates.iter().chain([&loss]).collect::<Vec<_>>())?; // one submit, no readback
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::graph::NodeId;
+use crate::tensor::Tensor;
+
+/// An optimizer.
+pub trait Optimizer {
+    /// Records one update of each parameter (a variable) from its gradient
+    /// and returns the update handles to realize. Nothing runs yet.
+    fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>>;
+}
+
+/// Zeros like `p`, as a variable: optimizer state, created on first use.
+fn state<'a>(slots: &'a mut HashMap<NodeId, Tensor>, p: &Tensor) -> Result<&'a Tensor> {
+    if !slots.contains_key(&p.id()) {
+        slots.insert(p.id(), p.zeros_like().to_variable()?);
+    }
+    Ok(&slots[&p.id()])
+}
+
+/// Stochastic gradient descent with momentum and weight decay (PyTorch's
+/// convention): g ← g + λ·w; v ← μ·v + g; w ← w − η·v (w ← w − η·g without momentum).
+#[derive(Clone, Debug)]
+pub struct Sgd {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    velocity: HashMap<NodeId, Tensor>,
+}
+
+impl Sgd {
+    pub fn new(lr: f32) -> Sgd {
+        Sgd {
+            lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            velocity: HashMap::new(),
+        }
+    }
+    pub fn with_momentum(mut self, momentum: f32) -> Sgd {
+        self.momentum = momentum;
+        self
+    }
+    pub fn with_weight_decay(mut self, weight_decay: f32) -> Sgd {
+        self.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl Optimizer for Sgd {
+    #[track_caller]
+    fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>> {
+        assert_eq!(
+            params.len(),
+            grads.len(),
+            "Sgd::step: {} parameters, {} gradients",
+            params.len(),
+            grads.len()
+        );
+        let mut updates = Vec::with_capacity(params.len());
+        for (&p, g) in params.iter().zip(grads) {
+            let g = if self.weight_decay != 0.0 {
+                g + &(p * self.weight_decay)
+            } else {
+                g.clone()
+            };
+            let direction = if self.momentum != 0.0 {
+                let v = state(&mut self.velocity, p)?;
+                v.assign(&(&(v * self.momentum) + &g))
+            } else {
+                g
+            };
+            updates.push(p.assign(&(p - &(&direction * self.lr))));
+        }
+        Ok(updates)
+    }
+}
+
+/// Adam (Kingma & Ba), bias-corrected; with `decoupled` weight decay it is
+/// AdamW (Loshchilov & Hutter):
+/// m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  m̂ = m/(1−β1ᵗ);  v̂ = v/(1−β2ᵗ);
+/// w ← w − η·(m̂ / (√v̂ + ε) + λ·w)   (AdamW; plain Adam adds λ·w to g instead).
+#[derive(Clone, Debug)]
+pub struct Adam {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub decoupled: bool,
+    t: i32,
+    m: HashMap<NodeId, Tensor>,
+    v: HashMap<NodeId, Tensor>,
+}
+
+impl Adam {
+    /// Adam with β1 = 0.9, β2 = 0.999, ε = 1e-8.
+    pub fn new(lr: f32) -> Adam {
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            t: 0,
+            m: HashMap::new(),
+            v: HashMap::new(),
+        }
+    }
+    /// AdamW: Adam with decoupled weight decay.
+    pub fn adamw(lr: f32, weight_decay: f32) -> Adam {
+        Adam {
+            weight_decay,
+            decoupled: true,
+            ..Adam::new(lr)
+        }
+    }
+    /// Steps taken so far.
+    pub fn steps(&self) -> i32 {
+        self.t
+    }
+}
+
+impl Optimizer for Adam {
+    #[track_caller]
+    fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>> {
+        assert_eq!(
+            params.len(),
+            grads.len(),
+            "Adam::step: {} parameters, {} gradients",
+            params.len(),
+            grads.len()
+        );
+        self.t += 1;
+        // Bias corrections are host-side scalars: kernel parameters, not new shaders.
+        let c1 = 1.0 / (1.0 - self.beta1.powi(self.t));
+        let c2 = 1.0 / (1.0 - self.beta2.powi(self.t));
+        let mut updates = Vec::with_capacity(params.len());
+        for (&p, g) in params.iter().zip(grads) {
+            let g = if self.weight_decay != 0.0 && !self.decoupled {
+                g + &(p * self.weight_decay)
+            } else {
+                g.clone()
+            };
+            let m = state(&mut self.m, p)?;
+            let m_new = m.assign(&(&(m * self.beta1) + &(&g * (1.0 - self.beta1))));
+            let v = state(&mut self.v, p)?;
+            let v_new = v.assign(&(&(v * self.beta2) + &(&g.square() * (1.0 - self.beta2))));
+            let mut step = &(&m_new * c1) / &(&v_new * c2).sqrt().add_scalar(self.eps);
+            if self.weight_decay != 0.0 && self.decoupled {
+                step = &step + &(p * self.weight_decay);
+            }
+            updates.push(p.assign(&(p - &(&step * self.lr))));
+        }
+        Ok(updates)
+    }
+}
