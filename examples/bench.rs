@@ -7,11 +7,13 @@
 //!
 //! Workloads: (1) matmul fwd+bwd at n = 256, 512, 1024; (2) a 1M-element
 //! elementwise chain fwd+bwd; (3) one SGD step of a 784-256-256-10 MLP;
-//! (4) a 1000-op elementwise chain fwd+bwd; (5) cold start to the first
+//! with the optimizer's in-place update included; (4) a 1000-op elementwise chain fwd+bwd; (5) cold start to the first
 //! gradient (a fresh process, Mesa's shader cache disabled).
 
 use std::time::Instant;
 
+use webgrad::layers::{Activation, Init, Mlp};
+use webgrad::optim::{Optimizer, Sgd};
 use webgrad::{Device, Tensor, grad, read_all_blocking, read_and_realize_blocking};
 
 fn median_ms(warmup: usize, repeats: usize, mut f: impl FnMut()) -> f64 {
@@ -71,50 +73,37 @@ fn elementwise(dev: &Device) {
     );
 }
 
-struct Mlp {
-    params: Vec<Tensor>,
+/// The 784-256-256-10 ReLU MLP with its SGD optimizer (in-place updates).
+struct Model {
+    mlp: Mlp,
+    opt: Sgd,
 }
 
-impl Mlp {
-    fn new(dev: &Device) -> Mlp {
-        let sizes = [784, 256, 256, 10];
-        let mut params = Vec::new();
-        for (i, w) in sizes.windows(2).enumerate() {
-            let std = (2.0 / w[0] as f32).sqrt();
-            params.push(Tensor::rand_normal(
-                dev,
-                [w[0], w[1]],
-                0.0,
-                std,
-                10 + i as u64,
-            ));
-            params.push(Tensor::zeros(dev, [w[1]]));
+impl Model {
+    fn new(dev: &Device) -> Model {
+        let mlp = Mlp::new(
+            dev,
+            &[784, 256, 256, 10],
+            Activation::Relu,
+            Init::KaimingNormal,
+            10,
+        )
+        .unwrap();
+        Model {
+            mlp,
+            opt: Sgd::new(0.01),
         }
-        Mlp { params }
     }
     fn loss(&self, x: &Tensor, labels: &[usize]) -> Tensor {
-        let mut h = x.clone();
-        for (i, pair) in self.params.chunks(2).enumerate() {
-            h = &h.matmul(&pair[0]) + &pair[1];
-            if i < 2 {
-                h = h.relu();
-            }
-        }
-        h.cross_entropy(labels)
+        self.mlp.forward(x).cross_entropy(labels)
     }
     /// One SGD step: forward, backward and update in one submit; returns the loss.
-    fn step(&mut self, x: &Tensor, labels: &[usize], lr: f32) -> f32 {
+    fn step(&mut self, x: &Tensor, labels: &[usize]) -> f32 {
         let loss = self.loss(x, labels);
-        let refs: Vec<&Tensor> = self.params.iter().collect();
-        let grads = grad(&loss, &refs);
-        self.params = self
-            .params
-            .iter()
-            .zip(&grads)
-            .map(|(p, g)| (p - &(g * lr)).detach())
-            .collect();
-        let updated: Vec<&Tensor> = self.params.iter().collect();
-        read_and_realize_blocking(&[&loss], &updated).unwrap()[0][0]
+        let params = self.mlp.parameters();
+        let grads = grad(&loss, &params);
+        let updates = self.opt.step(&params, &grads).unwrap();
+        read_and_realize_blocking(&[&loss], &updates.iter().collect::<Vec<_>>()).unwrap()[0][0]
     }
 }
 
@@ -126,12 +115,12 @@ fn mlp_batch(dev: &Device) -> (Tensor, Vec<usize>) {
 
 fn mlp(dev: &Device) {
     let (x, labels) = mlp_batch(dev);
-    let mut model = Mlp::new(dev);
-    let first = model.step(&x, &labels, 0.01);
+    let mut model = Model::new(dev);
+    let first = model.step(&x, &labels);
     let ms = median_ms(3, 30, || {
-        model.step(&x, &labels, 0.01);
+        model.step(&x, &labels);
     });
-    let last = model.step(&x, &labels, 0.01);
+    let last = model.step(&x, &labels);
     emit(
         dev,
         "mlp_sgd_step",
@@ -162,9 +151,9 @@ fn chain(dev: &Device) {
 fn cold_child() {
     let dev = Device::new_blocking().unwrap();
     let (x, labels) = mlp_batch(&dev);
-    let model = Mlp::new(&dev);
+    let model = Model::new(&dev);
     let loss = model.loss(&x, &labels);
-    let g = grad(&loss, &[&model.params[0]]);
+    let g = grad(&loss, &[&model.mlp.layers[0].weight]);
     g[0].sum().item_blocking().unwrap();
 }
 

@@ -30,10 +30,11 @@ pub trait Optimizer {
 
 /// Zeros like `p`, as a variable: optimizer state, created on first use.
 fn state<'a>(slots: &'a mut HashMap<NodeId, Tensor>, p: &Tensor) -> Result<&'a Tensor> {
-    if !slots.contains_key(&p.id()) {
-        slots.insert(p.id(), p.zeros_like().to_variable()?);
-    }
-    Ok(&slots[&p.id()])
+    let slot = match slots.entry(p.id()) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(p.zeros_like().to_variable()?),
+    };
+    Ok(slot)
 }
 
 /// Stochastic gradient descent with momentum and weight decay (PyTorch's

@@ -1,6 +1,6 @@
 //! Project tasks, in wgpu's `cargo xtask` style.
 //!
-//!   cargo xtask demo    run the main demo (the lecture's worked example on the GPU)
+//!   cargo xtask demo    run the main demo (train an MLP on the digits, then the lecture's example)
 //!   cargo xtask test    run every test (Rust unit + GPU tests, portability checks)
 //!   cargo xtask bench   run the benchmarks (release build)
 //!
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | test | bench>\n\n  demo   run the lecture's worked example on the GPU\n  test   run every test\n  bench  run the benchmarks"
+                "usage: cargo xtask <demo | test | bench>\n\n  demo   train an MLP on the digits, then the lecture's example, on the GPU\n  test   run every test\n  bench  run the benchmarks"
             );
             return ExitCode::from(2);
         }
@@ -66,6 +66,7 @@ fn run(program: &str, args: &[&str]) -> Result {
 
 fn demo() -> Result {
     prepare_gpu_environment()?;
+    run("cargo", &["run", "--release", "--example", "train_mlp"])?;
     run("cargo", &["run", "--release", "--example", "lecture"])
 }
 
