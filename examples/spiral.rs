@@ -14,31 +14,6 @@ const SIZE: usize = 400; // the decision-region panel, in pixels
 const CURVE_HEIGHT: usize = 140;
 const EXTENT: f32 = 1.15; // the panel spans [−EXTENT, EXTENT]²
 
-/// Points on three interleaved spiral arms, with a little noise.
-fn spiral(seed: u64) -> (Vec<f32>, Vec<usize>) {
-    let noise = webgrad::reference::eval(&Tensor::rand_normal(
-        &Device::reference_only(),
-        [CLASSES * PER_CLASS],
-        0.0,
-        0.2,
-        seed,
-    ))
-    .unwrap();
-    let mut xy = Vec::new();
-    let mut labels = Vec::new();
-    for c in 0..CLASSES {
-        for i in 0..PER_CLASS {
-            let t = i as f32 / PER_CLASS as f32;
-            let angle = c as f32 * std::f32::consts::TAU / CLASSES as f32
-                + 4.0 * t
-                + noise[c * PER_CLASS + i] as f32 * t;
-            xy.extend([t * angle.cos(), t * angle.sin()]);
-            labels.push(c);
-        }
-    }
-    (xy, labels)
-}
-
 const COLORS: [[u8; 3]; CLASSES] = [[230, 80, 60], [60, 140, 230], [70, 180, 90]];
 
 fn main() -> Result<()> {
@@ -46,8 +21,9 @@ fn main() -> Result<()> {
         .nth(1)
         .unwrap_or_else(|| "spiral.png".into());
     let dev = Device::new_blocking()?;
-    let (xy, labels) = spiral(7);
-    let x = Tensor::from_vec(&dev, xy.clone(), [labels.len(), 2]);
+    let data = webgrad::data::spiral(CLASSES, PER_CLASS, 7);
+    let (x, labels) = data.tensors(&dev);
+    let xy = data.inputs.clone();
     let model = Mlp::new(
         &dev,
         &[2, 64, 64, CLASSES],

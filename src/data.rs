@@ -151,6 +151,30 @@ impl Dataset {
     }
 }
 
+/// A 2-D toy problem: `classes` interleaved spiral arms of `per_class`
+/// points each, radius 0 to 1, with noise in the angle (`seed`).
+pub fn spiral(classes: usize, per_class: usize, seed: u64) -> Dataset {
+    let noise = crate::random::normal(classes * per_class, 0.0, 0.2, seed);
+    let mut inputs = Vec::with_capacity(classes * per_class * 2);
+    let mut labels = Vec::with_capacity(classes * per_class);
+    for c in 0..classes {
+        for i in 0..per_class {
+            let t = i as f32 / per_class as f32;
+            let angle = c as f32 * std::f32::consts::TAU / classes as f32
+                + 4.0 * t
+                + noise[c * per_class + i] * t;
+            inputs.extend([t * angle.cos(), t * angle.sin()]);
+            labels.push(c);
+        }
+    }
+    Dataset {
+        inputs,
+        labels,
+        features: 2,
+        classes,
+    }
+}
+
 /// A permutation of 0..n by Fisher–Yates with a seeded generator.
 pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     let mut rng = SplitMix64::new(seed);

@@ -3,6 +3,8 @@
 //!   cargo xtask demo    run the main demo (train an MLP on the digits, then the lecture's example)
 //!   cargo xtask test    run every test (Rust unit + GPU tests, portability checks)
 //!   cargo xtask bench   run the benchmarks (release build)
+//!   cargo xtask web     build the WASM package into web/pkg and serve web/ on 127.0.0.1:8000
+//!                       (`--build-only` skips serving; `--port N` picks the port)
 //!
 //! `demo` and `test` first make sure a Vulkan driver is present: on
 //! Debian/Ubuntu as root they install Mesa's lavapipe (mesa-vulkan-drivers);
@@ -24,9 +26,10 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("web") => web(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | test | bench>\n\n  demo   train an MLP on the digits, then the lecture's example, on the GPU\n  test   run every test\n  bench  run the benchmarks"
+                "usage: cargo xtask <demo | test | bench | web>\n\n  demo   train an MLP on the digits, then the lecture's example, on the GPU\n  test   run every test\n  bench  run the benchmarks\n  web    build the browser demo and serve it on 127.0.0.1:8000 (--build-only, --port N)"
             );
             return ExitCode::from(2);
         }
@@ -89,8 +92,160 @@ fn test(extra: &[String]) -> Result {
             &["check", "--package", "webgrad", "--lib", "--target", target],
         )?;
     }
+    browser_test()?;
     println!("xtask: all tests passed");
     Ok(())
+}
+
+/// Builds the WASM package and runs web/test/browser_test.mjs in headless Chromium.
+fn browser_test() -> Result {
+    ensure_chromium()?;
+    build_web()?;
+    let test_dir = root().join("web").join("test");
+    println!("xtask: $ npm ci (web/test, no browser download)");
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .env("PUPPETEER_SKIP_DOWNLOAD", "1")
+        .current_dir(&test_dir)
+        .status()
+        .map_err(|e| format!("could not start npm (install Node.js 18+): {e}"))?;
+    if !status.success() {
+        return Err("npm ci failed in web/test".into());
+    }
+    println!("xtask: $ node browser_test.mjs");
+    let status = Command::new("node")
+        .arg("browser_test.mjs")
+        .current_dir(&test_dir)
+        .status()
+        .map_err(|e| format!("could not start node: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("the browser test failed (screenshots in web/test/output/)".into())
+    }
+}
+
+fn ensure_chromium() -> Result {
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if Path::new(&path).exists() {
+        return Ok(());
+    }
+    if Path::new("/etc/debian_version").exists() && is_root() {
+        println!("xtask: installing Debian's Chromium for the browser test");
+        run("apt-get", &["update", "-qq"])?;
+        return run("apt-get", &["install", "-y", "-qq", "chromium"]);
+    }
+    Err(format!(
+        "the browser test needs Chromium at {path} (set CHROMIUM to another path). \
+         On Debian/Ubuntu: sudo apt-get install -y chromium"
+    ))
+}
+
+/// The wasm-bindgen version in Cargo.lock: the CLI must match it exactly.
+fn locked_wasm_bindgen() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| e.to_string())?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\""
+            && let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \""))
+        {
+            return Ok(v.trim_end_matches('"').to_string());
+        }
+    }
+    Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+fn ensure_wasm_bindgen() -> Result {
+    let want = locked_wasm_bindgen()?;
+    let have = Command::new("wasm-bindgen")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if have.as_deref() == Some(format!("wasm-bindgen {want}").as_str()) {
+        return Ok(());
+    }
+    println!(
+        "xtask: installing wasm-bindgen-cli {want} (found {have:?}); this compiles for a few minutes"
+    );
+    run(
+        "cargo",
+        &["install", "wasm-bindgen-cli", "--version", &want],
+    )
+}
+
+/// cargo build for wasm32, then wasm-bindgen into web/pkg (git-ignored).
+fn build_web() -> Result {
+    run("rustup", &["target", "add", "wasm32-unknown-unknown"])?;
+    ensure_wasm_bindgen()?;
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--package",
+            "webgrad-web",
+            "--target",
+            "wasm32-unknown-unknown",
+        ],
+    )?;
+    let target_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"));
+    let wasm = target_dir.join("wasm32-unknown-unknown/release/webgrad_web.wasm");
+    let out = root().join("web").join("pkg");
+    let (out_s, wasm_s) = (
+        out.to_string_lossy().to_string(),
+        wasm.to_string_lossy().to_string(),
+    );
+    run(
+        "wasm-bindgen",
+        &["--target", "web", "--out-dir", &out_s, &wasm_s],
+    )?;
+    let built = out.join("webgrad_web_bg.wasm");
+    let raw = std::fs::metadata(&built).map_err(|e| e.to_string())?.len();
+    let gz = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -9 -c '{}' | wc -c", built.display()))
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+    let gz = gz.map_or("?".to_string(), |g| (g / 1024).to_string());
+    println!(
+        "xtask: web/pkg/webgrad_web_bg.wasm: {} KiB raw, {gz} KiB gzipped",
+        raw / 1024
+    );
+    Ok(())
+}
+
+fn web(args: &[String]) -> Result {
+    build_web()?;
+    if args.iter().any(|a| a == "--build-only") {
+        return Ok(());
+    }
+    let port = args
+        .iter()
+        .position(|a| a == "--port")
+        .and_then(|i| args.get(i + 1))
+        .map_or("8000", String::as_str);
+    println!(
+        "xtask: serving web/ on http://127.0.0.1:{port}/ (Ctrl-C to stop); open it in a browser with WebGPU"
+    );
+    let status = Command::new("python3")
+        .args(["-m", "http.server", port, "--bind", "127.0.0.1"])
+        .current_dir(root().join("web"))
+        .status()
+        .map_err(|e| format!("could not start python3 -m http.server: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the server stopped: {status}"))
+    }
 }
 
 /// Makes sure wgpu can find a GPU driver, and quiets Mesa.

@@ -1,0 +1,170 @@
+//! The WASM module behind web/index.html: webgrad running on the browser's
+//! WebGPU. Everything the page calls returns a Promise; nothing blocks.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+use webgrad::Device;
+
+mod differentiate;
+mod json;
+mod train;
+
+fn js_err(e: impl std::fmt::Display) -> JsValue {
+    JsValue::from_str(&e.to_string())
+}
+
+/// A WebGPU device and what the page needs of it.
+#[wasm_bindgen]
+pub struct Session {
+    dev: Device,
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Requests an adapter and device (WebGPU baseline limits).
+    pub async fn create() -> Result<Session, JsValue> {
+        Ok(Session {
+            dev: Device::new().await.map_err(js_err)?,
+        })
+    }
+
+    /// The adapter and the limits in force, as JSON.
+    pub fn adapter(&self) -> String {
+        let a = self.dev.adapter().unwrap();
+        let l = self.dev.limits().unwrap();
+        json::object(&[
+            (
+                "name",
+                json::string(if a.name.is_empty() {
+                    "(unnamed adapter)"
+                } else {
+                    &a.name
+                }),
+            ),
+            ("backend", json::string(&a.backend)),
+            ("device_type", json::string(&a.device_type)),
+            (
+                "max_storage_buffer_binding_size",
+                l.max_storage_buffer_binding_size.to_string(),
+            ),
+            (
+                "max_storage_buffers_per_shader_stage",
+                l.max_storage_buffers_per_shader_stage.to_string(),
+            ),
+            (
+                "max_compute_workgroups_per_dimension",
+                l.max_compute_workgroups_per_dimension.to_string(),
+            ),
+            (
+                "max_compute_invocations_per_workgroup",
+                l.max_compute_invocations_per_workgroup.to_string(),
+            ),
+        ])
+    }
+
+    /// Differentiates `expr` at the values given as "x1=2, x2=5"; `wrt` is
+    /// the input whose tangents forward mode shows. Resolves to JSON.
+    pub fn differentiate(&self, expr: String, values: String, wrt: String) -> js_sys::Promise {
+        let dev = self.dev.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let parsed: Result<Vec<(String, f64)>, String> = values
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|kv| {
+                    let (k, v) = kv
+                        .split_once('=')
+                        .ok_or_else(|| format!("expected name=value, got {kv:?}"))?;
+                    let v: f64 = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("{:?} is not a number", v.trim()))?;
+                    Ok((k.trim().to_string(), v))
+                })
+                .collect();
+            let values = match parsed {
+                Ok(v) => v,
+                Err(msg) => {
+                    let out = json::object(&[
+                        ("ok", "false".into()),
+                        ("position", "null".into()),
+                        ("message", json::string(&msg)),
+                    ]);
+                    return Ok(JsValue::from_str(&out));
+                }
+            };
+            let out = differentiate::differentiate(&dev, &expr, &values, &wrt)
+                .await
+                .map_err(js_err)?;
+            Ok(JsValue::from_str(&out))
+        })
+    }
+
+    /// A spiral trainer on this device.
+    pub fn trainer(&self, seed: u32) -> Result<Trainer, JsValue> {
+        let inner = train::Trainer::new(&self.dev, seed as u64).map_err(js_err)?;
+        Ok(Trainer {
+            inner: Rc::new(RefCell::new(inner)),
+        })
+    }
+}
+
+/// Trains an MLP on a spiral, a few steps per call.
+#[wasm_bindgen]
+pub struct Trainer {
+    inner: Rc<RefCell<train::Trainer>>,
+}
+
+#[wasm_bindgen]
+impl Trainer {
+    /// Runs `steps` training steps; resolves to the last step's loss.
+    // The borrow spans the awaits on purpose: a second call while one runs
+    // gets a "busy" error from try_borrow instead of interleaving steps.
+    #[allow(clippy::await_holding_refcell_ref)]
+    pub fn train(&self, steps: u32) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            // The page awaits each call before the next, so the borrow is never contended.
+            let mut t = inner
+                .try_borrow_mut()
+                .map_err(|_| js_err("the trainer is busy"))?;
+            let loss = t.train(steps).await.map_err(js_err)?;
+            Ok(JsValue::from_f64(loss as f64))
+        })
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u32 {
+        self.inner.borrow().steps
+    }
+
+    /// Resolves to a Uint8Array of the predicted class per grid cell.
+    #[allow(clippy::await_holding_refcell_ref)]
+    pub fn regions(&self, res: u32, extent: f32) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let t = inner
+                .try_borrow()
+                .map_err(|_| js_err("the trainer is busy"))?;
+            let classes = t.regions(res as usize, extent).await.map_err(js_err)?;
+            Ok(js_sys::Uint8Array::from(&classes[..]).into())
+        })
+    }
+
+    /// The training points, x and y interleaved.
+    pub fn points(&self) -> Vec<f32> {
+        self.inner.borrow().points().inputs.clone()
+    }
+
+    /// The training labels.
+    pub fn labels(&self) -> Vec<u8> {
+        self.inner
+            .borrow()
+            .points()
+            .labels
+            .iter()
+            .map(|&l| l as u8)
+            .collect()
+    }
+}

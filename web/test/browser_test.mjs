@@ -1,0 +1,123 @@
+// Browser test of web/index.html: serves web/ on 127.0.0.1, drives Debian's
+// Chromium headless with WebGPU (SwiftShader) through puppeteer-core, and
+// checks both parts of the page as a user would see them. Saves a
+// screenshot of each part in web/test/output/.
+//
+//   node browser_test.mjs        (after `cargo xtask web --build-only`)
+//
+// Prints "N passed, N failed" and exits non-zero on any failure.
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import net from "node:net";
+import puppeteer from "puppeteer-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const webDir = join(here, "..");
+const outDir = join(here, "output");
+mkdirSync(outDir, { recursive: true });
+
+let passed = 0, failed = 0;
+function check(name, ok, detail = "") {
+  if (ok) { passed++; console.log(`ok    ${name}`); }
+  else { failed++; console.log(`FAIL  ${name} ${detail}`); }
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+async function waitForServer(port) {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((r) => {
+      const c = net.connect(port, "127.0.0.1", () => { c.end(); r(true); });
+      c.on("error", () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("the static server did not start");
+}
+
+const port = await freePort();
+const server = spawn("python3", ["-m", "http.server", String(port), "--bind", "127.0.0.1"], { cwd: webDir, stdio: "ignore" });
+const profile = mkdtempSync(join(tmpdir(), "webgrad-chromium-"));
+let browser;
+try {
+  await waitForServer(port);
+  browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: "new",
+    userDataDir: profile,
+    args: [
+      "--headless=new", "--enable-unsafe-webgpu", "--no-sandbox", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+      "--enable-features=Vulkan", "--use-angle=swiftshader", "--window-size=1100,1400",
+    ],
+  });
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1100, height: 1400 });
+  const consoleErrors = [];
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  await page.goto(`http://127.0.0.1:${port}/index.html`);
+
+  // An adapter was found.
+  await page.waitForFunction(() => document.getElementById("status").dataset.state !== "loading", { timeout: 60000 });
+  const status = await page.$eval("#status", (e) => [e.dataset.state, e.textContent]);
+  check("a WebGPU adapter was found", status[0] === "ready", status[1]);
+
+  // The lecture's example, computed on the GPU.
+  await page.waitForFunction(() => document.getElementById("summary").textContent.includes("y ="), { timeout: 60000 });
+  const summary = await page.$eval("#summary", (e) => e.textContent);
+  check("y = 11.652", summary.includes("y = 11.652"), summary);
+  check("∂y/∂x1 = 5.5", summary.includes("∂y/∂x1 = 5.500"), summary);
+  check("∂y/∂x2 = 1.716", summary.includes("∂y/∂x2 = 1.716"), summary);
+
+  // Step the reverse pass until v2 has been visited: two partial adjoints.
+  const total = await page.$$eval("#steps tbody tr", (rows) => rows.length);
+  for (let i = 0; i < total; i++) await page.click("#step-next");
+  const v2 = await page.$eval('#steps tbody tr[data-node="v2"]', (tr) => [tr.dataset.partials, tr.textContent]);
+  check("stepping the reverse pass shows v2 receiving two partial adjoints", v2[0] === "2" && (v2[1].match(/Δv2→/g) || []).length === 2, v2[1]);
+  await page.$eval("#differentiate", (e) => e.scrollIntoView());
+  await page.screenshot({ path: join(outDir, "differentiate.png"), fullPage: false });
+
+  // A malformed expression shows a positioned error; a corrected one works again.
+  await page.$eval("#expr", (e) => { e.value = "ln(x1) + * x2"; });
+  await page.click("#run");
+  await page.waitForFunction(() => !document.getElementById("error").hidden, { timeout: 30000 });
+  const error = await page.$eval("#error", (e) => e.textContent);
+  check("a malformed expression shows its error and position", /position 9/.test(error) && error.includes("^"), error);
+  await page.$eval("#expr", (e) => { e.value = "x1*x2 + sin(x1)"; });
+  await page.click("#run");
+  await page.waitForFunction(() => document.getElementById("error").hidden, { timeout: 30000 });
+  const again = await page.$eval("#summary", (e) => e.textContent);
+  const want = (10 + Math.sin(2)).toFixed(3);
+  check("a corrected expression works again", again.includes(`y = ${want}`) && again.includes("∂y/∂x2 = 2.000"), again);
+
+  // Train: 200 steps lower the loss.
+  await page.click("#start");
+  await page.waitForFunction(() => Number(document.getElementById("steps-done").textContent) >= 200, { timeout: 180000 });
+  await page.click("#pause");
+  const first = await page.$eval("#loss-first", (e) => Number(e.textContent));
+  const last = await page.$eval("#loss", (e) => Number(e.textContent));
+  check("200 training steps lower the loss", last < first * 0.8, `first ${first}, last ${last}`);
+  await page.$eval("#train", (e) => e.scrollIntoView());
+  await new Promise((r) => setTimeout(r, 300));
+  await page.screenshot({ path: join(outDir, "train.png"), fullPage: false });
+
+  check("the browser console has no errors", consoleErrors.length === 0, consoleErrors.join(" | "));
+} catch (e) {
+  check("the browser test ran to the end", false, String(e && e.stack || e));
+} finally {
+  if (browser) await browser.close();
+  server.kill();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
