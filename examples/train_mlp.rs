@@ -49,21 +49,8 @@ fn args() -> Args {
 
 /// Fraction of `set` classified correctly (one batch, one readback).
 fn accuracy(model: &Mlp, set: &Dataset, dev: &Device) -> Result<f64> {
-    let (x, labels) = set.tensors(dev);
-    let logits = model.forward(&x).to_vec_blocking()?;
-    let correct = logits
-        .chunks(set.classes)
-        .zip(&labels)
-        .filter(|(row, l)| {
-            row.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .unwrap()
-                .0
-                == **l
-        })
-        .count();
-    Ok(correct as f64 / set.len() as f64)
+    let (x, _) = set.tensors(dev);
+    Ok(set.accuracy(&model.forward(&x).to_vec_blocking()?))
 }
 
 fn named(model: &Mlp) -> Vec<(String, &Tensor)> {

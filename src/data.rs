@@ -140,6 +140,23 @@ impl Dataset {
         )
     }
 
+    /// The fraction of samples whose largest logit (rows of `classes`) is their label.
+    #[track_caller]
+    pub fn accuracy(&self, logits: &[f32]) -> f64 {
+        assert_eq!(
+            logits.len(),
+            self.len() * self.classes,
+            "accuracy: logits do not match the data set"
+        );
+        let predicted = argmax_rows(logits, self.classes);
+        predicted
+            .iter()
+            .zip(&self.labels)
+            .filter(|(p, l)| p == l)
+            .count() as f64
+            / self.len().max(1) as f64
+    }
+
     /// Mini-batches of `batch_size` in an order shuffled by `seed` (use a
     /// different seed per epoch); the last batch may be smaller.
     pub fn batches(&self, batch_size: usize, seed: u64) -> impl Iterator<Item = Dataset> + '_ {
@@ -173,6 +190,33 @@ pub fn spiral(classes: usize, per_class: usize, seed: u64) -> Dataset {
         features: 2,
         classes,
     }
+}
+
+/// The index of the largest value in each row of `width` values.
+pub fn argmax_rows(values: &[f32], width: usize) -> Vec<usize> {
+    values
+        .chunks(width)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |m| m.0)
+        })
+        .collect()
+}
+
+/// Cell centres of a `res`×`res` grid over [−extent, extent]², row by row
+/// from the top, x and y interleaved: the inputs for drawing decision regions.
+pub fn grid_points(res: usize, extent: f32) -> Vec<f32> {
+    let mut grid = Vec::with_capacity(res * res * 2);
+    for row in 0..res {
+        for col in 0..res {
+            let px = (col as f32 + 0.5) / res as f32 * 2.0 * extent - extent;
+            let py = extent - (row as f32 + 0.5) / res as f32 * 2.0 * extent;
+            grid.extend([px, py]);
+        }
+    }
+    grid
 }
 
 /// A permutation of 0..n by Fisher–Yates with a seeded generator.

@@ -7,7 +7,9 @@ use webgrad::{Tensor, grad, read_all_blocking, realize_all};
 #[test]
 fn assign_updates_a_variable_in_place() {
     // A private device, so that only this test's buffers are counted.
-    let Some(dev) = common::private_device() else { return };
+    let Some(dev) = common::private_device() else {
+        return;
+    };
     let w = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0], [3])
         .to_variable()
         .unwrap();

@@ -43,6 +43,15 @@ pub(crate) struct Plan {
     pub targets: Vec<Storage>,
 }
 
+/// A strided window for [`Scheduler::copy_window`].
+struct Window<'a> {
+    dims: &'a [usize],
+    src_offset: usize,
+    src_strides: &'a [usize],
+    dst_offset: usize,
+    dst_strides: &'a [usize],
+}
+
 struct Scheduler<'g> {
     gpu: &'g Gpu,
     plan: Plan,
@@ -100,7 +109,6 @@ impl Scheduler<'_> {
     fn emit(&mut self, node: &Rc<Node>, fused: FusedEdge) -> Result<Storage> {
         let inputs: Vec<Rc<Node>> = node.inputs().clone();
         let shape = &node.shape;
-        let n = shape.numel();
         match &node.op {
             Op::Input(data) => {
                 let out = self.alloc(shape)?;
@@ -119,14 +127,14 @@ impl Scheduler<'_> {
                 } else {
                     let src = self.value(value);
                     let strides = shape.strides();
-                    let params = copy_params(shape.dims(), 0, &strides, 0, &strides);
-                    self.dispatch(
-                        COPY,
-                        "copy_strided",
-                        params,
-                        vec![(&src, n), (&dst, n)],
-                        grid_1d(n as u64),
-                    );
+                    let window = Window {
+                        dims: shape.dims(),
+                        src_offset: 0,
+                        src_strides: &strides,
+                        dst_offset: 0,
+                        dst_strides: &strides,
+                    };
+                    self.copy_window(&src, &dst, window);
                 }
                 Ok(dst)
             }
@@ -152,17 +160,15 @@ impl Scheduler<'_> {
                 let out_strides = shape.strides();
                 let offset = starts.iter().zip(&out_strides).map(|(s, t)| s * t).sum();
                 let src = self.value(&inputs[0]);
-                let dims = inputs[0].shape.dims().to_vec();
-                let params =
-                    copy_params(&dims, 0, &inputs[0].shape.strides(), offset, &out_strides);
-                let count = inputs[0].shape.numel();
-                self.dispatch(
-                    COPY,
-                    "copy_strided",
-                    params,
-                    vec![(&src, count), (&out, n)],
-                    grid_1d(count as u64),
-                );
+                let in_strides = inputs[0].shape.strides();
+                let window = Window {
+                    dims: inputs[0].shape.dims(),
+                    src_offset: 0,
+                    src_strides: &in_strides,
+                    dst_offset: offset,
+                    dst_strides: &out_strides,
+                };
+                self.copy_window(&src, &out, window);
                 Ok(out)
             }
             Op::Concat { axis } => {
@@ -171,21 +177,15 @@ impl Scheduler<'_> {
                 let mut offset = 0;
                 for input in &inputs {
                     let src = self.value(input);
-                    let count = input.shape.numel();
-                    let params = copy_params(
-                        input.shape.dims(),
-                        0,
-                        &input.shape.strides(),
-                        offset * out_strides[*axis],
-                        &out_strides,
-                    );
-                    self.dispatch(
-                        COPY,
-                        "copy_strided",
-                        params,
-                        vec![(&src, count), (&out, n)],
-                        grid_1d(count as u64),
-                    );
+                    let in_strides = input.shape.strides();
+                    let window = Window {
+                        dims: input.shape.dims(),
+                        src_offset: 0,
+                        src_strides: &in_strides,
+                        dst_offset: offset * out_strides[*axis],
+                        dst_strides: &out_strides,
+                    };
+                    self.copy_window(&src, &out, window);
                     offset += input.shape.dims()[*axis];
                 }
                 Ok(out)
@@ -211,16 +211,39 @@ impl Scheduler<'_> {
     ) -> Result<Storage> {
         let out = self.alloc(shape)?;
         let src = self.value(input);
-        let n = shape.numel();
-        let params = copy_params(dims, src_offset, src_strides, dst_offset, &shape.strides());
+        let window = Window {
+            dims,
+            src_offset,
+            src_strides,
+            dst_offset,
+            dst_strides: &shape.strides(),
+        };
+        self.copy_window(&src, &out, window);
+        Ok(out)
+    }
+
+    /// Copies the window `dims` of `src` (read at its offset and strides)
+    /// into `dst` (written at its own): the one kernel behind every copy.
+    fn copy_window(&mut self, src: &Storage, dst: &Storage, w: Window) {
+        let count: usize = w.dims.iter().product();
+        let params = copy_params(
+            w.dims,
+            w.src_offset,
+            w.src_strides,
+            w.dst_offset,
+            w.dst_strides,
+        );
+        let (ls, ld) = (
+            src.buffer.size() as usize / 4,
+            dst.buffer.size() as usize / 4,
+        );
         self.dispatch(
             COPY,
             "copy_strided",
             params,
-            vec![(&src, input.shape.numel()), (&out, n)],
-            grid_1d(n as u64),
+            vec![(src, ls), (dst, ld)],
+            grid_1d(count as u64),
         );
-        Ok(out)
     }
 
     fn zeros(&mut self, shape: &Shape) -> Result<Storage> {
