@@ -89,6 +89,8 @@ pub(crate) struct Gpu {
     /// as soon as the kernels encoded so far are done with them, which is safe
     /// only because nothing else reaches the queue before this submit.
     pub submit_lock: Mutex<()>,
+    /// Kernel parameters of a realize (see exec::params_buffer).
+    pub params: Mutex<Option<wgpu::Buffer>>,
     pub kernels: std::sync::atomic::AtomicU64,
     pub submits: std::sync::atomic::AtomicU64,
     /// Set by wgpu's callbacks; checked after each submit.
@@ -214,6 +216,7 @@ impl Device {
                 pipelines: Mutex::new(PipelineCache::default()),
                 pool: Arc::new(Mutex::new(BufferPool::default())),
                 submit_lock: Mutex::new(()),
+                params: Mutex::new(None),
                 kernels: Default::default(),
                 submits: Default::default(),
                 lost,

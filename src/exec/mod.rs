@@ -31,6 +31,27 @@ fn gpu_of<'t>(tensors: &'t [&Tensor]) -> Result<&'t Arc<Gpu>> {
     device.gpu()
 }
 
+/// The device's parameter buffer, grown (to a power of two) when a realize
+/// needs more. One buffer serves every realize: `write_buffer` is ordered on
+/// the queue after the submits before it, so rewriting it never disturbs
+/// kernels already submitted. Called with the submit lock held.
+fn params_buffer(gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
+    let mut slot = gpu.params.lock().unwrap_or_else(|e| e.into_inner());
+    match &*slot {
+        Some(b) if b.size() >= bytes => b.clone(),
+        _ => {
+            let b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("webgrad params"),
+                size: bytes.next_power_of_two().max(4096),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            *slot = Some(b.clone());
+            b
+        }
+    }
+}
+
 /// Encodes the plan (uploads, one compute pass, then `copies`) and submits it.
 fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]) {
     for (buffer, data) in &plan.uploads {
@@ -48,12 +69,7 @@ fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]
         words.extend(&d.params);
         words.resize(words.len().next_multiple_of(align), 0);
     }
-    let params = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("webgrad params"),
-        size: (words.len().max(1) * 4) as u64,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let params = params_buffer(gpu, (words.len().max(1) * 4) as u64);
     if !words.is_empty() {
         gpu.queue
             .write_buffer(&params, 0, bytemuck::cast_slice(&words));
