@@ -170,7 +170,8 @@ fn ensure_wasm_bindgen() -> Result {
     );
     run(
         "cargo",
-        &["install", "wasm-bindgen-cli", "--version", &want],
+        // --force: cargo may still list a CLI whose binary was removed.
+        &["install", "--force", "wasm-bindgen-cli", "--version", &want],
     )
 }
 
