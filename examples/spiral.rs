@@ -47,14 +47,7 @@ fn main() -> Result<()> {
     println!("final loss {:.4}", losses.last().unwrap());
 
     // Classify every pixel of the panel in one batch.
-    let mut grid = Vec::with_capacity(SIZE * SIZE * 2);
-    for row in 0..SIZE {
-        for col in 0..SIZE {
-            let px = (col as f32 + 0.5) / SIZE as f32 * 2.0 * EXTENT - EXTENT;
-            let py = EXTENT - (row as f32 + 0.5) / SIZE as f32 * 2.0 * EXTENT;
-            grid.extend([px, py]);
-        }
-    }
+    let grid = webgrad::data::grid_points(SIZE, EXTENT);
     let logits = model
         .forward(&Tensor::from_vec(&dev, grid, [SIZE * SIZE, 2]))
         .to_vec_blocking()?;
@@ -65,13 +58,10 @@ fn main() -> Result<()> {
             img[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&c);
         }
     };
-    for (p, row) in logits.chunks(CLASSES).enumerate() {
-        let class = row
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .unwrap()
-            .0;
+    for (p, class) in webgrad::data::argmax_rows(&logits, CLASSES)
+        .into_iter()
+        .enumerate()
+    {
         // Region colour: the class colour blended with white.
         let c = COLORS[class].map(|v| ((v as u32 + 2 * 255) / 3) as u8);
         put(p % SIZE, p / SIZE, c, &mut img);

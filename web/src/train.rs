@@ -1,7 +1,7 @@
 //! Part 2 of the page: a small MLP learning a three-arm spiral, stepped from
 //! the page's event loop; every readback is async.
 
-use webgrad::data::{Dataset, spiral};
+use webgrad::data::{Dataset, argmax_rows, grid_points, spiral};
 use webgrad::layers::{Activation, Init, Mlp};
 use webgrad::optim::{Adam, Optimizer};
 use webgrad::{Device, Result, Tensor, grad, read_all, read_and_realize, realize_all};
@@ -64,26 +64,14 @@ impl Trainer {
     /// The predicted class of each cell of a `res`×`res` grid over
     /// [−extent, extent]², row by row from the top.
     pub async fn regions(&self, res: usize, extent: f32) -> Result<Vec<u8>> {
-        let mut grid = Vec::with_capacity(res * res * 2);
-        for row in 0..res {
-            for col in 0..res {
-                let px = (col as f32 + 0.5) / res as f32 * 2.0 * extent - extent;
-                let py = extent - (row as f32 + 0.5) / res as f32 * 2.0 * extent;
-                grid.extend([px, py]);
-            }
-        }
+        let grid = grid_points(res, extent);
         let logits = self
             .model
             .forward(&Tensor::from_vec(&self.dev, grid, [res * res, 2]));
         let v = read_all(&[&logits]).await?.remove(0);
-        Ok(v.chunks(CLASSES)
-            .map(|row| {
-                row.iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .unwrap()
-                    .0 as u8
-            })
+        Ok(argmax_rows(&v, CLASSES)
+            .into_iter()
+            .map(|c| c as u8)
             .collect())
     }
 }
