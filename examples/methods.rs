@@ -108,6 +108,28 @@ fn print_table(title: &str, n: usize, exact: &[f64], rows: &[Row]) {
     }
 }
 
+/// Differentiates `f` symbolically by each variable, compiles the
+/// derivatives to the graph with the variables bound to `values`, runs them.
+fn symbolic_gradient(
+    dev: &Device,
+    g: &mut ExprGraph,
+    f: ExprId,
+    names: &[String],
+    values: &[Tensor],
+) -> Outcome {
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let d = g.gradient(f, &names);
+    let bind: Vec<(&str, &Tensor)> = names.iter().copied().zip(values.iter()).collect();
+    let ts = g.to_graph(dev, &d, &bind);
+    let v = read_all_blocking(&ts.iter().collect::<Vec<_>>()).unwrap();
+    let size = format!("DAG {} (tree {:.0})", g.dag_size(&d), g.tree_size(&d));
+    Outcome {
+        grad: flat(v),
+        passes: "1".into(),
+        size,
+    }
+}
+
 /// f(θ) = θ1·θ2·…·θn over n scalar inputs, as in the lecture.
 fn product(thetas: &[Tensor]) -> Tensor {
     thetas[1..]
@@ -141,17 +163,7 @@ fn product_rows(dev: &Device, n: usize, repeats: usize) {
             let names: Vec<String> = (1..=n).map(|i| format!("t{i}")).collect();
             let vars: Vec<ExprId> = names.iter().map(|s| g.var(s)).collect();
             let f = vars[1..].iter().fold(vars[0], |acc, &v| g.mul(acc, v));
-            let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
-            let d = g.gradient(f, &names_ref);
-            let bind: Vec<(&str, &Tensor)> = names_ref.iter().copied().zip(thetas.iter()).collect();
-            let ts = g.to_graph(dev, &d, &bind);
-            let v = read_all_blocking(&ts.iter().collect::<Vec<_>>()).unwrap();
-            let size = format!("DAG {} (tree {:.0})", g.dag_size(&d), g.tree_size(&d));
-            Outcome {
-                grad: flat(v),
-                passes: "1".into(),
-                size,
-            }
+            symbolic_gradient(dev, &mut g, f, &names, &thetas)
         }));
     }
     rows.push(measure(dev, "forward mode", repeats, || {
@@ -250,17 +262,7 @@ fn mlp_rows(dev: &Device, n: usize, repeats: usize) {
             }
             let two = g.num(2.0);
             let loss = g.pow(out, two);
-            let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
-            let d = g.gradient(loss, &names_ref);
-            let bind: Vec<(&str, &Tensor)> = names_ref.iter().copied().zip(xs.iter()).collect();
-            let ts = g.to_graph(dev, &d, &bind);
-            let v = read_all_blocking(&ts.iter().collect::<Vec<_>>()).unwrap();
-            let size = format!("DAG {} (tree {:.0})", g.dag_size(&d), g.tree_size(&d));
-            Outcome {
-                grad: flat(v),
-                passes: "1".into(),
-                size,
-            }
+            symbolic_gradient(dev, &mut g, loss, &names, &xs)
         }));
     }
     rows.push(measure(dev, "forward mode", repeats, || {
