@@ -91,6 +91,8 @@ pub(crate) struct Gpu {
     pub submit_lock: Mutex<()>,
     /// Kernel parameters of a realize (see exec::params_buffer).
     pub params: Mutex<Option<wgpu::Buffer>>,
+    /// Mappable buffers for readback, by size class, free for reuse.
+    pub staging: Mutex<std::collections::HashMap<u64, Vec<wgpu::Buffer>>>,
     pub kernels: std::sync::atomic::AtomicU64,
     pub submits: std::sync::atomic::AtomicU64,
     /// Set by wgpu's callbacks; checked after each submit.
@@ -217,6 +219,7 @@ impl Device {
                 pool: Arc::new(Mutex::new(BufferPool::default())),
                 submit_lock: Mutex::new(()),
                 params: Mutex::new(None),
+                staging: Default::default(),
                 kernels: Default::default(),
                 submits: Default::default(),
                 lost,

@@ -178,13 +178,7 @@ pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Ve
     if let Ok(plan) = &planned {
         for (t, storage) in tensors.iter().zip(&plan.targets) {
             let bytes = (t.numel() * 4) as u64;
-            let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("webgrad readback"),
-                size: bytes.max(4),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            staging.push((storage.buffer.clone(), buffer, bytes));
+            staging.push((storage.buffer.clone(), take_staging(&gpu, bytes), bytes));
         }
         let copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> = staging
             .iter()
@@ -218,7 +212,32 @@ pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Ve
         drop(view);
         buffer.unmap();
     }
+    // Unmapped again: the staging buffers can serve the next read.
+    let mut pool = gpu.staging.lock().unwrap_or_else(|e| e.into_inner());
+    for (_, buffer, _) in staging {
+        pool.entry(buffer.size()).or_default().push(buffer);
+    }
     Ok(out)
+}
+
+/// A mappable buffer of at least `bytes` for reading a value back, reused
+/// across reads (a training loop that reads its loss allocates none).
+fn take_staging(gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
+    let class = pool::size_class(bytes);
+    let reused = gpu
+        .staging
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_mut(&class)
+        .and_then(Vec::pop);
+    reused.unwrap_or_else(|| {
+        gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("webgrad readback"),
+            size: class,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    })
 }
 
 /// Maps a buffer for reading. Native code drives the device until the map
