@@ -108,6 +108,17 @@ fn print_table(title: &str, n: usize, exact: &[f64], rows: &[Row]) {
     }
 }
 
+/// Reads the gradient tensors back (one submit) and counts their graph.
+fn read_outcome(ts: &[Tensor], passes: String) -> Outcome {
+    let all: Vec<&Tensor> = ts.iter().collect();
+    let size = graph_size(&all);
+    Outcome {
+        grad: flat(read_all_blocking(&all).unwrap()),
+        passes,
+        size: format!("{size} nodes"),
+    }
+}
+
 /// Differentiates `f` symbolically by each variable, compiles the
 /// derivatives to the graph with the variables bound to `values`, runs them.
 fn symbolic_gradient(
@@ -177,13 +188,7 @@ fn product_rows(dev: &Device, n: usize, repeats: usize) {
                 tangent(&y, &refs, &seeds)
             })
             .collect();
-        let all: Vec<&Tensor> = ts.iter().collect();
-        let size = graph_size(&all);
-        Outcome {
-            grad: flat(read_all_blocking(&all).unwrap()),
-            passes: format!("{n}"),
-            size: format!("{size} nodes"),
-        }
+        read_outcome(&ts, format!("{n}"))
     }));
     rows.push(measure(dev, "reverse mode", repeats, || {
         let y = product(&thetas);
@@ -274,13 +279,7 @@ fn mlp_rows(dev: &Device, n: usize, repeats: usize) {
                 tangent(&y, &[&x], &[&Tensor::from_vec(dev, e, [1, n])])
             })
             .collect();
-        let all: Vec<&Tensor> = ts.iter().collect();
-        let size = graph_size(&all);
-        Outcome {
-            grad: flat(read_all_blocking(&all).unwrap()),
-            passes: format!("{n}"),
-            size: format!("{size} nodes"),
-        }
+        read_outcome(&ts, format!("{n}"))
     }));
     rows.push(measure(dev, "forward mode, batched", repeats, || {
         let y = mlp.loss(&x);

@@ -96,6 +96,12 @@ fn propagate(y: &Tensor, xs: &[&Tensor], dxs: &[&Tensor], lead: &[usize]) -> Ten
         .unwrap_or_else(|| Tensor::zeros(y.device(), with_lead(lead, y.dims())))
 }
 
+/// `f` evaluated on the primals themselves, so its graph reaches them.
+fn apply(f: impl Fn(&[Tensor]) -> Tensor, primals: &[&Tensor]) -> Tensor {
+    let xs: Vec<Tensor> = primals.iter().map(|&p| p.clone()).collect();
+    f(&xs)
+}
+
 /// Forward mode: evaluates `f` at `primals` and returns `(f(x), J·v)` for
 /// the tangents `v` (one per primal, same shapes).
 #[track_caller]
@@ -104,8 +110,7 @@ pub fn jvp(
     primals: &[&Tensor],
     tangents: &[&Tensor],
 ) -> (Tensor, Tensor) {
-    let xs: Vec<Tensor> = primals.iter().map(|&p| p.clone()).collect();
-    let y = f(&xs);
+    let y = apply(f, primals);
     let t = tangent(&y, primals, tangents);
     (y, t)
 }
@@ -117,8 +122,7 @@ pub fn jvp_batched(
     primals: &[&Tensor],
     tangents: &[&Tensor],
 ) -> (Tensor, Tensor) {
-    let xs: Vec<Tensor> = primals.iter().map(|&p| p.clone()).collect();
-    let y = f(&xs);
+    let y = apply(f, primals);
     let t = tangent_batched(&y, primals, tangents);
     (y, t)
 }
@@ -130,8 +134,7 @@ pub fn vjp(
     primals: &[&Tensor],
     cotangent: &Tensor,
 ) -> (Tensor, Vec<Tensor>) {
-    let xs: Vec<Tensor> = primals.iter().map(|&p| p.clone()).collect();
-    let y = f(&xs);
+    let y = apply(f, primals);
     let g = grad_with_seed(&y, primals, cotangent);
     (y, g)
 }
