@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::device::Device;
 use crate::exec::pool::Storage;
 use crate::ops::elementwise::{Binary, Unary};
+use crate::ops::family::Family;
 use crate::ops::reduce::ReduceOp;
 use crate::shape::Shape;
 
@@ -22,9 +23,11 @@ pub type NodeId = u64;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// What a node computes. Shape rules live in the constructors in `ops/`;
-/// kernels in `exec/`; derivative rules in `autodiff/`; f64 semantics in
-/// `reference.rs`.
+/// What a node computes. The variants other than [`Op::Family`] are the
+/// ones the scheduler fuses (elementwise, reductions, views) or treats
+/// specially (leaves, variables); their shape rules live in `ops/`, their
+/// derivative rules in `autodiff/`, their f64 semantics in `reference.rs`.
+/// Every other op is a [`Family`] that carries all of that itself.
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
     /// A value uploaded from the host.
@@ -38,8 +41,6 @@ pub(crate) enum Op {
         op: ReduceOp,
         axes: Vec<usize>,
     },
-    /// Batched matrix product `[..., m, k] @ [..., k, n]`, batch dims broadcast.
-    Matmul,
     /// Same elements, new shape.
     Reshape,
     /// Output axis `i` is input axis `perm[i]`.
@@ -54,10 +55,9 @@ pub(crate) enum Op {
     Pad {
         starts: Vec<usize>,
     },
-    /// Inputs joined along `axis`.
-    Concat {
-        axis: usize,
-    },
+    /// An op family with its own kernels, rules and reference (matmul,
+    /// concat, convolutions, pooling, ...): see `ops/family.rs`.
+    Family(Rc<dyn Family>),
     /// The input's value, cut off from differentiation. Once realized, a
     /// detached node forgets its input, so chains of updates do not grow.
     Detach,
@@ -78,13 +78,12 @@ impl Op {
             Op::Unary(u) => u.name(),
             Op::Binary(b) => b.info().name.into(),
             Op::Reduce { op, axes } => format!("{}{axes:?}", op.name()),
-            Op::Matmul => "matmul".into(),
             Op::Reshape => "reshape".into(),
             Op::Permute(p) => format!("permute{p:?}"),
             Op::Expand => "broadcast_to".into(),
             Op::Slice { starts } => format!("slice@{starts:?}"),
             Op::Pad { starts } => format!("pad@{starts:?}"),
-            Op::Concat { axis } => format!("concat[{axis}]"),
+            Op::Family(f) => f.name(),
             Op::Detach => "detach".into(),
             Op::Variable => "variable".into(),
             Op::Assign => "assign".into(),

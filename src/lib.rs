@@ -34,6 +34,7 @@ pub mod device;
 pub mod error;
 mod exec;
 mod graph;
+mod kernel;
 pub mod layers;
 pub mod ops;
 pub mod optim;
@@ -52,6 +53,7 @@ pub use autodiff::{
 pub use autodiff::{check_gradients_blocking, numerical_grad_blocking, step_sweep};
 pub use device::{AdapterSummary, Counters, Device, DeviceOptions, MatmulKernel, MemoryStats};
 pub use error::{Error, Result};
+pub use ops::conv::Conv2dOptions;
 pub use ops::elementwise::{Binary, Unary};
 pub use ops::nn::one_hot;
 pub use ops::reduce::ReduceOp;

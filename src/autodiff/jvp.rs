@@ -20,7 +20,7 @@ pub(crate) fn with_lead(lead: &[usize], dims: &[usize]) -> Shape {
 
 /// Inserts size-1 axes after the batch axes so that a tangent of a rank-r
 /// input lines up with a rank-`rank` output under broadcasting.
-fn lift(t: &Tensor, lead: &[usize], rank: usize) -> Tensor {
+pub(crate) fn lift(t: &Tensor, lead: &[usize], rank: usize) -> Tensor {
     let own = t.rank() - lead.len();
     if own >= rank {
         return t.clone();
@@ -82,19 +82,7 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
             let count = mask.sum_axes(axes, true);
             Some(&(dx[0].as_ref()? * &mask).sum_axes(&shifted(axes, lead), true) / &count)
         }
-        // Δ(AB) = ΔA·B + A·ΔB
-        Op::Matmul => {
-            let da = dx[0]
-                .as_ref()
-                .map(|d| lift(d, lead, out.len()).matmul(&inputs[1]));
-            let db = dx[1]
-                .as_ref()
-                .map(|d| inputs[0].matmul(&lift(d, lead, out.len())));
-            match (da, db) {
-                (Some(a), Some(b)) => Some(&a + &b),
-                (a, b) => a.or(b),
-            }
-        }
+        Op::Family(f) => f.jvp(&inputs, &y, dx, lead),
         Op::Reshape => Some(dx[0].as_ref()?.reshape(with_lead(lead, out))),
         Op::Permute(perm) => {
             let full: Vec<usize> = (0..l).chain(perm.iter().map(|p| p + l)).collect();
@@ -117,17 +105,6 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
                 .chain(starts.iter().copied())
                 .collect();
             Some(dx[0].as_ref()?.pad_into(with_lead(lead, out), &at))
-        }
-        Op::Concat { axis } => {
-            let parts: Vec<Tensor> = inputs
-                .iter()
-                .zip(dx)
-                .map(|(x, d)| {
-                    d.clone()
-                        .unwrap_or_else(|| Tensor::zeros(x.device(), with_lead(lead, x.dims())))
-                })
-                .collect();
-            Some(Tensor::concat(&parts.iter().collect::<Vec<_>>(), axis + l))
         }
     }
 }

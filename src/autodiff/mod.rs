@@ -4,7 +4,7 @@
 
 pub mod check;
 pub mod forward;
-mod jvp;
+pub(crate) mod jvp;
 pub mod numerical;
 pub mod reverse;
 mod vjp;

@@ -48,11 +48,7 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
             let count = mask.sum_axes(axes, true);
             vec![Some(&mask * &(g / &count))]
         }
-        // C = A·B:  ∂L/∂A = G·Bᵀ,  ∂L/∂B = Aᵀ·G  (batch dims un-broadcast centrally).
-        Op::Matmul => vec![
-            Some(g.matmul(&inputs[1].t())),
-            Some(inputs[0].t().matmul(g)),
-        ],
+        Op::Family(f) => f.vjp(&inputs, &y(), g),
         Op::Reshape => vec![Some(g.reshape(inputs[0].shape().clone()))],
         Op::Permute(perm) => {
             let mut inverse = vec![0; perm.len()];
@@ -71,17 +67,6 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
                 .map(|(&s, &d)| (s, s + d))
                 .collect();
             vec![Some(g.slice(&ranges))]
-        }
-        Op::Concat { axis } => {
-            let mut offset = 0;
-            inputs
-                .iter()
-                .map(|x| {
-                    let len = x.dims()[*axis];
-                    offset += len;
-                    Some(g.narrow(*axis, offset - len, len))
-                })
-                .collect()
         }
     }
 }

@@ -1,16 +1,17 @@
 //! Compiled compute pipelines, cached by their WGSL source (which encodes the
-//! template and its specialization).
+//! template and its specialization) and entry point (one source may hold
+//! several, like a family's forward kernel and its adjoints).
 
 use std::collections::HashMap;
 
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    pipelines: HashMap<String, wgpu::ComputePipeline>,
+    pipelines: HashMap<String, HashMap<String, wgpu::ComputePipeline>>,
 }
 
 impl PipelineCache {
     pub fn len(&self) -> usize {
-        self.pipelines.len()
+        self.pipelines.values().map(HashMap::len).sum()
     }
 
     /// Returns the pipeline for `source`'s entry point `entry`, compiling it
@@ -21,7 +22,7 @@ impl PipelineCache {
         source: &str,
         entry: &str,
     ) -> wgpu::ComputePipeline {
-        if let Some(p) = self.pipelines.get(source) {
+        if let Some(p) = self.pipelines.get(source).and_then(|e| e.get(entry)) {
             return p.clone();
         }
         log::debug!("webgrad: compiling pipeline {entry}:\n{source}");
@@ -37,7 +38,10 @@ impl PipelineCache {
             compilation_options: Default::default(),
             cache: None,
         });
-        self.pipelines.insert(source.to_string(), pipeline.clone());
+        self.pipelines
+            .entry(source.to_string())
+            .or_default()
+            .insert(entry.to_string(), pipeline.clone());
         pipeline
     }
 }

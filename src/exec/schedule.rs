@@ -22,10 +22,10 @@ use super::codegen::{
     FusedEdge, MAX_FUSED_INPUTS, MAX_FUSED_NODES, ValueFn, load_fn, value_fn, value_fn_in_place,
 };
 use super::kernels::{
-    self, COPY, ELEMENTWISE_HEAD, REDUCE_HEAD, copy_params, elementwise_source, grid_1d,
-    matmul_kernel, reduce_parts, reduce_source,
+    ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_parts, reduce_source,
 };
 use super::pool::{Storage, allocate};
+use crate::kernel::{Buf, KernelCall, Target, Window, grid_1d, strided_copy};
 
 /// One kernel launch: bindings are `params` at 0, then `buffers` in order.
 pub(crate) struct Dispatch {
@@ -41,15 +41,6 @@ pub(crate) struct Plan {
     pub uploads: Vec<(wgpu::Buffer, Rc<[f32]>)>,
     /// The targets' values, in the order asked.
     pub targets: Vec<Storage>,
-}
-
-/// A strided window for [`Scheduler::copy_window`].
-struct Window<'a> {
-    dims: &'a [usize],
-    src_offset: usize,
-    src_strides: &'a [usize],
-    dst_offset: usize,
-    dst_strides: &'a [usize],
 }
 
 struct Scheduler<'g> {
@@ -171,31 +162,35 @@ impl Scheduler<'_> {
                 self.copy_window(&src, &out, window);
                 Ok(out)
             }
-            Op::Concat { axis } => {
-                let out = self.alloc(shape)?;
-                let out_strides = shape.strides();
-                let mut offset = 0;
-                for input in &inputs {
-                    let src = self.value(input);
-                    let in_strides = input.shape.strides();
-                    let window = Window {
-                        dims: input.shape.dims(),
-                        src_offset: 0,
-                        src_strides: &in_strides,
-                        dst_offset: offset * out_strides[*axis],
-                        dst_strides: &out_strides,
-                    };
-                    self.copy_window(&src, &out, window);
-                    offset += input.shape.dims()[*axis];
-                }
-                Ok(out)
-            }
             Op::Reduce { op, axes } => {
                 let prologue =
                     fused(node, &inputs[0]).then(|| value_fn(&inputs[0], fused, REDUCE_HEAD));
                 self.reduce(*op, &inputs[0], axes, shape, prologue)
             }
-            Op::Matmul => self.matmul(&inputs[0], &inputs[1], shape),
+            Op::Family(f) => {
+                let shapes: Vec<&Shape> = inputs.iter().map(|i| &i.shape).collect();
+                let target = Target {
+                    family: self.gpu.matmul,
+                };
+                let lowering = f.lower(shape, &shapes, target);
+                let out = self.alloc(shape)?;
+                let temps = lowering
+                    .temps
+                    .iter()
+                    .map(|&n| self.alloc(&Shape::new(&[n])))
+                    .collect::<Result<Vec<Storage>>>()?;
+                let srcs: Vec<Storage> = inputs.iter().map(|i| self.value(i)).collect();
+                for call in lowering.kernels {
+                    self.run(call, &|b| match b {
+                        Buf::Input(i) => (&srcs[i], inputs[i].shape.numel()),
+                        Buf::Output => (&out, shape.numel()),
+                        Buf::Temp(t) => (&temps[t], lowering.temps[t]),
+                    });
+                }
+                // The scratch buffers go back to the pool: kernels after
+                // this one in the submit run after it (in-order execution).
+                Ok(out)
+            }
         }
     }
 
@@ -222,28 +217,24 @@ impl Scheduler<'_> {
         Ok(out)
     }
 
-    /// Copies the window `dims` of `src` (read at its offset and strides)
-    /// into `dst` (written at its own): the one kernel behind every copy.
+    /// Copies the window `w` of `src` into `dst`: the one kernel behind every copy.
     fn copy_window(&mut self, src: &Storage, dst: &Storage, w: Window) {
-        let count: usize = w.dims.iter().product();
-        let params = copy_params(
-            w.dims,
-            w.src_offset,
-            w.src_strides,
-            w.dst_offset,
-            w.dst_strides,
-        );
+        let call = strided_copy(Buf::Input(0), Buf::Output, &w);
         let (ls, ld) = (
             src.buffer.size() as usize / 4,
             dst.buffer.size() as usize / 4,
         );
-        self.dispatch(
-            COPY,
-            "copy_strided",
-            params,
-            vec![(src, ls), (dst, ld)],
-            grid_1d(count as u64),
-        );
+        self.run(call, &|b| match b {
+            Buf::Output => (dst, ld),
+            _ => (src, ls),
+        });
+    }
+
+    /// Records one kernel of the vocabulary, its buffers resolved by `buffer`
+    /// (storage and element count of each role).
+    fn run<'s>(&mut self, call: KernelCall, buffer: &dyn Fn(Buf) -> (&'s Storage, usize)) {
+        let buffers = call.bindings.iter().map(|&b| buffer(b)).collect();
+        self.dispatch(&call.source, call.entry, call.params, buffers, call.groups);
     }
 
     fn zeros(&mut self, shape: &Shape) -> Result<Storage> {
@@ -362,54 +353,6 @@ impl Scheduler<'_> {
             so = parts;
             sr = 1;
         }
-    }
-
-    /// Batched matmul; operands whose batch dims only partly broadcast are
-    /// expanded to the full batch first.
-    fn matmul(&mut self, a: &Rc<Node>, b: &Rc<Node>, shape: &Shape) -> Result<Storage> {
-        let r = shape.rank();
-        let (m, n) = (shape.dims()[r - 2], shape.dims()[r - 1]);
-        let k = a.shape.dims()[a.shape.rank() - 1];
-        let batch_dims = &shape.dims()[..r - 2];
-        let batch: usize = batch_dims.iter().product();
-        let mut operand = |x: &Rc<Node>, rows: usize, cols: usize| -> Result<(Storage, usize)> {
-            let xb: usize = x.shape.dims()[..x.shape.rank() - 2].iter().product();
-            if xb == batch {
-                Ok((self.value(x), rows * cols))
-            } else if xb == 1 {
-                Ok((self.value(x), 0))
-            } else {
-                let mut full = batch_dims.to_vec();
-                full.extend([rows, cols]);
-                let full = Shape::new(&full);
-                let src = broadcast_strides(&x.shape, &full);
-                Ok((self.copy(x, &full, full.dims(), 0, &src, 0)?, rows * cols))
-            }
-        };
-        let (sa, stride_a) = operand(a, m, k)?;
-        let (sb, stride_b) = operand(b, k, n)?;
-        if k == 0 {
-            return self.zeros(shape);
-        }
-        let out = self.alloc(shape)?;
-        let (source, entry, groups) = matmul_kernel(self.gpu.matmul, m, n, k, batch);
-        let (la, lb) = (sa.buffer.size() as usize / 4, sb.buffer.size() as usize / 4);
-        let per_dispatch = kernels::MAX_GROUPS_PER_DIM as usize;
-        for first in (0..batch).step_by(per_dispatch) {
-            let params = vec![
-                m as u32,
-                n as u32,
-                k as u32,
-                batch as u32,
-                stride_a as u32,
-                stride_b as u32,
-                first as u32,
-            ];
-            let z = (batch - first).min(per_dispatch) as u32;
-            let buffers = vec![(&sa, la), (&sb, lb), (&out, shape.numel())];
-            self.dispatch(source, entry, params, buffers, [groups[0], groups[1], z]);
-        }
-        Ok(out)
     }
 }
 

@@ -7,10 +7,11 @@ use crate::ops::reduce::ReduceOp;
 use crate::tensor::Tensor;
 
 use super::codegen::{load_fn, value_fn};
-use super::kernels::{
-    COPY, ELEMENTWISE_HEAD, MATMUL_SCALAR, MATMUL_TILED, MATMUL_VEC4, REDUCE_HEAD,
-    elementwise_source, reduce_source,
-};
+use super::kernels::{ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_source};
+use crate::kernel::{COPY, FILL, SUM_PARTS};
+use crate::ops::conv::CONV2D;
+use crate::ops::matmul::{MATMUL_SCALAR, MATMUL_TILED, MATMUL_VEC4};
+use crate::ops::pool::POOL2D;
 
 fn validate(name: &str, source: &str) {
     let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
@@ -44,9 +45,13 @@ fn fused(t: &Tensor, _inlined: bool) -> String {
 #[test]
 fn fixed_kernels_validate() {
     validate("copy", COPY);
+    validate("fill", FILL);
     validate("matmul_vec4", MATMUL_VEC4);
     validate("matmul_scalar", MATMUL_SCALAR);
     validate("matmul_tiled", MATMUL_TILED);
+    validate("conv2d", CONV2D);
+    validate("sum_parts", SUM_PARTS);
+    validate("pool2d", POOL2D);
     let d = Device::reference_only();
     let x = Tensor::ones(&d, [4, 5]);
     let chain = &x.exp() * &x.sin();

@@ -1,9 +1,14 @@
-//! Op families. Each file holds the ops' constructors (shape rules, recorded
-//! as graph nodes); elementwise ops also carry their WGSL snippet, reference
-//! semantics and vjp rule in one table row.
+//! Op families. Elementwise ops are table rows (`elementwise.rs`: name,
+//! WGSL snippet, f64 reference and vjp rule in one row); reductions and
+//! movement ops are graph variants the scheduler fuses; every other family
+//! implements [`family::Family`] in one file or folder of its own.
 
+pub mod concat;
+pub mod conv;
 pub mod elementwise;
+pub(crate) mod family;
 pub mod matmul;
 pub mod movement;
 pub mod nn;
+pub mod pool;
 pub mod reduce;

@@ -1,4 +1,5 @@
-//! Movement ops: reshape, permute/transpose, broadcast_to, slice, pad, concat.
+//! Movement ops: reshape, permute/transpose, broadcast_to, slice, pad.
+//! The scheduler fuses broadcasts into loads, so these stay graph variants.
 
 use crate::graph::Op;
 use crate::shape::{Shape, can_broadcast_to, check_permutation};
@@ -133,29 +134,5 @@ impl Tensor {
             &[self],
             shape,
         )
-    }
-
-    /// Joins tensors along `axis`; all other axes must match.
-    #[track_caller]
-    pub fn concat(tensors: &[&Tensor], axis: usize) -> Tensor {
-        assert!(!tensors.is_empty(), "concat: no tensors given");
-        let first = tensors[0].shape();
-        first.check_axis("concat", axis);
-        let mut dims = first.dims().to_vec();
-        dims[axis] = 0;
-        for t in tensors {
-            let ok = t.rank() == first.rank()
-                && (0..first.rank()).all(|i| i == axis || t.dims()[i] == first.dims()[i]);
-            assert!(
-                ok,
-                "concat: shape {:?} does not match {first:?} outside axis {axis}",
-                t.shape()
-            );
-            dims[axis] += t.dims()[axis];
-        }
-        if tensors.len() == 1 {
-            return tensors[0].clone();
-        }
-        Tensor::record(Op::Concat { axis }, tensors, Shape::new(&dims))
     }
 }

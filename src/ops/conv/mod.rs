@@ -1,0 +1,443 @@
+//! Convolutions (NCHW): conv2d, conv_transpose2d and conv1d, with stride,
+//! padding, dilation and groups (depthwise included).
+//!
+//! Three families, each linear in each input, close the set under
+//! differentiation (so second derivatives work):
+//!
+//! - [`Conv2d`]: y = conv2d(x, w).
+//! - [`ConvTranspose2d`]: the transposed convolution, which is conv2d's
+//!   adjoint with respect to its input: ⟨conv2d(x, w), g⟩ = ⟨x, convᵀ(g, w)⟩.
+//! - [`Conv2dWeightGrad`]: the correlation of the input with the output's
+//!   adjoint, conv2d's adjoint with respect to the weight:
+//!   ⟨conv2d(x, w), g⟩ = ⟨w, corr(x, g)⟩.
+//!
+//! Each family's vjp follows from those two identities; the kernels are in
+//! `kernels.rs` (`shaders/conv2d.wgsl`), the f64 reference in `reference.rs`.
+
+mod kernels;
+mod reference;
+
+use crate::kernel::{Lowering, Target};
+use crate::ops::family::{Family, multilinear_jvp};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+#[cfg(test)]
+pub(crate) use kernels::CONV2D;
+
+/// Settings of a 2-D convolution, `[height, width]` pairs. The default is
+/// stride 1, no padding, dilation 1, one group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2dOptions {
+    pub stride: [usize; 2],
+    /// Zeros added on each side of the input.
+    pub padding: [usize; 2],
+    /// Spacing between kernel taps.
+    pub dilation: [usize; 2],
+    /// Input and output channels split into this many independent groups
+    /// (groups = channels is a depthwise convolution).
+    pub groups: usize,
+    /// Transposed convolution only: extra rows and columns at the bottom and
+    /// right of the output (below max(stride, dilation)), to pick among the
+    /// input sizes a strided convolution maps to one output size.
+    pub output_padding: [usize; 2],
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+            output_padding: [0, 0],
+        }
+    }
+}
+
+impl Conv2dOptions {
+    /// The same stride along both axes.
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = [s, s];
+        self
+    }
+    /// The same padding on all four sides.
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = [p, p];
+        self
+    }
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = [d, d];
+        self
+    }
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    pub fn output_padding(mut self, p: usize) -> Self {
+        self.output_padding = [p, p];
+        self
+    }
+}
+
+/// The forward convolution's sizes, which all three families share:
+/// x `[n, c, h, w]`, weight `[o, c / groups, r, s]`, y `[n, o, p, q]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub p: usize,
+    pub q: usize,
+    pub r: usize,
+    pub s: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl Geometry {
+    pub fn x_shape(&self) -> Shape {
+        Shape::new(&[self.n, self.c, self.h, self.w])
+    }
+    pub fn w_shape(&self) -> Shape {
+        Shape::new(&[self.o, self.c / self.groups, self.r, self.s])
+    }
+    pub fn y_shape(&self) -> Shape {
+        Shape::new(&[self.n, self.o, self.p, self.q])
+    }
+}
+
+/// `a + b`, `a · b` and friends on sizes, panicking with the op and shapes
+/// on overflow instead of wrapping.
+#[track_caller]
+fn sized(v: Option<usize>, op: &str, x: &Shape, w: &Shape) -> usize {
+    match v {
+        Some(v) => v,
+        None => panic!("{op}: sizes overflow for input {x:?} and weight {w:?}"),
+    }
+}
+
+/// Checks the settings and the channel counts common to both directions.
+#[track_caller]
+fn check_common(op: &str, x: &Shape, w: &Shape, o: &Conv2dOptions) {
+    assert!(
+        x.rank() == 4 && w.rank() == 4,
+        "{op}: input must be [batch, channels, height, width] and weight 4-D, got {x:?} and {w:?}"
+    );
+    assert!(
+        o.stride.iter().all(|&s| s >= 1) && o.dilation.iter().all(|&d| d >= 1) && o.groups >= 1,
+        "{op}: stride, dilation and groups must be at least 1, got {o:?}"
+    );
+}
+
+/// Geometry of `conv2d(x, w)`.
+#[track_caller]
+pub(crate) fn forward_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geometry {
+    let op = "conv2d";
+    check_common(op, x, w, o);
+    let [n, c, h, wd] = [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]];
+    let [oc, cg, r, s] = [w.dims()[0], w.dims()[1], w.dims()[2], w.dims()[3]];
+    let g = o.groups;
+    assert!(
+        c % g == 0 && oc % g == 0 && cg * g == c,
+        "{op}: input {x:?} and weight {w:?} do not match {g} group(s): the weight must be [out, in / groups, kh, kw] with in and out divisible by groups"
+    );
+    assert!(
+        o.output_padding == [0, 0],
+        "{op}: output_padding is for conv_transpose2d only, got {:?}",
+        o.output_padding
+    );
+    let out = |size: usize, k: usize, axis: usize| -> usize {
+        let padded = o.padding[axis]
+            .checked_mul(2)
+            .and_then(|p| size.checked_add(p));
+        let padded = sized(padded, op, x, w);
+        let span = sized(
+            k.checked_sub(1)
+                .and_then(|k| k.checked_mul(o.dilation[axis]))
+                .map(|v| v + 1),
+            op,
+            x,
+            w,
+        );
+        assert!(
+            k >= 1 && span <= padded,
+            "{op}: kernel {k} (dilated to {span}) is larger than the padded input ({padded}) for input {x:?} and weight {w:?}"
+        );
+        (padded - span) / o.stride[axis] + 1
+    };
+    Geometry {
+        n,
+        c,
+        h,
+        w: wd,
+        o: oc,
+        p: out(h, r, 0),
+        q: out(wd, s, 1),
+        r,
+        s,
+        stride: o.stride,
+        padding: o.padding,
+        dilation: o.dilation,
+        groups: g,
+    }
+}
+
+/// Geometry of `conv_transpose2d(x, w)`: the forward convolution whose
+/// input adjoint it is (its output is that convolution's input).
+#[track_caller]
+pub(crate) fn transpose_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geometry {
+    let op = "conv_transpose2d";
+    check_common(op, x, w, o);
+    let [n, c, h, wd] = [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]];
+    let [wc, og, r, s] = [w.dims()[0], w.dims()[1], w.dims()[2], w.dims()[3]];
+    let g = o.groups;
+    assert!(
+        wc == c && c % g == 0,
+        "{op}: input {x:?} and weight {w:?} do not match: the weight must be [in, out / groups, kh, kw] with in divisible by {g} group(s)"
+    );
+    for axis in 0..2 {
+        assert!(
+            o.output_padding[axis] < o.stride[axis].max(o.dilation[axis]),
+            "{op}: output_padding {:?} must be smaller than the stride or the dilation ({o:?})",
+            o.output_padding
+        );
+    }
+    // out = (in − 1)·stride − 2·padding + dilation·(k − 1) + output_padding + 1
+    let size = |input: usize, k: usize, axis: usize| -> usize {
+        let grown = input
+            .checked_sub(1)
+            .and_then(|v| v.checked_mul(o.stride[axis]))
+            .and_then(|v| v.checked_add(k.checked_sub(1)?.checked_mul(o.dilation[axis])?))
+            .and_then(|v| v.checked_add(o.output_padding[axis] + 1));
+        let grown = sized(grown, op, x, w);
+        assert!(
+            input >= 1 && k >= 1 && grown / 2 >= o.padding[axis] && grown > 2 * o.padding[axis],
+            "{op}: padding {:?} leaves no output for input {x:?} and weight {w:?}",
+            o.padding
+        );
+        grown - 2 * o.padding[axis]
+    };
+    Geometry {
+        n,
+        c: sized(og.checked_mul(g), op, x, w),
+        h: size(h, r, 0),
+        w: size(wd, s, 1),
+        o: c,
+        p: h,
+        q: wd,
+        r,
+        s,
+        stride: o.stride,
+        padding: o.padding,
+        dilation: o.dilation,
+        groups: g,
+    }
+}
+
+#[track_caller]
+fn add_bias(y: Tensor, bias: Option<&Tensor>, op: &str) -> Tensor {
+    match bias {
+        None => y,
+        Some(b) => {
+            let channels = y.dims()[1];
+            assert!(
+                b.shape().dims() == [channels],
+                "{op}: bias must be [{channels}] for an output of shape {:?}, got {:?}",
+                y.shape(),
+                b.shape()
+            );
+            &y + &b.reshape([1, channels, 1, 1])
+        }
+    }
+}
+
+impl Tensor {
+    /// 2-D convolution (cross-correlation, as in PyTorch) of an input
+    /// `[batch, in, height, width]` with a weight `[out, in / groups, kh, kw]`,
+    /// plus an optional bias `[out]`. The output is `[batch, out, oh, ow]`
+    /// with `oh = (height + 2·padding − dilation·(kh − 1) − 1) / stride + 1`.
+    #[track_caller]
+    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, options: Conv2dOptions) -> Tensor {
+        let geom = forward_geometry(self.shape(), weight.shape(), &options);
+        add_bias(conv2d(self, weight, geom), bias, "conv2d")
+    }
+
+    /// Transposed 2-D convolution (the adjoint of [`Tensor::conv2d`] with
+    /// respect to its input; "deconvolution") of an input `[batch, in, h, w]`
+    /// with a weight `[in, out / groups, kh, kw]`, plus an optional bias
+    /// `[out]`. The output is `[batch, out, oh, ow]` with
+    /// `oh = (h − 1)·stride − 2·padding + dilation·(kh − 1) + output_padding + 1`.
+    #[track_caller]
+    pub fn conv_transpose2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        options: Conv2dOptions,
+    ) -> Tensor {
+        let geom = transpose_geometry(self.shape(), weight.shape(), &options);
+        add_bias(
+            conv_transpose2d(self, weight, geom),
+            bias,
+            "conv_transpose2d",
+        )
+    }
+
+    /// 1-D convolution of `[batch, in, length]` with a weight
+    /// `[out, in / groups, k]` (and bias `[out]`), a view of conv2d with a
+    /// height of 1. `options` act along the length (their second entries).
+    #[track_caller]
+    pub fn conv1d(&self, weight: &Tensor, bias: Option<&Tensor>, options: Conv2dOptions) -> Tensor {
+        assert!(
+            self.rank() == 3 && weight.rank() == 3,
+            "conv1d: input must be [batch, channels, length] and weight [out, in / groups, k], got {:?} and {:?}",
+            self.shape(),
+            weight.shape()
+        );
+        let (x, w) = (self.dims(), weight.dims());
+        let o = Conv2dOptions {
+            stride: [1, options.stride[1]],
+            padding: [0, options.padding[1]],
+            dilation: [1, options.dilation[1]],
+            ..options
+        };
+        let y = self.reshape([x[0], x[1], 1, x[2]]).conv2d(
+            &weight.reshape([w[0], w[1], 1, w[2]]),
+            bias,
+            o,
+        );
+        let d = y.dims().to_vec();
+        y.reshape([d[0], d[1], d[3]])
+    }
+}
+
+fn conv2d(x: &Tensor, w: &Tensor, geom: Geometry) -> Tensor {
+    Tensor::record_family(Conv2d { geom }, &[x, w], geom.y_shape())
+}
+
+fn conv_transpose2d(g: &Tensor, w: &Tensor, geom: Geometry) -> Tensor {
+    Tensor::record_family(ConvTranspose2d { geom }, &[g, w], geom.x_shape())
+}
+
+fn conv2d_weight_grad(x: &Tensor, g: &Tensor, geom: Geometry) -> Tensor {
+    Tensor::record_family(Conv2dWeightGrad { geom }, &[x, g], geom.w_shape())
+}
+
+fn describe(op: &str, g: &Geometry) -> String {
+    format!(
+        "{op}(k={}×{}, stride={:?}, padding={:?}, dilation={:?}, groups={})",
+        g.r, g.s, g.stride, g.padding, g.dilation, g.groups
+    )
+}
+
+/// y = conv2d(x, w); inputs (x, w).
+#[derive(Debug)]
+pub(crate) struct Conv2d {
+    geom: Geometry,
+}
+
+impl Family for Conv2d {
+    fn name(&self) -> String {
+        describe("conv2d", &self.geom)
+    }
+    fn lower(&self, _: &Shape, _: &[&Shape], target: Target) -> Lowering {
+        kernels::conv2d(&self.geom, target)
+    }
+    // ∂L/∂x = convᵀ(g, w),  ∂L/∂w = corr(x, g)
+    fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+        vec![
+            Some(conv_transpose2d(g, &x[1], self.geom)),
+            Some(conv2d_weight_grad(&x[0], g, self.geom)),
+        ]
+    }
+    // Δy = conv2d(Δx, w) + conv2d(x, Δw)
+    fn jvp(
+        &self,
+        x: &[Tensor],
+        _: &Tensor,
+        dx: &[Option<Tensor>],
+        lead: &[usize],
+    ) -> Option<Tensor> {
+        multilinear_jvp(x, dx, lead, &[0, 1], &|a| conv2d(&a[0], &a[1], self.geom))
+    }
+    fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
+        reference::conv2d(&self.geom, x[0], x[1])
+    }
+}
+
+/// The transposed convolution convᵀ(g, w), x-shaped; inputs (g, w).
+#[derive(Debug)]
+pub(crate) struct ConvTranspose2d {
+    geom: Geometry,
+}
+
+impl Family for ConvTranspose2d {
+    fn name(&self) -> String {
+        describe("conv_transpose2d", &self.geom)
+    }
+    fn lower(&self, _: &Shape, _: &[&Shape], target: Target) -> Lowering {
+        kernels::conv_transpose2d(&self.geom, target)
+    }
+    // From ⟨convᵀ(g, w), G⟩ = ⟨g, conv2d(G, w)⟩:  ∂/∂g = conv2d(G, w),  ∂/∂w = corr(G, g)
+    fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+        vec![
+            Some(conv2d(g, &x[1], self.geom)),
+            Some(conv2d_weight_grad(g, &x[0], self.geom)),
+        ]
+    }
+    fn jvp(
+        &self,
+        x: &[Tensor],
+        _: &Tensor,
+        dx: &[Option<Tensor>],
+        lead: &[usize],
+    ) -> Option<Tensor> {
+        multilinear_jvp(x, dx, lead, &[0, 1], &|a| {
+            conv_transpose2d(&a[0], &a[1], self.geom)
+        })
+    }
+    fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
+        reference::conv_transpose2d(&self.geom, x[0], x[1])
+    }
+}
+
+/// corr(x, g), weight-shaped; inputs (x, g).
+#[derive(Debug)]
+pub(crate) struct Conv2dWeightGrad {
+    geom: Geometry,
+}
+
+impl Family for Conv2dWeightGrad {
+    fn name(&self) -> String {
+        describe("conv2d_weight_grad", &self.geom)
+    }
+    fn lower(&self, _: &Shape, _: &[&Shape], target: Target) -> Lowering {
+        kernels::conv2d_weight_grad(&self.geom, target)
+    }
+    // From ⟨corr(x, g), G⟩ = ⟨conv2d(x, G), g⟩ = ⟨x, convᵀ(g, G)⟩:
+    // ∂/∂x = convᵀ(g, G),  ∂/∂g = conv2d(x, G)
+    fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+        vec![
+            Some(conv_transpose2d(&x[1], g, self.geom)),
+            Some(conv2d(&x[0], g, self.geom)),
+        ]
+    }
+    fn jvp(
+        &self,
+        x: &[Tensor],
+        _: &Tensor,
+        dx: &[Option<Tensor>],
+        lead: &[usize],
+    ) -> Option<Tensor> {
+        multilinear_jvp(x, dx, lead, &[0, 1], &|a| {
+            conv2d_weight_grad(&a[0], &a[1], self.geom)
+        })
+    }
+    fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
+        reference::conv2d_weight_grad(&self.geom, x[0], x[1])
+    }
+}

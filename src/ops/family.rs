@@ -1,0 +1,106 @@
+//! The one interface through which the graph reaches an op family.
+//!
+//! A family (matmul, concat, conv2d, pooling, ...) lives in one file or
+//! folder under `ops/`: its public methods and shape rule, its kernels
+//! ([`Family::lower`], in the vocabulary of `kernel.rs`), its vjp and jvp
+//! rules written as graph ops (so they can be differentiated again), and its
+//! f64 reference semantics, which share no code with the kernels. The
+//! scheduler, reverse mode, forward mode and the reference interpreter call
+//! these methods and know nothing else of the family.
+//!
+//! Elementwise ops, reductions and the view-like movement ops (reshape,
+//! permute, broadcast_to, slice, pad) stay variants of [`crate::graph::Op`]:
+//! the scheduler fuses them into other kernels, which needs their structure.
+
+use std::fmt::Debug;
+use std::rc::Rc;
+
+use crate::graph::Op;
+use crate::kernel::{Lowering, Target};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+pub(crate) trait Family: Debug {
+    /// Short name with the op's settings, for messages and graph dumps.
+    fn name(&self) -> String;
+
+    /// The kernels computing the output (of shape `out`) from inputs of
+    /// shapes `inputs`. The output buffer starts with undefined contents.
+    fn lower(&self, out: &Shape, inputs: &[&Shape], target: Target) -> Lowering;
+
+    /// Partial adjoints of the inputs given the output's adjoint `g`
+    /// (`None` where zero). They may come back in a shape that broadcasts
+    /// to the input's: reverse mode sums them down centrally.
+    fn vjp(&self, x: &[Tensor], y: &Tensor, g: &Tensor) -> Vec<Option<Tensor>>;
+
+    /// The output's tangent given the inputs' tangents `dx` (`None` = zero),
+    /// each with leading batch axes `lead` (see `autodiff/jvp.rs`).
+    fn jvp(
+        &self,
+        x: &[Tensor],
+        y: &Tensor,
+        dx: &[Option<Tensor>],
+        lead: &[usize],
+    ) -> Option<Tensor>;
+
+    /// The f64 reference: the output's values (row-major) from the inputs'.
+    fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64>;
+}
+
+impl Tensor {
+    /// Records a node of family `f`.
+    #[track_caller]
+    pub(crate) fn record_family(
+        f: impl Family + 'static,
+        inputs: &[&Tensor],
+        shape: Shape,
+    ) -> Tensor {
+        Tensor::record(Op::Family(Rc::new(f)), inputs, shape)
+    }
+}
+
+/// Forward-mode rule of an op that is linear in each input separately
+/// (matmul, convolutions, pooling gathers): Δy = Σ_k f(x₁, …, Δx_k, …, xₙ),
+/// over the inputs in `linear` (the others must have no tangent, or their
+/// tangent does not move the output, like a pooling's index source).
+///
+/// `apply` rebuilds the op on primal-shaped inputs. Tangents with leading
+/// batch axes are pushed through one batch entry at a time and stacked:
+/// families whose layout can fold the batch into their own (matmul's batch
+/// dims) write their own rule instead.
+pub(crate) fn multilinear_jvp(
+    x: &[Tensor],
+    dx: &[Option<Tensor>],
+    lead: &[usize],
+    linear: &[usize],
+    apply: &dyn Fn(&[Tensor]) -> Tensor,
+) -> Option<Tensor> {
+    let count: usize = lead.iter().product();
+    let mut total: Option<Tensor> = None;
+    for &k in linear {
+        let Some(d) = &dx[k] else { continue };
+        let term = if lead.is_empty() {
+            let mut args = x.to_vec();
+            args[k] = d.clone();
+            apply(&args)
+        } else {
+            let flat = d.reshape(crate::autodiff::jvp::with_lead(&[count], x[k].dims()));
+            let parts: Vec<Tensor> = (0..count)
+                .map(|l| {
+                    let mut args = x.to_vec();
+                    args[k] = flat.narrow(0, l, 1).reshape(x[k].shape().clone());
+                    let y = apply(&args);
+                    y.reshape(crate::autodiff::jvp::with_lead(&[1], y.dims()))
+                })
+                .collect();
+            let stacked = Tensor::concat(&parts.iter().collect::<Vec<_>>(), 0);
+            let out_dims = stacked.dims()[1..].to_vec();
+            stacked.reshape(crate::autodiff::jvp::with_lead(lead, &out_dims))
+        };
+        total = Some(match total {
+            Some(t) => &t + &term,
+            None => term,
+        });
+    }
+    total
+}

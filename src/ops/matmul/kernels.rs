@@ -1,0 +1,110 @@
+//! Matmul's kernels: a family of variants chosen per adapter.
+//!
+//! - `matmul_vec4`: register-blocked, 8×16 outputs per invocation from vec4
+//!   loads, for K and N multiples of 4 (CPU rasterizers: no barriers).
+//! - `matmul_scalar`: the same blocking with scalar loads, for other sizes.
+//! - `matmul_tiled`: workgroups stage tiles in workgroup memory (real GPUs).
+
+use std::borrow::Cow;
+
+use crate::device::MatmulKernel;
+use crate::kernel::{
+    Buf, KernelCall, Lowering, MAX_GROUPS_PER_DIM, Target, Window, fill, strided_copy, word,
+};
+use crate::shape::{Shape, broadcast_strides};
+
+pub(crate) const MATMUL_VEC4: &str = include_str!("../../../shaders/matmul_vec4.wgsl");
+pub(crate) const MATMUL_SCALAR: &str = include_str!("../../../shaders/matmul_scalar.wgsl");
+pub(crate) const MATMUL_TILED: &str = include_str!("../../../shaders/matmul_tiled.wgsl");
+
+/// Variant and grid (z = batch) for an `m×k @ k×n` product.
+fn variant(
+    family: MatmulKernel,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> (&'static str, &'static str, [u32; 2]) {
+    if family == MatmulKernel::Tiled {
+        (
+            MATMUL_TILED,
+            "matmul_tiled",
+            [n.div_ceil(64) as u32, m.div_ceil(64) as u32],
+        )
+    } else if k % 4 == 0 && n % 4 == 0 && k > 0 {
+        let cols = (n / 4).div_ceil(4) as u32;
+        let rows = m.div_ceil(8) as u32;
+        (
+            MATMUL_VEC4,
+            "matmul_vec4",
+            [cols.div_ceil(8), rows.div_ceil(8)],
+        )
+    } else {
+        let cols = n.div_ceil(4) as u32;
+        let rows = m.div_ceil(4) as u32;
+        (
+            MATMUL_SCALAR,
+            "matmul_scalar",
+            [cols.div_ceil(8), rows.div_ceil(8)],
+        )
+    }
+}
+
+/// Batched matmul. An operand whose batch dims only partly broadcast is
+/// expanded to the full batch first (into a scratch buffer); one that does
+/// not broadcast at all, or is shared by every batch entry, is read in place.
+pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Lowering {
+    let r = out.rank();
+    let (m, n) = (out.dims()[r - 2], out.dims()[r - 1]);
+    let k = a.dims()[a.rank() - 1];
+    let batch_dims = &out.dims()[..r - 2];
+    let batch: usize = batch_dims.iter().product();
+    let mut low = Lowering::default();
+    if k == 0 {
+        low.kernels.push(fill(Buf::Output, out.numel(), 0.0));
+        return low;
+    }
+    let mut operand = |x: &Shape, input: usize, rows: usize, cols: usize| -> (Buf, usize) {
+        let xb: usize = x.dims()[..x.rank() - 2].iter().product();
+        if xb == batch {
+            (Buf::Input(input), rows * cols)
+        } else if xb == 1 {
+            (Buf::Input(input), 0)
+        } else {
+            let mut full = batch_dims.to_vec();
+            full.extend([rows, cols]);
+            let full = Shape::new(&full);
+            let src = broadcast_strides(x, &full);
+            let temp = low.temps.len();
+            low.temps.push(full.numel());
+            low.kernels.push(strided_copy(
+                Buf::Input(input),
+                Buf::Temp(temp),
+                &Window {
+                    dims: full.dims(),
+                    src_offset: 0,
+                    src_strides: &src,
+                    dst_offset: 0,
+                    dst_strides: &full.strides(),
+                },
+            ));
+            (Buf::Temp(temp), rows * cols)
+        }
+    };
+    let (sa, stride_a) = operand(a, 0, m, k);
+    let (sb, stride_b) = operand(b, 1, k, n);
+    let (source, entry, groups) = variant(target.family, m, n, k);
+    let per_dispatch = MAX_GROUPS_PER_DIM as usize;
+    for first in (0..batch).step_by(per_dispatch) {
+        let z = (batch - first).min(per_dispatch) as u32;
+        low.kernels.push(KernelCall {
+            source: Cow::Borrowed(source),
+            entry,
+            params: [m, n, k, batch, stride_a, stride_b, first]
+                .map(word)
+                .to_vec(),
+            bindings: vec![sa, sb, Buf::Output],
+            groups: [groups[0], groups[1], z],
+        });
+    }
+    low
+}

@@ -1,0 +1,220 @@
+//! Pooling (NCHW): max_pool2d, avg_pool2d and global average pooling.
+//!
+//! Max pooling is built from two families that are each other's adjoints:
+//! [`MaxPoolGather`] reads, for every window, the value at the window's
+//! argmax (of an index source x), and [`MaxPoolScatter`] adds window values
+//! back at their argmax. max_pool2d(x) = gather(x, x); its vjp is
+//! scatter(x, g), its jvp gather(x, Δx), and so on to any order: the argmax
+//! positions are piecewise constant in x, so x as index source has a zero
+//! derivative. Average pooling is a depthwise convolution with constant
+//! weights, so it needs no family of its own.
+
+mod kernels;
+mod reference;
+
+use crate::kernel::{Lowering, Target};
+use crate::ops::conv::Conv2dOptions;
+use crate::ops::family::{Family, multilinear_jvp};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+#[cfg(test)]
+pub(crate) use kernels::POOL2D;
+
+/// Sizes of a pooling: input `[n, c, h, w]`, windows `[r, s]`, output `[n, c, p, q]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub p: usize,
+    pub q: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl Geometry {
+    pub fn x_shape(&self) -> Shape {
+        Shape::new(&[self.n, self.c, self.h, self.w])
+    }
+    pub fn y_shape(&self) -> Shape {
+        Shape::new(&[self.n, self.c, self.p, self.q])
+    }
+}
+
+#[track_caller]
+fn geometry(
+    op: &str,
+    x: &Shape,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Geometry {
+    assert!(
+        x.rank() == 4,
+        "{op}: input must be [batch, channels, height, width], got {x:?}"
+    );
+    assert!(
+        kernel.iter().chain(&stride).all(|&k| k >= 1),
+        "{op}: kernel {kernel:?} and stride {stride:?} must be at least 1 (input {x:?})"
+    );
+    assert!(
+        padding[0] <= kernel[0] / 2 && padding[1] <= kernel[1] / 2,
+        "{op}: padding {padding:?} must be at most half the kernel {kernel:?} (input {x:?})"
+    );
+    let d = x.dims();
+    let out = |size: usize, axis: usize| -> usize {
+        let padded = size.checked_add(2 * padding[axis]).unwrap_or(usize::MAX);
+        assert!(
+            kernel[axis] <= padded,
+            "{op}: kernel {kernel:?} is larger than the padded input (input {x:?}, padding {padding:?})"
+        );
+        (padded - kernel[axis]) / stride[axis] + 1
+    };
+    Geometry {
+        n: d[0],
+        c: d[1],
+        h: d[2],
+        w: d[3],
+        p: out(d[2], 0),
+        q: out(d[3], 1),
+        kernel,
+        stride,
+        padding,
+    }
+}
+
+impl Tensor {
+    /// Max pooling of `[batch, channels, h, w]` over `kernel` windows moved
+    /// by `stride`, with implicit −∞ `padding` (at most half the kernel). The
+    /// gradient goes to the first maximum of each window; NaN propagates.
+    #[track_caller]
+    pub fn max_pool2d(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Tensor {
+        let geom = geometry("max_pool2d", self.shape(), kernel, stride, padding);
+        gather(self, self, geom)
+    }
+
+    /// Average pooling of `[batch, channels, h, w]`; zero padding counts in
+    /// the average (PyTorch's default, `count_include_pad`). A depthwise
+    /// convolution with weights 1 / (kh·kw).
+    #[track_caller]
+    pub fn avg_pool2d(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Tensor {
+        let geom = geometry("avg_pool2d", self.shape(), kernel, stride, padding);
+        let weight = Tensor::full(
+            self.device(),
+            [geom.c, 1, kernel[0], kernel[1]],
+            1.0 / (kernel[0] * kernel[1]) as f32,
+        );
+        let options = Conv2dOptions {
+            stride,
+            padding,
+            groups: geom.c,
+            ..Default::default()
+        };
+        self.conv2d(&weight, None, options)
+    }
+
+    /// Mean over the spatial axes: `[batch, channels, h, w]` → `[batch, channels]`.
+    #[track_caller]
+    pub fn global_avg_pool2d(&self) -> Tensor {
+        assert!(
+            self.rank() == 4,
+            "global_avg_pool2d: input must be [batch, channels, height, width], got {:?}",
+            self.shape()
+        );
+        self.mean_axes(&[2, 3], false)
+    }
+}
+
+fn gather(x: &Tensor, v: &Tensor, geom: Geometry) -> Tensor {
+    Tensor::record_family(MaxPoolGather { geom }, &[x, v], geom.y_shape())
+}
+
+fn scatter(x: &Tensor, g: &Tensor, geom: Geometry) -> Tensor {
+    Tensor::record_family(MaxPoolScatter { geom }, &[x, g], geom.x_shape())
+}
+
+fn describe(op: &str, g: &Geometry) -> String {
+    format!(
+        "{op}(k={:?}, stride={:?}, padding={:?})",
+        g.kernel, g.stride, g.padding
+    )
+}
+
+/// `out[window] = v[argmax of x over the window]`; inputs (x, v).
+#[derive(Debug)]
+pub(crate) struct MaxPoolGather {
+    geom: Geometry,
+}
+
+impl Family for MaxPoolGather {
+    fn name(&self) -> String {
+        describe("max_pool2d", &self.geom)
+    }
+    fn lower(&self, _: &Shape, _: &[&Shape], _: Target) -> Lowering {
+        kernels::lower("max_pool2d_gather", &self.geom, self.geom.y_shape().numel())
+    }
+    // Linear in v, piecewise constant in x: ∂/∂v = scatter(x, g), ∂/∂x = 0.
+    fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+        vec![None, Some(scatter(&x[0], g, self.geom))]
+    }
+    fn jvp(
+        &self,
+        x: &[Tensor],
+        _: &Tensor,
+        dx: &[Option<Tensor>],
+        lead: &[usize],
+    ) -> Option<Tensor> {
+        multilinear_jvp(x, dx, lead, &[1], &|a| gather(&a[0], &a[1], self.geom))
+    }
+    fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
+        reference::gather(&self.geom, x[0], x[1])
+    }
+}
+
+/// `out[i] = Σ of g over the windows whose argmax of x is i`; inputs (x, g).
+#[derive(Debug)]
+pub(crate) struct MaxPoolScatter {
+    geom: Geometry,
+}
+
+impl Family for MaxPoolScatter {
+    fn name(&self) -> String {
+        describe("max_pool2d_scatter", &self.geom)
+    }
+    fn lower(&self, _: &Shape, _: &[&Shape], _: Target) -> Lowering {
+        kernels::lower(
+            "max_pool2d_scatter",
+            &self.geom,
+            self.geom.x_shape().numel(),
+        )
+    }
+    // The gather's adjoint, so its own adjoint is the gather: ∂/∂g = gather(x, G).
+    fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+        vec![None, Some(gather(&x[0], g, self.geom))]
+    }
+    fn jvp(
+        &self,
+        x: &[Tensor],
+        _: &Tensor,
+        dx: &[Option<Tensor>],
+        lead: &[usize],
+    ) -> Option<Tensor> {
+        multilinear_jvp(x, dx, lead, &[1], &|a| scatter(&a[0], &a[1], self.geom))
+    }
+    fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
+        reference::scatter(&self.geom, x[0], x[1])
+    }
+}
