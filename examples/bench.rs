@@ -8,13 +8,16 @@
 //! Workloads: (1) matmul fwd+bwd at n = 256, 512, 1024; (2) a 1M-element
 //! elementwise chain fwd+bwd; (3) one SGD step of a 784-256-256-10 MLP;
 //! with the optimizer's in-place update included; (4) a 1000-op elementwise chain fwd+bwd; (5) cold start to the first
-//! gradient (a fresh process, Mesa's shader cache disabled).
+//! gradient (a fresh process, Mesa's shader cache disabled); (6) conv2d
+//! fwd+bwd on [32, 16, 32, 32] with 32 filters of 3×3, padding 1; (7) one
+//! Adam step of the digits CNN (`models::DigitsCnn`) at batch 128.
 
 use std::time::Instant;
 
-use webgrad::layers::{Activation, Init, Mlp};
-use webgrad::optim::{Optimizer, Sgd};
-use webgrad::{Device, Tensor, grad, read_all_blocking, read_and_realize_blocking};
+use webgrad::layers::{Activation, Init, Mlp, Module};
+use webgrad::models::DigitsCnn;
+use webgrad::optim::{Adam, Optimizer, Sgd};
+use webgrad::{Conv2dOptions, Device, Tensor, grad, read_all_blocking, read_and_realize_blocking};
 
 fn median_ms(warmup: usize, repeats: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..warmup {
@@ -177,6 +180,44 @@ fn cold_start(dev: &Device) {
     );
 }
 
+fn conv(dev: &Device) {
+    let (n, c, k, hw) = (32usize, 16usize, 32usize, 32usize);
+    let x = Tensor::rand_uniform(dev, [n, c, hw, hw], -1.0, 1.0, 5);
+    let w = Tensor::rand_uniform(dev, [k, c, 3, 3], -0.2, 0.2, 6);
+    let options = Conv2dOptions::default().padding(1);
+    let ms = median_ms(2, 10, || {
+        let loss = x.conv2d(&w, None, options).sum();
+        let g = grad(&loss, &[&x, &w]);
+        read_all_blocking(&[&g[0].sum(), &g[1].sum()]).unwrap();
+    });
+    // Forward, input adjoint and weight adjoint: 2·N·K·C·R·S·H·W each.
+    let flops = 3.0 * 2.0 * (n * k * c * 9 * hw * hw) as f64;
+    let gflops = flops / (ms * 1e-3) / 1e9;
+    emit(
+        dev,
+        "conv2d_fwd_bwd",
+        &format!(r#""shape":[{n},{c},{hw},{hw}],"filters":{k},"ms":{ms:.3},"gflops":{gflops:.2}"#),
+    );
+}
+
+fn cnn(dev: &Device) {
+    let model = DigitsCnn::new(dev, 0).unwrap();
+    let params = model.parameters();
+    let mut opt = Adam::new(1e-3);
+    let batch = 128;
+    let x = Tensor::rand_uniform(dev, [batch, 64], 0.0, 1.0, 7);
+    let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
+    let ms = median_ms(3, 15, || {
+        let loss = model.forward(&x).cross_entropy(&labels);
+        opt.minimize_blocking(&loss, &params).unwrap();
+    });
+    emit(
+        dev,
+        "cnn_adam_step",
+        &format!(r#""batch":{batch},"ms":{ms:.3}"#),
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--cold-child") {
@@ -188,12 +229,14 @@ fn main() {
     });
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     type Workload = (&'static str, fn(&Device));
-    let workloads: [Workload; 5] = [
+    let workloads: [Workload; 7] = [
         ("matmul", matmul),
         ("elementwise", elementwise),
         ("mlp", mlp),
         ("chain", chain),
         ("cold", cold_start),
+        ("conv", conv),
+        ("cnn", cnn),
     ];
     for (name, run) in workloads {
         if want(name) {

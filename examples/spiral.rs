@@ -4,7 +4,7 @@
 //!
 //! cargo run --release --example spiral [-- OUTPUT.png]   (default: spiral.png)
 
-use webgrad::layers::{Activation, Init, Mlp};
+use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::optim::{Adam, Optimizer};
 use webgrad::{Device, Result, Tensor, grad, read_and_realize_blocking};
 

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use webgrad::data::Dataset;
-use webgrad::layers::{Activation, Init, Mlp};
+use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::optim::{Adam, Optimizer};
 use webgrad::{Device, Result, Tensor, checkpoint, grad, read_and_realize_blocking, realize_all};
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{Error, Result};
+use crate::layers::Module;
 use crate::tensor::{Tensor, read_all};
 
 fn err(msg: impl Into<String>) -> Error {
@@ -88,4 +89,23 @@ pub fn load(path: impl AsRef<std::path::Path>, named: &[(&str, &Tensor)]) -> Res
     let bytes = std::fs::read(path.as_ref())
         .map_err(|e| err(format!("reading {}: {e}", path.as_ref().display())))?;
     from_bytes(&bytes, named)
+}
+
+/// Saves every parameter of `module` under its name (see [`Module`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
+    let named = module.named_parameters();
+    save(path, &borrowed(&named))
+}
+
+/// Loads every parameter of `module` from a file written by
+/// [`save_module`]: each name must be present with the same shape.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
+    let named = module.named_parameters();
+    load(path, &borrowed(&named))
+}
+
+fn borrowed<'a>(named: &'a [(String, &'a Tensor)]) -> Vec<(&'a str, &'a Tensor)> {
+    named.iter().map(|(n, t)| (n.as_str(), *t)).collect()
 }

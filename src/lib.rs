@@ -36,6 +36,7 @@ mod exec;
 mod graph;
 mod kernel;
 pub mod layers;
+pub mod models;
 pub mod ops;
 pub mod optim;
 mod random;

@@ -1,7 +1,20 @@
 //! Optimizers as GPU kernels. A step records in-place updates of the
 //! parameters (and of the optimizer's state, also GPU variables) from their
-//! gradients; realize the returned tensors together with the loss, and the
-//! forward pass, backward pass and update run in one submit:
+//! gradients. The one-call form differentiates, updates and reads the loss
+//! back, in one submit:
+//!
+//! ```no_run
+//! # use webgrad::*; use webgrad::optim::{Optimizer, Adam}; use webgrad::layers::Module;
+//! # fn f(model: &layers::Mlp, x: &Tensor, labels: &[usize]) -> Result<()> {
+//! let mut opt = Adam::new(1e-3);
+//! let loss = model.forward(x).cross_entropy(labels);
+//! let value = opt.minimize_blocking(&loss, &model.parameters())?; // `minimize(..).await` in a browser
+//! # Ok(()) }
+//! ```
+//!
+//! The explicit form leaves the readback to you, so that a loop can skip it
+//! (the GPU then never waits for the CPU): realize the returned updates,
+//! with the loss if you want its value:
 //!
 //! ```no_run
 //! # use webgrad::*; use webgrad::optim::{Optimizer, Adam};
@@ -26,6 +39,37 @@ pub trait Optimizer {
     /// Records one update of each parameter (a variable) from its gradient
     /// and returns the update handles to realize. Nothing runs yet.
     fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>>;
+
+    /// One training step in one call: the gradients of the scalar `loss`
+    /// with respect to `params`, this optimizer's update of each, all run
+    /// in one submit; returns the loss's value (read back once the step ran).
+    #[track_caller]
+    fn minimize(
+        &mut self,
+        loss: &Tensor,
+        params: &[&Tensor],
+    ) -> impl std::future::Future<Output = Result<f32>>
+    where
+        Self: Sized,
+    {
+        let updates = self.step(params, &crate::grad(loss, params));
+        async move {
+            let updates = updates?;
+            let handles: Vec<&Tensor> = updates.iter().collect();
+            let values = crate::tensor::read_and_realize(&[loss], &handles).await?;
+            Ok(values[0][0])
+        }
+    }
+
+    /// Blocking [`Optimizer::minimize`] for native code.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[track_caller]
+    fn minimize_blocking(&mut self, loss: &Tensor, params: &[&Tensor]) -> Result<f32>
+    where
+        Self: Sized,
+    {
+        pollster::block_on(self.minimize(loss, params))
+    }
 }
 
 /// Zeros like `p`, as a variable: optimizer state, created on first use.

@@ -4,7 +4,7 @@
 mod common;
 
 use webgrad::data::Dataset;
-use webgrad::layers::{Activation, Init, Mlp};
+use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::optim::{Adam, Optimizer};
 use webgrad::{MemoryStats, grad, read_and_realize_blocking, realize_all};
 

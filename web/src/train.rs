@@ -2,7 +2,7 @@
 //! the page's event loop; every readback is async.
 
 use webgrad::data::{Dataset, argmax_rows, grid_points, spiral};
-use webgrad::layers::{Activation, Init, Mlp};
+use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::optim::{Adam, Optimizer};
 use webgrad::{Device, Result, Tensor, grad, read_all, read_and_realize, realize_all};
 
