@@ -1,6 +1,7 @@
 //! Trains a small CNN (two blocks of convolution, ReLU and max pooling, then
 //! a linear layer: `webgrad::models::DigitsCnn`) on the UCI handwritten
-//! digits shipped with the crate, with Adam, and reports test accuracy.
+//! digits shipped with the crate, with Adam, a cosine learning-rate decay
+//! and images shifted by up to a pixel, and reports test accuracy.
 //!
 //! cargo run --release --example train_cnn [-- --epochs N] [--save FILE] [--seed S]
 //!
@@ -61,13 +62,20 @@ fn main() -> Result<()> {
     );
     let model = DigitsCnn::new(&dev, args.seed)?;
     let params = model.parameters();
-    let mut opt = Adam::new(3e-3);
+    let base_lr = 3e-3;
+    let mut opt = Adam::new(base_lr);
     let batch_size = 32;
     let total = train.len().div_ceil(batch_size) * args.epochs;
     let start = Instant::now();
     let mut step = 0usize;
     for epoch in 0..args.epochs {
-        for batch in train.batches(batch_size, args.seed * 1000 + epoch as u64) {
+        // Augmentation: every image moved by up to one pixel, anew each epoch.
+        let epoch_seed = args.seed * 1000 + epoch as u64;
+        let shifted = train.shifted_images(8, 1, epoch_seed);
+        for batch in shifted.batches(batch_size, epoch_seed) {
+            // Cosine decay of the learning rate to zero over the run.
+            opt.lr =
+                base_lr * 0.5 * (1.0 + (std::f32::consts::PI * step as f32 / total as f32).cos());
             let (x, labels) = batch.tensors(&dev);
             let loss = model.forward(&x).cross_entropy(&labels);
             let value = opt.minimize_blocking(&loss, &params)?;

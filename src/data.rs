@@ -157,6 +157,45 @@ impl Dataset {
             / self.len().max(1) as f64
     }
 
+    /// Data augmentation for square images of `side`×`side` pixels: each
+    /// image moved by a random offset of at most `max_shift` pixels along
+    /// each axis (seeded), the uncovered border filled with zeros.
+    #[track_caller]
+    pub fn shifted_images(&self, side: usize, max_shift: usize, seed: u64) -> Dataset {
+        assert_eq!(
+            side.checked_mul(side),
+            Some(self.features),
+            "shifted_images: {} features are not {side}×{side} images",
+            self.features
+        );
+        let mut rng = SplitMix64::new(seed);
+        let span = 2 * max_shift as u64 + 1;
+        let mut inputs = vec![0.0; self.inputs.len()];
+        for (img, out) in self
+            .inputs
+            .chunks_exact(self.features)
+            .zip(inputs.chunks_exact_mut(self.features))
+        {
+            let dy = (rng.next_u64() % span) as isize - max_shift as isize;
+            let dx = (rng.next_u64() % span) as isize - max_shift as isize;
+            for y in 0..side as isize {
+                for x in 0..side as isize {
+                    let (sy, sx) = (y - dy, x - dx);
+                    if (0..side as isize).contains(&sy) && (0..side as isize).contains(&sx) {
+                        out[(y * side as isize + x) as usize] =
+                            img[(sy * side as isize + sx) as usize];
+                    }
+                }
+            }
+        }
+        Dataset {
+            inputs,
+            labels: self.labels.clone(),
+            features: self.features,
+            classes: self.classes,
+        }
+    }
+
     /// Mini-batches of `batch_size` in an order shuffled by `seed` (use a
     /// different seed per epoch); the last batch may be smaller.
     pub fn batches(&self, batch_size: usize, seed: u64) -> impl Iterator<Item = Dataset> + '_ {
@@ -233,6 +272,27 @@ pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shifted_images_move_pixels_and_keep_labels() {
+        let set = Dataset {
+            inputs: (1..=9).map(|v| v as f32).collect(),
+            labels: vec![4],
+            features: 9,
+            classes: 10,
+        };
+        assert_eq!(set.shifted_images(3, 0, 1).inputs, set.inputs);
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..50 {
+            let s = set.shifted_images(3, 1, seed);
+            assert_eq!(s.labels, vec![4]);
+            // A shift keeps the center pixel's 3×3 neighbourhood values, moved.
+            let kept: f32 = s.inputs.iter().sum();
+            assert!(kept <= 45.0 && s.inputs.contains(&5.0));
+            seen.insert(s.inputs.iter().map(|v| *v as u32).collect::<Vec<_>>());
+        }
+        assert_eq!(seen.len(), 9, "all nine shifts of at most one pixel occur");
+    }
 
     #[test]
     fn the_shipped_digits_load() {

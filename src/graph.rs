@@ -32,10 +32,16 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) enum Op {
     /// A value uploaded from the host.
     Input(Rc<[f32]>),
+    /// Integer indices uploaded from the host (an [`crate::IndexTensor`]),
+    /// stored as u32 in the buffer.
+    Indices(Rc<[u32]>),
     /// Every element equal to the constant.
     Fill(f32),
     Unary(Unary),
     Binary(Binary),
+    /// Elementwise choice (torch.where): input 1 where input 0 ≠ 0, else
+    /// input 2, all three broadcast to the node's shape.
+    Where,
     /// Reduction over `axes`; the node's shape keeps them with size 1.
     Reduce {
         op: ReduceOp,
@@ -74,9 +80,11 @@ impl Op {
     pub fn name(&self) -> String {
         match self {
             Op::Input(_) => "input".into(),
+            Op::Indices(_) => "indices".into(),
             Op::Fill(v) => format!("fill({v})"),
             Op::Unary(u) => u.name(),
             Op::Binary(b) => b.info().name.into(),
+            Op::Where => "where".into(),
             Op::Reduce { op, axes } => format!("{}{axes:?}", op.name()),
             Op::Reshape => "reshape".into(),
             Op::Permute(p) => format!("permute{p:?}"),
@@ -93,7 +101,7 @@ impl Op {
     /// True for ops that map each output element from the same-index
     /// elements of (broadcast) inputs: these are fused by the scheduler.
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Op::Fill(_) | Op::Unary(_) | Op::Binary(_))
+        matches!(self, Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where)
     }
 }
 

@@ -56,6 +56,7 @@ pub use device::{AdapterSummary, Counters, Device, DeviceOptions, MatmulKernel, 
 pub use error::{Error, Result};
 pub use ops::conv::Conv2dOptions;
 pub use ops::elementwise::{Binary, Unary};
+pub use ops::index::IndexTensor;
 pub use ops::nn::one_hot;
 pub use ops::reduce::ReduceOp;
 pub use shape::Shape;

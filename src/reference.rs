@@ -88,11 +88,22 @@ fn eval_op(op: &Op, shape: &Shape, x: &[Rc<Vec<f64>>], xs: &[Shape]) -> Vec<f64>
     let dims = shape.dims();
     match op {
         Op::Input(data) => data.iter().map(|&v| v as f64).collect(),
+        Op::Indices(data) => data.iter().map(|&v| v as f64).collect(),
         Op::Fill(v) => vec![*v as f64; n],
         Op::Unary(u) => {
             let f = u.rule().reference;
             let c = u.constant().unwrap_or(0.0) as f64;
             x[0].iter().map(|&v| f(v, c)).collect()
+        }
+        Op::Where => {
+            let s: Vec<Vec<usize>> = xs.iter().map(|x| broadcast_strides(x, shape)).collect();
+            (0..n)
+                .map(|i| {
+                    let idx = unravel(i, dims);
+                    let at = |k: usize| x[k][broadcast_index(&idx, &s[k])];
+                    if at(0) != 0.0 { at(1) } else { at(2) }
+                })
+                .collect()
         }
         Op::Binary(b) => {
             let f = b.info().reference;

@@ -45,7 +45,9 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
     let out = node.shape.dims();
     let l = lead.len();
     match &node.op {
-        Op::Input(_) | Op::Fill(_) | Op::Detach | Op::Variable | Op::Assign => None,
+        Op::Input(_) | Op::Indices(_) | Op::Fill(_) | Op::Detach | Op::Variable | Op::Assign => {
+            None
+        }
         // Elementwise Jacobians are diagonal, hence self-adjoint: the tangent
         // rule is the vjp rule applied to the tangent, Δy = f'(x)·Δx.
         Op::Unary(u) => {
@@ -53,6 +55,18 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
             (u.rule().vjp)(&inputs[0], &y, &d, u.constant().unwrap_or(0.0))
         }
         // Δy = ∂y/∂a·Δa + ∂y/∂b·Δb
+        // Δ where(m, a, b) = where(m, Δa, Δb)
+        Op::Where => {
+            if dx[1].is_none() && dx[2].is_none() {
+                return None;
+            }
+            let zero = Tensor::zeros(y.device(), Shape::scalar());
+            let branch = |d: &Option<Tensor>| {
+                d.as_ref()
+                    .map_or(zero.clone(), |d| lift(d, lead, out.len()))
+            };
+            Some(inputs[0].select(&branch(&dx[1]), &branch(&dx[2])))
+        }
         Op::Binary(b) => {
             let rule = b.info().vjp;
             let da = dx[0]

@@ -18,7 +18,7 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
         .collect();
     let y = || Tensor::from_node(node.clone());
     match &node.op {
-        Op::Input(_) | Op::Fill(_) | Op::Detach | Op::Variable | Op::Assign => {
+        Op::Input(_) | Op::Indices(_) | Op::Fill(_) | Op::Detach | Op::Variable | Op::Assign => {
             vec![None; inputs.len()]
         }
         Op::Unary(u) => vec![(u.rule().vjp)(
@@ -27,6 +27,15 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
             g,
             u.constant().unwrap_or(0.0),
         )],
+        // The adjoint flows to the branch that was chosen; the mask has none.
+        Op::Where => {
+            let zero = Tensor::zeros(g.device(), crate::Shape::scalar());
+            vec![
+                None,
+                Some(inputs[0].select(g, &zero)),
+                Some(inputs[0].select(&zero, g)),
+            ]
+        }
         Op::Binary(b) => {
             let (ga, gb) = (b.info().vjp)(&inputs[0], &inputs[1], &y(), g);
             vec![ga, gb]

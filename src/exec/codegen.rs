@@ -135,6 +135,7 @@ pub(crate) fn value_fn_in_place(
                 let c = u.constant().map(&mut constant).unwrap_or_default();
                 u.rule().wgsl.replace("{x}", &args[0]).replace("{c}", &c)
             }
+            Op::Where => format!("select({}, {}, {} != 0.0)", args[2], args[1], args[0]),
             Op::Binary(b) => b
                 .info()
                 .wgsl
@@ -170,8 +171,10 @@ pub(crate) fn value_fn_in_place(
             &format!("bitcast<f32>(p[{}u])", const_base + i),
         );
     }
-    if code.contains("wg_pow(") {
-        code += WG_POW;
+    for (name, helper) in HELPERS {
+        if code.contains(name) {
+            code += helper;
+        }
     }
 
     let mut params: Vec<u32> = out.dims().iter().map(|&d| d as u32).collect();
@@ -193,6 +196,50 @@ pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
         params: Vec::new(),
     }
 }
+
+/// Functions WGSL lacks, appended to a kernel whose code calls them.
+const HELPERS: [(&str, &str); 4] = [
+    ("wg_pow(", WG_POW),
+    ("wg_log1p(", WG_LOG1P),
+    ("wg_expm1(", WG_EXPM1),
+    ("wg_erf(", WG_ERF),
+];
+
+/// log(1 + x) without cancellation: the Taylor series to x⁸ for |x| < 0.1
+/// (truncation below 1e-9 relative), the direct formula beyond. (Rewriting
+/// tricks like Goldberg's depend on an exact `log` near 1, which drivers'
+/// fast math does not give.)
+const WG_LOG1P: &str = "
+fn wg_log1p(x: f32) -> f32 {
+    if (abs(x) < 0.1) {
+        return x * (1.0 + x * (-0.5 + x * (0.33333333 + x * (-0.25 + x * (0.2 + x * (-0.16666667 + x * (0.14285714 + x * -0.125)))))));
+    }
+    return log(1.0 + x);
+}
+";
+
+/// eˣ − 1 without cancellation: the Taylor series to x⁸ for |x| < 0.1,
+/// exp(x) − 1 beyond.
+const WG_EXPM1: &str = "
+fn wg_expm1(x: f32) -> f32 {
+    if (abs(x) < 0.1) {
+        return x * (1.0 + x * (0.5 + x * (0.16666667 + x * (0.041666668 + x * (0.008333334 + x * (0.0013888889 + x * (0.0001984127 + x * 0.0000248016)))))));
+    }
+    return exp(x) - 1.0;
+}
+";
+
+/// erf(x) by Abramowitz & Stegun 7.1.26 on |x| (absolute error < 1.5e-7),
+/// odd in x.
+const WG_ERF: &str = "
+fn wg_erf(x: f32) -> f32 {
+    let a = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let y = 1.0 - poly * exp(-a * a);
+    return select(y, -y, x < 0.0);
+}
+";
 
 /// x^c with the conventions of the f64 reference: x^0 = 1, negative x only
 /// for integer c (sign from c's parity), NaN otherwise.

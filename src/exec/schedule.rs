@@ -106,6 +106,13 @@ impl Scheduler<'_> {
                 self.plan.uploads.push((out.buffer.clone(), data.clone()));
                 Ok(out)
             }
+            Op::Indices(data) => {
+                // The same bytes: uploads are byte copies.
+                let out = self.alloc(shape)?;
+                let bits: Rc<[f32]> = data.iter().map(|&i| f32::from_bits(i)).collect();
+                self.plan.uploads.push((out.buffer.clone(), bits));
+                Ok(out)
+            }
             Op::Reshape | Op::Detach => Ok(self.value(&inputs[0])),
             Op::Variable => unreachable!("variables are always realized"),
             Op::Assign => {
@@ -129,7 +136,7 @@ impl Scheduler<'_> {
                 }
                 Ok(dst)
             }
-            Op::Fill(_) | Op::Unary(_) | Op::Binary(_) => {
+            Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where => {
                 self.elementwise(shape, value_fn(node, fused, ELEMENTWISE_HEAD))
             }
             Op::Permute(perm) => {
@@ -412,7 +419,7 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
     let keep = |n: &Node| {
         target_ids.contains(&n.id)
             || n.handles.get() > 0
-            || matches!(n.op, Op::Input(_) | Op::Assign)
+            || matches!(n.op, Op::Input(_) | Op::Indices(_) | Op::Assign)
     };
 
     // Consumers of each node among the pending ones.
@@ -466,8 +473,10 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
             if is_assign {
                 // The update expression, computed in the variable's own buffer.
                 let own = node.inputs()[0].id;
-                return matches!(input.op, Op::Unary(_) | Op::Binary(_) | Op::Fill(_))
-                    && users_of(input).len() == 1
+                return matches!(
+                    input.op,
+                    Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Fill(_)
+                ) && users_of(input).len() == 1
                     && input.shape == node.shape
                     && leaves
                         .get(&input.id)
@@ -478,7 +487,7 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
                 Op::Fill(_) => true,
                 // A broadcast is a load with stride-0 axes.
                 Op::Expand => !is_reduce,
-                Op::Unary(_) | Op::Binary(_) => {
+                Op::Unary(_) | Op::Binary(_) | Op::Where => {
                     (is_reduce || input.shape == node.shape)
                         && (users_of(input).len() == 1
                             || (sizes[&input.id] <= RECOMPUTE_LIMIT
@@ -578,7 +587,10 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
     // releases one: otherwise an upload could land in a buffer that an
     // earlier kernel of this submit still uses.
     let mut uploaded: HashMap<NodeId, Storage> = HashMap::new();
-    for node in pending.iter().filter(|n| matches!(n.op, Op::Input(_))) {
+    for node in pending
+        .iter()
+        .filter(|n| matches!(n.op, Op::Input(_) | Op::Indices(_)))
+    {
         uploaded.insert(node.id, s.emit(node, &|_, _| false)?);
     }
     // Updates run after every kernel that does not depend on one, so those

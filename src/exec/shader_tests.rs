@@ -52,6 +52,18 @@ fn fixed_kernels_validate() {
     validate("conv2d", CONV2D);
     validate("sum_parts", SUM_PARTS);
     validate("pool2d", POOL2D);
+    use crate::ops::index::kernels_source as index_source;
+    use crate::ops::index::{ARG_REDUCE, INDEX_ADD, INDEX_SELECT};
+    validate("index_select", &index_source(INDEX_SELECT));
+    validate("index_add", &index_source(INDEX_ADD));
+    validate(
+        "argmax",
+        &index_source(&ARG_REDUCE.replace("ARGMIN", "false")),
+    );
+    validate(
+        "argmin",
+        &index_source(&ARG_REDUCE.replace("ARGMIN", "true")),
+    );
     let d = Device::reference_only();
     let x = Tensor::ones(&d, [4, 5]);
     let chain = &x.exp() * &x.sin();

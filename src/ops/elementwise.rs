@@ -37,6 +37,20 @@ pub enum Unary {
     Step,
     /// −1, 0 or 1 (abs's derivative; its own derivative is 0).
     Sign,
+    /// log(1 + x), accurate near 0.
+    Log1p,
+    /// eˣ − 1, accurate near 0.
+    Expm1,
+    /// log(1 + eˣ), computed without overflow.
+    Softplus,
+    /// x·σ(x) (also called swish).
+    Silu,
+    /// The error function.
+    Erf,
+    /// x·Φ(x) with Φ the standard normal CDF (the exact GELU).
+    Gelu,
+    /// GELU's tanh approximation, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+    GeluTanh,
 }
 
 type UnaryVjp = fn(x: &Tensor, y: &Tensor, g: &Tensor, c: f32) -> Option<Tensor>;
@@ -78,6 +92,20 @@ impl Unary {
             AddScalar(_) => r("add_scalar", "{x} + {c}",         |x, c| x + c,                      |_, _, g, _| Some(g.clone())),
             Step      => r("step",    "select(0.0, 1.0, {x} > 0.0)", |x, _| if x > 0.0 { 1.0 } else { 0.0 }, |_, _, _, _| None),
             Sign      => r("sign",    "sign({x})",               |x, _| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 }, |_, _, _, _| None),
+            // (log(1 + x))' = 1 / (1 + x)
+            Log1p     => r("log1p",   "wg_log1p({x})",           |x, _| x.ln_1p(),                  |x, _, g, _| Some(g / &x.add_scalar(1.0))),
+            // (eˣ − 1)' = eˣ = y + 1
+            Expm1     => r("expm1",   "wg_expm1({x})",           |x, _| x.exp_m1(),                 |_, y, g, _| Some(g * &y.add_scalar(1.0))),
+            // softplus' = σ(x)
+            Softplus  => r("softplus", "max({x}, 0.0) + wg_log1p(exp(-abs({x})))", softplus_f64,    |x, _, g, _| Some(g * &x.sigmoid())),
+            // (x·σ)' = σ·(1 + x·(1 − σ))
+            Silu      => r("silu",    "{x} / (1.0 + exp(-{x}))", |x, _| x / (1.0 + (-x).exp()),     |x, _, g, _| { let s = x.sigmoid(); Some(g * &(&s * &(1.0 + &(x * &(1.0 - &s))))) }),
+            // erf' = 2/√π · e^(−x²)
+            Erf       => r("erf",     "wg_erf({x})",             |x, _| libm::erf(x),               |x, _, g, _| Some(g * &((-x.square()).exp() * std::f32::consts::FRAC_2_SQRT_PI))),
+            // (x·Φ)' = Φ + x·φ,  Φ = (1 + erf(x/√2))/2,  φ = e^(−x²/2)/√(2π)
+            Gelu      => r("gelu",    "0.5 * {x} * (1.0 + wg_erf({x} * 0.70710678118654752))", |x, _| 0.5 * x * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2)), |x, _, g, _| Some(g * &gelu_slope(x))),
+            // (½x(1 + tanh u))' = ½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²)
+            GeluTanh  => r("gelu_tanh", "0.5 * {x} * (1.0 + tanh(clamp(0.79788456080286536 * ({x} + 0.044715 * {x} * {x} * {x}), -15.0, 15.0)))", gelu_tanh_f64, |x, _, g, _| Some(g * &gelu_tanh_slope(x))),
         }
     }
 
@@ -96,6 +124,38 @@ impl Unary {
             None => self.rule().name.to_string(),
         }
     }
+}
+
+/// log(1 + eˣ) in f64 without overflow.
+fn softplus_f64(x: f64, _: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_CUBIC: f32 = 0.044715;
+
+fn gelu_tanh_f64(x: f64, _: f64) -> f64 {
+    let u = (2.0 / std::f64::consts::PI).sqrt() * (x + GELU_CUBIC as f64 * x * x * x);
+    0.5 * x * (1.0 + u.tanh())
+}
+
+/// d/dx x·Φ(x) = Φ(x) + x·φ(x).
+fn gelu_slope(x: &Tensor) -> Tensor {
+    let cdf = (x * std::f32::consts::FRAC_1_SQRT_2)
+        .unary(Unary::Erf)
+        .add_scalar(1.0)
+        * 0.5;
+    let pdf = (x.square() * -0.5).exp()
+        * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
+    &cdf + &(x * &pdf)
+}
+
+/// d/dx of GELU's tanh form.
+fn gelu_tanh_slope(x: &Tensor) -> Tensor {
+    let u = (x + &(x.powf(3.0) * GELU_CUBIC)) * SQRT_2_OVER_PI;
+    let t = u.tanh();
+    let du = (x.square() * (3.0 * GELU_CUBIC)).add_scalar(1.0) * SQRT_2_OVER_PI;
+    &(t.add_scalar(1.0) * 0.5) + &(&(x * 0.5) * &(&(1.0 - &t.square()) * &du))
 }
 
 /// x^c in f64 with WGSL's conventions for negative bases (see `wg_pow`).
@@ -123,6 +183,10 @@ pub enum Binary {
     Ge,
     /// 1 where a < b, else 0 (a mask: its derivative is 0).
     Lt,
+    /// 1 where a = b, else 0 (a mask).
+    Eq,
+    /// 1 where a ≠ b, else 0 (a mask).
+    Ne,
 }
 
 type BinaryVjp =
@@ -153,6 +217,8 @@ impl Binary {
             Minimum => r("minimum", "min({a}, {b})",           f64::min,                   |a, b, _, g| (Some(g * &b.ge(a)), Some(g * &b.lt(a)))),
             Ge      => r("ge",      "select(0.0, 1.0, {a} >= {b})", |a, b| (a >= b) as u8 as f64, |_, _, _, _| (None, None)),
             Lt      => r("lt",      "select(0.0, 1.0, {a} < {b})",  |a, b| (a < b) as u8 as f64,  |_, _, _, _| (None, None)),
+            Eq      => r("eq",      "select(0.0, 1.0, {a} == {b})", |a, b| (a == b) as u8 as f64, |_, _, _, _| (None, None)),
+            Ne      => r("ne",      "select(0.0, 1.0, {a} != {b})", |a, b| (a != b) as u8 as f64, |_, _, _, _| (None, None)),
         }
     }
 }
@@ -255,6 +321,70 @@ impl Tensor {
     #[track_caller]
     pub fn lt(&self, o: &Tensor) -> Tensor {
         self.binary(Binary::Lt, o)
+    }
+    /// Elementwise choice, like `torch.where`: `on_true` where this mask is
+    /// nonzero, `on_false` elsewhere (NaN counts as nonzero); the three
+    /// broadcast together. The value and the gradient flow through the
+    /// chosen branch only. As in PyTorch, a branch whose own derivative is
+    /// NaN where it is not taken (√x at x < 0) still passes 0·NaN = NaN on
+    /// to its input: feed such a branch a safe value with a second select.
+    #[track_caller]
+    pub fn select(&self, on_true: &Tensor, on_false: &Tensor) -> Tensor {
+        let shape = broadcast_shapes("select", self.shape(), on_true.shape());
+        let shape = broadcast_shapes("select", &shape, on_false.shape());
+        Tensor::record(Op::Where, &[self, on_true, on_false], shape)
+    }
+
+    /// 1.0 where self = other, else 0.0.
+    #[track_caller]
+    pub fn eq(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Eq, o)
+    }
+    /// 1.0 where self ≠ other (or either is NaN), else 0.0.
+    #[track_caller]
+    pub fn ne(&self, o: &Tensor) -> Tensor {
+        self.binary(Binary::Ne, o)
+    }
+    /// 1.0 where self ≤ other, else 0.0.
+    #[track_caller]
+    pub fn le(&self, o: &Tensor) -> Tensor {
+        o.binary(Binary::Ge, self)
+    }
+    /// 1.0 where self > other, else 0.0.
+    #[track_caller]
+    pub fn gt(&self, o: &Tensor) -> Tensor {
+        o.binary(Binary::Lt, self)
+    }
+    /// Each element limited to [lo, hi]: max(lo, min(x, hi)). The gradient
+    /// passes where lo ≤ x ≤ hi.
+    #[track_caller]
+    pub fn clamp(&self, lo: f32, hi: f32) -> Tensor {
+        assert!(lo <= hi, "clamp: lo {lo} is above hi {hi}");
+        let bound = |v| Tensor::full(self.device(), crate::shape::Shape::scalar(), v);
+        self.minimum(&bound(hi)).maximum(&bound(lo))
+    }
+    pub fn log1p(&self) -> Tensor {
+        self.unary(Unary::Log1p)
+    }
+    pub fn expm1(&self) -> Tensor {
+        self.unary(Unary::Expm1)
+    }
+    pub fn softplus(&self) -> Tensor {
+        self.unary(Unary::Softplus)
+    }
+    pub fn silu(&self) -> Tensor {
+        self.unary(Unary::Silu)
+    }
+    pub fn erf(&self) -> Tensor {
+        self.unary(Unary::Erf)
+    }
+    /// The exact GELU, x·Φ(x).
+    pub fn gelu(&self) -> Tensor {
+        self.unary(Unary::Gelu)
+    }
+    /// GELU's tanh approximation (as in GPT-2).
+    pub fn gelu_tanh(&self) -> Tensor {
+        self.unary(Unary::GeluTanh)
     }
 }
 
@@ -382,6 +512,13 @@ pub const ALL_UNARY: &[Unary] = &[
     Unary::AddScalar(1.5),
     Unary::Step,
     Unary::Sign,
+    Unary::Log1p,
+    Unary::Expm1,
+    Unary::Softplus,
+    Unary::Silu,
+    Unary::Erf,
+    Unary::Gelu,
+    Unary::GeluTanh,
 ];
 
 /// Every binary op, for tests and documentation.
@@ -395,4 +532,6 @@ pub const ALL_BINARY: &[Binary] = &[
     Binary::Minimum,
     Binary::Ge,
     Binary::Lt,
+    Binary::Eq,
+    Binary::Ne,
 ];

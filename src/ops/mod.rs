@@ -7,6 +7,7 @@ pub mod concat;
 pub mod conv;
 pub mod elementwise;
 pub(crate) mod family;
+pub mod index;
 pub mod matmul;
 pub mod movement;
 pub mod nn;

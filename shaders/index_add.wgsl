@@ -1,0 +1,35 @@
+// See index.wgsl for the layout. Bindings: g, idx, out, offsets, order
+// (the last two are the segmentation; bound to idx when p[4] = 0).
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read> idx: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(4) var<storage, read> offsets: array<u32>;
+@group(0) @binding(5) var<storage, read> order: array<u32>;
+
+@compute @workgroup_size(256)
+fn index_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = linear_id(gid, nwg);
+    let k_count = p[1];
+    let inner = p[2];
+    let d_count = p[3];
+    if (t >= p[0] * d_count * inner) {
+        return;
+    }
+    let i = t % inner;
+    let d = (t / inner) % d_count;
+    let o = t / (inner * d_count);
+    let base = o * k_count * inner + i;
+    var acc = 0.0;
+    if (p[4] == 1u) {
+        for (var j = offsets[d]; j < offsets[d + 1u]; j++) {
+            acc += g[base + order[j] * inner];
+        }
+    } else {
+        for (var k = 0u; k < k_count; k++) {
+            if (idx[k] == d) {
+                acc += g[base + k * inner];
+            }
+        }
+    }
+    dst[t] = acc;
+}

@@ -1,0 +1,19 @@
+// See index.wgsl for the layout. Bindings: x, idx, out.
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> idx: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(256)
+fn index_select(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = linear_id(gid, nwg);
+    let inner = p[2];
+    let k_count = p[3];
+    if (t >= p[0] * k_count * inner) {
+        return;
+    }
+    let i = t % inner;
+    let k = (t / inner) % k_count;
+    let o = t / (inner * k_count);
+    let d = min(idx[k], p[1] - 1u);
+    dst[t] = x[(o * p[1] + d) * inner + i];
+}

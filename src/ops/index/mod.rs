@@ -1,0 +1,358 @@
+//! Integer index tensors and the ops that use them: index_select (and
+//! embedding lookup on top of it), its adjoint index_add, and argmax/argmin.
+//!
+//! An [`IndexTensor`] holds u32 indices on the GPU: uploaded once from the
+//! host, or computed there (argmax). It is a type of its own so that an
+//! index can never flow into float arithmetic by mistake.
+//!
+//! index_add sums repeated indices in increasing position order, never with
+//! atomics: the same indices give the same bits on every run and adapter.
+//! Indices that came from the host are segmented there (a counting sort:
+//! offsets and order), so its kernel does O(K) work; indices computed on the
+//! GPU fall back to a scan over all K per output row.
+
+mod kernels;
+mod reference;
+
+use std::rc::Rc;
+
+use crate::device::Device;
+use crate::error::Result;
+use crate::graph::{Node, Op};
+use crate::kernel::{Lowering, Target};
+use crate::ops::family::{Family, multilinear_jvp};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+#[cfg(test)]
+pub(crate) use kernels::{ARG_REDUCE, INDEX_ADD, INDEX_SELECT, source as kernels_source};
+
+/// A tensor of u32 indices on the GPU. Cheap to clone (a graph handle).
+#[derive(Clone)]
+pub struct IndexTensor {
+    pub(crate) t: Tensor,
+}
+
+impl std::fmt::Debug for IndexTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IndexTensor(#{} {:?})", self.t.id(), self.t.shape())
+    }
+}
+
+impl IndexTensor {
+    /// Indices `data` (row-major) of the given shape, uploaded with the next realize.
+    #[track_caller]
+    pub fn from_vec(
+        device: &Device,
+        data: impl Into<Vec<u32>>,
+        shape: impl Into<Shape>,
+    ) -> IndexTensor {
+        let data: Vec<u32> = data.into();
+        let shape = shape.into();
+        assert_eq!(
+            Some(data.len()),
+            shape.checked_numel(),
+            "IndexTensor::from_vec: {} indices do not fill shape {shape:?}",
+            data.len()
+        );
+        let node = Node::new(Op::Indices(data.into()), Vec::new(), shape, device.clone());
+        IndexTensor {
+            t: Tensor::from_node(node),
+        }
+    }
+
+    /// Indices from `usize` values (labels, token ids); each must fit in u32.
+    #[track_caller]
+    pub fn from_usize(device: &Device, data: &[usize], shape: impl Into<Shape>) -> IndexTensor {
+        let data: Vec<u32> = data
+            .iter()
+            .map(|&i| {
+                u32::try_from(i)
+                    .unwrap_or_else(|_| panic!("IndexTensor::from_usize: index {i} exceeds u32"))
+            })
+            .collect();
+        IndexTensor::from_vec(device, data, shape)
+    }
+
+    pub fn shape(&self) -> &Shape {
+        self.t.shape()
+    }
+    pub fn dims(&self) -> &[usize] {
+        self.t.dims()
+    }
+    pub fn numel(&self) -> usize {
+        self.t.numel()
+    }
+    pub fn device(&self) -> &Device {
+        self.t.device()
+    }
+
+    /// The same indices in a new shape.
+    #[track_caller]
+    pub fn reshape(&self, shape: impl Into<Shape>) -> IndexTensor {
+        IndexTensor {
+            t: self.t.reshape(shape),
+        }
+    }
+
+    /// Reads the indices back.
+    pub async fn to_vec(&self) -> Result<Vec<u32>> {
+        let bits = crate::exec::read(&[&self.t], &[]).await?;
+        Ok(bits[0].iter().map(|v| v.to_bits()).collect())
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn to_vec_blocking(&self) -> Result<Vec<u32>> {
+        pollster::block_on(self.to_vec())
+    }
+
+    /// The indices computed by the f64 reference interpreter (the oracle).
+    pub fn reference_eval(&self) -> Result<Vec<u32>> {
+        let values = crate::reference::eval(&self.t)?;
+        Ok(values.into_iter().map(|v| v as u32).collect())
+    }
+
+    /// The host data behind these indices, if they were uploaded (through
+    /// any reshapes), so that bounds and segments can be computed on the host.
+    fn host_data(&self) -> Option<Rc<[u32]>> {
+        let mut node = self.t.node.clone();
+        loop {
+            let next = match &node.op {
+                Op::Indices(data) => return Some(data.clone()),
+                Op::Reshape => node.inputs()[0].clone(),
+                _ => return None,
+            };
+            node = next;
+        }
+    }
+}
+
+/// `[outer, size, inner]` around `axis` of `shape`.
+fn around(shape: &Shape, axis: usize) -> (usize, usize, usize) {
+    let d = shape.dims();
+    (
+        d[..axis].iter().product(),
+        d[axis],
+        d[axis + 1..].iter().product(),
+    )
+}
+
+impl Tensor {
+    /// The entries `indices` (a 1-D [`IndexTensor`]) along `axis`, in that
+    /// order; repeats allowed. The gradient adds back into the selected
+    /// entries (repeats summed in a fixed order).
+    #[track_caller]
+    pub fn index_select(&self, axis: usize, indices: &IndexTensor) -> Tensor {
+        self.shape().check_axis("index_select", axis);
+        assert!(
+            indices.t.rank() == 1,
+            "index_select: indices must be 1-D, got shape {:?}",
+            indices.shape()
+        );
+        let size = self.dims()[axis];
+        if let Some(data) = indices.host_data()
+            && let Some(bad) = data.iter().find(|&&i| i as usize >= size)
+        {
+            panic!(
+                "index_select: index {bad} is out of range for axis {axis} of shape {:?}",
+                self.shape()
+            );
+        }
+        let mut dims = self.dims().to_vec();
+        dims[axis] = indices.numel();
+        Tensor::record_family(IndexSelect { axis }, &[self, &indices.t], Shape::new(&dims))
+    }
+
+    /// Embedding lookup: rows of this `[vocabulary, width]` table at `ids`
+    /// (any shape), giving `ids.shape ++ [width]`.
+    #[track_caller]
+    pub fn embedding(&self, ids: &IndexTensor) -> Tensor {
+        assert!(
+            self.rank() == 2,
+            "embedding: the table must be [vocabulary, width], got {:?}",
+            self.shape()
+        );
+        let flat = ids.reshape([ids.numel()]);
+        let rows = self.index_select(0, &flat);
+        let mut dims = ids.dims().to_vec();
+        dims.push(self.dims()[1]);
+        rows.reshape(dims)
+    }
+
+    /// Index of the largest entry along `axis` (the axis removed); the
+    /// first one on ties, the first NaN if any (numpy's rule). No gradient.
+    #[track_caller]
+    pub fn argmax(&self, axis: usize) -> IndexTensor {
+        self.arg_reduce(axis, false, "argmax")
+    }
+
+    /// Index of the smallest entry along `axis`; see [`Tensor::argmax`].
+    #[track_caller]
+    pub fn argmin(&self, axis: usize) -> IndexTensor {
+        self.arg_reduce(axis, true, "argmin")
+    }
+
+    #[track_caller]
+    fn arg_reduce(&self, axis: usize, smallest: bool, op: &str) -> IndexTensor {
+        self.shape().check_axis(op, axis);
+        assert!(
+            self.dims()[axis] > 0,
+            "{op}: axis {axis} of shape {:?} is empty",
+            self.shape()
+        );
+        let mut dims = self.dims().to_vec();
+        dims.remove(axis);
+        IndexTensor {
+            t: Tensor::record_family(ArgReduce { axis, smallest }, &[self], Shape::new(&dims)),
+        }
+    }
+}
+
+/// out = x with `axis` replaced by x[…, idx[k], …]; inputs (x, idx).
+#[derive(Debug)]
+pub(crate) struct IndexSelect {
+    axis: usize,
+}
+
+impl Family for IndexSelect {
+    fn name(&self) -> String {
+        format!("index_select[{}]", self.axis)
+    }
+    fn lower(&self, out: &Shape, inputs: &[&Shape], _: Target) -> Lowering {
+        let (outer, size, inner) = around(inputs[0], self.axis);
+        kernels::index_select(outer, size, inner, out.dims()[self.axis])
+    }
+    // Linear in x: ∂L/∂x[d] = Σ_{k : idx[k] = d} g[k]; indices get none.
+    fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+        let idx = IndexTensor { t: x[1].clone() };
+        vec![
+            Some(index_add(g, self.axis, &idx, x[0].dims()[self.axis])),
+            None,
+        ]
+    }
+    fn jvp(
+        &self,
+        x: &[Tensor],
+        _: &Tensor,
+        dx: &[Option<Tensor>],
+        lead: &[usize],
+    ) -> Option<Tensor> {
+        let axis = self.axis;
+        multilinear_jvp(x, dx, lead, &[0], &|a| {
+            a[0].index_select(axis, &IndexTensor { t: a[1].clone() })
+        })
+    }
+    fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64> {
+        reference::index_select(shapes[0], self.axis, x[0], x[1], out)
+    }
+}
+
+/// The adjoint of index_select: g's entries along `axis` added into `size`
+/// slots at `idx`. Inputs (g, idx) or, segmented, (g, idx, offsets, order).
+pub(crate) fn index_add(g: &Tensor, axis: usize, idx: &IndexTensor, size: usize) -> Tensor {
+    let mut dims = g.dims().to_vec();
+    dims[axis] = size;
+    let shape = Shape::new(&dims);
+    match idx.host_data() {
+        Some(data) => {
+            // Counting sort: positions k of each index d, ascending.
+            let mut offsets = vec![0u32; size + 1];
+            for &i in data.iter() {
+                offsets[i as usize + 1] += 1;
+            }
+            for d in 0..size {
+                offsets[d + 1] += offsets[d];
+            }
+            let mut next = offsets.clone();
+            let mut order = vec![0u32; data.len()];
+            for (k, &i) in data.iter().enumerate() {
+                order[next[i as usize] as usize] = k as u32;
+                next[i as usize] += 1;
+            }
+            let dev = g.device();
+            let offsets = IndexTensor::from_vec(dev, offsets, [size + 1]);
+            let order = IndexTensor::from_vec(dev, order, [data.len()]);
+            Tensor::record_family(
+                IndexAdd {
+                    axis,
+                    segmented: true,
+                },
+                &[g, &idx.t, &offsets.t, &order.t],
+                shape,
+            )
+        }
+        None => Tensor::record_family(
+            IndexAdd {
+                axis,
+                segmented: false,
+            },
+            &[g, &idx.t],
+            shape,
+        ),
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct IndexAdd {
+    axis: usize,
+    segmented: bool,
+}
+
+impl Family for IndexAdd {
+    fn name(&self) -> String {
+        format!("index_add[{}]", self.axis)
+    }
+    fn lower(&self, out: &Shape, inputs: &[&Shape], _: Target) -> Lowering {
+        let (outer, k, inner) = around(inputs[0], self.axis);
+        kernels::index_add(outer, k, inner, out.dims()[self.axis], self.segmented)
+    }
+    // The adjoint of a scatter-add is the gather: ∂L/∂g[k] = G[idx[k]].
+    fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
+        let mut out = vec![None; x.len()];
+        out[0] = Some(g.index_select(self.axis, &IndexTensor { t: x[1].clone() }));
+        out
+    }
+    fn jvp(
+        &self,
+        x: &[Tensor],
+        y: &Tensor,
+        dx: &[Option<Tensor>],
+        lead: &[usize],
+    ) -> Option<Tensor> {
+        let (axis, size) = (self.axis, y.dims()[self.axis]);
+        multilinear_jvp(x, dx, lead, &[0], &|a| {
+            index_add(&a[0], axis, &IndexTensor { t: a[1].clone() }, size)
+        })
+    }
+    fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64> {
+        reference::index_add(shapes[0], self.axis, x[0], x[1], out)
+    }
+}
+
+/// argmax / argmin along `axis` (removed); u32 results.
+#[derive(Debug)]
+pub(crate) struct ArgReduce {
+    axis: usize,
+    smallest: bool,
+}
+
+impl Family for ArgReduce {
+    fn name(&self) -> String {
+        let op = if self.smallest { "argmin" } else { "argmax" };
+        format!("{op}[{}]", self.axis)
+    }
+    fn lower(&self, _: &Shape, inputs: &[&Shape], _: Target) -> Lowering {
+        let (outer, size, inner) = around(inputs[0], self.axis);
+        kernels::arg_reduce(outer, size, inner, self.smallest)
+    }
+    // Piecewise constant: no gradient and no tangent.
+    fn vjp(&self, _: &[Tensor], _: &Tensor, _: &Tensor) -> Vec<Option<Tensor>> {
+        vec![None]
+    }
+    fn jvp(&self, _: &[Tensor], _: &Tensor, _: &[Option<Tensor>], _: &[usize]) -> Option<Tensor> {
+        None
+    }
+    fn reference(&self, _: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64> {
+        reference::arg_reduce(shapes[0], self.axis, x[0], self.smallest)
+    }
+}
