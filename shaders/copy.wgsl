@@ -1,11 +1,15 @@
-// Strided copy: the kernel behind permute, broadcast_to, slice, pad and concat.
+// Strided copy: the kernel behind permute, broadcast_to, slice, pad, concat
+// and operand gathers.
 //
-// Element i of the copied window (row-major over `shape`) is read from
+// Element i of the copied window (row-major over its shape) is read from
 //   src[src_offset + Σ_d coord_d · src_stride_d]
 // and written to
 //   dst[dst_offset + Σ_d coord_d · dst_stride_d].
-// A broadcast axis has source stride 0.
-// p = [n, rank, src_offset, dst_offset, shape[8], src_strides[8], dst_strides[8]]
+// A broadcast axis has source stride 0. The window's sizes, strides and
+// offsets are compiled in as constants (spliced at the INDEX marker, one
+// line per axis, innermost first): a division by a constant is a multiply
+// and a shift, while a division by a value read at run time is, on CPU
+// rasterizers, one scalar instruction per lane. p = [n]
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -18,15 +22,8 @@ fn copy_strided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         return;
     }
     var rem = i;
-    var s = p[2];
-    var d = p[3];
-    for (var axis = p[1]; axis > 0u; axis--) {
-        let k = axis - 1u;
-        let dim = p[4u + k];
-        let coord = rem % dim;
-        rem = rem / dim;
-        s += coord * p[12u + k];
-        d += coord * p[20u + k];
-    }
+    var s = 0u;
+    var d = 0u;
+//INDEX
     dst[d] = src[s];
 }

@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 
 use crate::device::MatmulKernel;
-use crate::shape::MAX_RANK;
 
 /// Where a bound buffer comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,26 +92,59 @@ pub(crate) struct Window<'a> {
 }
 
 /// The one strided-copy kernel (`shaders/copy.wgsl`), behind permute,
-/// broadcast_to, slice, pad, concat and operand gathers.
+/// broadcast_to, slice, pad, concat and operand gathers, specialized to the
+/// window: its sizes and strides become constants of the shader.
 pub(crate) fn strided_copy(src: Buf, dst: Buf, w: &Window) -> KernelCall {
     let count: usize = w.dims.iter().product();
-    let mut p = vec![0u32; 4 + 3 * MAX_RANK];
-    p[0] = count as u32;
-    p[1] = w.dims.len() as u32;
-    p[2] = w.src_offset as u32;
-    p[3] = w.dst_offset as u32;
-    for d in 0..w.dims.len() {
-        p[4 + d] = w.dims[d] as u32;
-        p[4 + MAX_RANK + d] = w.src_strides[d] as u32;
-        p[4 + 2 * MAX_RANK + d] = w.dst_strides[d] as u32;
-    }
     KernelCall {
-        source: Cow::Borrowed(COPY),
+        source: Cow::Owned(COPY.replace("//INDEX", &copy_index(w))),
         entry: "copy_strided",
-        params: p,
+        params: vec![word(count)],
         bindings: vec![src, dst],
         groups: grid_1d(count as u64),
     }
+}
+
+/// The index lines of a copy: axes of size 1 dropped, neighbours that are
+/// contiguous in both source and destination merged, then one `%` and `/`
+/// by a constant per remaining axis.
+fn copy_index(w: &Window) -> String {
+    let mut axes: Vec<(usize, usize, usize)> = Vec::new(); // (size, src stride, dst stride), outermost first
+    for d in 0..w.dims.len() {
+        let axis = (w.dims[d], w.src_strides[d], w.dst_strides[d]);
+        if axis.0 == 1 {
+            continue;
+        }
+        match axes.last_mut() {
+            Some(last) if last.1 == axis.1 * axis.0 && last.2 == axis.2 * axis.0 => {
+                *last = (last.0 * axis.0, axis.1, axis.2);
+            }
+            _ => axes.push(axis),
+        }
+    }
+    let mut code = format!(
+        "    s = {}u;\n    d = {}u;\n",
+        word(w.src_offset),
+        word(w.dst_offset)
+    );
+    for (k, &(size, ss, ds)) in axes.iter().enumerate().rev() {
+        let coord = if k == 0 {
+            // The outermost axis takes what is left: no division needed.
+            "rem".to_string()
+        } else {
+            format!("rem % {}u", word(size))
+        };
+        code += &format!("    {{\n        let c = {coord};\n");
+        if k > 0 {
+            code += &format!("        rem = rem / {}u;\n", word(size));
+        }
+        code += &format!(
+            "        s += c * {}u;\n        d += c * {}u;\n    }}\n",
+            word(ss),
+            word(ds)
+        );
+    }
+    code
 }
 
 /// `n` elements of `dst` set to `value` (`shaders/fill.wgsl`).

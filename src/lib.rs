@@ -44,6 +44,7 @@ pub mod reference;
 pub mod shape;
 pub mod symbolic;
 pub mod tensor;
+pub mod text;
 
 pub use autodiff::{
     Difference, GradientReport, Gradients, Tolerance, TraceStep, backward_trace, check_gradients,

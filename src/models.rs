@@ -3,8 +3,11 @@
 
 use crate::device::Device;
 use crate::error::Result;
-use crate::layers::{Conv2d, Init, Linear, MaxPool2d, Module, prefixed};
+use crate::layers::{
+    Conv2d, Embedding, Init, LayerNorm, Linear, MaxPool2d, Module, TransformerBlock, prefixed,
+};
 use crate::ops::conv::Conv2dOptions;
+use crate::ops::index::IndexTensor;
 use crate::tensor::Tensor;
 
 /// A small CNN for the 8×8 digits: two blocks of 3×3 convolution (padding
@@ -50,5 +53,102 @@ impl Module for DigitsCnn {
             prefixed("head", &self.head),
         ]
         .concat()
+    }
+}
+
+/// Sizes of a [`CharTransformer`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TransformerConfig {
+    /// Distinct tokens (characters).
+    pub vocabulary: usize,
+    /// Longest context, in tokens.
+    pub context: usize,
+    pub width: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub dropout: f32,
+}
+
+/// A small GPT: token and position embeddings, pre-norm transformer
+/// blocks with causal attention, a final layer norm and a linear head
+/// giving next-token logits.
+pub struct CharTransformer {
+    pub config: TransformerConfig,
+    pub tokens: Embedding,
+    pub positions: Embedding,
+    pub blocks: Vec<TransformerBlock>,
+    pub norm: LayerNorm,
+    pub head: Linear,
+}
+
+impl CharTransformer {
+    pub fn new(device: &Device, config: TransformerConfig, seed: u64) -> Result<CharTransformer> {
+        let c = config;
+        Ok(CharTransformer {
+            config,
+            tokens: Embedding::new(device, c.vocabulary, c.width, seed)?,
+            positions: Embedding::new(device, c.context, c.width, seed + 1)?,
+            blocks: (0..c.layers)
+                .map(|l| {
+                    TransformerBlock::new(
+                        device,
+                        c.width,
+                        c.heads,
+                        c.dropout,
+                        seed + 10 * (l as u64 + 1),
+                    )
+                })
+                .collect::<Result<_>>()?,
+            norm: LayerNorm::new(device, c.width)?,
+            head: Linear::new(device, c.width, c.vocabulary, Init::XavierUniform, seed + 2)?,
+        })
+    }
+
+    /// Next-token logits `[batch, T, vocabulary]` for `ids: [batch, T]`
+    /// (T ≤ context). `dropout_seed`: `Some` in training (a new seed per
+    /// step), `None` in evaluation.
+    #[track_caller]
+    pub fn forward(&self, ids: &IndexTensor, dropout_seed: Option<u64>) -> Tensor {
+        let t = ids.dims()[1];
+        assert!(
+            ids.dims().len() == 2 && t <= self.config.context,
+            "CharTransformer::forward: ids must be [batch, T] with T ≤ {}, got {:?}",
+            self.config.context,
+            ids.dims()
+        );
+        let positions = IndexTensor::from_usize(ids.device(), &(0..t).collect::<Vec<_>>(), [t]);
+        let mut x = &self.tokens.forward(ids) + &self.positions.forward(&positions);
+        for (l, block) in self.blocks.iter().enumerate() {
+            x = block.forward(
+                &x,
+                dropout_seed.map(|s| s.wrapping_mul(31).wrapping_add(l as u64)),
+            );
+        }
+        self.head.forward(&self.norm.forward(&x))
+    }
+
+    /// Mean cross-entropy (nats per token) of predicting `targets` `[batch, T]`.
+    #[track_caller]
+    pub fn loss(&self, ids: &IndexTensor, targets: &[usize], dropout_seed: Option<u64>) -> Tensor {
+        let logits = self.forward(ids, dropout_seed);
+        let (b, t, v) = (logits.dims()[0], logits.dims()[1], logits.dims()[2]);
+        logits.reshape([b * t, v]).cross_entropy(targets)
+    }
+}
+
+impl Module for CharTransformer {
+    /// "tokens.table", "positions.table", "blocks.0.attention.qkv.weight", ..., "head.bias"
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        let mut named = [
+            prefixed("tokens", &self.tokens),
+            prefixed("positions", &self.positions),
+        ]
+        .concat();
+        for (l, block) in self.blocks.iter().enumerate() {
+            named.extend(prefixed(&format!("blocks.{l}"), block));
+        }
+        named.extend(prefixed("norm", &self.norm));
+        named.extend(prefixed("head", &self.head));
+        named
     }
 }

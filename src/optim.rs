@@ -17,7 +17,7 @@
 //! with the loss if you want its value:
 //!
 //! ```no_run
-//! # use webgrad::*; use webgrad::optim::{Optimizer, Adam};
+//! # use webgrad::*; use webgrad::optim::{Optimizer, Adam}; use webgrad::layers::Module;
 //! # fn f(model: &layers::Mlp, x: &Tensor, labels: &[usize]) -> Result<()> {
 //! let mut opt = Adam::new(1e-3);
 //! let params = model.parameters();

@@ -44,7 +44,29 @@ fn fused(t: &Tensor, _inlined: bool) -> String {
 
 #[test]
 fn fixed_kernels_validate() {
-    validate("copy", COPY);
+    validate("copy template", &COPY.replace("//INDEX", ""));
+    // Specializations: a permute, a broadcast, a slice at an offset, a scalar.
+    let windows: [(&[usize], &[usize], &[usize], usize); 4] = [
+        (&[2, 3, 4], &[1, 8, 2], &[12, 4, 1], 0),
+        (&[5, 7], &[0, 1], &[7, 1], 0),
+        (&[3, 2, 1, 5], &[60, 10, 5, 1], &[10, 5, 5, 1], 17),
+        (&[], &[], &[], 3),
+    ];
+    for (dims, src, dst, offset) in windows {
+        let w = crate::kernel::Window {
+            dims,
+            src_offset: offset,
+            src_strides: src,
+            dst_offset: 0,
+            dst_strides: dst,
+        };
+        let call = crate::kernel::strided_copy(
+            crate::kernel::Buf::Input(0),
+            crate::kernel::Buf::Output,
+            &w,
+        );
+        validate(&format!("copy {dims:?}"), &call.source);
+    }
     validate("fill", FILL);
     validate("matmul_vec4", MATMUL_VEC4);
     validate("matmul_scalar", MATMUL_SCALAR);

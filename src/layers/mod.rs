@@ -4,9 +4,11 @@
 
 mod conv;
 mod linear;
+mod transformer;
 
 pub use conv::{Conv2d, MaxPool2d};
 pub use linear::{Linear, Mlp};
+pub use transformer::{Dropout, Embedding, LayerNorm, MultiHeadAttention, TransformerBlock};
 
 use crate::device::Device;
 use crate::error::Result;

@@ -3,13 +3,17 @@
 //! movement ops are graph variants the scheduler fuses; every other family
 //! implements [`family::Family`] in one file or folder of its own.
 
+pub mod attention;
 pub mod concat;
 pub mod conv;
+pub mod dropout;
 pub mod elementwise;
 pub(crate) mod family;
 pub mod index;
 pub mod matmul;
 pub mod movement;
 pub mod nn;
+pub mod norm;
 pub mod pool;
 pub mod reduce;
+pub mod scan;

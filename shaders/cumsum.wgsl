@@ -1,0 +1,25 @@
+// Cumulative sum along one axis, the tensor viewed as [outer, size, inner]:
+// one invocation per (outer, inner) line adds in order (from the end when
+// p[3] = 1), so the same input gives the same bits.
+// p = [outer, size, inner, reverse]
+
+@group(0) @binding(0) var<storage, read> p: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(256)
+fn cumsum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = gid.x + gid.y * nwg.x * 256u;
+    let size = p[1];
+    let inner = p[2];
+    if (t >= p[0] * inner) {
+        return;
+    }
+    let base = (t / inner) * size * inner + t % inner;
+    var acc = 0.0;
+    for (var j = 0u; j < size; j++) {
+        let k = select(j, size - 1u - j, p[3] == 1u);
+        acc += x[base + k * inner];
+        dst[base + k * inner] = acc;
+    }
+}

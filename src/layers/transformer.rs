@@ -1,0 +1,179 @@
+//! Layers for sequence models: [`Embedding`], [`LayerNorm`], [`Dropout`],
+//! causal [`MultiHeadAttention`] and a pre-norm [`TransformerBlock`].
+
+use super::{Init, Linear, Module, prefixed};
+use crate::device::Device;
+use crate::error::Result;
+use crate::ops::index::IndexTensor;
+use crate::tensor::Tensor;
+
+/// A `[vocabulary, width]` table of learned vectors, looked up by index.
+pub struct Embedding {
+    pub table: Tensor,
+}
+
+impl Embedding {
+    /// Entries drawn from N(0, 0.02²) (GPT-2's initialisation).
+    pub fn new(device: &Device, vocabulary: usize, width: usize, seed: u64) -> Result<Embedding> {
+        Ok(Embedding {
+            table: Tensor::rand_normal(device, [vocabulary, width], 0.0, 0.02, seed)
+                .to_variable()?,
+        })
+    }
+    /// `ids` of any shape → `ids.shape ++ [width]`.
+    #[track_caller]
+    pub fn forward(&self, ids: &IndexTensor) -> Tensor {
+        self.table.embedding(ids)
+    }
+}
+
+impl Module for Embedding {
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        vec![("table".into(), &self.table)]
+    }
+}
+
+/// Layer normalization over the last axis, with a learned scale and shift.
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    /// Scale 1, shift 0, ε = 1e-5.
+    pub fn new(device: &Device, width: usize) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: Tensor::ones(device, [width]).to_variable()?,
+            bias: Tensor::zeros(device, [width]).to_variable()?,
+            eps: 1e-5,
+        })
+    }
+    #[track_caller]
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.layer_norm(1, Some(&self.weight), Some(&self.bias), self.eps)
+    }
+}
+
+impl Module for LayerNorm {
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)]
+    }
+}
+
+/// Dropout with probability `p`; `seed` picks the mask (use a new one each
+/// step), `None` turns it off (evaluation).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dropout {
+    pub p: f32,
+}
+
+impl Dropout {
+    #[track_caller]
+    pub fn forward(&self, x: &Tensor, seed: Option<u64>) -> Tensor {
+        match seed {
+            Some(seed) if self.p > 0.0 => x.dropout(self.p, seed),
+            _ => x.clone(),
+        }
+    }
+}
+
+/// Causal multi-head self-attention: one projection to queries, keys and
+/// values, `heads` attention heads, an output projection.
+pub struct MultiHeadAttention {
+    pub qkv: Linear,
+    pub out: Linear,
+    pub heads: usize,
+}
+
+impl MultiHeadAttention {
+    #[track_caller]
+    pub fn new(
+        device: &Device,
+        width: usize,
+        heads: usize,
+        seed: u64,
+    ) -> Result<MultiHeadAttention> {
+        assert!(
+            heads >= 1 && width % heads == 0,
+            "MultiHeadAttention::new: width {width} does not split into {heads} heads"
+        );
+        Ok(MultiHeadAttention {
+            qkv: Linear::new(device, width, 3 * width, Init::XavierUniform, seed)?,
+            out: Linear::new(device, width, width, Init::XavierUniform, seed + 1)?,
+            heads,
+        })
+    }
+
+    /// `x: [batch, T, width]` → `[batch, T, width]`, each position attending
+    /// to itself and the positions before it.
+    #[track_caller]
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let width = x.dims()[2];
+        let qkv = self.qkv.forward(x);
+        let part = |i: usize| qkv.narrow(2, i * width, width).split_heads(self.heads);
+        let y = part(0).scaled_dot_product_attention(&part(1), &part(2), true);
+        self.out.forward(&y.merge_heads())
+    }
+}
+
+impl Module for MultiHeadAttention {
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        [prefixed("qkv", &self.qkv), prefixed("out", &self.out)].concat()
+    }
+}
+
+/// A pre-norm transformer block: x + attention(norm(x)), then
+/// x + MLP(norm(x)) with a GELU MLP four times as wide; dropout after the
+/// attention and the MLP.
+pub struct TransformerBlock {
+    pub norm1: LayerNorm,
+    pub attention: MultiHeadAttention,
+    pub norm2: LayerNorm,
+    pub fc1: Linear,
+    pub fc2: Linear,
+    pub dropout: Dropout,
+}
+
+impl TransformerBlock {
+    pub fn new(
+        device: &Device,
+        width: usize,
+        heads: usize,
+        dropout: f32,
+        seed: u64,
+    ) -> Result<TransformerBlock> {
+        Ok(TransformerBlock {
+            norm1: LayerNorm::new(device, width)?,
+            attention: MultiHeadAttention::new(device, width, heads, seed)?,
+            norm2: LayerNorm::new(device, width)?,
+            fc1: Linear::new(device, width, 4 * width, Init::XavierUniform, seed + 2)?,
+            fc2: Linear::new(device, 4 * width, width, Init::XavierUniform, seed + 3)?,
+            dropout: Dropout { p: dropout },
+        })
+    }
+
+    /// `x: [batch, T, width]`; `seed` drives dropout (`None`: off).
+    #[track_caller]
+    pub fn forward(&self, x: &Tensor, seed: Option<u64>) -> Tensor {
+        let a = self.attention.forward(&self.norm1.forward(x));
+        let x = x + &self.dropout.forward(&a, seed);
+        let m = self
+            .fc2
+            .forward(&self.fc1.forward(&self.norm2.forward(&x)).gelu());
+        &x + &self.dropout.forward(&m, seed.map(|s| s ^ 0x5eed))
+    }
+}
+
+impl Module for TransformerBlock {
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        [
+            prefixed("norm1", &self.norm1),
+            prefixed("attention", &self.attention),
+            prefixed("norm2", &self.norm2),
+            prefixed("fc1", &self.fc1),
+            prefixed("fc2", &self.fc2),
+        ]
+        .concat()
+    }
+}
