@@ -10,12 +10,14 @@
 //! with the optimizer's in-place update included; (4) a 1000-op elementwise chain fwd+bwd; (5) cold start to the first
 //! gradient (a fresh process, Mesa's shader cache disabled); (6) conv2d
 //! fwd+bwd on [32, 16, 32, 32] with 32 filters of 3×3, padding 1; (7) one
-//! Adam step of the digits CNN (`models::DigitsCnn`) at batch 128.
+//! Adam step of the digits CNN (`models::DigitsCnn`) at batch 128; (8) one
+//! AdamW step of the character transformer (`models::CharTransformer`, 2
+//! layers, 4 heads, width 64) at batch 32 × context 64.
 
 use std::time::Instant;
 
 use webgrad::layers::{Activation, Init, Mlp, Module};
-use webgrad::models::DigitsCnn;
+use webgrad::models::{CharTransformer, DigitsCnn, TransformerConfig};
 use webgrad::optim::{Adam, Optimizer, Sgd};
 use webgrad::{Conv2dOptions, Device, Tensor, grad, read_all_blocking, read_and_realize_blocking};
 
@@ -218,6 +220,33 @@ fn cnn(dev: &Device) {
     );
 }
 
+fn gpt(dev: &Device) {
+    let config = TransformerConfig {
+        vocabulary: 72,
+        context: 64,
+        width: 64,
+        heads: 4,
+        layers: 2,
+        dropout: 0.0,
+    };
+    let model = CharTransformer::new(dev, config, 0).unwrap();
+    let params = model.parameters();
+    let mut opt = Adam::adamw(1e-3, 0.01);
+    let (batch, context) = (32, 64);
+    let ids: Vec<u32> = (0..batch * context).map(|i| (i * 31 % 72) as u32).collect();
+    let targets: Vec<usize> = ids.iter().map(|&i| (i as usize + 1) % 72).collect();
+    let ids = webgrad::IndexTensor::from_vec(dev, ids, [batch, context]);
+    let ms = median_ms(2, 7, || {
+        let loss = model.loss(&ids, &targets, None);
+        opt.minimize_blocking(&loss, &params).unwrap();
+    });
+    emit(
+        dev,
+        "gpt_adamw_step",
+        &format!(r#""batch":{batch},"context":{context},"ms":{ms:.3}"#),
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--cold-child") {
@@ -229,7 +258,7 @@ fn main() {
     });
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     type Workload = (&'static str, fn(&Device));
-    let workloads: [Workload; 7] = [
+    let workloads: [Workload; 8] = [
         ("matmul", matmul),
         ("elementwise", elementwise),
         ("mlp", mlp),
@@ -237,6 +266,7 @@ fn main() {
         ("cold", cold_start),
         ("conv", conv),
         ("cnn", cnn),
+        ("gpt", gpt),
     ];
     for (name, run) in workloads {
         if want(name) {

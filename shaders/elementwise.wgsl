@@ -3,8 +3,8 @@
 // The scheduler generates `value(i)`, the fused chain of elementwise ops for
 // element i (see exec/codegen.rs), and splices it in with its input
 // bindings (src0, src1, ...) at the VALUE marker below. p[0] is the element
-// count; the words after it belong to `value`: the output shape, strides of
-// broadcast inputs and the ops' scalar constants (as f32 bits).
+// count; the words after it belong to `value`: the ops' scalar constants
+// (as f32 bits). Shapes and broadcast strides are compiled into `value`.
 // A 2-D dispatch grid covers tensors of more than 65,535 workgroups.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;

@@ -298,3 +298,22 @@ fn a_batch_larger_than_one_dispatch() {
         1e-6,
     );
 }
+
+#[test]
+fn matmul_gradients_of_a_shared_weight_over_many_rows() {
+    // A linear layer on [batch, T, k]: the weight's gradient is one product
+    // over the stacked rows, split into partial products when long.
+    let dev = gpu!();
+    check_op(
+        &dev,
+        "batched @ shared weight",
+        &[input(&[4, 64, 3], 11), input(&[3, 5], 12)],
+        &|t| t[0].matmul(&t[1]).tanh(),
+    );
+    check_op(
+        &dev,
+        "short rows",
+        &[input(&[2, 3, 4], 13), input(&[4, 2], 14)],
+        &|t| t[0].matmul(&t[1]),
+    );
+}

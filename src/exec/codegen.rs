@@ -48,14 +48,11 @@ pub(crate) fn value_fn_in_place(
     in_place: Option<NodeId>,
 ) -> ValueFn {
     let out = &root.shape;
-    let rank = out.rank();
     let mut inputs: Vec<Rc<Node>> = Vec::new();
     let mut loads: Vec<String> = Vec::new();
-    let mut strides_words: Vec<u32> = Vec::new();
     let mut consts: Vec<f32> = Vec::new();
     let mut body: Vec<String> = Vec::new();
     let mut name_of: HashMap<NodeId, String> = HashMap::new();
-    let dim_word = |d: usize| param_base + d;
 
     // Iterative post-order over the tree. (node, expanded?, computed here?)
     let mut stack: Vec<(Rc<Node>, bool, bool)> = vec![(root.clone(), false, true)];
@@ -86,21 +83,12 @@ pub(crate) fn value_fn_in_place(
             } else if source.shape.numel() == 1 {
                 "0u".to_string()
             } else {
-                let first = param_base + rank + strides_words.len();
-                strides_words.extend(
-                    broadcast_strides(&source.shape, out)
-                        .iter()
-                        .map(|&s| s as u32),
-                );
                 loads.push(format!("    var j{k} = 0u;\n    var rem{k} = i;"));
-                for d in (0..rank).rev() {
-                    loads.push(format!(
-                        "    j{k} += (rem{k} % p[{}u]) * p[{}u];\n    rem{k} = rem{k} / p[{}u];",
-                        dim_word(d),
-                        first + d,
-                        dim_word(d)
-                    ));
-                }
+                loads.push(broadcast_index(
+                    k,
+                    out.dims(),
+                    &broadcast_strides(&source.shape, out),
+                ));
                 format!("j{k}")
             };
             loads.push(format!("    let x{k} = src{k}[{index}];"));
@@ -152,7 +140,7 @@ pub(crate) fn value_fn_in_place(
         name_of.insert(node.id, name);
     }
 
-    let const_base = param_base + rank + strides_words.len();
+    let const_base = param_base;
     let mut code = String::new();
     for k in 0..inputs.len() {
         code += &format!(
@@ -177,14 +165,43 @@ pub(crate) fn value_fn_in_place(
         }
     }
 
-    let mut params: Vec<u32> = out.dims().iter().map(|&d| d as u32).collect();
-    params.extend(strides_words);
-    params.extend(consts.iter().map(|c| c.to_bits()));
+    let params: Vec<u32> = consts.iter().map(|c| c.to_bits()).collect();
     ValueFn {
         code,
         inputs,
         params,
     }
+}
+
+/// Lines adding to `j{k}` the offset of output element `rem{k}` in an input
+/// read with `strides` (0 on broadcast axes). Sizes and strides are
+/// constants of the shader: a division by a constant is a multiply and a
+/// shift, while one by a value read at run time is, on CPU rasterizers, a
+/// scalar instruction per lane. Axes of size 1 are skipped, and no division
+/// is done past the outermost axis the input moves along.
+fn broadcast_index(k: usize, dims: &[usize], strides: &[usize]) -> String {
+    let Some(outermost) = (0..dims.len()).find(|&d| dims[d] > 1 && strides[d] != 0) else {
+        return String::new();
+    };
+    let first_axis = (0..dims.len()).find(|&d| dims[d] > 1);
+    let mut code = Vec::new();
+    for d in (outermost..dims.len()).rev().filter(|&d| dims[d] > 1) {
+        let (size, stride) = (dims[d] as u32, strides[d] as u32);
+        if d == outermost {
+            let coord = if first_axis == Some(d) {
+                format!("rem{k}")
+            } else {
+                format!("(rem{k} % {size}u)")
+            };
+            code.push(format!("    j{k} += {coord} * {stride}u;"));
+        } else {
+            if stride != 0 {
+                code.push(format!("    j{k} += (rem{k} % {size}u) * {stride}u;"));
+            }
+            code.push(format!("    rem{k} = rem{k} / {size}u;"));
+        }
+    }
+    code.join("\n")
 }
 
 /// `value(i)` that loads element i of one buffer.

@@ -92,6 +92,13 @@ pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Loweri
     };
     let (sa, stride_a) = operand(a, 0, m, k);
     let (sb, stride_b) = operand(b, 1, k, n);
+    // A B shared by every batch entry of a contiguous A: the batch is just
+    // more rows, [batch·m, k] @ [k, n], one product with more parallelism.
+    let (m, batch, stride_a) = if stride_b == 0 && stride_a == m * k && batch > 1 {
+        (batch * m, 1, 0)
+    } else {
+        (m, batch, stride_a)
+    };
     let (source, entry, groups) = variant(target.family, m, n, k);
     let per_dispatch = MAX_GROUPS_PER_DIM as usize;
     for first in (0..batch).step_by(per_dispatch) {

@@ -57,8 +57,34 @@ impl Family for Matmul {
     }
 
     // C = A·B:  ∂L/∂A = G·Bᵀ,  ∂L/∂B = Aᵀ·G  (batch dims un-broadcast centrally).
+    // A 2-D B shared by a batched A (a linear layer on [batch, T, k]) gets
+    // Σ_batch Aᵀ·G as a product over the stacked rows, [k, batch·m] @ [batch·m, n],
+    // instead of one product per batch entry summed afterwards.
     fn vjp(&self, x: &[Tensor], _y: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
-        vec![Some(g.matmul(&x[1].t())), Some(x[0].t().matmul(g))]
+        let (a, b) = (&x[0], &x[1]);
+        let gb = if b.rank() == 2 && a.rank() > 2 && g.shape() != b.shape() {
+            let k = a.dims()[a.rank() - 1];
+            let n = g.dims()[g.rank() - 1];
+            let rows = g.numel() / n.max(1);
+            if a.numel() == rows * k {
+                // Long sums over few outputs are split into a batch of
+                // partial products, added in a fixed order: more parallel work.
+                let parts = [16, 8, 4, 2]
+                    .into_iter()
+                    .find(|&p| rows % p == 0 && rows / p >= 128)
+                    .unwrap_or(1);
+                let r = rows / parts;
+                a.reshape([parts, r, k])
+                    .t()
+                    .matmul(&g.reshape([parts, r, n]))
+                    .sum_axes(&[0], false)
+            } else {
+                a.t().matmul(g)
+            }
+        } else {
+            a.t().matmul(g)
+        };
+        vec![Some(g.matmul(&b.t())), Some(gb)]
     }
 
     // Δ(AB) = ΔA·B + A·ΔB; the tangents' batch axes are matmul batch axes.
