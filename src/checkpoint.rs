@@ -91,7 +91,20 @@ pub fn load(path: impl AsRef<std::path::Path>, named: &[(&str, &Tensor)]) -> Res
     from_bytes(&bytes, named)
 }
 
-/// Saves every parameter of `module` under its name (see [`Module`]).
+/// Serializes every parameter of `module` under its name (see [`Module`]).
+pub async fn module_to_bytes(module: &dyn Module) -> Result<Vec<u8>> {
+    let named = module.named_parameters();
+    to_bytes(&borrowed(&named)).await
+}
+
+/// Loads every parameter of `module` from bytes written by
+/// [`module_to_bytes`] or [`save_module`] (see [`from_bytes`]).
+pub fn module_from_bytes(bytes: &[u8], module: &dyn Module) -> Result<()> {
+    let named = module.named_parameters();
+    from_bytes(bytes, &borrowed(&named))
+}
+
+/// Saves every parameter of `module` under its name.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn save_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
     let named = module.named_parameters();

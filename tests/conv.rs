@@ -246,7 +246,8 @@ fn large_weight_gradients_split_their_sum_deterministically() {
 #[test]
 fn max_pool2d_matches_the_reference_with_gradients() {
     let dev = gpu!();
-    let cases: &[(&str, [usize; 4], [usize; 2], [usize; 2], [usize; 2])] = &[
+    type Case = (&'static str, [usize; 4], [usize; 2], [usize; 2], [usize; 2]);
+    let cases: &[Case] = &[
         ("2x2 stride 2", [2, 3, 6, 8], [2, 2], [2, 2], [0, 0]),
         (
             "3x3 stride 2 padding 1",
@@ -355,7 +356,8 @@ fn panic_message(f: impl FnOnce()) -> String {
 #[test]
 fn shape_errors_name_the_op_and_the_shapes() {
     let o = Conv2dOptions::default;
-    let cases: Vec<(Box<dyn FnOnce()>, &str)> = vec![
+    type Case = (Box<dyn FnOnce()>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             Box::new(move || {
                 let d = webgrad::Device::reference_only();

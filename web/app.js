@@ -37,6 +37,7 @@ async function start() {
     `${adapter.max_compute_invocations_per_workgroup} invocations per workgroup.`;
   setupDifferentiate(session);
   setupTrain(session);
+  setupModels(session);
 }
 
 // ---------- Part 1: Differentiate ----------
@@ -259,6 +260,137 @@ function drawCurve(losses) {
   ctx.fillText(losses[0].toFixed(3), 2, 18);
   ctx.fillText(losses[losses.length - 1].toFixed(3), 2, c.height - 22);
   ctx.fillText(`${losses.length * 10} steps`, c.width - 70, c.height - 5);
+}
+
+// ---------- Part 3: Models ----------
+
+// Reduces the drawing to the data set's 8×8 format: render it into a 32×32
+// bitmap (a pixel is on when it is more than half covered), then count the
+// on-pixels of each 4×4 block (0..16) and scale by 1/16, as the library does.
+function downsample(canvas) {
+  const small = document.createElement("canvas");
+  small.width = small.height = 32;
+  const sctx = small.getContext("2d");
+  sctx.drawImage(canvas, 0, 0, 32, 32);
+  const data = sctx.getImageData(0, 0, 32, 32).data;
+  const pixels = new Float32Array(64);
+  for (let y = 0; y < 32; y++) {
+    for (let x = 0; x < 32; x++) {
+      if (data[(y * 32 + x) * 4] > 127) pixels[Math.floor(y / 4) * 8 + Math.floor(x / 4)] += 1 / 16;
+    }
+  }
+  return pixels;
+}
+
+function drawGrid(canvas, values, color) {
+  const ctx = canvas.getContext("2d");
+  const cell = canvas.width / 8;
+  for (let i = 0; i < 64; i++) {
+    ctx.fillStyle = color(values[i]);
+    ctx.fillRect((i % 8) * cell, Math.floor(i / 8) * cell, cell, cell);
+  }
+}
+
+function setupModels(session) {
+  const cnn = session.cnn(0);
+  const draw = $("draw"), ctx = draw.getContext("2d");
+  let trained = false;
+  let pending = null, again = false;
+
+  const clear = () => {
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, draw.width, draw.height);
+  };
+  clear();
+
+  // Runs the network on the current drawing; drawings made meanwhile are
+  // folded into one more run, so the page never queues up GPU work.
+  const predict = async () => {
+    if (pending) {
+      again = true;
+      return;
+    }
+    const pixels = downsample(draw);
+    drawGrid($("digit-input"), pixels, (v) => `rgb(${Math.round(255 * v)},${Math.round(255 * v)},${Math.round(255 * v)})`);
+    if (!trained) return;
+    pending = cnn.predict(pixels);
+    const out = JSON.parse(await pending);
+    pending = null;
+    const scale = Math.max(...out.saliency.map(Math.abs), 1e-12);
+    drawGrid($("saliency"), out.saliency, (v) => {
+      const t = v / scale;
+      return t >= 0 ? `rgb(255,${Math.round(255 * (1 - t))},${Math.round(255 * (1 - t))})` : `rgb(${Math.round(255 * (1 + t))},${Math.round(255 * (1 + t))},255)`;
+    });
+    $("saliency").dataset.size = out.saliency.length;
+    const probs = $("probs");
+    probs.innerHTML = "";
+    out.probabilities.forEach((p, k) => {
+      const row = document.createElement("div");
+      row.className = k === out.class ? "bar top" : "bar";
+      row.innerHTML = `<span>${k}</span><span style="width:${Math.round(150 * p)}px"></span><span>${(100 * p).toFixed(1)}%</span>`;
+      probs.appendChild(row);
+    });
+    probs.dataset.sum = out.probabilities.reduce((a, b) => a + b, 0);
+    probs.dataset.count = out.probabilities.length;
+    probs.dataset.top = out.class;
+    if (again) {
+      again = false;
+      predict();
+    }
+  };
+
+  let drawing = false;
+  const at = (e) => {
+    const r = draw.getBoundingClientRect();
+    return [((e.clientX - r.left) / r.width) * draw.width, ((e.clientY - r.top) / r.height) * draw.height];
+  };
+  draw.addEventListener("pointerdown", (e) => {
+    drawing = true;
+    draw.setPointerCapture(e.pointerId);
+    const [x, y] = at(e);
+    ctx.beginPath();
+    ctx.moveTo(x, y);
+  });
+  draw.addEventListener("pointermove", (e) => {
+    if (!drawing) return;
+    const [x, y] = at(e);
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = 28;
+    ctx.lineCap = ctx.lineJoin = "round";
+    ctx.lineTo(x, y);
+    ctx.stroke();
+    predict();
+  });
+  const stop = () => {
+    drawing = false;
+    predict();
+  };
+  draw.addEventListener("pointerup", stop);
+  draw.addEventListener("pointercancel", stop);
+  $("clear").addEventListener("click", () => {
+    clear();
+    predict();
+  });
+
+  $("cnn-train").addEventListener("click", async () => {
+    $("cnn-train").disabled = true;
+    const total = 300;
+    for (let done = 0; done < total; done += 10) {
+      const loss = await cnn.train(10);
+      $("cnn-progress").textContent = `step ${cnn.steps()} of ${total} · loss ${loss.toFixed(4)}`;
+      if ((done + 10) % 100 === 0) {
+        const acc = await cnn.test_accuracy();
+        $("cnn-accuracy").textContent = `${(100 * acc).toFixed(1)}%`;
+        $("cnn-accuracy").dataset.accuracy = acc;
+      }
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    trained = true;
+    $("cnn-progress").dataset.done = "true";
+    $("cnn-progress").textContent += " · done: draw a digit";
+    $("cnn-train").disabled = false;
+    predict();
+  });
 }
 
 start();

@@ -1,6 +1,8 @@
-//! vjp rules of the non-elementwise ops (the elementwise ones sit in their
-//! table rows in `ops/elementwise.rs`). Each returns, for every input, the
-//! partial adjoint Δv_{k→i} = Δv_i · ∂v_i/∂v_k, or `None` where it is zero.
+//! vjp rules of the graph's own ops: reductions, views, select. The
+//! elementwise ones sit in their table rows in `ops/elementwise.rs`; every
+//! other op family carries its rule itself (see `ops/family.rs`). Each
+//! returns, for every input, the partial adjoint Δv_{k→i} = Δv_i · ∂v_i/∂v_k,
+//! or `None` where it is zero.
 //! Partial adjoints may come back in a broadcast shape: reverse mode sums
 //! them to the input's shape centrally.
 

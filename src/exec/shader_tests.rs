@@ -46,7 +46,8 @@ fn fused(t: &Tensor, _inlined: bool) -> String {
 fn fixed_kernels_validate() {
     validate("copy template", &COPY.replace("//INDEX", ""));
     // Specializations: a permute, a broadcast, a slice at an offset, a scalar.
-    let windows: [(&[usize], &[usize], &[usize], usize); 4] = [
+    type Case<'a> = (&'a [usize], &'a [usize], &'a [usize], usize);
+    let windows: [Case; 4] = [
         (&[2, 3, 4], &[1, 8, 2], &[12, 4, 1], 0),
         (&[5, 7], &[0, 1], &[7, 1], 0),
         (&[3, 2, 1, 5], &[60, 10, 5, 1], &[10, 5, 5, 1], 17),

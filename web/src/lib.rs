@@ -9,6 +9,7 @@ use webgrad::Device;
 
 mod differentiate;
 mod json;
+mod models;
 mod train;
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
@@ -101,6 +102,14 @@ impl Session {
         })
     }
 
+    /// A trainer of the digits CNN on this device.
+    pub fn cnn(&self, seed: u32) -> Result<CnnTrainer, JsValue> {
+        let inner = models::CnnTrainer::new(&self.dev, seed as u64).map_err(js_err)?;
+        Ok(CnnTrainer {
+            inner: Rc::new(RefCell::new(inner)),
+        })
+    }
+
     /// A spiral trainer on this device.
     pub fn trainer(&self, seed: u32) -> Result<Trainer, JsValue> {
         let inner = train::Trainer::new(&self.dev, seed as u64).map_err(js_err)?;
@@ -166,5 +175,70 @@ impl Trainer {
             .iter()
             .map(|&l| l as u8)
             .collect()
+    }
+}
+
+/// Trains the digits CNN a few steps per call, and reads drawings.
+#[wasm_bindgen]
+pub struct CnnTrainer {
+    inner: Rc<RefCell<models::CnnTrainer>>,
+}
+
+#[wasm_bindgen]
+impl CnnTrainer {
+    /// Runs `steps` Adam steps; resolves to the last step's loss.
+    #[allow(clippy::await_holding_refcell_ref)]
+    pub fn train(&self, steps: u32) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut t = inner
+                .try_borrow_mut()
+                .map_err(|_| js_err("the CNN trainer is busy"))?;
+            let loss = t.train(steps).await.map_err(js_err)?;
+            Ok(JsValue::from_f64(loss as f64))
+        })
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u32 {
+        self.inner.borrow().steps
+    }
+
+    /// Resolves to the test accuracy (a fraction).
+    #[allow(clippy::await_holding_refcell_ref)]
+    pub fn test_accuracy(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let t = inner
+                .try_borrow()
+                .map_err(|_| js_err("the CNN trainer is busy"))?;
+            let acc = t.test_accuracy().await.map_err(js_err)?;
+            Ok(JsValue::from_f64(acc))
+        })
+    }
+
+    /// Resolves to JSON {class, probabilities[10], saliency[64]} for 64
+    /// pixels in [0, 1].
+    #[allow(clippy::await_holding_refcell_ref)]
+    pub fn predict(&self, pixels: Vec<f32>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if pixels.len() != 64 {
+                return Err(js_err(format!(
+                    "predict: 64 pixels expected, got {}",
+                    pixels.len()
+                )));
+            }
+            let t = inner
+                .try_borrow()
+                .map_err(|_| js_err("the CNN trainer is busy"))?;
+            let p = t.predict(&pixels).await.map_err(js_err)?;
+            let list = |v: &[f32]| json::array(v.iter().map(|&x| json::num(x as f64)));
+            Ok(JsValue::from_str(&json::object(&[
+                ("class", p.class.to_string()),
+                ("probabilities", list(&p.probabilities)),
+                ("saliency", list(&p.saliency)),
+            ])))
+        })
     }
 }

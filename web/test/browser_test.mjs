@@ -1,6 +1,6 @@
 // Browser test of web/index.html: serves web/ on 127.0.0.1, drives Debian's
 // Chromium headless with WebGPU (SwiftShader) through puppeteer-core, and
-// checks both parts of the page as a user would see them. Saves a
+// checks the three parts of the page as a user would see them. Saves a
 // screenshot of each part in web/test/output/.
 //
 //   node browser_test.mjs        (after `cargo xtask web --build-only`)
@@ -110,6 +110,39 @@ try {
   await page.$eval("#train", (e) => e.scrollIntoView());
   await new Promise((r) => setTimeout(r, 300));
   await page.screenshot({ path: join(outDir, "train.png"), fullPage: false });
+
+  // Models: the CNN trains in the page; a drawn stroke gives ten
+  // probabilities that sum to 1 and a saliency map of 64 pixels.
+  await page.$eval("#models", (e) => e.scrollIntoView());
+  await page.click("#cnn-train");
+  await page.waitForFunction(() => document.getElementById("cnn-progress").dataset.done === "true", { timeout: 600000 });
+  const accuracy = await page.$eval("#cnn-accuracy", (e) => Number(e.dataset.accuracy));
+  check("300 training steps of the CNN reach 90% test accuracy", accuracy >= 0.9, `accuracy ${accuracy}`);
+  const box = await page.$eval("#draw", (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; });
+  // A "1": one vertical stroke down the middle.
+  await page.mouse.move(box[0] + box[2] * 0.5, box[1] + box[3] * 0.15);
+  await page.mouse.down();
+  for (let i = 1; i <= 20; i++) await page.mouse.move(box[0] + box[2] * 0.5, box[1] + box[3] * (0.15 + 0.7 * i / 20));
+  await page.mouse.up();
+  await page.waitForFunction(() => document.getElementById("saliency").dataset.size === "64", { timeout: 60000 });
+  const probs = await page.$eval("#probs", (e) => [Number(e.dataset.sum), Number(e.dataset.count), Number(e.dataset.top)]);
+  check("a drawn stroke gives ten probabilities that sum to 1", probs[1] === 10 && Math.abs(probs[0] - 1) < 1e-3, `sum ${probs[0]}, count ${probs[1]}`);
+  const saliency = await page.$eval("#saliency", (c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let colored = 0;
+    for (let i = 0; i < d.length; i += 4) colored += d[i] !== 255 || d[i + 1] !== 255 || d[i + 2] !== 255 ? 1 : 0;
+    return [c.dataset.size, colored];
+  });
+  check("the saliency map has 64 pixels, not all zero", saliency[0] === "64" && saliency[1] > 0, `size ${saliency[0]}, colored ${saliency[1]}`);
+  const input = await page.$eval("#digit-input", (c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let lit = 0;
+    for (let i = 0; i < d.length; i += 4) lit += d[i] > 0 ? 1 : 0;
+    return lit;
+  });
+  check("the stroke shows in the 8×8 input", input > 0, `lit ${input}`);
+  await new Promise((r) => setTimeout(r, 300));
+  await (await page.$("#models")).screenshot({ path: join(outDir, "models.png") });
 
   check("the browser console has no errors", consoleErrors.length === 0, consoleErrors.join(" | "));
 } catch (e) {

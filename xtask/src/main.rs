@@ -1,6 +1,6 @@
 //! Project tasks, in wgpu's `cargo xtask` style.
 //!
-//!   cargo xtask demo    run the main demo (train an MLP on the digits, then the lecture's example)
+//!   cargo xtask demo    run the main demo (train an MLP and a CNN on the digits, then the lecture's example)
 //!   cargo xtask test    run every test (Rust unit + GPU tests, portability checks)
 //!   cargo xtask bench   run the benchmarks (release build)
 //!   cargo xtask web     build the WASM package into web/pkg and serve web/ on 127.0.0.1:8000
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Some("web") => web(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | test | bench | web>\n\n  demo   train an MLP on the digits, then the lecture's example, on the GPU\n  test   run every test\n  bench  run the benchmarks\n  web    build the browser demo and serve it on 127.0.0.1:8000 (--build-only, --port N)"
+                "usage: cargo xtask <demo | test | bench | web>\n\n  demo   train an MLP and a CNN on the digits, then the lecture's example, on the GPU\n  test   run every test\n  bench  run the benchmarks\n  web    build the browser demo and serve it on 127.0.0.1:8000 (--build-only, --port N)"
             );
             return ExitCode::from(2);
         }
@@ -70,6 +70,7 @@ fn run(program: &str, args: &[&str]) -> Result {
 fn demo() -> Result {
     prepare_gpu_environment()?;
     run("cargo", &["run", "--release", "--example", "train_mlp"])?;
+    run("cargo", &["run", "--release", "--example", "train_cnn"])?;
     run("cargo", &["run", "--release", "--example", "lecture"])
 }
 

@@ -66,7 +66,10 @@ fn geometry(
     );
     let d = x.dims();
     let out = |size: usize, axis: usize| -> usize {
-        let padded = size.checked_add(2 * padding[axis]).unwrap_or(usize::MAX);
+        // padding ≤ kernel / 2, so 2·padding cannot overflow.
+        let Some(padded) = size.checked_add(2 * padding[axis]) else {
+            panic!("{op}: sizes overflow for input {x:?} and padding {padding:?}")
+        };
         assert!(
             kernel[axis] <= padded,
             "{op}: kernel {kernel:?} is larger than the padded input (input {x:?}, padding {padding:?})"
