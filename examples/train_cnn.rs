@@ -10,8 +10,9 @@
 //! pooling scatters, all WGSL) and the Adam update in one submit, the loss
 //! read back. The parameters are saved by name (`conv1.weight`, ...) at the end.
 
-use std::io::Write;
 use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use webgrad::data::Dataset;
 use webgrad::layers::Module;
@@ -67,6 +68,11 @@ fn main() -> Result<()> {
     let batch_size = 32;
     let total = train.len().div_ceil(batch_size) * args.epochs;
     let start = Instant::now();
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("[{bar:30}] {msg} {per_sec:>12}")
+            .unwrap()
+            .progress_chars("#."),
+    );
     let mut step = 0usize;
     for epoch in 0..args.epochs {
         // Augmentation: every image moved by up to one pixel, anew each epoch.
@@ -80,27 +86,19 @@ fn main() -> Result<()> {
             let loss = model.forward(&x).cross_entropy(&labels);
             let value = opt.minimize_blocking(&loss, &params)?;
             step += 1;
-            if step % 10 == 0 || step == total {
-                let done = step as f64 / total as f64;
-                let bar: String = (0..30)
-                    .map(|i| if (i as f64) < done * 30.0 { '#' } else { '.' })
-                    .collect();
-                let rate = step as f64 / start.elapsed().as_secs_f64();
-                print!(
-                    "\r[{bar}] epoch {:>2}/{} loss {value:.4} {rate:>5.0} steps/s",
-                    epoch + 1,
-                    args.epochs
-                );
-                std::io::stdout().flush().ok();
-            }
+            bar.set_message(format!(
+                "epoch {:>2}/{} loss {value:.4}",
+                epoch + 1,
+                args.epochs
+            ));
+            bar.inc(1);
         }
         if (epoch + 1) % 10 == 0 || epoch + 1 == args.epochs {
-            println!(
-                "  train accuracy {:.1}%",
-                100.0 * accuracy(&model, &train, &dev)?
-            );
+            let acc = accuracy(&model, &train, &dev)?;
+            bar.suspend(|| println!("epoch {:>2}: train accuracy {:.1}%", epoch + 1, 100.0 * acc));
         }
     }
+    bar.finish();
     let seconds = start.elapsed().as_secs_f64();
     let test_acc = accuracy(&model, &test, &dev)?;
     println!(

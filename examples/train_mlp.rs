@@ -9,8 +9,9 @@
 //! `--save` writes the parameters as .safetensors at the end; `--load`
 //! starts from such a file (for instance to resume with more epochs).
 
-use std::io::Write;
 use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use webgrad::data::Dataset;
 use webgrad::layers::{Activation, Init, Mlp, Module};
@@ -90,6 +91,11 @@ fn main() -> Result<()> {
     let batch_size = 32;
     let steps_per_epoch = train.len().div_ceil(batch_size);
     let start = Instant::now();
+    let bar = ProgressBar::new((steps_per_epoch * args.epochs) as u64).with_style(
+        ProgressStyle::with_template("[{bar:30}] {msg} {per_sec:>12}")
+            .unwrap()
+            .progress_chars("#."),
+    );
     let mut step = 0usize;
     let mut loss_shown = f32::NAN;
     for epoch in 0..args.epochs {
@@ -105,25 +111,19 @@ fn main() -> Result<()> {
             } else {
                 realize_all(&handles)?;
             }
-            if step % 10 == 0 || step == steps_per_epoch * args.epochs {
-                let done = step as f64 / (steps_per_epoch * args.epochs) as f64;
-                let bar: String = (0..30)
-                    .map(|i| if (i as f64) < done * 30.0 { '#' } else { '.' })
-                    .collect();
-                let rate = step as f64 / start.elapsed().as_secs_f64();
-                print!(
-                    "\r[{bar}] epoch {:>2}/{} loss {loss_shown:.4} {rate:>6.0} steps/s",
-                    epoch + 1,
-                    args.epochs
-                );
-                std::io::stdout().flush().ok();
-            }
+            bar.set_message(format!(
+                "epoch {:>2}/{} loss {loss_shown:.4}",
+                epoch + 1,
+                args.epochs
+            ));
+            bar.inc(1);
         }
         if (epoch + 1) % 5 == 0 || epoch + 1 == args.epochs {
             let acc = accuracy(&model, &train, &dev)?;
-            println!("  train accuracy {:.1}%", 100.0 * acc);
+            bar.suspend(|| println!("epoch {:>2}: train accuracy {:.1}%", epoch + 1, 100.0 * acc));
         }
     }
+    bar.finish();
     let test_acc = accuracy(&model, &test, &dev)?;
     println!(
         "\n{step} steps in {:.1} s; test accuracy {:.1}% ({} of {})",
