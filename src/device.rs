@@ -19,7 +19,8 @@ pub struct DeviceOptions {
     pub adapter_limits: bool,
     /// Prefer a low-power adapter (integrated GPU) over a discrete one.
     pub low_power: bool,
-    /// Which matmul kernel family to use (chosen per adapter by default).
+    /// Which kernel family matmul and the convolutions use (chosen per
+    /// adapter by default).
     pub matmul: MatmulKernel,
 }
 

@@ -454,3 +454,44 @@ fn shape_errors_name_the_op_and_the_shapes() {
         assert!(msg.contains(want), "panic message {msg:?} lacks {want:?}");
     }
 }
+
+#[test]
+fn the_tiled_family_for_real_gpus_is_correct_too() {
+    // Real GPUs get the shared-memory tiled kernels; lavapipe runs them too
+    // (slowly), so they are checked here, forward and both adjoints.
+    let options = webgrad::DeviceOptions {
+        matmul: webgrad::MatmulKernel::Tiled,
+        ..Default::default()
+    };
+    let dev = match webgrad::Device::with_options_blocking(options) {
+        Ok(d) => d,
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set and no GPU adapter was found: {e}")
+        }
+        Err(_) => return,
+    };
+    for (i, (name, x, w, opts)) in conv_cases().into_iter().enumerate() {
+        let seed = 500 + 10 * i as u64;
+        check_op(
+            &dev,
+            &format!("tiled conv2d {name}"),
+            &[input(&x, seed), input(&w, seed + 1)],
+            &|t| t[0].conv2d(&t[1], None, opts),
+        );
+    }
+    // A weight gradient long enough to be split into parts, and a tile edge
+    // (70 output channels: two 64-row tiles).
+    let (xd, xs) = input(&[4, 3, 20, 20], 7);
+    let x = Tensor::from_vec(&dev, xd, xs);
+    let (wd, ws) = input(&[70, 3, 3, 3], 8);
+    let w = Tensor::from_vec(&dev, wd, ws);
+    let y = x.conv2d(&w, None, Conv2dOptions::default().padding(1));
+    check_forward("tiled forward, 70 channels", &y);
+    // The adjoints sum hundreds to thousands of f32 products of f32 values.
+    let g = grad(&(&y * &y).sum(), &[&x, &w]);
+    for (name, t) in [("input", &g[0]), ("weight", &g[1])] {
+        let gpu = t.to_vec_blocking().unwrap();
+        let want = webgrad::reference::eval(t).unwrap();
+        assert_close(&format!("tiled {name} gradient"), &gpu, &want, 1e-4, 1e-4);
+    }
+}

@@ -73,6 +73,17 @@ fn fixed_kernels_validate() {
     validate("matmul_scalar", MATMUL_SCALAR);
     validate("matmul_tiled", MATMUL_TILED);
     validate("conv2d", CONV2D);
+    use crate::ops::conv::{CONV2D_TILED, TILED_FORWARD, TILED_INPUT_GRAD, TILED_WEIGHT_GRAD};
+    for (name, loaders) in [
+        ("forward", TILED_FORWARD),
+        ("input grad", TILED_INPUT_GRAD),
+        ("weight grad", TILED_WEIGHT_GRAD),
+    ] {
+        validate(
+            &format!("conv2d tiled {name}"),
+            &CONV2D_TILED.replace("//LOADERS", loaders),
+        );
+    }
     validate("sum_parts", SUM_PARTS);
     validate("pool2d", POOL2D);
     use crate::ops::index::kernels_source as index_source;

@@ -9,9 +9,104 @@
 use std::borrow::Cow;
 
 use super::Geometry;
-use crate::kernel::{Buf, KernelCall, Lowering, Target, grid_1d_of, sum_parts, word};
+use crate::device::MatmulKernel;
+use crate::kernel::{
+    Buf, KernelCall, Lowering, MAX_GROUPS_PER_DIM, Target, grid_1d_of, sum_parts, word,
+};
 
 pub(crate) const CONV2D: &str = include_str!("../../../shaders/conv2d.wgsl");
+pub(crate) const CONV2D_TILED: &str = include_str!("../../../shaders/conv2d_tiled.wgsl");
+
+/// The tiled kernel's operand loaders for each op (see conv2d_tiled.wgsl).
+pub(crate) const TILED_FORWARD: &str = "
+fn sizes(g: Geometry) -> vec3<u32> {
+    return vec3<u32>(g.o / g.groups, g.n * g.p * g.q, (g.c / g.groups) * g.r * g.s);
+}
+fn a_at(g: Geometry, grp: u32, row: u32, k: u32) -> f32 {
+    let taps = (g.c / g.groups) * g.r * g.s;
+    return src_b[(grp * (g.o / g.groups) + row) * taps + k];
+}
+fn b_at(g: Geometry, grp: u32, k: u32, col: u32) -> f32 {
+    return unfolded(g, grp, k, col);
+}
+fn store(g: Geometry, grp: u32, part: u32, row: u32, col: u32, v: f32) {
+    let q = col % g.q;
+    let pp = (col / g.q) % g.p;
+    let n = col / (g.q * g.p);
+    dst[((n * g.o + grp * (g.o / g.groups) + row) * g.p + pp) * g.q + q] = v;
+}
+";
+
+pub(crate) const TILED_WEIGHT_GRAD: &str = "
+fn sizes(g: Geometry) -> vec3<u32> {
+    return vec3<u32>(g.o / g.groups, (g.c / g.groups) * g.r * g.s, g.n * g.p * g.q);
+}
+fn a_at(g: Geometry, grp: u32, row: u32, e: u32) -> f32 {
+    let q = e % g.q;
+    let pp = (e / g.q) % g.p;
+    let n = e / (g.q * g.p);
+    return src_b[((n * g.o + grp * (g.o / g.groups) + row) * g.p + pp) * g.q + q];
+}
+fn b_at(g: Geometry, grp: u32, e: u32, col: u32) -> f32 {
+    return unfolded(g, grp, col, e);
+}
+fn store(g: Geometry, grp: u32, part: u32, row: u32, col: u32, v: f32) {
+    let taps = (g.c / g.groups) * g.r * g.s;
+    dst[part * g.o * taps + (grp * (g.o / g.groups) + row) * taps + col] = v;
+}
+";
+
+pub(crate) const TILED_INPUT_GRAD: &str = "
+fn sizes(g: Geometry) -> vec3<u32> {
+    return vec3<u32>(g.c / g.groups, g.n * g.h * g.w, (g.o / g.groups) * g.r * g.s);
+}
+fn a_at(g: Geometry, grp: u32, row: u32, k: u32) -> f32 {
+    let rs = g.r * g.s;
+    return src_b[((grp * (g.o / g.groups) + k / rs) * (g.c / g.groups) + row) * rs + k % rs];
+}
+fn b_at(g: Geometry, grp: u32, k: u32, col: u32) -> f32 {
+    let o = k / (g.r * g.s);
+    let r = (k / g.s) % g.r;
+    let s = k % g.s;
+    let iw = col % g.w;
+    let ih = (col / g.w) % g.h;
+    let n = col / (g.w * g.h);
+    let ph = i32(ih) + g.ph - i32(r) * g.dh;
+    let pw = i32(iw) + g.pw - i32(s) * g.dw;
+    let ok = ph >= 0 && pw >= 0 && ph % g.sh == 0 && pw % g.sw == 0
+        && ph / g.sh < i32(g.p) && pw / g.sw < i32(g.q);
+    let at = select(0u, ((n * g.o + grp * (g.o / g.groups) + o) * g.p + u32(ph / g.sh)) * g.q + u32(pw / g.sw), ok);
+    return select(0.0, src_a[at], ok);
+}
+fn store(g: Geometry, grp: u32, part: u32, row: u32, col: u32, v: f32) {
+    let iw = col % g.w;
+    let ih = (col / g.w) % g.h;
+    let n = col / (g.w * g.h);
+    dst[((n * g.c + grp * (g.c / g.groups) + row) * g.h + ih) * g.w + iw] = v;
+}
+";
+
+/// The tiled kernel for `loaders`, or `None` when its grid would not fit
+/// one dispatch (64 × 64 tiles of an `m × n` product, per group and part).
+fn tiled(
+    loaders: &str,
+    g: &Geometry,
+    (m, n): (usize, usize),
+    parts: usize,
+    bindings: Vec<Buf>,
+) -> Option<KernelCall> {
+    let groups = [n.div_ceil(64), m.div_ceil(64), g.groups * parts];
+    if groups.iter().any(|&x| x > MAX_GROUPS_PER_DIM as usize) {
+        return None;
+    }
+    Some(KernelCall {
+        source: Cow::Owned(CONV2D_TILED.replace("//LOADERS", loaders)),
+        entry: "conv2d_tiled",
+        params: params(g, parts),
+        bindings,
+        groups: groups.map(|x| x as u32),
+    })
+}
 
 /// Invocations per workgroup of the convolution kernels.
 const GROUP: u32 = 64;
@@ -56,33 +151,45 @@ fn call(
     }
 }
 
-pub(super) fn conv2d(g: &Geometry, _: Target) -> Lowering {
+pub(super) fn conv2d(g: &Geometry, target: Target) -> Lowering {
     let og = g.o / g.groups;
+    let bindings = vec![Buf::Input(0), Buf::Input(1), Buf::Output];
+    if target.family == MatmulKernel::Tiled
+        && let Some(call) = tiled(TILED_FORWARD, g, (og, g.n * g.p * g.q), 1, bindings.clone())
+    {
+        return Lowering {
+            temps: Vec::new(),
+            kernels: vec![call],
+        };
+    }
     let threads = g.n * g.groups * og.div_ceil(8) * g.p * g.q.div_ceil(4);
     Lowering {
         temps: Vec::new(),
-        kernels: vec![call(
-            "conv2d",
-            g,
-            1,
-            threads,
-            vec![Buf::Input(0), Buf::Input(1), Buf::Output],
-        )],
+        kernels: vec![call("conv2d", g, 1, threads, bindings)],
     }
 }
 
-pub(super) fn conv_transpose2d(g: &Geometry, _: Target) -> Lowering {
+pub(super) fn conv_transpose2d(g: &Geometry, target: Target) -> Lowering {
     let cg = g.c / g.groups;
+    let bindings = vec![Buf::Input(0), Buf::Input(1), Buf::Output];
+    if target.family == MatmulKernel::Tiled
+        && let Some(call) = tiled(
+            TILED_INPUT_GRAD,
+            g,
+            (cg, g.n * g.h * g.w),
+            1,
+            bindings.clone(),
+        )
+    {
+        return Lowering {
+            temps: Vec::new(),
+            kernels: vec![call],
+        };
+    }
     let threads = g.n * g.groups * cg.div_ceil(4) * g.h * g.w.div_ceil(4);
     Lowering {
         temps: Vec::new(),
-        kernels: vec![call(
-            "conv2d_input_grad",
-            g,
-            1,
-            threads,
-            vec![Buf::Input(0), Buf::Input(1), Buf::Output],
-        )],
+        kernels: vec![call("conv2d_input_grad", g, 1, threads, bindings)],
     }
 }
 
@@ -94,9 +201,33 @@ fn weight_grad_parts(blocks: usize, rows: usize) -> usize {
     (TARGET_INVOCATIONS / blocks.max(1)).clamp(1, (rows / 2).max(1))
 }
 
-pub(super) fn conv2d_weight_grad(g: &Geometry, _: Target) -> Lowering {
+pub(super) fn conv2d_weight_grad(g: &Geometry, target: Target) -> Lowering {
     let weights = g.w_shape().numel();
     let (og, taps) = (g.o / g.groups, g.c / g.groups * g.r * g.s);
+    if target.family == MatmulKernel::Tiled {
+        // Few 64 × 64 tiles over a long sum: split the sum for more workgroups.
+        let tiles = g.groups * og.div_ceil(64) * taps.div_ceil(64);
+        let terms = g.n * g.p * g.q;
+        let parts = (512 / tiles.max(1)).clamp(1, (terms / 256).max(1));
+        let out = if parts == 1 {
+            Buf::Output
+        } else {
+            Buf::Temp(0)
+        };
+        let bindings = vec![Buf::Input(0), Buf::Input(1), out];
+        if let Some(call) = tiled(TILED_WEIGHT_GRAD, g, (og, taps), parts, bindings) {
+            let mut low = Lowering {
+                temps: Vec::new(),
+                kernels: vec![call],
+            };
+            if parts > 1 {
+                low.temps.push(weights * parts);
+                low.kernels
+                    .push(sum_parts(Buf::Temp(0), Buf::Output, weights, parts));
+            }
+            return low;
+        }
+    }
     let blocks = g.groups * og.div_ceil(8) * taps.div_ceil(4);
     let parts = weight_grad_parts(blocks, g.n * g.p);
     let inputs = vec![Buf::Input(0), Buf::Input(1)];

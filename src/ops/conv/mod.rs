@@ -23,7 +23,9 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 #[cfg(test)]
-pub(crate) use kernels::CONV2D;
+pub(crate) use kernels::{
+    CONV2D, CONV2D_TILED, TILED_FORWARD, TILED_INPUT_GRAD, TILED_WEIGHT_GRAD,
+};
 
 /// Settings of a 2-D convolution, `[height, width]` pairs. The default is
 /// stride 1, no padding, dilation 1, one group.
