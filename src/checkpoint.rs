@@ -16,6 +16,19 @@ fn err(msg: impl Into<String>) -> Error {
 
 /// Serializes named tensors (read back from the GPU, in one submit).
 pub async fn to_bytes(named: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
+    // safetensors reserves the name __metadata__ and needs unique names:
+    // refuse what `from_bytes` could not read back, before any readback.
+    let mut seen = std::collections::HashSet::new();
+    for (name, _) in named {
+        if *name == "__metadata__" {
+            return Err(err(
+                "the name __metadata__ is reserved by the safetensors format",
+            ));
+        }
+        if !seen.insert(*name) {
+            return Err(err(format!("the name {name} is given twice")));
+        }
+    }
     let tensors: Vec<&Tensor> = named.iter().map(|n| n.1).collect();
     let values = read_all(&tensors).await?;
     let bytes: Vec<Vec<u8>> = values

@@ -107,9 +107,15 @@ impl Dataset {
     }
 
     /// The samples at `indices`, in that order.
+    #[track_caller]
     pub fn select(&self, indices: &[usize]) -> Dataset {
         let mut inputs = Vec::with_capacity(indices.len() * self.features);
         for &i in indices {
+            assert!(
+                i < self.len(),
+                "select: index {i} is out of range for a data set of {} samples",
+                self.len()
+            );
             inputs.extend_from_slice(&self.inputs[i * self.features..(i + 1) * self.features]);
         }
         Dataset {
@@ -121,7 +127,12 @@ impl Dataset {
     }
 
     /// Shuffles with `seed` and splits off the last `test_fraction` as a test set.
+    #[track_caller]
     pub fn split(&self, test_fraction: f64, seed: u64) -> (Dataset, Dataset) {
+        assert!(
+            (0.0..=1.0).contains(&test_fraction),
+            "split: the test fraction {test_fraction} is not in [0, 1]"
+        );
         let order = shuffled(self.len(), seed);
         let test = ((self.len() as f64) * test_fraction).round() as usize;
         let (train, test) = order.split_at(self.len() - test);
@@ -198,7 +209,9 @@ impl Dataset {
 
     /// Mini-batches of `batch_size` in an order shuffled by `seed` (use a
     /// different seed per epoch); the last batch may be smaller.
+    #[track_caller]
     pub fn batches(&self, batch_size: usize, seed: u64) -> impl Iterator<Item = Dataset> + '_ {
+        assert!(batch_size > 0, "batches: the batch size must be at least 1");
         let order = shuffled(self.len(), seed);
         (0..self.len().div_ceil(batch_size)).map(move |b| {
             let end = ((b + 1) * batch_size).min(self.len());
@@ -232,7 +245,13 @@ pub fn spiral(classes: usize, per_class: usize, seed: u64) -> Dataset {
 }
 
 /// The index of the largest value in each row of `width` values.
+#[track_caller]
 pub fn argmax_rows(values: &[f32], width: usize) -> Vec<usize> {
+    assert!(
+        width > 0 && values.len() % width == 0,
+        "argmax_rows: {} values do not split into rows of {width}",
+        values.len()
+    );
     values
         .chunks(width)
         .map(|row| {

@@ -72,6 +72,27 @@ pub trait Optimizer {
     }
 }
 
+/// One gradient per parameter, each of exactly its parameter's shape (a
+/// gradient that only broadcasts to it is a mistake, not a sum).
+#[track_caller]
+fn check_step(op: &str, params: &[&Tensor], grads: &[Tensor]) {
+    assert_eq!(
+        params.len(),
+        grads.len(),
+        "{op}: {} parameters, {} gradients",
+        params.len(),
+        grads.len()
+    );
+    for (k, (p, g)) in params.iter().zip(grads).enumerate() {
+        assert!(
+            p.shape() == g.shape(),
+            "{op}: the gradient of parameter {k} has shape {:?}, the parameter {:?}",
+            g.shape(),
+            p.shape()
+        );
+    }
+}
+
 /// Zeros like `p`, as a variable: optimizer state, created on first use.
 fn state<'a>(slots: &'a mut HashMap<NodeId, Tensor>, p: &Tensor) -> Result<&'a Tensor> {
     let slot = match slots.entry(p.id()) {
@@ -113,13 +134,7 @@ impl Sgd {
 impl Optimizer for Sgd {
     #[track_caller]
     fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>> {
-        assert_eq!(
-            params.len(),
-            grads.len(),
-            "Sgd::step: {} parameters, {} gradients",
-            params.len(),
-            grads.len()
-        );
+        check_step("Sgd::step", params, grads);
         let mut updates = Vec::with_capacity(params.len());
         for (&p, g) in params.iter().zip(grads) {
             let g = if self.weight_decay != 0.0 {
@@ -188,13 +203,7 @@ impl Adam {
 impl Optimizer for Adam {
     #[track_caller]
     fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>> {
-        assert_eq!(
-            params.len(),
-            grads.len(),
-            "Adam::step: {} parameters, {} gradients",
-            params.len(),
-            grads.len()
-        );
+        check_step("Adam::step", params, grads);
         self.t += 1;
         // Bias corrections are host-side scalars: kernel parameters, not new shaders.
         let c1 = 1.0 / (1.0 - self.beta1.powi(self.t));

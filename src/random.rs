@@ -29,11 +29,7 @@ pub(crate) fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
             let v = lo as f64 + (hi as f64 - lo as f64) * rng.next_f64();
             // Rounding to f32 can land exactly on `hi`; keep the interval half-open.
             let v = v as f32;
-            if v >= hi {
-                lo.max(f32::from_bits(hi.to_bits() - 1))
-            } else {
-                v
-            }
+            if v >= hi { lo.max(next_down(hi)) } else { v }
         })
         .collect()
 }
@@ -77,5 +73,16 @@ mod tests {
         let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
         assert!((mean - 2.0).abs() < 0.06, "mean {mean}");
         assert!((var.sqrt() - 3.0).abs() < 0.06, "std {}", var.sqrt());
+    }
+}
+
+/// The largest f32 below `x` (finite `x`; `f32::next_down` needs Rust 1.86).
+fn next_down(x: f32) -> f32 {
+    if x == 0.0 {
+        -f32::from_bits(1)
+    } else if x > 0.0 {
+        f32::from_bits(x.to_bits() - 1)
+    } else {
+        f32::from_bits(x.to_bits() + 1)
     }
 }

@@ -19,6 +19,13 @@ impl Shape {
             dims.len() <= MAX_RANK,
             "webgrad supports tensors of at most {MAX_RANK} axes, got shape {dims:?}"
         );
+        // Every later product of dimensions is then safe from wrapping.
+        assert!(
+            dims.iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .is_some(),
+            "shape {dims:?} has more elements than a usize can count"
+        );
         Shape(dims.to_vec())
     }
     pub fn scalar() -> Shape {
@@ -63,21 +70,25 @@ impl fmt::Debug for Shape {
 }
 
 impl From<&[usize]> for Shape {
+    #[track_caller]
     fn from(d: &[usize]) -> Shape {
         Shape::new(d)
     }
 }
 impl<const N: usize> From<[usize; N]> for Shape {
+    #[track_caller]
     fn from(d: [usize; N]) -> Shape {
         Shape::new(&d)
     }
 }
 impl<const N: usize> From<&[usize; N]> for Shape {
+    #[track_caller]
     fn from(d: &[usize; N]) -> Shape {
         Shape::new(d)
     }
 }
 impl From<Vec<usize>> for Shape {
+    #[track_caller]
     fn from(d: Vec<usize>) -> Shape {
         Shape::new(&d)
     }

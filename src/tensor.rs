@@ -107,6 +107,7 @@ impl Tensor {
     }
 
     /// Uniform samples in [lo, hi), reproducible from `seed` on any device.
+    #[track_caller]
     pub fn rand_uniform(
         device: &Device,
         shape: impl Into<Shape>,
@@ -115,6 +116,10 @@ impl Tensor {
         seed: u64,
     ) -> Tensor {
         let shape = shape.into();
+        assert!(
+            lo < hi && lo.is_finite() && hi.is_finite(),
+            "rand_uniform: the interval [{lo}, {hi}) is empty or not finite"
+        );
         Tensor::from_vec(
             device,
             crate::random::uniform(shape.numel(), lo, hi, seed),

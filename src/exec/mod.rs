@@ -141,6 +141,9 @@ fn pending_error(gpu: &Gpu) -> Result<()> {
 
 /// Runs every pending kernel the tensors need, in one submit.
 pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
+    if tensors.is_empty() {
+        return Ok(());
+    }
     let gpu = gpu_of(tensors)?;
     let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -168,6 +171,9 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
 /// Realizes `tensors` and `also` in one submit and reads `tensors` back.
 pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
     let all: Vec<&Tensor> = tensors.iter().chain(also).copied().collect();
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
     let gpu = gpu_of(&all)?.clone();
     let nodes: Vec<Rc<Node>> = all.iter().map(|t| t.node.clone()).collect();
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);

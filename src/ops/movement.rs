@@ -120,7 +120,9 @@ impl Tensor {
         assert!(
             starts.len() == self.rank()
                 && shape.rank() == self.rank()
-                && (0..self.rank()).all(|i| starts[i] + self.dims()[i] <= shape.dims()[i]),
+                && (0..self.rank()).all(|i| starts[i]
+                    .checked_add(self.dims()[i])
+                    .is_some_and(|end| end <= shape.dims()[i])),
             "pad_into: a tensor of shape {:?} at {starts:?} does not fit in {shape:?}",
             self.shape()
         );

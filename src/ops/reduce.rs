@@ -27,10 +27,23 @@ impl ReduceOp {
 impl Tensor {
     #[track_caller]
     fn reduce(&self, op: ReduceOp, axes: &[usize], keepdim: bool) -> Tensor {
+        self.reduce_named(op, axes, keepdim, op.name())
+    }
+
+    /// [`Tensor::reduce`] with the public op's name for messages (mean is a sum).
+    #[track_caller]
+    fn reduce_named(&self, op: ReduceOp, axes: &[usize], keepdim: bool, name: &str) -> Tensor {
         let mut axes = axes.to_vec();
         axes.sort_unstable();
-        axes.dedup();
-        let kept = reduced_shape(op.name(), self.shape(), &axes);
+        if let Some(w) = axes.windows(2).find(|w| w[0] == w[1]) {
+            // numpy's rule: a repeated axis is a mistake, not a no-op.
+            panic!(
+                "{name}: axis {} appears more than once in {axes:?} (shape {:?})",
+                w[0],
+                self.shape()
+            );
+        }
+        let kept = reduced_shape(name, self.shape(), &axes);
         let reduced = if axes.is_empty() {
             self.clone()
         } else {
@@ -76,14 +89,10 @@ impl Tensor {
     }
     #[track_caller]
     pub fn mean_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
-        let count: usize = axes
-            .iter()
-            .map(|&a| {
-                self.shape().check_axis("mean", a);
-                self.dims()[a]
-            })
-            .product();
-        self.sum_axes(axes, keepdim) * (1.0 / count.max(1) as f32)
+        let sum = self.reduce_named(ReduceOp::Sum, axes, keepdim, "mean");
+        // The sum checked the axes (in range, none repeated).
+        let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
+        sum * (1.0 / count.max(1) as f32)
     }
     /// Largest element.
     pub fn max(&self) -> Tensor {

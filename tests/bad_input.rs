@@ -1,0 +1,226 @@
+//! Bad and unusual input: each case asserts the exact outcome (which error,
+//! which panic message, which values). The start of the adversarial suite
+//! of issue 9; every case here failed (wrapped, aborted or panicked inside
+//! the library) before its fix.
+
+mod common;
+
+use webgrad::optim::{Adam, Optimizer, Sgd};
+use webgrad::{Device, Error, Shape, Tensor, checkpoint, data};
+
+/// The panic message of `f`, which must panic.
+fn panic_message(f: impl FnOnce()) -> String {
+    let err =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("expected a panic");
+    err.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[track_caller]
+fn panics_with(want: &str, f: impl FnOnce()) {
+    let msg = panic_message(f);
+    assert!(msg.contains(want), "panic message {msg:?} lacks {want:?}");
+}
+
+#[test]
+fn element_counts_never_wrap() {
+    let d = Device::reference_only();
+    panics_with(
+        "shape [1099511627776, 1099511627776] has more elements than a usize can count",
+        || {
+            Tensor::zeros(&d, [1 << 40, 1 << 40]);
+        },
+    );
+    panics_with("has more elements than a usize can count", || {
+        Tensor::from_vec(&d, Vec::<f32>::new(), [1 << 32, 1 << 32]);
+    });
+    panics_with("has more elements than a usize can count", || {
+        Tensor::from_vec(&d, vec![1.0, 2.0], [2, (1 << 63) + 1]);
+    });
+    panics_with("has more elements than a usize can count", || {
+        Tensor::zeros(&d, [3, 1 << 63]);
+    });
+    let x = Tensor::zeros(&d, [2]);
+    panics_with("has more elements than a usize can count", || {
+        x.broadcast_to([1 << 62, 1 << 62, 2]);
+    });
+    panics_with("has more elements than a usize can count", || {
+        x.reshape(vec![1 << 40, 1 << 40, 0]);
+    });
+    // Checked, but representable, is fine: numel is exact.
+    assert_eq!(Shape::new(&[1 << 31, 1 << 31]).numel(), 1 << 62);
+}
+
+#[test]
+fn pad_into_checks_its_bounds_without_overflow() {
+    let d = Device::reference_only();
+    let x = Tensor::zeros(&d, [4]);
+    panics_with(
+        "pad_into: a tensor of shape [4] at [18446744073709551615] does not fit in [8]",
+        || {
+            x.pad_into([8], &[usize::MAX]);
+        },
+    );
+}
+
+#[test]
+fn repeated_reduction_axes_are_an_error_for_sum_and_mean() {
+    let d = Device::reference_only();
+    let x = Tensor::zeros(&d, [2, 3]);
+    panics_with(
+        "mean: axis 1 appears more than once in [1, 1] (shape [2, 3])",
+        || {
+            x.mean_axes(&[1, 1], false);
+        },
+    );
+    panics_with(
+        "sum: axis 0 appears more than once in [0, 0, 1] (shape [2, 3])",
+        || {
+            x.sum_axes(&[0, 1, 0], true);
+        },
+    );
+    panics_with(
+        "mean: axis 2 is out of range for a tensor of shape [2, 3]",
+        || {
+            x.mean_axes(&[2], false);
+        },
+    );
+    // The panic points at the caller's line, not into the library.
+    let (file, line) = panic_location(|| {
+        let _ = Tensor::zeros(&Device::reference_only(), [2]).mean_axes(&[0, 0], false);
+    });
+    assert!(
+        file.ends_with("bad_input.rs"),
+        "the panic points into {file}:{line}"
+    );
+}
+
+/// Where the panic of `f` was reported: (file, line). A panic hook, set once
+/// for the whole test binary, records each thread's last panic location.
+fn panic_location(f: impl FnOnce()) -> (String, u32) {
+    use std::cell::RefCell;
+    thread_local!(static LAST: RefCell<(String, u32)> = const { RefCell::new((String::new(), 0)) });
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(l) = info.location() {
+                LAST.with(|last| *last.borrow_mut() = (l.file().to_string(), l.line()));
+            }
+            default(info);
+        }));
+    });
+    let _ = panic_message(f);
+    LAST.with(|last| last.borrow().clone())
+}
+
+#[test]
+fn optimizers_require_gradients_of_the_parameters_exact_shape() {
+    let dev = gpu!();
+    let p = Tensor::zeros(&dev, [2, 3]).to_variable().unwrap();
+    let g = Tensor::ones(&dev, [3]);
+    panics_with(
+        "Sgd::step: the gradient of parameter 0 has shape [3], the parameter [2, 3]",
+        || {
+            let _ = Sgd::new(0.1).step(&[&p], std::slice::from_ref(&g));
+        },
+    );
+    panics_with(
+        "Adam::step: the gradient of parameter 0 has shape [3], the parameter [2, 3]",
+        || {
+            let _ = Adam::new(0.1).step(&[&p], std::slice::from_ref(&g));
+        },
+    );
+}
+
+#[test]
+fn uniform_samples_stay_in_their_half_open_interval() {
+    let d = Device::reference_only();
+    panics_with(
+        "rand_uniform: the interval [1, 0) is empty or not finite",
+        || {
+            Tensor::rand_uniform(&d, [4], 1.0, 0.0, 1);
+        },
+    );
+    panics_with(
+        "rand_uniform: the interval [0, inf) is empty or not finite",
+        || {
+            Tensor::rand_uniform(&d, [4], 0.0, f32::INFINITY, 1);
+        },
+    );
+    // A one-ulp interval below zero: every sample is lo.
+    let hi = -1.0f32;
+    let lo = f32::from_bits(hi.to_bits() + 1); // the float just below −1
+    let t = Tensor::rand_uniform(&d, [1000], lo, hi, 3);
+    let v = webgrad::reference::eval(&t).unwrap();
+    assert!(
+        v.iter().all(|&x| x as f32 == lo),
+        "samples outside [{lo}, {hi})"
+    );
+    let t = Tensor::rand_uniform(&d, [1000], 0.0, f32::from_bits(1), 4);
+    assert!(
+        webgrad::reference::eval(&t)
+            .unwrap()
+            .iter()
+            .all(|&x| x == 0.0)
+    );
+}
+
+#[test]
+fn empty_lists_give_empty_results() {
+    let dev = gpu!();
+    let _ = &dev;
+    assert_eq!(
+        webgrad::read_all_blocking(&[]).unwrap(),
+        Vec::<Vec<f32>>::new()
+    );
+    webgrad::realize_all(&[]).unwrap();
+    assert_eq!(
+        webgrad::read_and_realize_blocking(&[], &[]).unwrap(),
+        Vec::<Vec<f32>>::new()
+    );
+}
+
+#[test]
+fn data_helpers_reject_bad_arguments_with_clear_messages() {
+    let set = data::Dataset::digits().unwrap();
+    panics_with("batches: the batch size must be at least 1", || {
+        let _ = set.batches(0, 1).count();
+    });
+    panics_with("split: the test fraction 1.5 is not in [0, 1]", || {
+        set.split(1.5, 0);
+    });
+    panics_with(
+        "select: index 5000 is out of range for a data set of 1797 samples",
+        || {
+            set.select(&[5000]);
+        },
+    );
+    panics_with("argmax_rows: 4 values do not split into rows of 0", || {
+        data::argmax_rows(&[1.0, 2.0, 3.0, 4.0], 0);
+    });
+    panics_with("argmax_rows: 5 values do not split into rows of 2", || {
+        data::argmax_rows(&[1.0; 5], 2);
+    });
+}
+
+#[test]
+fn checkpoints_refuse_names_they_could_not_read_back() {
+    let dev = gpu!();
+    let w = Tensor::zeros(&dev, [2]).to_variable().unwrap();
+    let dir = std::env::temp_dir().join(format!("webgrad-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.safetensors");
+    match checkpoint::save(&path, &[("__metadata__", &w)]) {
+        Err(Error::Checkpoint(m)) => assert!(m.contains("__metadata__ is reserved"), "{m}"),
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
+    match checkpoint::save(&path, &[("w", &w), ("w", &w)]) {
+        Err(Error::Checkpoint(m)) => assert!(m.contains("the name w is given twice"), "{m}"),
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
+    assert!(!path.exists(), "nothing is written on an error");
+    std::fs::remove_dir_all(&dir).ok();
+}
