@@ -51,6 +51,17 @@ pub(crate) fn normal(n: usize, mean: f32, std: f32, seed: u64) -> Vec<f32> {
     out
 }
 
+/// The largest f32 below `x` (finite `x`; `f32::next_down` needs Rust 1.86).
+fn next_down(x: f32) -> f32 {
+    if x == 0.0 {
+        -f32::from_bits(1)
+    } else if x > 0.0 {
+        f32::from_bits(x.to_bits() - 1)
+    } else {
+        f32::from_bits(x.to_bits() + 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,16 +84,5 @@ mod tests {
         let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
         assert!((mean - 2.0).abs() < 0.06, "mean {mean}");
         assert!((var.sqrt() - 3.0).abs() < 0.06, "std {}", var.sqrt());
-    }
-}
-
-/// The largest f32 below `x` (finite `x`; `f32::next_down` needs Rust 1.86).
-fn next_down(x: f32) -> f32 {
-    if x == 0.0 {
-        -f32::from_bits(1)
-    } else if x > 0.0 {
-        f32::from_bits(x.to_bits() - 1)
-    } else {
-        f32::from_bits(x.to_bits() + 1)
     }
 }
