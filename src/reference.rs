@@ -124,8 +124,8 @@ fn eval_op(op: &Op, shape: &Shape, x: &[Rc<Vec<f64>>], xs: &[Shape]) -> Vec<f64>
         Op::Reduce { op, .. } => {
             let (init, combine): (f64, fn(f64, f64) -> f64) = match op {
                 ReduceOp::Sum => (0.0, |a, b| a + b),
-                ReduceOp::Max => (f64::NEG_INFINITY, f64::max),
-                ReduceOp::Min => (f64::INFINITY, f64::min),
+                ReduceOp::Max => (f64::NEG_INFINITY, crate::ops::elementwise::nan_max),
+                ReduceOp::Min => (f64::INFINITY, crate::ops::elementwise::nan_min),
             };
             let mut out = vec![init; n];
             let out_strides = broadcast_strides(shape, &xs[0]);

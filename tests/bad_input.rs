@@ -224,3 +224,45 @@ fn checkpoints_refuse_names_they_could_not_read_back() {
     assert!(!path.exists(), "nothing is written on an error");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn nan_propagates_through_relu_tanh_maximum_and_max_reductions() {
+    // numpy's rule, on the GPU and in the f64 reference alike: before, relu
+    // and tanh turned NaN into 0 and −1, and max([1, NaN, 3]) was 3.
+    let dev = gpu!();
+    let x = Tensor::from_vec(&dev, vec![1.0, f32::NAN, 3.0, -2.0], [4]);
+    let one = Tensor::ones(&dev, [4]);
+    let cases: Vec<(&str, Tensor, Vec<bool>)> = vec![
+        ("relu", x.relu(), vec![false, true, false, false]),
+        ("tanh", x.tanh(), vec![false, true, false, false]),
+        ("maximum", x.maximum(&one), vec![false, true, false, false]),
+        ("minimum", one.minimum(&x), vec![false, true, false, false]),
+        ("max", x.max(), vec![true]),
+        ("min", x.min(), vec![true]),
+        ("max of a fused chain", (&x * 2.0).relu().max(), vec![true]),
+        (
+            "max over an axis",
+            x.reshape([2, 2]).max_axes(&[1], false),
+            vec![true, false],
+        ),
+    ];
+    for (name, t, nan) in cases {
+        let gpu = t.to_vec_blocking().unwrap();
+        let reference = webgrad::reference::eval(&t).unwrap();
+        for (i, want) in nan.iter().enumerate() {
+            assert_eq!(gpu[i].is_nan(), *want, "{name}[{i}] on the GPU: {gpu:?}");
+            assert_eq!(
+                reference[i].is_nan(),
+                *want,
+                "{name}[{i}] in the reference: {reference:?}"
+            );
+        }
+    }
+    // Without NaN nothing changed: max is still the largest element.
+    let y = Tensor::from_vec(&dev, vec![1.0, 5.0, 3.0, -2.0], [4]);
+    assert_eq!(y.max().item_blocking().unwrap(), 5.0);
+    assert_eq!(
+        y.relu().to_vec_blocking().unwrap(),
+        vec![1.0, 5.0, 3.0, 0.0]
+    );
+}

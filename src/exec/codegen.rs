@@ -215,12 +215,21 @@ pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
 }
 
 /// Functions WGSL lacks, appended to a kernel whose code calls them.
-const HELPERS: [(&str, &str); 4] = [
+const HELPERS: [(&str, &str); 5] = [
+    ("wg_isnan(", WG_ISNAN),
     ("wg_pow(", WG_POW),
     ("wg_log1p(", WG_LOG1P),
     ("wg_expm1(", WG_EXPM1),
     ("wg_erf(", WG_ERF),
 ];
+
+/// NaN test on the bits: compilers may assume floats are never NaN, and
+/// fold `x != x` to false.
+pub(crate) const WG_ISNAN: &str = "
+fn wg_isnan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+";
 
 /// log(1 + x) without cancellation: the Taylor series to x⁸ for |x| < 0.1
 /// (truncation below 1e-9 relative), the direct formula beyond. (Rewriting

@@ -21,13 +21,24 @@ pub(crate) fn reduce_source(op: ReduceOp, value: &str) -> String {
     // ±inf are built at run time: shader compilers reject infinite constants.
     let (identity, combine) = match op {
         ReduceOp::Sum => ("0.0", "acc + v"),
-        ReduceOp::Max => ("bitcast<f32>(0xff800000u | (p[0] & 0u))", "max(acc, v)"),
-        ReduceOp::Min => ("bitcast<f32>(0x7f800000u | (p[0] & 0u))", "min(acc, v)"),
+        // NaN propagates (numpy's rule): a NaN accumulator or value wins.
+        ReduceOp::Max => (
+            "bitcast<f32>(0xff800000u | (p[0] & 0u))",
+            "select(max(acc, v), acc + v, wg_isnan(acc) || wg_isnan(v))",
+        ),
+        ReduceOp::Min => (
+            "bitcast<f32>(0x7f800000u | (p[0] & 0u))",
+            "select(min(acc, v), acc + v, wg_isnan(acc) || wg_isnan(v))",
+        ),
     };
-    REDUCE_TEMPLATE
+    let mut source = REDUCE_TEMPLATE
         .replace("IDENTITY;", &format!("{identity};"))
         .replace("COMBINE;", &format!("{combine};"))
-        .replace("//VALUE", value)
+        .replace("//VALUE", value);
+    if op != ReduceOp::Sum && !value.contains("fn wg_isnan") {
+        source += super::codegen::WG_ISNAN;
+    }
+    source
 }
 
 /// How many parts each row of a reduction is split into for the next pass:

@@ -78,10 +78,10 @@ impl Unary {
             // tanh' = 1 − y²; the clamp keeps drivers that evaluate tanh through exp from returning NaN.
             // tan' = 1 + y²
             Tan       => r("tan",     "tan({x})",                |x, _| x.tan(),                    |_, y, g, _| Some(g * &(1.0 + &y.square()))),
-            Tanh      => r("tanh",    "tanh(clamp({x}, -15.0, 15.0))", |x, _| x.tanh(),             |_, y, g, _| Some(g * &(1.0 - &y.square()))),
+            Tanh      => r("tanh",    "select(tanh(clamp({x}, -15.0, 15.0)), {x}, wg_isnan({x}))", |x, _| x.tanh(), |_, y, g, _| Some(g * &(1.0 - &y.square()))),
             // σ' = y(1 − y)
             Sigmoid   => r("sigmoid", "1.0 / (1.0 + exp(-{x}))", |x, _| 1.0 / (1.0 + (-x).exp()),   |_, y, g, _| Some(g * &(y * &(1.0 - y)))),
-            Relu      => r("relu",    "max({x}, 0.0)",           |x, _| x.max(0.0),                 |x, _, g, _| Some(g * &x.unary(Step))),
+            Relu      => r("relu",    "select(max({x}, 0.0), {x}, wg_isnan({x}))", |x, _| if x.is_nan() { x } else { x.max(0.0) }, |x, _, g, _| Some(g * &x.unary(Step))),
             // (√x)' = 1 / (2√x)
             Sqrt      => r("sqrt",    "sqrt({x})",               |x, _| x.sqrt(),                   |_, y, g, _| Some(g / &(y * 2.0))),
             Square    => r("square",  "{x} * {x}",               |x, _| x * x,                      |x, _, g, _| Some(g * &(x * 2.0))),
@@ -123,6 +123,23 @@ impl Unary {
             Some(c) => format!("{}({c})", self.rule().name),
             None => self.rule().name.to_string(),
         }
+    }
+}
+
+/// max and min that propagate NaN, like numpy's `maximum`/`minimum` (Rust's
+/// `f64::max` drops a NaN operand).
+pub(crate) fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+pub(crate) fn nan_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
     }
 }
 
@@ -213,8 +230,8 @@ impl Binary {
             Div     => r("div",     "{a} / {b}",               |a, b| a / b,               |_, b, y, g| (Some(g / b), Some(-(g * y) / b))),
             // ∂(a^b)/∂a = b·a^(b−1);  ∂(a^b)/∂b = a^b·ln a
             Pow     => r("pow",     "wg_pow({a}, {b})",        pow_f64,                    |a, b, y, g| (Some(g * &(b * &a.pow(&(b - 1.0)))), Some(g * &(y * &a.log())))),
-            Maximum => r("maximum", "max({a}, {b})",           f64::max,                   |a, b, _, g| (Some(g * &a.ge(b)), Some(g * &a.lt(b)))),
-            Minimum => r("minimum", "min({a}, {b})",           f64::min,                   |a, b, _, g| (Some(g * &b.ge(a)), Some(g * &b.lt(a)))),
+            Maximum => r("maximum", "select(max({a}, {b}), {a} + {b}, wg_isnan({a}) || wg_isnan({b}))", nan_max, |a, b, _, g| (Some(g * &a.ge(b)), Some(g * &a.lt(b)))),
+            Minimum => r("minimum", "select(min({a}, {b}), {a} + {b}, wg_isnan({a}) || wg_isnan({b}))", nan_min, |a, b, _, g| (Some(g * &b.ge(a)), Some(g * &b.lt(a)))),
             Ge      => r("ge",      "select(0.0, 1.0, {a} >= {b})", |a, b| (a >= b) as u8 as f64, |_, _, _, _| (None, None)),
             Lt      => r("lt",      "select(0.0, 1.0, {a} < {b})",  |a, b| (a < b) as u8 as f64,  |_, _, _, _| (None, None)),
             Eq      => r("eq",      "select(0.0, 1.0, {a} == {b})", |a, b| (a == b) as u8 as f64, |_, _, _, _| (None, None)),
