@@ -266,3 +266,35 @@ fn nan_propagates_through_relu_tanh_maximum_and_max_reductions() {
         vec![1.0, 5.0, 3.0, 0.0]
     );
 }
+
+#[test]
+fn transforms_of_empty_and_non_scalar_functions_say_what_is_wrong() {
+    let dev = gpu!();
+    let x = Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
+    // An empty output or input: an empty Jacobian, not a panic inside concat.
+    let j = webgrad::jacrev(|x| x.narrow(0, 0, 0), &x);
+    assert_eq!(j.dims(), &[0, 2]);
+    let empty = Tensor::zeros(&dev, [0]);
+    let h = webgrad::hessian_reverse(|x| x.sum(), &empty);
+    assert_eq!(h.dims(), &[0, 0]);
+    assert!(h.to_vec_blocking().unwrap().is_empty());
+    panics_with(
+        "hessian: the function's output has shape [2], not a single value",
+        || {
+            webgrad::hessian(|x| x.exp(), &x);
+        },
+    );
+    panics_with(
+        "hvp: the function's output has shape [2], not a single value",
+        || {
+            webgrad::hvp(|x| x.exp(), &x, &x);
+        },
+    );
+    let d = Device::reference_only();
+    panics_with(
+        "matmul: the batch dims [2] of [2, 3, 4] and [5] of [5, 4, 2] do not broadcast",
+        || {
+            Tensor::zeros(&d, [2, 3, 4]).matmul(&Tensor::zeros(&d, [5, 4, 2]));
+        },
+    );
+}

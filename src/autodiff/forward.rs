@@ -169,6 +169,10 @@ pub fn jacfwd(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Tensor {
 pub fn jacrev(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Tensor {
     let y = f(x);
     let m = y.numel();
+    if m == 0 || x.numel() == 0 {
+        // No rows (or empty rows): the Jacobian is empty.
+        return Tensor::zeros(x.device(), [y.dims(), x.dims()].concat());
+    }
     let rows: Vec<Tensor> = (0..m)
         .map(|i| {
             let mut e = vec![0.0; m];
@@ -187,6 +191,7 @@ pub fn jacrev(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Tensor {
 #[track_caller]
 pub fn hvp(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, v: &Tensor) -> Tensor {
     let y = f(x);
+    check_scalar("hvp", &y);
     let g = &grad(&y, &[x])[0];
     tangent(g, &[x], &[v])
 }
@@ -194,8 +199,10 @@ pub fn hvp(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, v: &Tensor) -> Tensor {
 /// The Hessian of a scalar function, forward-over-reverse: the gradient's
 /// tangents in all n directions in one batched pass. Shape `[..x, ..x]`.
 /// Meant for small inputs (n² entries).
+#[track_caller]
 pub fn hessian(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Tensor {
     let y = f(x);
+    check_scalar("hessian", &y);
     let g = &grad(&y, &[x])[0];
     let t = tangent_batched(g, &[x], &[&basis(x)]);
     batch_last(&t, x.shape(), x.shape())
@@ -203,8 +210,20 @@ pub fn hessian(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Tensor {
 
 /// The Hessian by reverse-over-reverse: one gradient of each gradient
 /// component. Agrees with [`hessian`]; kept to check one against the other.
+#[track_caller]
 pub fn hessian_reverse(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Tensor {
     let y = f(x);
+    check_scalar("hessian_reverse", &y);
     let g = grad(&y, &[x]).remove(0);
     jacrev(|_| g.clone(), x)
+}
+
+/// Hessians and HVPs are of scalar functions: say so, naming the call.
+#[track_caller]
+fn check_scalar(api: &str, y: &Tensor) {
+    assert!(
+        y.numel() == 1,
+        "{api}: the function's output has shape {:?}, not a single value",
+        y.shape()
+    );
 }

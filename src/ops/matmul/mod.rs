@@ -24,11 +24,15 @@ pub(crate) fn matmul_shape(a: &Shape, b: &Shape) -> Shape {
     let (m, k) = (a.dims()[a.rank() - 2], a.dims()[a.rank() - 1]);
     let (k2, n) = (b.dims()[b.rank() - 2], b.dims()[b.rank() - 1]);
     assert_eq!(k, k2, "matmul: inner dimensions differ: {a:?} @ {b:?}");
-    let batch = broadcast_shapes(
-        "matmul (batch dims)",
-        &Shape::new(&a.dims()[..a.rank() - 2]),
-        &Shape::new(&b.dims()[..b.rank() - 2]),
+    let (ba, bb) = (&a.dims()[..a.rank() - 2], &b.dims()[..b.rank() - 2]);
+    let fits = (1..=ba.len().min(bb.len())).all(|i| {
+        ba[ba.len() - i] == bb[bb.len() - i] || ba[ba.len() - i] == 1 || bb[bb.len() - i] == 1
+    });
+    assert!(
+        fits,
+        "matmul: the batch dims {ba:?} of {a:?} and {bb:?} of {b:?} do not broadcast"
     );
+    let batch = broadcast_shapes("matmul (batch dims)", &Shape::new(ba), &Shape::new(bb));
     let mut dims = batch.0;
     dims.extend([m, n]);
     Shape::new(&dims)
