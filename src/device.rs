@@ -78,6 +78,8 @@ pub struct Counters {
 
 /// The GPU half of a device: wgpu handles plus webgrad's caches.
 pub(crate) struct Gpu {
+    /// Numbers the devices of this process, so that two on one adapter print apart.
+    pub id: u64,
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub summary: AdapterSummary,
@@ -110,7 +112,11 @@ pub struct Device {
 impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.gpu {
-            Some(g) => write!(f, "Device({} on {})", g.summary.name, g.summary.backend),
+            Some(g) => write!(
+                f,
+                "Device#{}({} on {})",
+                g.id, g.summary.name, g.summary.backend
+            ),
             None => write!(f, "Device(reference-only)"),
         }
     }
@@ -209,8 +215,10 @@ impl Device {
             summary.backend,
             summary.device_type
         );
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Device {
             gpu: Some(Arc::new(Gpu {
+                id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 device,
                 queue,
                 summary,

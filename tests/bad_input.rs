@@ -298,3 +298,20 @@ fn transforms_of_empty_and_non_scalar_functions_say_what_is_wrong() {
         },
     );
 }
+
+#[test]
+fn two_devices_print_apart_and_a_seed_on_the_wrong_one_is_named() {
+    let (Some(a), Some(b)) = (common::private_device(), common::private_device()) else {
+        return;
+    };
+    let (da, db) = (format!("{a:?}"), format!("{b:?}"));
+    assert_ne!(da, db, "two devices print identically");
+    let y = Tensor::from_vec(&a, vec![1.0, 2.0], [2]);
+    let seed = Tensor::ones(&b, [2]);
+    panics_with(
+        &format!("grad: the seed lives on {db}, the output on {da}"),
+        || {
+            webgrad::grad_with_seed(&y, &[&y], &seed);
+        },
+    );
+}

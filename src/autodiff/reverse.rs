@@ -63,6 +63,12 @@ pub fn grad(y: &Tensor, xs: &[&Tensor]) -> Vec<Tensor> {
 /// (the cotangent) must have y's shape; use this when y is not a scalar.
 #[track_caller]
 pub fn grad_with_seed(y: &Tensor, xs: &[&Tensor], seed: &Tensor) -> Vec<Tensor> {
+    assert!(
+        seed.device().same(y.device()),
+        "grad: the seed lives on {:?}, the output on {:?}",
+        seed.device(),
+        y.device()
+    );
     assert_eq!(
         seed.shape(),
         y.shape(),
