@@ -315,3 +315,37 @@ fn two_devices_print_apart_and_a_seed_on_the_wrong_one_is_named() {
         },
     );
 }
+
+#[test]
+fn forward_mode_and_empty_argument_lists_name_the_real_problem() {
+    let dev = gpu!();
+    let x8 = Tensor::ones(&dev, [1, 1, 1, 1, 1, 1, 1, 2]);
+    panics_with(
+        "jacfwd: the input [1, 1, 1, 1, 1, 1, 1, 2] has 8 axes and batched tangents need one more (at most 8)",
+        || {
+            webgrad::jacfwd(|x| x.exp(), &x8);
+        },
+    );
+    panics_with(
+        "jvp_batched: the input [1, 1, 1, 1, 1, 1, 1, 2] has 8 axes",
+        || {
+            webgrad::jvp_batched(|t| t[0].exp(), &[&x8], &[&x8]);
+        },
+    );
+    let x = Tensor::ones(&dev, [2]);
+    let y = x.exp();
+    panics_with("tangent_batched: 1 inputs but 0 tangents", || {
+        webgrad::tangent_batched(&y, &[&x], &[]);
+    });
+    // No inputs: no gradients, and an empty checkpoint is a valid file.
+    let g = webgrad::numerical_grad_blocking(
+        |_| Tensor::scalar(&dev, 1.0),
+        &[],
+        webgrad::Difference::Central,
+        None,
+    )
+    .unwrap();
+    assert!(g.is_empty());
+    let bytes = pollster::block_on(checkpoint::to_bytes(&[])).unwrap();
+    checkpoint::from_bytes(&bytes, &[]).unwrap();
+}

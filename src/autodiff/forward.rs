@@ -24,9 +24,17 @@ pub fn tangent(y: &Tensor, xs: &[&Tensor], dxs: &[&Tensor]) -> Tensor {
 /// `[K, ..x_i's shape]` and the result `[K, ..y's shape]`.
 #[track_caller]
 pub fn tangent_batched(y: &Tensor, xs: &[&Tensor], dxs: &[&Tensor]) -> Tensor {
+    assert_eq!(
+        xs.len(),
+        dxs.len(),
+        "tangent_batched: {} inputs but {} tangents",
+        xs.len(),
+        dxs.len()
+    );
     assert!(
         !dxs.is_empty() && dxs[0].rank() > 0,
-        "tangent_batched: tangents need a leading batch axis"
+        "tangent_batched: tangents need a leading batch axis, got shape {:?}",
+        dxs.first().map(|d| d.shape().clone())
     );
     let k = dxs[0].dims()[0];
     propagate(y, xs, dxs, &[k])
@@ -122,6 +130,9 @@ pub fn jvp_batched(
     primals: &[&Tensor],
     tangents: &[&Tensor],
 ) -> (Tensor, Tensor) {
+    for x in primals {
+        check_batchable("jvp_batched", x);
+    }
     let y = apply(f, primals);
     let t = tangent_batched(&y, primals, tangents);
     (y, t)
@@ -158,7 +169,9 @@ fn batch_last(t: &Tensor, y: &Shape, x: &Shape) -> Tensor {
 
 /// The Jacobian ∂f/∂x by forward mode: all n = x.numel() directions in one
 /// batched pass. Shape `[..y, ..x]`.
+#[track_caller]
 pub fn jacfwd(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Tensor {
+    check_batchable("jacfwd", x);
     let y = f(x);
     let t = tangent_batched(&y, &[x], &[&basis(x)]);
     batch_last(&t, y.shape(), x.shape())
@@ -225,5 +238,18 @@ fn check_scalar(api: &str, y: &Tensor) {
         y.numel() == 1,
         "{api}: the function's output has shape {:?}, not a single value",
         y.shape()
+    );
+}
+
+/// Batched tangents carry one more axis than their input: an input of the
+/// most axes a tensor may have cannot be pushed forward in a batch.
+#[track_caller]
+fn check_batchable(api: &str, x: &Tensor) {
+    assert!(
+        x.rank() < crate::shape::MAX_RANK,
+        "{api}: the input {:?} has {} axes and batched tangents need one more (at most {}); reshape it to fewer axes",
+        x.shape(),
+        x.rank(),
+        crate::shape::MAX_RANK
     );
 }
