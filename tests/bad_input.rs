@@ -349,3 +349,26 @@ fn forward_mode_and_empty_argument_lists_name_the_real_problem() {
     let bytes = pollster::block_on(checkpoint::to_bytes(&[])).unwrap();
     checkpoint::from_bytes(&bytes, &[]).unwrap();
 }
+
+#[test]
+fn gradient_reports_show_nan_errors_and_sweeps_check_their_exact_values() {
+    let dev = gpu!();
+    let x = Tensor::from_vec(&dev, vec![f32::NAN, 1.0], [2]);
+    let report = webgrad::check_gradients_blocking(
+        &|t: &[Tensor]| t[0].square(),
+        &[&x],
+        webgrad::Tolerance::default(),
+        1,
+    )
+    .unwrap();
+    assert!(!report.passed);
+    assert!(report.inputs[0].max_abs_error.is_nan(), "{report}");
+    assert_eq!(report.inputs[0].worst, 0);
+    let y = Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
+    panics_with(
+        "step_sweep: `exact` must hold one gradient per input, of its size: got sizes [1] for inputs of shapes [[2]]",
+        || {
+            let _ = webgrad::step_sweep(|t| t[0].square().sum(), &[&y], &[vec![2.0]], &[1e-3]);
+        },
+    );
+}

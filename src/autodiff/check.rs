@@ -155,11 +155,15 @@ pub async fn check_gradients(
         };
         for (i, (&g, &w)) in g.iter().zip(want).enumerate() {
             let abs = (g as f64 - w).abs();
-            if abs > r.max_abs_error {
+            // A NaN error is the worst there is: report it, never hide it as 0.
+            if !r.max_abs_error.is_nan() && (abs.is_nan() || abs > r.max_abs_error) {
                 r.max_abs_error = abs;
                 r.worst = i;
             }
-            r.max_rel_error = r.max_rel_error.max(abs / w.abs().max(1e-12));
+            let rel = abs / w.abs().max(1e-12);
+            if !r.max_rel_error.is_nan() && (rel.is_nan() || rel > r.max_rel_error) {
+                r.max_rel_error = rel;
+            }
             r.passed &= tolerance.accepts(g as f64, w);
         }
         reports.push(r);

@@ -181,12 +181,19 @@ pub struct SweepRow {
 /// reverse mode evaluated by the f64 reference). Large steps show the
 /// truncation error, small ones the round-off error.
 #[cfg(not(target_arch = "wasm32"))]
+#[track_caller]
 pub fn step_sweep(
     f: impl Fn(&[Tensor]) -> Tensor,
     inputs: &[&Tensor],
     exact: &[Vec<f64>],
     steps: &[f64],
 ) -> Result<Vec<SweepRow>> {
+    assert!(
+        exact.len() == inputs.len() && exact.iter().zip(inputs).all(|(e, x)| e.len() == x.numel()),
+        "step_sweep: `exact` must hold one gradient per input, of its size: got sizes {:?} for inputs of shapes {:?}",
+        exact.iter().map(Vec::len).collect::<Vec<_>>(),
+        inputs.iter().map(|x| x.shape().clone()).collect::<Vec<_>>()
+    );
     let base: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
     let y = f(&base);
     let err32 = |g: Vec<Vec<f32>>| -> f64 {
