@@ -355,7 +355,7 @@ fn gradient_reports_show_nan_errors_and_sweeps_check_their_exact_values() {
     let dev = gpu!();
     let x = Tensor::from_vec(&dev, vec![f32::NAN, 1.0], [2]);
     let report = webgrad::check_gradients_blocking(
-        &|t: &[Tensor]| t[0].square(),
+        |t: &[Tensor]| t[0].square(),
         &[&x],
         webgrad::Tolerance::default(),
         1,
