@@ -372,3 +372,39 @@ fn gradient_reports_show_nan_errors_and_sweeps_check_their_exact_values() {
         },
     );
 }
+
+#[test]
+fn symbolic_simplification_is_algebraic_but_never_folds_undefined_constants() {
+    use webgrad::symbolic::ExprGraph;
+    let mut g = ExprGraph::new();
+    // Constants that do not fold (0/0 is NaN, 1/0 is ∞) are kept as written,
+    // not simplified to 0; they evaluate as IEEE arithmetic does.
+    let zero_over_zero = g.parse("0/0").unwrap();
+    assert!(g.eval(zero_over_zero, &[]).unwrap().is_nan());
+    assert_eq!(g.print(zero_over_zero), "0/0");
+    let zero_times_inf = g.parse("0*(1/0)").unwrap();
+    assert!(g.eval(zero_times_inf, &[]).unwrap().is_nan());
+    let zero_times_big = g.parse("0*1e999").unwrap();
+    assert!(g.eval(zero_times_big, &[]).unwrap().is_nan());
+    // The algebraic rules (documented on ExprGraph::bin) do apply to variables.
+    let x_minus_x = g.parse("x - x").unwrap();
+    assert_eq!(g.print(x_minus_x), "0");
+    // A non-finite number prints as something the parser reads back as it.
+    let big = g.parse("1e999").unwrap();
+    assert_eq!(g.eval(big, &[]).unwrap(), f64::INFINITY);
+    let printed = g.print(big);
+    assert_eq!(printed, "1e999");
+    assert_eq!(g.parse(&printed).unwrap(), big);
+    let neg = g.parse("-1e999 * x").unwrap();
+    let again = g.parse(&g.print(neg)).unwrap();
+    assert_eq!(g.eval(again, &[("x", 2.0)]).unwrap(), f64::NEG_INFINITY);
+    // An id from another graph is named as such, not a bare index panic.
+    let mut other = ExprGraph::new();
+    let foreign = other.parse("a + b + c + d").unwrap();
+    panics_with("expression #", || {
+        g.print(foreign);
+    });
+    panics_with("belongs to another ExprGraph", || {
+        g.print(foreign);
+    });
+}

@@ -7,9 +7,13 @@
 
 use std::collections::HashMap;
 
-/// A node of an [`ExprGraph`].
+/// A node of an [`ExprGraph`]: valid only in the graph that made it (and
+/// its clones); using it with another graph panics with a clear message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ExprId(pub(crate) u32);
+pub struct ExprId {
+    graph: u32,
+    pub(crate) index: u32,
+}
 
 /// Elementary functions of the expression language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,12 +169,30 @@ impl Node {
 }
 
 /// An arena of hash-consed expressions.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct ExprGraph {
+    /// Tells this graph's ids from another's.
+    id: u32,
     nodes: Vec<Node>,
+    /// Whether each node's subexpression mentions a variable.
+    has_var: Vec<bool>,
     ids: HashMap<Node, ExprId>,
     names: Vec<String>,
     name_ids: HashMap<String, u32>,
+}
+
+impl Default for ExprGraph {
+    fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        ExprGraph {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            nodes: Vec::new(),
+            has_var: Vec::new(),
+            ids: HashMap::new(),
+            names: Vec::new(),
+            name_ids: HashMap::new(),
+        }
+    }
 }
 
 impl ExprGraph {
@@ -186,8 +208,14 @@ impl ExprGraph {
         self.nodes.is_empty()
     }
 
+    #[track_caller]
     pub fn node(&self, id: ExprId) -> Node {
-        self.nodes[id.0 as usize]
+        assert!(
+            id.graph == self.id,
+            "ExprGraph: expression #{} belongs to another ExprGraph",
+            id.index
+        );
+        self.nodes[id.index as usize]
     }
 
     /// The name of variable number `v`.
@@ -200,8 +228,18 @@ impl ExprGraph {
         if let Some(&id) = self.ids.get(&node) {
             return id;
         }
-        let id = ExprId(self.nodes.len() as u32);
+        let id = ExprId {
+            graph: self.id,
+            index: self.nodes.len() as u32,
+        };
+        let has_var = match node {
+            Node::Var(_) => true,
+            Node::Num(_) => false,
+            Node::Neg(a) | Node::Func(_, a) => self.has_var[a.index as usize],
+            Node::Bin(_, a, b) => self.has_var[a.index as usize] || self.has_var[b.index as usize],
+        };
         self.nodes.push(node);
+        self.has_var.push(has_var);
         self.ids.insert(node, id);
         id
     }
@@ -211,6 +249,13 @@ impl ExprGraph {
             Node::Num(bits) => Some(f64::from_bits(bits)),
             _ => None,
         }
+    }
+
+    /// True if the subexpression at `id` mentions a variable.
+    #[track_caller]
+    fn has_var(&self, id: ExprId) -> bool {
+        self.node(id);
+        self.has_var[id.index as usize]
     }
 
     fn is(&self, id: ExprId, v: f64) -> bool {
@@ -256,12 +301,26 @@ impl ExprGraph {
         self.intern(Node::Func(f, a))
     }
 
-    /// `a op b`, simplified: constants fold; 0 and 1 vanish where they are identities.
+    /// `a op b`, simplified: constants fold; 0 and 1 vanish where they are
+    /// identities.
+    ///
+    /// The rules are algebraic, as in a computer algebra system: x − x = 0,
+    /// 0·x = 0 and 0/x = 0 hold for every finite x, and are applied even
+    /// though at x = ±∞ or NaN IEEE arithmetic would give NaN. They are never
+    /// applied next to a non-finite constant (1e999, or one that did not fold:
+    /// 1/0, 0/0), so `0/0`, `0·(1/0)` and `0·1e999` stay as written.
     pub fn bin(&mut self, op: BinOp, a: ExprId, b: ExprId) -> ExprId {
         if let (Some(x), Some(y)) = (self.as_num(a), self.as_num(b))
             && let Some(id) = self.folded(op.apply(x, y))
         {
             return id;
+        }
+        // A constant that is or did not fold to a finite number (±∞, NaN,
+        // 1/0): no identity applies.
+        let undefined =
+            |g: &Self, id: ExprId| !g.has_var(id) && g.as_num(id).is_none_or(|v| !v.is_finite());
+        if undefined(self, a) || undefined(self, b) {
+            return self.intern(Node::Bin(op, a, b));
         }
         match op {
             BinOp::Add if self.is(a, 0.0) => b,
@@ -275,7 +334,7 @@ impl ExprGraph {
             BinOp::Mul if self.is(a, -1.0) => self.neg(b),
             BinOp::Mul if self.is(b, -1.0) => self.neg(a),
             BinOp::Div if self.is(b, 1.0) => a,
-            BinOp::Div if self.is(a, 0.0) => self.num(0.0),
+            BinOp::Div if self.is(a, 0.0) && !self.is(b, 0.0) => self.num(0.0),
             BinOp::Pow if self.is(b, 1.0) => a,
             BinOp::Pow if self.is(b, 0.0) => self.num(1.0),
             _ => self.intern(Node::Bin(op, a, b)),
@@ -299,17 +358,22 @@ impl ExprGraph {
     }
 
     /// Ids reachable from `roots`, in increasing (topological) order.
+    #[track_caller]
     pub fn reachable(&self, roots: &[ExprId]) -> Vec<ExprId> {
         let mut seen = vec![false; self.nodes.len()];
         let mut stack: Vec<ExprId> = roots.to_vec();
         while let Some(id) = stack.pop() {
-            if !std::mem::replace(&mut seen[id.0 as usize], true) {
-                stack.extend(self.node(id).children());
+            let node = self.node(id);
+            if !std::mem::replace(&mut seen[id.index as usize], true) {
+                stack.extend(node.children());
             }
         }
         (0..self.nodes.len() as u32)
             .filter(|&i| seen[i as usize])
-            .map(ExprId)
+            .map(|index| ExprId {
+                graph: self.id,
+                index,
+            })
             .collect()
     }
 
@@ -402,7 +466,7 @@ impl ExprGraph {
                 Step::Open => out.push('('),
                 Step::Close => out.push(')'),
                 Step::Visit(id) => match self.node(id) {
-                    Node::Num(bits) => out.push_str(&format!("{}", f64::from_bits(bits))),
+                    Node::Num(bits) => out.push_str(&number_text(f64::from_bits(bits))),
                     Node::Var(v) => out.push_str(&self.names[v as usize]),
                     Node::Neg(a) => {
                         // A negative literal under a minus would print as "--2"; parenthesize it.
@@ -437,5 +501,20 @@ impl ExprGraph {
             }
         }
         out
+    }
+}
+
+/// A number as the parser reads it back: non-finite values, which Rust
+/// prints as `inf` and `NaN` (names the parser would take for variables),
+/// become expressions of the same value.
+fn number_text(v: f64) -> String {
+    if v.is_nan() {
+        "(0/0)".to_string()
+    } else if v == f64::INFINITY {
+        "1e999".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "(-1e999)".to_string()
+    } else {
+        format!("{v}")
     }
 }
