@@ -12,7 +12,9 @@
 //! fwd+bwd on [32, 16, 32, 32] with 32 filters of 3×3, padding 1; (7) one
 //! Adam step of the digits CNN (`models::DigitsCnn`) at batch 128; (8) one
 //! AdamW step of the character transformer (`models::CharTransformer`, 2
-//! layers, 4 heads, width 64) at batch 32 × context 64.
+//! layers, 4 heads, width 64) at batch 32 × context 64; (9) `fanout`: one
+//! node read by 100,000 consumers, realized (graph planning is linear in
+//! fan-out; reported per node).
 
 use std::time::Instant;
 
@@ -247,6 +249,29 @@ fn gpt(dev: &Device) {
     );
 }
 
+fn fanout(dev: &Device) {
+    let n = 100_000;
+    let x = Tensor::from_vec(dev, vec![0.5], [1]);
+    let ms = median_ms(1, 3, || {
+        let shared = x.exp();
+        let mut total = &shared * 0.0;
+        for i in 1..n {
+            total = &total + &(&shared * (i % 7) as f32);
+        }
+        drop(shared);
+        total.item_blocking().unwrap();
+    });
+    emit(
+        dev,
+        "fanout_100k",
+        &format!(
+            r#""nodes":{},"ms":{ms:.1},"us_per_node":{:.2}"#,
+            2 * n,
+            ms * 1e3 / (2 * n) as f64
+        ),
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--cold-child") {
@@ -258,7 +283,7 @@ fn main() {
     });
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     type Workload = (&'static str, fn(&Device));
-    let workloads: [Workload; 8] = [
+    let workloads: [Workload; 9] = [
         ("matmul", matmul),
         ("elementwise", elementwise),
         ("mlp", mlp),
@@ -267,6 +292,7 @@ fn main() {
         ("conv", conv),
         ("cnn", cnn),
         ("gpt", gpt),
+        ("fanout", fanout),
     ];
     for (name, run) in workloads {
         if want(name) {

@@ -444,6 +444,14 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
             }
     };
 
+    // Whether every consumer of a node could compute it itself, decided once
+    // per node (asking it per consumer would make planning quadratic in
+    // fan-out).
+    let all_fusing: HashMap<NodeId, bool> = consumers
+        .iter()
+        .map(|(&id, users)| (id, users.iter().all(|u| fusing_consumer(u))))
+        .collect();
+
     // Fusion decisions, inputs first. For each node that could root a fused
     // tree we track the buffers its kernel would bind and the tree's size;
     // an edge (consumer → input) is fused when the input can be computed
@@ -490,8 +498,7 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
                 Op::Unary(_) | Op::Binary(_) | Op::Where => {
                     (is_reduce || input.shape == node.shape)
                         && (users_of(input).len() == 1
-                            || (sizes[&input.id] <= RECOMPUTE_LIMIT
-                                && users_of(input).iter().all(|u| fusing_consumer(u))))
+                            || (sizes[&input.id] <= RECOMPUTE_LIMIT && all_fusing[&input.id]))
                 }
                 _ => false,
             }
