@@ -120,6 +120,9 @@ impl Tensor {
             lo < hi && lo.is_finite() && hi.is_finite(),
             "rand_uniform: the interval [{lo}, {hi}) is empty or not finite"
         );
+        if let Some(t) = Tensor::too_large_for(device, &shape) {
+            return t;
+        }
         Tensor::from_vec(
             device,
             crate::random::uniform(shape.numel(), lo, hi, seed),
@@ -136,11 +139,25 @@ impl Tensor {
         seed: u64,
     ) -> Tensor {
         let shape = shape.into();
+        if let Some(t) = Tensor::too_large_for(device, &shape) {
+            return t;
+        }
         Tensor::from_vec(
             device,
             crate::random::normal(shape.numel(), mean, std, seed),
             shape,
         )
+    }
+
+    /// For a tensor that no buffer of `device` can hold: a placeholder that
+    /// costs nothing on the host, whose realize fails with
+    /// [`crate::Error::TooLarge`] before anything runs, as realizing the
+    /// samples would. Size checks come before any allocation: 2³¹ samples
+    /// would otherwise be 8 GiB generated on the host first.
+    fn too_large_for(device: &Device, shape: &Shape) -> Option<Tensor> {
+        let limit = device.limits()?.max_storage_buffer_binding_size;
+        let bytes = (shape.numel() as u64).saturating_mul(4);
+        (bytes > limit).then(|| Tensor::full(device, shape.clone(), f32::NAN))
     }
 
     pub fn shape(&self) -> &Shape {

@@ -429,3 +429,38 @@ fn planning_is_near_linear_in_fan_out() {
     let want = 0.5f64.exp() * weights;
     assert!((value - want).abs() < 1e-3 * want, "{value} vs {want}");
 }
+
+#[test]
+fn matmuls_with_more_rows_than_one_dispatch_covers_split_their_grid() {
+    // [4194304, 1] @ [1, 1] (16 MiB) needs 131,072 row groups: the rows are
+    // split into whole chunks plus a remainder. Every product is checked.
+    let dev = gpu!();
+    for rows in [4_194_304usize, 2_097_152 + 37] {
+        let a: Vec<f32> = (0..rows).map(|i| (i % 1000) as f32).collect();
+        let x = Tensor::from_vec(&dev, a, [rows, 1]);
+        let w = Tensor::from_vec(&dev, vec![0.5], [1, 1]);
+        let y = x.matmul(&w).to_vec_blocking().unwrap();
+        assert_eq!(y.len(), rows);
+        let bad = (0..rows).find(|&i| y[i] != (i % 1000) as f32 * 0.5);
+        assert_eq!(bad, None, "{rows} rows: first wrong row");
+    }
+}
+
+#[test]
+fn random_tensors_larger_than_the_device_allows_fail_before_any_allocation() {
+    let dev = gpu!();
+    let limit = dev.limits().unwrap().max_storage_buffer_binding_size;
+    let n = 1usize << 31; // 8 GiB of f32: generated on the host first, before.
+    for t in [
+        Tensor::rand_uniform(&dev, [n], 0.0, 1.0, 1),
+        Tensor::rand_normal(&dev, [n], 0.0, 1.0, 1),
+    ] {
+        match t.realize() {
+            Err(Error::TooLarge { bytes, limit: l }) => {
+                assert_eq!(bytes, 4 * n as u64);
+                assert_eq!(l, limit);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    }
+}

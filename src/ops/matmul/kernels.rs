@@ -99,6 +99,89 @@ pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Loweri
     } else {
         (m, batch, stride_a)
     };
+    // Rows beyond one dispatch's 65,535 row groups (a [4194304, 1] @ [1, 1]
+    // has 131,072 of them): whole chunks of rows become batch entries of one
+    // product, the rows left over a product of their own in scratch buffers.
+    let (_, entry, _) = variant(target.family, m, n, k);
+    let max_rows = rows_per_group(entry) * MAX_GROUPS_PER_DIM as usize;
+    if batch == 1 && m > max_rows {
+        let chunks = m / max_rows;
+        let done = chunks * max_rows;
+        // One B serves every chunk: its batch stride is 0.
+        push_products(
+            &mut low,
+            target,
+            (max_rows, n, k),
+            chunks,
+            (max_rows * k, 0),
+            [sa, sb, Buf::Output],
+        );
+        let rest = m - done;
+        if rest > 0 {
+            let (ta, tc) = (low.temps.len(), low.temps.len() + 1);
+            low.temps.extend([rest * k, rest * n]);
+            low.kernels.push(strided_copy(
+                sa,
+                Buf::Temp(ta),
+                &Window {
+                    dims: &[rest * k],
+                    src_offset: done * k,
+                    src_strides: &[1],
+                    dst_offset: 0,
+                    dst_strides: &[1],
+                },
+            ));
+            push_products(
+                &mut low,
+                target,
+                (rest, n, k),
+                1,
+                (0, 0),
+                [Buf::Temp(ta), sb, Buf::Temp(tc)],
+            );
+            low.kernels.push(strided_copy(
+                Buf::Temp(tc),
+                Buf::Output,
+                &Window {
+                    dims: &[rest * n],
+                    src_offset: 0,
+                    src_strides: &[1],
+                    dst_offset: done * n,
+                    dst_strides: &[1],
+                },
+            ));
+        }
+        return low;
+    }
+    push_products(
+        &mut low,
+        target,
+        (m, n, k),
+        batch,
+        (stride_a, stride_b),
+        [sa, sb, Buf::Output],
+    );
+    low
+}
+
+/// Rows of C one workgroup of a variant covers.
+fn rows_per_group(entry: &str) -> usize {
+    match entry {
+        "matmul_tiled" | "matmul_vec4" => 64,
+        _ => 32,
+    }
+}
+
+/// `batch` products `[m, k] @ [k, n]` (operands at batch strides `strides`),
+/// in as many dispatches as the 65,535-group limit on z needs.
+fn push_products(
+    low: &mut Lowering,
+    target: Target,
+    (m, n, k): (usize, usize, usize),
+    batch: usize,
+    (stride_a, stride_b): (usize, usize),
+    bindings: [Buf; 3],
+) {
     let (source, entry, groups) = variant(target.family, m, n, k);
     let per_dispatch = MAX_GROUPS_PER_DIM as usize;
     for first in (0..batch).step_by(per_dispatch) {
@@ -109,9 +192,8 @@ pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Loweri
             params: [m, n, k, batch, stride_a, stride_b, first]
                 .map(word)
                 .to_vec(),
-            bindings: vec![sa, sb, Buf::Output],
+            bindings: bindings.to_vec(),
             groups: [groups[0], groups[1], z],
         });
     }
-    low
 }
