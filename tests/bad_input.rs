@@ -464,3 +464,45 @@ fn random_tensors_larger_than_the_device_allows_fail_before_any_allocation() {
         }
     }
 }
+
+#[test]
+fn the_buffer_pool_stays_bounded_when_batch_sizes_vary() {
+    // 1,000 Adam steps of the digits MLP at random batch sizes from 1 to 256:
+    // every size class used stays pooled unless the pool is bounded. The
+    // bound: free bytes never above the peak of live bytes, so the device
+    // holds at most twice its working set.
+    use webgrad::layers::{Activation, Init, Mlp, Module};
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let set = data::Dataset::digits().unwrap();
+    let model = Mlp::new(
+        &dev,
+        &[64, 128, 64, 10],
+        Activation::Relu,
+        Init::KaimingUniform,
+        0,
+    )
+    .unwrap();
+    let params = model.parameters();
+    let mut opt = Adam::new(1e-3);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut worst = 0.0f64;
+    for _ in 0..1000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let size = 1 + (state % 256) as usize;
+        let start = (state >> 20) as usize % (set.len() - size);
+        let batch = set.select(&(start..start + size).collect::<Vec<_>>());
+        let (x, labels) = batch.tensors(&dev);
+        let loss = model.forward(&x).cross_entropy(&labels);
+        let grads = webgrad::grad(&loss, &params);
+        let updates = opt.step(&params, &grads).unwrap();
+        webgrad::realize_all(&updates.iter().collect::<Vec<_>>()).unwrap();
+        let m = dev.memory_stats();
+        assert!(m.pooled_bytes <= m.peak_live_bytes, "{m:?}");
+        worst = worst.max((m.live_bytes + m.pooled_bytes) as f64 / m.peak_live_bytes as f64);
+    }
+    assert!(worst <= 2.0, "live + pooled reached {worst:.2}× the peak");
+}

@@ -4,6 +4,12 @@
 //! (its tensor is dropped, or the executor is done with an intermediate) the
 //! buffer returns to the free list of its size class. Classes are 2^k and
 //! 1.5·2^k bytes, so at most a third of a buffer is slack.
+//!
+//! The pool is bounded: it never holds more free bytes than the most bytes
+//! ever live at once (the working set), evicting the buffers returned
+//! longest ago first. A run whose shapes vary (batches of different sizes)
+//! therefore holds at most twice its peak, however many size classes it
+//! passes through; a run whose shapes repeat evicts nothing.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -19,7 +25,10 @@ pub(crate) const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 
 #[derive(Default)]
 pub(crate) struct BufferPool {
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// Free buffers by size class, each with the time it was returned.
+    free: HashMap<u64, Vec<(u64, wgpu::Buffer)>>,
+    /// Counts returns, to find the one longest ago.
+    clock: u64,
     live_buffers: usize,
     live_bytes: u64,
     pooled_buffers: usize,
@@ -39,6 +48,26 @@ impl BufferPool {
             pooled_buffers: self.pooled_buffers,
             pooled_bytes: self.pooled_bytes,
             peak_live_bytes: self.peak_live_bytes,
+        }
+    }
+
+    /// Frees the buffers returned longest ago until the pool holds no more
+    /// than the peak of live bytes.
+    fn evict_beyond_peak(&mut self) {
+        while self.pooled_bytes > self.peak_live_bytes {
+            let oldest = self
+                .free
+                .iter()
+                .filter_map(|(&class, list)| list.first().map(|(t, _)| (*t, class)))
+                .min();
+            let Some((_, class)) = oldest else { break };
+            let list = self.free.get_mut(&class).unwrap();
+            list.remove(0);
+            if list.is_empty() {
+                self.free.remove(&class);
+            }
+            self.pooled_buffers -= 1;
+            self.pooled_bytes -= class;
         }
     }
 
@@ -76,10 +105,13 @@ impl Drop for PooledBuffer {
         pool.live_bytes -= self.class;
         pool.pooled_buffers += 1;
         pool.pooled_bytes += self.class;
+        pool.clock += 1;
+        let stamp = pool.clock;
         pool.free
             .entry(self.class)
             .or_default()
-            .push(self.buffer.clone());
+            .push((stamp, self.buffer.clone()));
+        pool.evict_beyond_peak();
     }
 }
 
@@ -94,8 +126,9 @@ pub(crate) fn allocate(
 ) -> Storage {
     let class = size_class(bytes);
     let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
+    // The most recently returned buffer of the class: its stamp is the newest.
     let buffer = match p.free.get_mut(&class).and_then(Vec::pop) {
-        Some(b) => {
+        Some((_, b)) => {
             p.pooled_buffers -= 1;
             p.pooled_bytes -= class;
             b
