@@ -97,6 +97,8 @@ pub(crate) struct Gpu {
     /// Mappable buffers for readback, by size class, free for reuse.
     pub staging: Mutex<std::collections::HashMap<u64, Vec<wgpu::Buffer>>>,
     pub kernels: std::sync::atomic::AtomicU64,
+    /// Anomaly detection on (see `Device::set_detect_anomaly`).
+    pub anomaly: std::sync::atomic::AtomicBool,
     pub submits: std::sync::atomic::AtomicU64,
     /// Set by wgpu's callbacks; checked after each submit.
     pub lost: Arc<Mutex<Option<String>>>,
@@ -230,6 +232,7 @@ impl Device {
                 params: Mutex::new(None),
                 staging: Default::default(),
                 kernels: Default::default(),
+                anomaly: Default::default(),
                 submits: Default::default(),
                 lost,
                 uncaptured,
@@ -285,6 +288,18 @@ impl Device {
                 submits: g.submits.load(Relaxed),
             },
             None => Counters::default(),
+        }
+    }
+
+    /// Anomaly detection, like PyTorch's `detect_anomaly`: while on, every
+    /// read (and, natively, every realize) first computes the pending ops
+    /// one at a time, forward and backward alike, and fails with
+    /// [`crate::Error::Anomaly`] naming the first whose output holds a NaN
+    /// or an infinity, its shape, and the ops that made its inputs. Slow
+    /// (a submit and a readback per op, every value kept): for debugging.
+    pub fn set_detect_anomaly(&self, on: bool) {
+        if let Some(g) = &self.gpu {
+            g.anomaly.store(on, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

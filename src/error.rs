@@ -44,6 +44,11 @@ pub enum Error {
     /// A checkpoint could not be written or read, or does not fit the model.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// Anomaly detection ([`crate::Device::set_detect_anomaly`]) found the
+    /// first op whose output holds a NaN or an infinity; the message names
+    /// it, its shape, the element and the ops that made its inputs.
+    #[error("anomaly: {0}")]
+    Anomaly(String),
     /// The tensor lives on a reference-only device, which has no GPU.
     #[error("this tensor lives on a reference-only device (no GPU); use webgrad::reference::eval")]
     NoGpu,

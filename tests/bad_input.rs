@@ -506,3 +506,56 @@ fn the_buffer_pool_stays_bounded_when_batch_sizes_vary() {
     }
     assert!(worst <= 2.0, "live + pooled reached {worst:.2}× the peak");
 }
+
+#[test]
+fn anomaly_detection_names_the_first_op_that_made_a_nan_or_inf() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let x = Tensor::from_vec(&dev, vec![1.0, 0.0], [2]);
+    // Off: the infinity is just a value.
+    let y = (x.log() * 2.0).sum();
+    assert_eq!(y.item_blocking().unwrap(), f32::NEG_INFINITY);
+    dev.set_detect_anomaly(true);
+    // Forward: log(0) = −∞ is found at the log, not at the sum after it.
+    let y = (x.log() * 2.0).sum();
+    match y.item_blocking() {
+        Err(Error::Anomaly(m)) => assert!(
+            m.starts_with("log (node #")
+                && m.contains("of shape [2] holds an infinity at element 1; its inputs: input [2]"),
+            "{m}"
+        ),
+        other => panic!("expected an anomaly, got {other:?}"),
+    }
+    // Backward: √x is finite at 0, its adjoint g/(2√x) is not.
+    let loss = x.sqrt().sum();
+    let g = webgrad::grad(&loss, &[&x]).remove(0);
+    match g.to_vec_blocking() {
+        Err(Error::Anomaly(m)) => assert!(m.contains("holds an infinity at element 1"), "{m}"),
+        other => panic!("expected an anomaly, got {other:?}"),
+    }
+    // Finite graphs give the same values with the check on.
+    let z = Tensor::from_vec(&dev, vec![1.0, 4.0], [2]);
+    let h = (z.sqrt() * &z.exp()).sum();
+    let want = 1f32.exp() + 2.0 * 4f32.exp();
+    assert!((h.item_blocking().unwrap() - want).abs() < 1e-3);
+    assert!(webgrad::realize_all(&[&(x.log())]).is_err());
+}
+
+#[test]
+fn a_broadcast_read_earlier_feeds_later_kernels() {
+    // The consumer of a realized broadcast_to used to look for the
+    // broadcast's input, which a realized node no longer needs.
+    let dev = gpu!();
+    let x = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0], [3]);
+    let b = x.broadcast_to([2, 3]);
+    assert_eq!(
+        b.to_vec_blocking().unwrap(),
+        vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
+    );
+    let y = &b * 2.0;
+    assert_eq!(
+        y.to_vec_blocking().unwrap(),
+        vec![2.0, 4.0, 6.0, 2.0, 4.0, 6.0]
+    );
+}

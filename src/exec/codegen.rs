@@ -62,7 +62,9 @@ pub(crate) fn value_fn_in_place(
         }
         if !computed {
             // A buffer input, or a fused broadcast_to of one: a load.
-            let source = if matches!(node.op, Op::Expand) {
+            // A broadcast that already has a value (read earlier) is a
+            // buffer like any other; its input may be long gone.
+            let source = if matches!(node.op, Op::Expand) && !node.is_realized() {
                 node.inputs()[0].clone()
             } else {
                 node.clone()

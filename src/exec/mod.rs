@@ -2,6 +2,7 @@
 //! one command encoder, submits once, and reads values back asynchronously.
 //! Only this module and `device.rs` use wgpu.
 
+mod anomaly;
 pub(crate) mod codegen;
 pub(crate) mod kernels;
 pub(crate) mod pipelines;
@@ -146,6 +147,11 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
     }
     let gpu = gpu_of(tensors)?;
     let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+    // Anomaly detection reads values back, which only native code can wait for here.
+    #[cfg(not(target_arch = "wasm32"))]
+    if gpu.anomaly.load(std::sync::atomic::Ordering::Relaxed) {
+        pollster::block_on(anomaly::check(&nodes))?;
+    }
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -168,8 +174,25 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
     pending_error(gpu)
 }
 
-/// Realizes `tensors` and `also` in one submit and reads `tensors` back.
+/// Realizes `tensors` and `also` in one submit and reads `tensors` back
+/// (after the anomaly check, when it is on).
 pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+    let all: Vec<&Tensor> = tensors.iter().chain(also).copied().collect();
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
+    if gpu_of(&all)?
+        .anomaly
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        let nodes: Vec<Rc<Node>> = all.iter().map(|t| t.node.clone()).collect();
+        anomaly::check(&nodes).await?;
+    }
+    read_unchecked(tensors, also).await
+}
+
+/// [`read`] without the anomaly check.
+async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
     let all: Vec<&Tensor> = tensors.iter().chain(also).copied().collect();
     if all.is_empty() {
         return Ok(Vec::new());

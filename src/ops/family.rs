@@ -45,6 +45,11 @@ pub(crate) trait Family: Debug {
 
     /// The f64 reference: the output's values (row-major) from the inputs'.
     fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64>;
+
+    /// True if the output holds u32 indices, not floats (argmax).
+    fn integer_output(&self) -> bool {
+        false
+    }
 }
 
 impl Tensor {

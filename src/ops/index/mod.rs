@@ -355,4 +355,7 @@ impl Family for ArgReduce {
     fn reference(&self, _: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64> {
         reference::arg_reduce(shapes[0], self.axis, x[0], self.smallest)
     }
+    fn integer_output(&self) -> bool {
+        true
+    }
 }
