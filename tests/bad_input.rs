@@ -559,3 +559,44 @@ fn a_broadcast_read_earlier_feeds_later_kernels() {
         vec![2.0, 4.0, 6.0, 2.0, 4.0, 6.0]
     );
 }
+
+#[test]
+fn reductions_of_nothing_follow_numpy() {
+    let dev = gpu!();
+    let empty = Tensor::zeros(&dev, [3, 0]);
+    assert_eq!(
+        empty.sum_axes(&[1], false).to_vec_blocking().unwrap(),
+        vec![0.0; 3]
+    );
+    let mean = empty.mean_axes(&[1], false);
+    assert!(mean.to_vec_blocking().unwrap().iter().all(|v| v.is_nan()));
+    assert!(
+        webgrad::reference::eval(&mean)
+            .unwrap()
+            .iter()
+            .all(|v| v.is_nan())
+    );
+    assert!(
+        Tensor::zeros(&dev, [0])
+            .mean()
+            .item_blocking()
+            .unwrap()
+            .is_nan()
+    );
+    panics_with(
+        "max: cannot reduce over the empty axis 1 of shape [3, 0]",
+        || {
+            empty.max_axes(&[1], false);
+        },
+    );
+    panics_with(
+        "min: cannot reduce over the empty axis 0 of shape [0]",
+        || {
+            Tensor::zeros(&dev, [0]).min();
+        },
+    );
+    // An inner dimension of 0: the product is zeros.
+    let a = Tensor::zeros(&dev, [2, 0]);
+    let b = Tensor::zeros(&dev, [0, 3]);
+    assert_eq!(a.matmul(&b).to_vec_blocking().unwrap(), vec![0.0; 6]);
+}

@@ -44,6 +44,16 @@ impl Tensor {
             );
         }
         let kept = reduced_shape(name, self.shape(), &axes);
+        // numpy's rule: the max or min of nothing is an error (a sum of
+        // nothing is 0, a mean NaN).
+        if op != ReduceOp::Sum
+            && let Some(&a) = axes.iter().find(|&&a| self.dims()[a] == 0)
+        {
+            panic!(
+                "{name}: cannot reduce over the empty axis {a} of shape {:?}",
+                self.shape()
+            );
+        }
         let reduced = if axes.is_empty() {
             self.clone()
         } else {
@@ -90,9 +100,10 @@ impl Tensor {
     #[track_caller]
     pub fn mean_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
         let sum = self.reduce_named(ReduceOp::Sum, axes, keepdim, "mean");
-        // The sum checked the axes (in range, none repeated).
+        // The sum checked the axes (in range, none repeated). The mean of
+        // nothing is 0 · (1/0) = NaN, as in numpy.
         let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
-        sum * (1.0 / count.max(1) as f32)
+        sum * (1.0 / count as f32)
     }
     /// Largest element.
     pub fn max(&self) -> Tensor {
