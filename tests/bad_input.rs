@@ -600,3 +600,30 @@ fn reductions_of_nothing_follow_numpy() {
     let b = Tensor::zeros(&dev, [0, 3]);
     assert_eq!(a.matmul(&b).to_vec_blocking().unwrap(), vec![0.0; 6]);
 }
+
+#[test]
+fn domain_errors_give_nan_on_every_adapter() {
+    let dev = gpu!();
+    let x = Tensor::from_vec(&dev, vec![-1.0, 0.0, 4.0, f32::NAN], [4]);
+    let log = x.log().to_vec_blocking().unwrap();
+    assert!(
+        log[0].is_nan() && log[1] == f32::NEG_INFINITY && log[2] == 4f32.ln() && log[3].is_nan(),
+        "{log:?}"
+    );
+    let sqrt = x.sqrt().to_vec_blocking().unwrap();
+    assert!(
+        sqrt[0].is_nan() && sqrt[1] == 0.0 && sqrt[2] == 2.0 && sqrt[3].is_nan(),
+        "{sqrt:?}"
+    );
+    let log1p = Tensor::from_vec(&dev, vec![-2.0, -1.0], [2])
+        .log1p()
+        .to_vec_blocking()
+        .unwrap();
+    assert!(
+        log1p[0].is_nan() && log1p[1] == f32::NEG_INFINITY,
+        "{log1p:?}"
+    );
+    // The reference agrees.
+    let r = webgrad::reference::eval(&x.log()).unwrap();
+    assert!(r[0].is_nan() && r[1] == f64::NEG_INFINITY);
+}

@@ -217,13 +217,43 @@ pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
 }
 
 /// Functions WGSL lacks, appended to a kernel whose code calls them.
-const HELPERS: [(&str, &str); 5] = [
-    ("wg_isnan(", WG_ISNAN),
+/// Helpers come before the helpers they call: each is appended only if the
+/// code so far calls it.
+const HELPERS: [(&str, &str); 8] = [
     ("wg_pow(", WG_POW),
     ("wg_log1p(", WG_LOG1P),
     ("wg_expm1(", WG_EXPM1),
     ("wg_erf(", WG_ERF),
+    ("wg_log(", WG_LOG),
+    ("wg_sqrt(", WG_SQRT),
+    ("wg_nan(", WG_NAN),
+    ("wg_isnan(", WG_ISNAN),
 ];
+
+/// Domain errors give NaN on every adapter (WGSL leaves log and sqrt of a
+/// negative number to the driver; one browser returned 0). NaN stays NaN.
+const WG_LOG: &str = "
+fn wg_log(x: f32) -> f32 {
+    if (wg_isnan(x)) {
+        return x;
+    }
+    return select(log(x), wg_nan(), x < 0.0);
+}
+";
+const WG_SQRT: &str = "
+fn wg_sqrt(x: f32) -> f32 {
+    if (wg_isnan(x)) {
+        return x;
+    }
+    return select(sqrt(x), wg_nan(), x < 0.0);
+}
+";
+/// A quiet NaN built at run time (shader compilers reject NaN constants).
+const WG_NAN: &str = "
+fn wg_nan() -> f32 {
+    return bitcast<f32>(0x7fc00000u | (p[0] & 0u));
+}
+";
 
 /// NaN test on the bits: compilers may assume floats are never NaN, and
 /// fold `x != x` to false.
@@ -242,7 +272,7 @@ fn wg_log1p(x: f32) -> f32 {
     if (abs(x) < 0.1) {
         return x * (1.0 + x * (-0.5 + x * (0.33333333 + x * (-0.25 + x * (0.2 + x * (-0.16666667 + x * (0.14285714 + x * -0.125)))))));
     }
-    return log(1.0 + x);
+    return wg_log(1.0 + x);
 }
 ";
 

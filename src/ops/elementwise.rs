@@ -72,7 +72,7 @@ impl Unary {
             //          name        WGSL                       f64 reference                      vjp: ∂L/∂x = g · ∂y/∂x
             Neg       => r("neg",     "-{x}",                    |x, _| -x,                         |_, _, g, _| Some(-g)),
             Exp       => r("exp",     "exp({x})",                |x, _| x.exp(),                    |_, y, g, _| Some(g * y)),
-            Log       => r("log",     "log({x})",                |x, _| x.ln(),                     |x, _, g, _| Some(g / x)),
+            Log       => r("log",     "wg_log({x})",             |x, _| x.ln(),                     |x, _, g, _| Some(g / x)),
             Sin       => r("sin",     "sin({x})",                |x, _| x.sin(),                    |x, _, g, _| Some(g * &x.cos())),
             Cos       => r("cos",     "cos({x})",                |x, _| x.cos(),                    |x, _, g, _| Some(-(g * &x.sin()))),
             // tanh' = 1 − y²; the clamp keeps drivers that evaluate tanh through exp from returning NaN.
@@ -83,7 +83,7 @@ impl Unary {
             Sigmoid   => r("sigmoid", "1.0 / (1.0 + exp(-{x}))", |x, _| 1.0 / (1.0 + (-x).exp()),   |_, y, g, _| Some(g * &(y * &(1.0 - y)))),
             Relu      => r("relu",    "select(max({x}, 0.0), {x}, wg_isnan({x}))", |x, _| if x.is_nan() { x } else { x.max(0.0) }, |x, _, g, _| Some(g * &x.unary(Step))),
             // (√x)' = 1 / (2√x)
-            Sqrt      => r("sqrt",    "sqrt({x})",               |x, _| x.sqrt(),                   |_, y, g, _| Some(g / &(y * 2.0))),
+            Sqrt      => r("sqrt",    "wg_sqrt({x})",               |x, _| x.sqrt(),                   |_, y, g, _| Some(g / &(y * 2.0))),
             Square    => r("square",  "{x} * {x}",               |x, _| x * x,                      |x, _, g, _| Some(g * &(x * 2.0))),
             Abs       => r("abs",     "abs({x})",                |x, _| x.abs(),                    |x, _, g, _| Some(g * &x.unary(Sign))),
             // (x^c)' = c·x^(c−1)

@@ -100,6 +100,15 @@ try {
   const want = (10 + Math.sin(2)).toFixed(3);
   check("a corrected expression works again", again.includes(`y = ${want}`) && again.includes("∂y/∂x2 = 2.000"), again);
 
+  // A domain error gives NaN (shown as –) on every adapter, not 0.
+  await page.$eval("#expr", (e) => { e.value = "log(x1)"; });
+  await page.$eval("#values", (e) => { e.value = "x1=-1"; });
+  await page.click("#run");
+  await page.waitForFunction(() => document.getElementById("summary").textContent.startsWith("y = –"), { timeout: 30000 }).catch(() => {});
+  const domain = await page.$eval("#summary", (e) => e.textContent);
+  check("log(−1) is NaN in the page, not a number", domain.startsWith("y = –"), domain);
+  await page.$eval("#values", (e) => { e.value = "x1=2, x2=5"; });
+
   // Train: 200 steps lower the loss.
   await page.click("#start");
   await page.waitForFunction(() => Number(document.getElementById("steps-done").textContent) >= 200, { timeout: 180000 });
