@@ -627,3 +627,29 @@ fn domain_errors_give_nan_on_every_adapter() {
     let r = webgrad::reference::eval(&x.log()).unwrap();
     assert!(r[0].is_nan() && r[1] == f64::NEG_INFINITY);
 }
+
+#[test]
+fn gradients_at_the_usual_edges_follow_pytorch() {
+    let dev = gpu!();
+    let zero = Tensor::from_vec(&dev, vec![0.0], [1]);
+    let grad_at = |f: &dyn Fn(&Tensor) -> Tensor| {
+        webgrad::grad(&f(&zero).sum(), &[&zero])[0]
+            .to_vec_blocking()
+            .unwrap()[0]
+    };
+    assert_eq!(grad_at(&|x| x.powf(0.0)), 0.0, "d/dx x⁰ at 0");
+    assert_eq!(grad_at(&|x| x.relu()), 0.0, "relu′(0)");
+    assert_eq!(grad_at(&|x| x.abs()), 0.0, "|x|′ at 0");
+    assert_eq!(grad_at(&|x| x.sqrt()), f32::INFINITY, "√x′ at 0");
+    // ∂(aᵇ)/∂b at a = 0 and ∂(aᵇ)/∂a at b = 0 (0·∞ in the formulas) are 0.
+    let a = Tensor::from_vec(&dev, vec![0.0], [1]);
+    let b = Tensor::from_vec(&dev, vec![2.0], [1]);
+    let g = webgrad::grad(&a.pow(&b).sum(), &[&a, &b]);
+    assert_eq!(g[1].to_vec_blocking().unwrap(), vec![0.0]);
+    let b0 = Tensor::from_vec(&dev, vec![0.0], [1]);
+    let g = webgrad::grad(&a.pow(&b0).sum(), &[&a]);
+    assert_eq!(g[0].to_vec_blocking().unwrap(), vec![0.0]);
+    // The reference agrees.
+    let r = webgrad::reference::eval(&webgrad::grad(&a.pow(&b).sum(), &[&b])[0]).unwrap();
+    assert_eq!(r, vec![0.0]);
+}

@@ -87,7 +87,8 @@ impl Unary {
             Square    => r("square",  "{x} * {x}",               |x, _| x * x,                      |x, _, g, _| Some(g * &(x * 2.0))),
             Abs       => r("abs",     "abs({x})",                |x, _| x.abs(),                    |x, _, g, _| Some(g * &x.unary(Sign))),
             // (x^c)' = c·x^(c−1)
-            PowScalar(_) => r("powf", "wg_pow({x}, {c})",        pow_f64,                           |x, _, g, c| Some(g * &(x.powf(c - 1.0) * c))),
+            // (x^c)' = c·x^(c−1); x⁰ is constant, so 0 (not 0·∞ at x = 0, PyTorch's convention)
+            PowScalar(_) => r("powf", "wg_pow({x}, {c})",        pow_f64,                           |x, _, g, c| if c == 0.0 { None } else { Some(g * &(x.powf(c - 1.0) * c)) }),
             Scale(_)  => r("scale",   "{x} * {c}",               |x, c| x * c,                      |_, _, g, c| Some(g * c)),
             AddScalar(_) => r("add_scalar", "{x} + {c}",         |x, c| x + c,                      |_, _, g, _| Some(g.clone())),
             Step      => r("step",    "select(0.0, 1.0, {x} > 0.0)", |x, _| if x > 0.0 { 1.0 } else { 0.0 }, |_, _, _, _| None),
@@ -141,6 +142,16 @@ pub(crate) fn nan_min(a: f64, b: f64) -> f64 {
     } else {
         a.min(b)
     }
+}
+
+/// ∂(a^b)/∂a = b·a^(b−1) and ∂(a^b)/∂b = a^b·ln a, with PyTorch's
+/// conventions where those are 0·∞: the first is 0 where b = 0, the second
+/// 0 where a = 0.
+fn pow_vjp(a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> (Option<Tensor>, Option<Tensor>) {
+    let zero = Tensor::zeros(a.device(), crate::shape::Shape::scalar());
+    let da = b.eq(&zero).select(&zero, &(b * &a.pow(&(b - 1.0))));
+    let db = a.eq(&zero).select(&zero, &(y * &a.log()));
+    (Some(g * &da), Some(g * &db))
 }
 
 /// log(1 + eˣ) in f64 without overflow.
@@ -229,7 +240,7 @@ impl Binary {
             // ∂(a/b)/∂b = −a/b² = −y/b
             Div     => r("div",     "{a} / {b}",               |a, b| a / b,               |_, b, y, g| (Some(g / b), Some(-(g * y) / b))),
             // ∂(a^b)/∂a = b·a^(b−1);  ∂(a^b)/∂b = a^b·ln a
-            Pow     => r("pow",     "wg_pow({a}, {b})",        pow_f64,                    |a, b, y, g| (Some(g * &(b * &a.pow(&(b - 1.0)))), Some(g * &(y * &a.log())))),
+            Pow     => r("pow",     "wg_pow({a}, {b})",        pow_f64,                    pow_vjp),
             Maximum => r("maximum", "select(max({a}, {b}), {a} + {b}, wg_isnan({a}) || wg_isnan({b}))", nan_max, |a, b, _, g| (Some(g * &a.ge(b)), Some(g * &a.lt(b)))),
             Minimum => r("minimum", "select(min({a}, {b}), {a} + {b}, wg_isnan({a}) || wg_isnan({b}))", nan_min, |a, b, _, g| (Some(g * &b.ge(a)), Some(g * &b.lt(a)))),
             Ge      => r("ge",      "select(0.0, 1.0, {a} >= {b})", |a, b| (a >= b) as u8 as f64, |_, _, _, _| (None, None)),
