@@ -21,22 +21,7 @@
 // in a fixed order: the same inputs give the same bits.
 // The unrolled lines were written out by a short script.
 
-@group(0) @binding(0) var<storage, read> p: array<u32>;
-@group(0) @binding(1) var<storage, read> src_a: array<f32>;
-@group(0) @binding(2) var<storage, read> src_b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
-
-struct Geometry {
-    n: u32, c: u32, h: u32, w: u32,
-    o: u32, p: u32, q: u32, r: u32, s: u32,
-    sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32,
-    groups: u32, parts: u32,
-}
-
-fn geometry() -> Geometry {
-    return Geometry(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8],
-        i32(p[9]), i32(p[10]), i32(p[11]), i32(p[12]), i32(p[13]), i32(p[14]), p[15], p[16]);
-}
+// (Bindings, Geometry and geometry() come from conv2d_common.wgsl.)
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;

@@ -14,8 +14,14 @@ use crate::kernel::{
     Buf, KernelCall, Lowering, MAX_GROUPS_PER_DIM, Target, grid_1d_of, sum_parts, word,
 };
 
-pub(crate) const CONV2D: &str = include_str!("../../../shaders/conv2d.wgsl");
-pub(crate) const CONV2D_TILED: &str = include_str!("../../../shaders/conv2d_tiled.wgsl");
+pub(crate) const CONV2D: &str = concat!(
+    include_str!("../../../shaders/conv2d_common.wgsl"),
+    include_str!("../../../shaders/conv2d.wgsl")
+);
+pub(crate) const CONV2D_TILED: &str = concat!(
+    include_str!("../../../shaders/conv2d_common.wgsl"),
+    include_str!("../../../shaders/conv2d_tiled.wgsl")
+);
 
 /// The tiled kernel's operand loaders for each op (see conv2d_tiled.wgsl).
 pub(crate) const TILED_FORWARD: &str = "
