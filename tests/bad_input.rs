@@ -653,3 +653,18 @@ fn gradients_at_the_usual_edges_follow_pytorch() {
     let r = webgrad::reference::eval(&webgrad::grad(&a.pow(&b).sum(), &[&b])[0]).unwrap();
     assert_eq!(r, vec![0.0]);
 }
+
+#[test]
+fn byte_counts_never_wrap_into_a_small_allocation() {
+    // 2⁶² elements count fine in a usize, but their 2⁶⁴ bytes do not: the
+    // size check must see "too large", not a wrapped 0.
+    let dev = gpu!();
+    match Tensor::zeros(&dev, [1 << 62]).realize() {
+        Err(Error::TooLarge { bytes, .. }) => assert_eq!(bytes, u64::MAX),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    match Tensor::zeros(&dev, [3, 1 << 61]).realize() {
+        Err(Error::TooLarge { .. }) => {}
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}

@@ -206,6 +206,7 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
     let mut staging = Vec::new();
     if let Ok(plan) = &planned {
         for (t, storage) in tensors.iter().zip(&plan.targets) {
+            // Realized above, so it fit in a binding: no overflow here.
             let bytes = (t.numel() * 4) as u64;
             staging.push((storage.buffer.clone(), take_staging(&gpu, bytes), bytes));
         }

@@ -49,8 +49,10 @@ struct Scheduler<'g> {
     values: HashMap<NodeId, Storage>,
 }
 
+/// Bytes of `numel` f32 values; a count too large for u64 saturates, so the
+/// size check reports it as too large instead of wrapping to a small size.
 fn bytes_of(numel: usize) -> u64 {
-    (numel.max(1) * 4) as u64
+    (numel.max(1) as u64).saturating_mul(4)
 }
 
 impl Scheduler<'_> {
