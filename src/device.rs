@@ -99,6 +99,8 @@ pub(crate) struct Gpu {
     pub kernels: std::sync::atomic::AtomicU64,
     /// Anomaly detection on (see `Device::set_detect_anomaly`).
     pub anomaly: std::sync::atomic::AtomicBool,
+    /// The next submit records an invalid command (see `Device::inject_validation_error`).
+    pub inject_error: std::sync::atomic::AtomicBool,
     pub submits: std::sync::atomic::AtomicU64,
     /// Set by wgpu's callbacks; checked after each submit.
     pub lost: Arc<Mutex<Option<String>>>,
@@ -233,6 +235,7 @@ impl Device {
                 staging: Default::default(),
                 kernels: Default::default(),
                 anomaly: Default::default(),
+                inject_error: Default::default(),
                 submits: Default::default(),
                 lost,
                 uncaptured,
@@ -300,6 +303,18 @@ impl Device {
     pub fn set_detect_anomaly(&self, on: bool) {
         if let Some(g) = &self.gpu {
             g.anomaly.store(on, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// For testing error reporting: the next realize or read records one
+    /// invalid wgpu command (a buffer both mappable for reading and for
+    /// writing) and so fails with [`crate::Error::Validation`]. Its kernels
+    /// run as usual.
+    #[doc(hidden)]
+    pub fn inject_validation_error(&self) {
+        if let Some(g) = &self.gpu {
+            g.inject_error
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -49,6 +49,11 @@ pub enum Error {
     /// it, its shape, the element and the ops that made its inputs.
     #[error("anomaly: {0}")]
     Anomaly(String),
+    /// An op was recorded before an update of a variable it reads, and that
+    /// update has since been written: the value it read no longer exists.
+    /// Realize reads together with (or before) the updates they precede.
+    #[error("stale read: {0}")]
+    StaleRead(String),
     /// The tensor lives on a reference-only device, which has no GPU.
     #[error("this tensor lives on a reference-only device (no GPU); use webgrad::reference::eval")]
     NoGpu,

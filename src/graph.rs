@@ -69,9 +69,10 @@ pub(crate) enum Op {
     Detach,
     /// A value that lives only on the GPU and can be updated in place
     /// (trainable parameters, optimizer state). Always realized.
-    Variable,
+    Variable(Rc<VariableState>),
     /// Writes input 1 into the buffer of input 0 (a variable), in place;
-    /// the node's value is the variable's new value. Forgets its inputs once realized.
+    /// the node's value is the variable's new value. Once realized it
+    /// forgets its value's graph (input 1) and keeps the variable.
     Assign,
 }
 
@@ -93,7 +94,7 @@ impl Op {
             Op::Pad { starts } => format!("pad@{starts:?}"),
             Op::Family(f) => f.name(),
             Op::Detach => "detach".into(),
-            Op::Variable => "variable".into(),
+            Op::Variable(_) => "variable".into(),
             Op::Assign => "assign".into(),
         }
     }
@@ -102,6 +103,24 @@ impl Op {
     /// elements of (broadcast) inputs: these are fused by the scheduler.
     pub fn is_elementwise(&self) -> bool {
         matches!(self, Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where)
+    }
+}
+
+/// What a variable knows about its updates, so that reads and updates
+/// follow program order (see `Tensor::assign`).
+#[derive(Default)]
+pub(crate) struct VariableState {
+    /// The update recorded last. Reads recorded after it read it instead of
+    /// the variable (while it is pending).
+    pub latest: RefCell<std::rc::Weak<Node>>,
+    /// Id of the update last written into the variable's buffer (0: none).
+    /// A read recorded before it would see a value that no longer exists.
+    pub written: Cell<NodeId>,
+}
+
+impl std::fmt::Debug for VariableState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VariableState {{ written: {} }}", self.written.get())
     }
 }
 

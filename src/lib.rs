@@ -61,6 +61,6 @@ pub use ops::index::IndexTensor;
 pub use ops::nn::one_hot;
 pub use ops::reduce::ReduceOp;
 pub use shape::Shape;
-pub use tensor::{Tensor, graph_size, read_all, read_and_realize, realize_all};
+pub use tensor::{Tensor, graph_size, read_all, read_and_realize, realize_all, realize_all_async};
 #[cfg(not(target_arch = "wasm32"))]
 pub use tensor::{read_all_blocking, read_and_realize_blocking};

@@ -52,9 +52,9 @@ pub fn eval_with(ts: &[&Tensor], overrides: &[(&Tensor, &[f64])]) -> Result<Vec<
             .collect();
         let in_shapes: Vec<Shape> = node.inputs().iter().map(|i| i.shape.clone()).collect();
         let v = match (&node.op, inputs.is_empty()) {
-            (Op::Detach, true) | (Op::Variable, _) => read_realized(&node)?,
+            (Op::Detach, true) | (Op::Variable(_), _) => read_realized(&node)?,
             // The reference has no buffers to update: an assign's value is the new value.
-            (Op::Assign, true) => read_realized(&node)?,
+            (Op::Assign, _) if node.is_realized() => read_realized(&node)?,
             _ => eval_op(&node.op, &node.shape, &inputs, &in_shapes),
         };
         values.insert(node.id, Rc::new(v));
@@ -142,7 +142,7 @@ fn eval_op(op: &Op, shape: &Shape, x: &[Rc<Vec<f64>>], xs: &[Shape]) -> Vec<f64>
         }
         Op::Reshape | Op::Detach => x[0].as_ref().clone(),
         Op::Assign => x[1].as_ref().clone(),
-        Op::Variable => unreachable!("variables are read from the GPU"),
+        Op::Variable(_) => unreachable!("variables are read from the GPU"),
         Op::Permute(perm) => {
             let in_strides = xs[0].strides();
             (0..n)

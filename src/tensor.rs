@@ -60,7 +60,7 @@ impl Tensor {
                 t.node.device
             );
         }
-        let nodes = inputs.iter().map(|t| t.node.clone()).collect();
+        let nodes = inputs.iter().map(|t| current_version(&t.node)).collect();
         Tensor::from_node(Node::new(op, nodes, shape, device))
     }
 
@@ -212,7 +212,7 @@ impl Tensor {
         copy.realize()?;
         let storage = copy.node.storage.borrow().clone();
         let node = Node::new(
-            Op::Variable,
+            Op::Variable(Rc::default()),
             Vec::new(),
             self.shape().clone(),
             self.device().clone(),
@@ -223,16 +223,29 @@ impl Tensor {
 
     /// True for tensors made by [`Tensor::to_variable`].
     pub fn is_variable(&self) -> bool {
-        matches!(self.node.op, Op::Variable)
+        matches!(self.node.op, Op::Variable(_))
     }
 
     /// Records an in-place update of this variable to `value` (same shape).
     /// Nothing runs until the returned tensor (or something depending on
     /// it) is realized; then the variable's buffer holds the new value, with
-    /// no new allocation. Within that realize, read the new value through
-    /// the returned tensor: reading the variable itself there may see either
-    /// value. An optimizer step is a few of these, realized with the
-    /// forward and backward pass in one submit.
+    /// no new allocation. An optimizer step is a few of these, realized with
+    /// the forward and backward pass in one submit.
+    ///
+    /// Reads follow program order, as if every op ran when recorded: an op
+    /// recorded before the update sees the old value, one recorded after it
+    /// (through the variable or the returned tensor) sees the new one, and
+    /// of two updates of one variable the one recorded last is the value
+    /// left in the variable, while the first returned tensor keeps the
+    /// first value. So reading the variable after an update makes that
+    /// update part of the read's graph: realizing the read performs it.
+    /// Realizing an op recorded before an update that has since been
+    /// written returns [`crate::Error::StaleRead`] (its input no longer
+    /// exists), as PyTorch's version counter does.
+    ///
+    /// Updates are not differentiated: like an optimizer step under
+    /// `torch.no_grad()`, a value read after an update differentiates with
+    /// respect to the variable, not through the update's expression.
     #[track_caller]
     pub fn assign(&self, value: &Tensor) -> Tensor {
         assert!(
@@ -247,12 +260,36 @@ impl Tensor {
             value.shape(),
             self.shape()
         );
-        Tensor::record(Op::Assign, &[self, value], self.shape().clone())
+        assert!(
+            value.device().same(self.device()),
+            "assign: the value lives on {:?}, the variable on {:?}",
+            value.device(),
+            self.device()
+        );
+        let Op::Variable(state) = &self.node.op else {
+            unreachable!()
+        };
+        // The target is the variable itself, not its latest version.
+        let value = current_version(&value.node);
+        let node = Node::new(
+            Op::Assign,
+            vec![self.node.clone(), value],
+            self.shape().clone(),
+            self.device().clone(),
+        );
+        *state.latest.borrow_mut() = Rc::downgrade(&node);
+        Tensor::from_node(node)
     }
 
     /// Runs every pending kernel this tensor needs, in one submit.
     pub fn realize(&self) -> Result<()> {
         crate::exec::realize(&[self])
+    }
+
+    /// [`Tensor::realize`] that waits for the device's verdict, so a GPU
+    /// error is returned by this call on every platform (see [`realize_all_async`]).
+    pub async fn realize_async(&self) -> Result<()> {
+        crate::exec::realize_async(&[self]).await
     }
 
     /// Reads the value back (row-major). Async because browsers cannot block.
@@ -287,6 +324,19 @@ impl Tensor {
     }
 }
 
+/// The node a read of `node` recorded now should use: for a variable with a
+/// pending update, that update (program order, see [`Tensor::assign`]).
+fn current_version(node: &Rc<Node>) -> Rc<Node> {
+    if let Op::Variable(state) = &node.op {
+        if let Some(update) = state.latest.borrow().upgrade() {
+            if !update.is_realized() {
+                return update;
+            }
+        }
+    }
+    node.clone()
+}
+
 /// Number of graph nodes the tensors depend on (leaves included): the size
 /// of the computation that realizing them from scratch would run.
 pub fn graph_size(tensors: &[&Tensor]) -> usize {
@@ -319,6 +369,15 @@ pub fn read_all_blocking(tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
 }
 
 /// Realizes several tensors in one submit, without reading them back.
+/// In a browser, prefer [`realize_all_async`]: only it can return an
+/// error of the GPU from the call that caused it.
 pub fn realize_all(tensors: &[&Tensor]) -> Result<()> {
     crate::exec::realize(tensors)
+}
+
+/// [`realize_all`] that waits for the device's verdict on its submit, so
+/// that a validation or out-of-memory error is returned here on every
+/// platform (a browser reports such errors only asynchronously).
+pub async fn realize_all_async(tensors: &[&Tensor]) -> Result<()> {
+    crate::exec::realize_async(tensors).await
 }

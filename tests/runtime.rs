@@ -178,3 +178,29 @@ fn threads_sharing_a_device_do_not_see_each_others_buffers() {
         w.join().unwrap();
     }
 }
+
+/// A GPU error is returned by the realize that caused it, and the device
+/// works normally afterwards (the browser test checks the same on wasm).
+#[test]
+fn a_gpu_error_is_reported_by_the_realize_that_caused_it() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let x = Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
+    let y = &x * 3.0;
+    dev.inject_validation_error();
+    let err = pollster::block_on(webgrad::realize_all_async(&[&y])).unwrap_err();
+    assert!(matches!(err, webgrad::Error::Validation(_)), "{err}");
+    // The next calls succeed: the error was not left for them.
+    let z = &x + 1.0;
+    z.realize().unwrap();
+    assert_eq!(z.to_vec_blocking().unwrap(), vec![2.0, 3.0]);
+    // The same through the blocking realize and a read.
+    dev.inject_validation_error();
+    let err = (&x * 2.0).realize().unwrap_err();
+    assert!(matches!(err, webgrad::Error::Validation(_)), "{err}");
+    dev.inject_validation_error();
+    let err = (&x * 2.0).to_vec_blocking().unwrap_err();
+    assert!(matches!(err, webgrad::Error::Validation(_)), "{err}");
+    assert_eq!((&x * 2.0).to_vec_blocking().unwrap(), vec![2.0, 4.0]);
+}

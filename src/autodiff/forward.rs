@@ -62,7 +62,7 @@ fn propagate(y: &Tensor, xs: &[&Tensor], dxs: &[&Tensor], lead: &[usize]) -> Ten
         tangents.insert(x.id(), (*dx).clone());
     }
     let order = topo_order(std::slice::from_ref(&y.node), |n| {
-        matches!(n.op, Op::Detach | Op::Assign) || tangents.contains_key(&n.id)
+        matches!(n.op, Op::Detach) || tangents.contains_key(&n.id)
     });
     for node in &order {
         if tangents.contains_key(&node.id) {

@@ -44,7 +44,7 @@ impl Tensor {
     pub fn backward(&self) -> Gradients {
         let leaves: Vec<Rc<Node>> = topo_order(std::slice::from_ref(&self.node), stops_gradient)
             .into_iter()
-            .filter(|n| matches!(n.op, Op::Input(_) | Op::Variable))
+            .filter(|n| matches!(n.op, Op::Input(_) | Op::Variable(_)))
             .collect();
         let seed = scalar_seed(self, "backward");
         let by_node = adjoints(self, &seed, &leaves);
@@ -99,9 +99,10 @@ fn scalar_seed(y: &Tensor, api: &str) -> Tensor {
     y.ones_like()
 }
 
-/// Detached nodes and updates pass no gradient, so the walk does not go above them.
+/// Detached nodes pass no gradient, so the walk does not go above them.
+/// (Updates pass theirs to the variable: see the vjp rule of `Op::Assign`.)
 fn stops_gradient(n: &Node) -> bool {
-    matches!(n.op, Op::Detach | Op::Assign)
+    matches!(n.op, Op::Detach)
 }
 
 /// One node's visit in the reverse pass, for showing the algorithm at work.
@@ -123,7 +124,7 @@ pub struct TraceStep {
 pub fn backward_trace(y: &Tensor) -> Vec<TraceStep> {
     let leaves: Vec<Rc<Node>> = topo_order(std::slice::from_ref(&y.node), stops_gradient)
         .into_iter()
-        .filter(|n| matches!(n.op, Op::Input(_) | Op::Variable))
+        .filter(|n| matches!(n.op, Op::Input(_) | Op::Variable(_)))
         .collect();
     let mut steps = Vec::new();
     run(

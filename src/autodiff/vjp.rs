@@ -20,8 +20,15 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
         .collect();
     let y = || Tensor::from_node(node.clone());
     match &node.op {
-        Op::Input(_) | Op::Indices(_) | Op::Fill(_) | Op::Detach | Op::Variable | Op::Assign => {
+        Op::Input(_) | Op::Indices(_) | Op::Fill(_) | Op::Detach | Op::Variable(_) => {
             vec![None; inputs.len()]
+        }
+        // An update is not differentiated (an optimizer step under no_grad):
+        // its value is the variable's, so the adjoint goes to the variable.
+        Op::Assign => {
+            let mut out = vec![None; inputs.len()];
+            out[0] = Some(g.clone());
+            out
         }
         Op::Unary(u) => vec![(u.rule().vjp)(
             &inputs[0],

@@ -33,7 +33,7 @@ pub(crate) async fn check(targets: &[Rc<Node>]) -> Result<()> {
             integer.insert(node.id);
             continue;
         }
-        if matches!(node.op, Op::Input(_) | Op::Variable) {
+        if matches!(node.op, Op::Input(_) | Op::Variable(_)) {
             continue;
         }
         // A handle keeps the value on the node, so later ops read it.

@@ -55,6 +55,18 @@ fn params_buffer(gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
 
 /// Encodes the plan (uploads, one compute pass, then `copies`) and submits it.
 fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]) {
+    if gpu
+        .inject_error
+        .swap(false, std::sync::atomic::Ordering::Relaxed)
+    {
+        // MAP_READ | MAP_WRITE is invalid on every backend.
+        let _invalid = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("webgrad injected error"),
+            size: 4,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE,
+            mapped_at_creation: false,
+        });
+    }
     for (buffer, data) in &plan.uploads {
         if !data.is_empty() {
             gpu.queue
@@ -140,38 +152,66 @@ fn pending_error(gpu: &Gpu) -> Result<()> {
     Ok(())
 }
 
-/// Runs every pending kernel the tensors need, in one submit.
+/// Runs every pending kernel the tensors need, in one submit. Natively,
+/// wgpu reports errors at once, so this is [`realize_async`] run to
+/// completion. A browser reports errors only to a promise, which a
+/// synchronous call cannot wait for: on wasm32 this submits without error
+/// scopes, so an error reaches the device's uncaptured-error handler and is
+/// returned by a later call; `realize_async` reports it itself.
 pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        pollster::block_on(realize_async(tensors))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        if tensors.is_empty() {
+            return Ok(());
+        }
+        let gpu = gpu_of(tensors)?;
+        let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+        let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let planned = schedule::plan(gpu, &nodes);
+        if let Ok(plan) = &planned {
+            submit(gpu, plan, &[]);
+        }
+        drop(submitting);
+        planned?;
+        pending_error(gpu)
+    }
+}
+
+/// Runs every pending kernel the tensors need, in one submit, and waits
+/// for the device's verdict on that submit: a validation or out-of-memory
+/// error is returned by the realize that caused it, on every platform.
+pub(crate) async fn realize_async(tensors: &[&Tensor]) -> Result<()> {
     if tensors.is_empty() {
         return Ok(());
     }
-    let gpu = gpu_of(tensors)?;
+    let gpu = gpu_of(tensors)?.clone();
     let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
-    // Anomaly detection reads values back, which only native code can wait for here.
-    #[cfg(not(target_arch = "wasm32"))]
     if gpu.anomaly.load(std::sync::atomic::Ordering::Relaxed) {
-        pollster::block_on(anomaly::check(&nodes))?;
+        anomaly::check(&nodes).await?;
     }
+    // Errors from earlier calls are theirs, not this one's.
+    pending_error(&gpu)?;
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
-    let planned = schedule::plan(gpu, &nodes);
+    let planned = schedule::plan(&gpu, &nodes);
     if let Ok(plan) = &planned {
-        submit(gpu, plan, &[]);
+        submit(&gpu, plan, &[]);
     }
     drop(submitting);
-    let scoped = (validation.pop(), oom.pop());
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        // Native wgpu resolves error scopes immediately.
-        if let Some(e) = pollster::block_on(scoped.0).or(pollster::block_on(scoped.1)) {
-            return Err(Error::from_wgpu(e));
-        }
+    let (validation, oom) = (validation.pop(), oom.pop());
+    if let Some(e) = validation.await {
+        return Err(Error::from_wgpu(e));
     }
-    #[cfg(target_arch = "wasm32")]
-    drop(scoped); // errors reach the uncaptured handler and surface at the next read
+    if let Some(e) = oom.await {
+        return Err(Error::from_wgpu(e));
+    }
     planned?;
-    pending_error(gpu)
+    pending_error(&gpu)
 }
 
 /// Realizes `tensors` and `also` in one submit and reads `tensors` back

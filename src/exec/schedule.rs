@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::graph::{Node, NodeId, Op, topo_order};
+use crate::graph::{Node, NodeId, Op, VariableState, topo_order};
 use crate::shape::{Shape, broadcast_strides};
 
 use super::codegen::{
@@ -47,6 +47,8 @@ struct Scheduler<'g> {
     gpu: &'g Gpu,
     plan: Plan,
     values: HashMap<NodeId, Storage>,
+    /// The updates that write their variable's buffer (see `in_place_updates`).
+    in_place: HashSet<NodeId>,
 }
 
 /// Bytes of `numel` f32 values; a count too large for u64 saturates, so the
@@ -116,10 +118,17 @@ impl Scheduler<'_> {
                 Ok(out)
             }
             Op::Reshape | Op::Detach => Ok(self.value(&inputs[0])),
-            Op::Variable => unreachable!("variables are always realized"),
+            Op::Variable(_) => unreachable!("variables are always realized"),
             Op::Assign => {
                 let (target, value) = (&inputs[0], &inputs[1]);
-                let dst = self.value(target);
+                // An update superseded within this realize (or recorded
+                // before one already written) keeps its value in a buffer
+                // of its own: program order (see `Tensor::assign`).
+                let dst = if self.in_place.contains(&node.id) {
+                    self.value(target)
+                } else {
+                    self.alloc(shape)?
+                };
                 if fused(node, value) {
                     // The update expression computed in place: dst[i] = value(i).
                     let v = value_fn_in_place(value, fused, ELEMENTWISE_HEAD, Some(target.id));
@@ -423,6 +432,9 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
             || n.handles.get() > 0
             || matches!(n.op, Op::Input(_) | Op::Indices(_) | Op::Assign)
     };
+    check_stale(&order)?;
+    let in_place = in_place_updates(&pending);
+    let overwritten_by = overwritten_buffers(&order, &in_place);
 
     // Consumers of each node among the pending ones.
     let mut consumers: HashMap<NodeId, Vec<&Rc<Node>>> = HashMap::new();
@@ -461,17 +473,16 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
     let mut fused_edges: HashSet<(NodeId, NodeId)> = HashSet::new();
     let mut leaves: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     let mut sizes: HashMap<NodeId, usize> = HashMap::new();
-    // Variables updated in this realize: an update's kernel must not read
-    // another one, which may already hold its new value.
-    let assigned: HashSet<NodeId> = pending
-        .iter()
-        .filter(|n| matches!(n.op, Op::Assign))
-        .map(|n| n.inputs()[0].id)
-        .collect();
     for node in &pending {
         let is_reduce = matches!(node.op, Op::Reduce { .. });
         let is_assign = matches!(node.op, Op::Assign);
         if !(node.op.is_elementwise() || is_assign || is_reduce && fusing_consumer(node)) {
+            continue;
+        }
+        if is_assign && !in_place.contains(&node.id) {
+            // A copy of the value into a buffer of its own.
+            leaves.insert(node.id, vec![node.inputs()[1].id]);
+            sizes.insert(node.id, 0);
             continue;
         }
         let inputs: Vec<Rc<Node>> = node.inputs().clone();
@@ -481,16 +492,18 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
                 return false;
             }
             if is_assign {
-                // The update expression, computed in the variable's own buffer.
-                let own = node.inputs()[0].id;
+                // The update expression, computed in the variable's own
+                // buffer. It may read its own variable (each element before
+                // it is written) but no buffer another update overwrites.
                 return matches!(
                     input.op,
                     Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Fill(_)
                 ) && users_of(input).len() == 1
                     && input.shape == node.shape
-                    && leaves
-                        .get(&input.id)
-                        .is_none_or(|l| l.iter().all(|id| *id == own || !assigned.contains(id)));
+                    && leaves.get(&input.id).is_none_or(|l| {
+                        l.iter()
+                            .all(|id| overwritten_by.get(id).is_none_or(|a| *a == node.id))
+                    });
             }
             match input.op {
                 // Constants cost nothing to compute anywhere.
@@ -586,6 +599,7 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
             targets: Vec::new(),
         },
         values: HashMap::new(),
+        in_place,
     };
     for node in order.iter().filter(|n| n.is_realized()) {
         s.values
@@ -602,21 +616,59 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
     {
         uploaded.insert(node.id, s.emit(node, &|_, _| false)?);
     }
-    // Updates run after every kernel that does not depend on one, so those
-    // read the variables' old values.
-    let mut after_update: HashSet<NodeId> = HashSet::new();
-    for node in &pending {
-        if matches!(node.op, Op::Assign)
-            || node.inputs().iter().any(|i| after_update.contains(&i.id))
-        {
-            after_update.insert(node.id);
+    // Emission order: inputs before users; every kernel reading a buffer
+    // that an update overwrites before that update; otherwise updates, and
+    // what depends on them, as late as possible.
+    let kernels: Vec<&Rc<Node>> = pending
+        .iter()
+        .copied()
+        .filter(|n| materialized(n))
+        .collect();
+    let position: HashMap<NodeId, usize> =
+        kernels.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
+    let mut after_update = vec![false; kernels.len()];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); kernels.len()];
+    let mut waiting_on = vec![0usize; kernels.len()];
+    for (i, node) in kernels.iter().enumerate() {
+        after_update[i] = matches!(node.op, Op::Assign);
+        for id in kernel_inputs(node) {
+            if let Some(&j) = position.get(&id) {
+                users[j].push(i);
+                waiting_on[i] += 1;
+                after_update[i] |= after_update[j];
+            }
+            if let Some(&update) = overwritten_by.get(&id) {
+                if update != node.id {
+                    let j = position[&update];
+                    users[i].push(j);
+                    waiting_on[j] += 1;
+                }
+            }
         }
     }
-    let emission_order = pending
-        .iter()
-        .filter(|n| !after_update.contains(&n.id))
-        .chain(pending.iter().filter(|n| after_update.contains(&n.id)));
-    for node in emission_order.filter(|n| materialized(n)) {
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(bool, usize)>> = (0..kernels
+        .len())
+        .filter(|&i| waiting_on[i] == 0)
+        .map(|i| std::cmp::Reverse((after_update[i], i)))
+        .collect();
+    let mut emission_order: Vec<&Rc<Node>> = Vec::with_capacity(kernels.len());
+    while let Some(std::cmp::Reverse((_, i))) = ready.pop() {
+        emission_order.push(kernels[i]);
+        for &u in &users[i] {
+            waiting_on[u] -= 1;
+            if waiting_on[u] == 0 {
+                ready.push(std::cmp::Reverse((after_update[u], u)));
+            }
+        }
+    }
+    if emission_order.len() < kernels.len() {
+        return Err(Error::Validation(
+            "the variable updates of this realize read each other's old values in a cycle \
+             that webgrad cannot order (a bug: please report it)"
+                .into(),
+        ));
+    }
+    for node in emission_order {
         let value = match uploaded.remove(&node.id) {
             Some(v) => v,
             None => s.emit(node, &fused)?,
@@ -634,11 +686,123 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         }
     }
     s.plan.targets = targets.iter().map(|t| s.values[&t.id].clone()).collect();
-    // Realized detached values and updates forget the graph that produced them.
+    // Realized detached values and updates forget the graph that produced
+    // them (an update keeps its variable, to which its gradient goes).
     for node in &pending {
-        if matches!(node.op, Op::Detach | Op::Assign) && node.is_realized() {
-            node.inputs.borrow_mut().clear();
+        if !node.is_realized() {
+            continue;
+        }
+        match node.op {
+            Op::Detach => node.inputs.borrow_mut().clear(),
+            Op::Assign => {
+                if s.in_place.contains(&node.id) {
+                    variable_state(&node.inputs()[0]).written.set(node.id);
+                }
+                node.inputs.borrow_mut().truncate(1);
+            }
+            _ => {}
         }
     }
     Ok(s.plan)
+}
+
+fn variable_state(node: &Node) -> &VariableState {
+    match &node.op {
+        Op::Variable(state) => state,
+        _ => unreachable!("an update's target is a variable"),
+    }
+}
+
+/// The updates that write their variable's buffer: per variable, the one
+/// recorded last among the pending ones, unless a later one was written
+/// already. The others (superseded in program order) are copies of their
+/// values into buffers of their own.
+fn in_place_updates(pending: &[&Rc<Node>]) -> HashSet<NodeId> {
+    let mut last: HashMap<NodeId, (NodeId, NodeId)> = HashMap::new();
+    for node in pending.iter().filter(|n| matches!(n.op, Op::Assign)) {
+        let var = &node.inputs()[0];
+        let written = variable_state(var).written.get();
+        let entry = last.entry(var.id).or_insert((node.id, written));
+        entry.0 = entry.0.max(node.id);
+    }
+    last.into_values()
+        .filter(|&(update, written)| update > written)
+        .map(|(update, _)| update)
+        .collect()
+}
+
+/// For each node in `order` whose value is (a view of) the buffer of a
+/// variable that an in-place update of this realize overwrites: that
+/// update. Kernels reading such a value run before the update.
+fn overwritten_buffers(order: &[Rc<Node>], in_place: &HashSet<NodeId>) -> HashMap<NodeId, NodeId> {
+    let mut by_buffer: HashMap<*const super::pool::PooledBuffer, NodeId> = HashMap::new();
+    for node in order.iter().filter(|n| in_place.contains(&n.id)) {
+        if let Some(buffer) = node.inputs()[0].storage.borrow().as_ref() {
+            by_buffer.insert(Rc::as_ptr(buffer), node.id);
+        }
+    }
+    let mut overwritten = HashMap::new();
+    if by_buffer.is_empty() {
+        return overwritten;
+    }
+    for node in order {
+        let update = if let Some(storage) = node.storage.borrow().as_ref() {
+            by_buffer.get(&Rc::as_ptr(storage)).copied()
+        } else if matches!(node.op, Op::Reshape | Op::Detach) {
+            overwritten.get(&node.inputs()[0].id).copied()
+        } else {
+            None
+        };
+        if let Some(update) = update {
+            overwritten.insert(node.id, update);
+        }
+    }
+    overwritten
+}
+
+/// Program order cannot be kept for a value read from a variable whose
+/// buffer has since been overwritten: that is an error, not a silent read
+/// of the newer value.
+fn check_stale(order: &[Rc<Node>]) -> Result<()> {
+    for node in order {
+        let inputs = node.inputs();
+        if node.is_realized() {
+            // A realized in-place update shares its variable's buffer.
+            if matches!(node.op, Op::Assign) {
+                let var = &inputs[0];
+                let written = variable_state(var).written.get();
+                let shares = match (&*node.storage.borrow(), &*var.storage.borrow()) {
+                    (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+                    _ => false,
+                };
+                if shares && written != node.id {
+                    return Err(Error::StaleRead(format!(
+                        "update #{} of a variable of shape {:?} was overwritten by update #{written}; \
+                         read an update's value before the next one of its variable is realized",
+                        node.id, node.shape
+                    )));
+                }
+            }
+            continue;
+        }
+        for (k, input) in inputs.iter().enumerate() {
+            if matches!(node.op, Op::Assign) && k == 0 {
+                continue;
+            }
+            if let Op::Variable(state) = &input.op {
+                let written = state.written.get();
+                if node.id < written {
+                    return Err(Error::StaleRead(format!(
+                        "{} (node #{}) reads a variable of shape {:?} as it was before update \
+                         #{written}, which has been realized since; realize an op together with \
+                         (or before) the updates recorded after it",
+                        node.op.name(),
+                        node.id,
+                        input.shape
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -102,6 +102,36 @@ impl Session {
         })
     }
 
+    /// Checks that a GPU error is reported by the realize that caused it:
+    /// injects one invalid command into a realize, expects that realize to
+    /// fail, then expects the next realize and a read to succeed. Resolves
+    /// to "ok: <the error>" or rejects with what went wrong (for the
+    /// headless browser test).
+    pub fn error_scope_check(&self) -> js_sys::Promise {
+        let dev = self.dev.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let x = webgrad::Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
+            let y = &x * 3.0;
+            dev.inject_validation_error();
+            let caught = match y.realize_async().await {
+                Err(webgrad::Error::Validation(msg)) => msg,
+                other => return Err(js_err(format!("the failing realize returned {other:?}"))),
+            };
+            let z = &x + 1.0;
+            z.realize_async()
+                .await
+                .map_err(|e| js_err(format!("the next realize failed: {e}")))?;
+            let got = z
+                .to_vec()
+                .await
+                .map_err(|e| js_err(format!("the read failed: {e}")))?;
+            if got != [2.0, 3.0] {
+                return Err(js_err(format!("the read gave {got:?}")));
+            }
+            Ok(JsValue::from_str(&format!("ok: {caught}")))
+        })
+    }
+
     /// A trainer of the digits CNN on this device.
     pub fn cnn(&self, seed: u32) -> Result<CnnTrainer, JsValue> {
         let inner = models::CnnTrainer::new(&self.dev, seed as u64).map_err(js_err)?;

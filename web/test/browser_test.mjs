@@ -109,6 +109,14 @@ try {
   check("log(−1) is NaN in the page, not a number", domain.startsWith("y = –"), domain);
   await page.$eval("#values", (e) => { e.value = "x1=2, x2=5"; });
 
+  // A GPU error is returned by the realize that caused it, not a later call.
+  const scoped = await page.evaluate(async () => {
+    const m = await import("./pkg/webgrad_web.js");
+    const s = await m.Session.create();
+    try { return await s.error_scope_check(); } catch (e) { return `failed: ${e}`; }
+  });
+  check("a GPU error is reported by the realize that caused it", scoped.startsWith("ok: "), scoped);
+
   // Train: 200 steps lower the loss.
   await page.click("#start");
   await page.waitForFunction(() => Number(document.getElementById("steps-done").textContent) >= 200, { timeout: 180000 });
