@@ -109,6 +109,10 @@ pub(crate) fn strided_copy(src: Buf, dst: Buf, w: &Window) -> KernelCall {
 /// contiguous in both source and destination merged, then one `%` and `/`
 /// by a constant per remaining axis.
 fn copy_index(w: &Window) -> String {
+    if w.dims.contains(&0) {
+        // Nothing to copy (and no size to divide by: `% 0u` is invalid WGSL).
+        return "    s = 0u;\n    d = 0u;\n".into();
+    }
     let mut axes: Vec<(usize, usize, usize)> = Vec::new(); // (size, src stride, dst stride), outermost first
     for d in 0..w.dims.len() {
         let axis = (w.dims[d], w.src_strides[d], w.dst_strides[d]);

@@ -59,6 +59,7 @@ pub use ops::conv::Conv2dOptions;
 pub use ops::elementwise::{Binary, Unary};
 pub use ops::index::IndexTensor;
 pub use ops::nn::one_hot;
+pub use ops::norm::BatchNormMode;
 pub use ops::reduce::ReduceOp;
 pub use shape::Shape;
 pub use tensor::{Tensor, graph_size, read_all, read_and_realize, realize_all, realize_all_async};

@@ -179,8 +179,17 @@ pub fn jacfwd(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Tensor {
 
 /// The Jacobian ∂f/∂x by reverse mode: one vjp per output element (all
 /// recorded lazily and run in one submit when read). Shape `[..y, ..x]`.
+#[track_caller]
 pub fn jacrev(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Tensor {
     let y = f(x);
+    assert!(
+        y.rank() + x.rank() <= crate::shape::MAX_RANK,
+        "jacrev: the Jacobian of an output {:?} with respect to an input {:?} would have {} axes (at most {}); reshape them to fewer axes",
+        y.shape(),
+        x.shape(),
+        y.rank() + x.rank(),
+        crate::shape::MAX_RANK
+    );
     let m = y.numel();
     if m == 0 || x.numel() == 0 {
         // No rows (or empty rows): the Jacobian is empty.
@@ -191,7 +200,8 @@ pub fn jacrev(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Tensor {
             let mut e = vec![0.0; m];
             e[i] = 1.0;
             let seed = Tensor::from_vec(x.device(), e, y.shape().clone());
-            grad_with_seed(&y, &[x], &seed)[0].reshape(with_lead(&[1], x.dims()))
+            // Flat rows: an 8-axis input must not need a ninth axis here.
+            grad_with_seed(&y, &[x], &seed)[0].reshape([1, x.numel()])
         })
         .collect();
     let stacked = Tensor::concat(&rows.iter().collect::<Vec<_>>(), 0);

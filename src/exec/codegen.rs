@@ -219,13 +219,14 @@ pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
 /// Functions WGSL lacks, appended to a kernel whose code calls them.
 /// Helpers come before the helpers they call: each is appended only if the
 /// code so far calls it.
-const HELPERS: [(&str, &str); 8] = [
+const HELPERS: [(&str, &str); 9] = [
     ("wg_pow(", WG_POW),
     ("wg_log1p(", WG_LOG1P),
     ("wg_expm1(", WG_EXPM1),
     ("wg_erf(", WG_ERF),
     ("wg_log(", WG_LOG),
     ("wg_sqrt(", WG_SQRT),
+    ("wg_inf(", WG_INF),
     ("wg_nan(", WG_NAN),
     ("wg_isnan(", WG_ISNAN),
 ];
@@ -246,6 +247,12 @@ fn wg_sqrt(x: f32) -> f32 {
         return x;
     }
     return select(sqrt(x), wg_nan(), x < 0.0);
+}
+";
+/// +∞ built at run time (shader compilers reject infinite constants).
+const WG_INF: &str = "
+fn wg_inf() -> f32 {
+    return bitcast<f32>(0x7f800000u | (p[0] & 0u));
 }
 ";
 /// A quiet NaN built at run time (shader compilers reject NaN constants).
@@ -299,24 +306,43 @@ fn wg_erf(x: f32) -> f32 {
 }
 ";
 
-/// x^c with the conventions of the f64 reference: x^0 = 1, negative x only
-/// for integer c (sign from c's parity), NaN otherwise.
+/// x^c by IEEE 754's pow (C's, numpy's, PyTorch's and the f64
+/// reference's): x^±0 = 1 and 1^c = 1 even for NaN, NaN otherwise
+/// propagates; (±0)^c and (±∞)^c by the sign of c and the parity of an
+/// integer c; |x|^±∞ by whether |x| > 1, with (−1)^±∞ = 1; a negative x
+/// only for integer c (sign from its parity), NaN otherwise. WGSL's `pow`
+/// is only defined for x > 0, so everything else is decided here.
 const WG_POW: &str = "
 fn wg_pow(x: f32, c: f32) -> f32 {
-    if (c == 0.0) {
+    if (c == 0.0 || x == 1.0) {
         return 1.0;
     }
-    if (x == 0.0) {
-        return select(0.0, 1.0 / x, c < 0.0);
+    if (wg_isnan(x) || wg_isnan(c)) {
+        return wg_nan();
     }
-    if (x > 0.0) {
+    let ax = abs(x);
+    let ac = abs(c);
+    if (ac > 3.4028235e38) {
+        if (ax == 1.0) {
+            return 1.0;
+        }
+        return select(0.0, wg_inf(), (ax > 1.0) == (c > 0.0));
+    }
+    // Every f32 of magnitude 2^24 or more is an even integer.
+    let integer = ac >= 16777216.0 || fract(ac) == 0.0;
+    let odd = ac < 16777216.0 && integer && fract(ac * 0.5) != 0.0;
+    let negative = x < 0.0 || (x == 0.0 && bitcast<u32>(x) != 0u);
+    var m: f32;
+    if (x == 0.0 || ax > 3.4028235e38) {
+        // 0^c and inf^c: 0 or inf by the sign of c (and of the base's exponent).
+        m = select(0.0, wg_inf(), (c > 0.0) == (ax > 1.0));
+    } else if (x > 0.0) {
         return pow(x, c);
+    } else if (integer) {
+        m = pow(ax, c);
+    } else {
+        return wg_nan();
     }
-    if (fract(c) == 0.0) {
-        let m = pow(-x, c);
-        return select(m, -m, fract(c * 0.5) != 0.0);
-    }
-    // NaN built at run time (a NaN constant is rejected by shader compilers).
-    return bitcast<f32>(0x7fc00000u | (p[0] & 0u));
+    return select(m, -m, negative && odd);
 }
 ";

@@ -68,6 +68,7 @@ impl Mlp {
     }
 
     /// Logits for `x: [batch, inputs]`.
+    #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.clone();
         for (k, layer) in self.layers.iter().enumerate() {

@@ -91,8 +91,9 @@ impl Unary {
             PowScalar(_) => r("powf", "wg_pow({x}, {c})",        pow_f64,                           |x, _, g, c| if c == 0.0 { None } else { Some(g * &(x.powf(c - 1.0) * c)) }),
             Scale(_)  => r("scale",   "{x} * {c}",               |x, c| x * c,                      |_, _, g, c| Some(g * c)),
             AddScalar(_) => r("add_scalar", "{x} + {c}",         |x, c| x + c,                      |_, _, g, _| Some(g.clone())),
-            Step      => r("step",    "select(0.0, 1.0, {x} > 0.0)", |x, _| if x > 0.0 { 1.0 } else { 0.0 }, |_, _, _, _| None),
-            Sign      => r("sign",    "sign({x})",               |x, _| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 }, |_, _, _, _| None),
+            // step and sign of NaN are NaN (numpy), tested on the bits.
+            Step      => r("step",    "select(select(0.0, 1.0, {x} > 0.0), {x}, wg_isnan({x}))", |x, _| if x.is_nan() { x } else if x > 0.0 { 1.0 } else { 0.0 }, |_, _, _, _| None),
+            Sign      => r("sign",    "select(sign({x}), {x}, wg_isnan({x}))", |x, _| if x.is_nan() { x } else if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 }, |_, _, _, _| None),
             // (log(1 + x))' = 1 / (1 + x)
             Log1p     => r("log1p",   "wg_log1p({x})",           |x, _| x.ln_1p(),                  |x, _, g, _| Some(g / &x.add_scalar(1.0))),
             // (eˣ − 1)' = eˣ = y + 1
@@ -180,21 +181,19 @@ fn gelu_slope(x: &Tensor) -> Tensor {
 
 /// d/dx of GELU's tanh form.
 fn gelu_tanh_slope(x: &Tensor) -> Tensor {
+    // Beyond |x| = 10 the slope is 0 or 1 to f32 precision; clamping keeps
+    // x³ from overflowing into ∞·0 = NaN (NaN itself passes the clamp).
+    let x = &x.clamp(-10.0, 10.0);
     let u = (x + &(x.powf(3.0) * GELU_CUBIC)) * SQRT_2_OVER_PI;
     let t = u.tanh();
     let du = (x.square() * (3.0 * GELU_CUBIC)).add_scalar(1.0) * SQRT_2_OVER_PI;
     &(t.add_scalar(1.0) * 0.5) + &(&(x * 0.5) * &(&(1.0 - &t.square()) * &du))
 }
 
-/// x^c in f64 with WGSL's conventions for negative bases (see `wg_pow`).
+/// x^c in f64 by IEEE 754 (see `wg_pow`).
 pub(crate) fn pow_f64(x: f64, c: f64) -> f64 {
-    if c == 0.0 {
-        1.0
-    } else if x >= 0.0 || c.fract() == 0.0 {
-        x.powf(c)
-    } else {
-        f64::NAN
-    }
+    // IEEE 754 pow, which Rust's powf follows; the kernels' wg_pow matches it.
+    x.powf(c)
 }
 
 /// Binary elementwise ops with numpy broadcasting.
@@ -243,10 +242,12 @@ impl Binary {
             Pow     => r("pow",     "wg_pow({a}, {b})",        pow_f64,                    pow_vjp),
             Maximum => r("maximum", "select(max({a}, {b}), {a} + {b}, wg_isnan({a}) || wg_isnan({b}))", nan_max, |a, b, _, g| (Some(g * &a.ge(b)), Some(g * &a.lt(b)))),
             Minimum => r("minimum", "select(min({a}, {b}), {a} + {b}, wg_isnan({a}) || wg_isnan({b}))", nan_min, |a, b, _, g| (Some(g * &b.ge(a)), Some(g * &b.lt(a)))),
-            Ge      => r("ge",      "select(0.0, 1.0, {a} >= {b})", |a, b| (a >= b) as u8 as f64, |_, _, _, _| (None, None)),
-            Lt      => r("lt",      "select(0.0, 1.0, {a} < {b})",  |a, b| (a < b) as u8 as f64,  |_, _, _, _| (None, None)),
-            Eq      => r("eq",      "select(0.0, 1.0, {a} == {b})", |a, b| (a == b) as u8 as f64, |_, _, _, _| (None, None)),
-            Ne      => r("ne",      "select(0.0, 1.0, {a} != {b})", |a, b| (a != b) as u8 as f64, |_, _, _, _| (None, None)),
+            // Comparisons with NaN are false (ne true), tested on the bits:
+            // compilers may assume floats are never NaN.
+            Ge      => r("ge",      "select(0.0, 1.0, {a} >= {b} && !wg_isnan({a}) && !wg_isnan({b}))", |a, b| (a >= b) as u8 as f64, |_, _, _, _| (None, None)),
+            Lt      => r("lt",      "select(0.0, 1.0, {a} < {b} && !wg_isnan({a}) && !wg_isnan({b}))",  |a, b| (a < b) as u8 as f64,  |_, _, _, _| (None, None)),
+            Eq      => r("eq",      "select(0.0, 1.0, {a} == {b} && !wg_isnan({a}))", |a, b| (a == b) as u8 as f64, |_, _, _, _| (None, None)),
+            Ne      => r("ne",      "select(0.0, 1.0, {a} != {b} || wg_isnan({a}) || wg_isnan({b}))", |a, b| (a != b) as u8 as f64, |_, _, _, _| (None, None)),
         }
     }
 }

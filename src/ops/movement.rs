@@ -98,6 +98,12 @@ impl Tensor {
     #[track_caller]
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Tensor {
         self.shape().check_axis("narrow", axis);
+        let size = self.dims()[axis];
+        assert!(
+            start.checked_add(len).is_some_and(|end| end <= size),
+            "narrow: {len} entries from {start} do not fit axis {axis} of shape {:?}",
+            self.shape()
+        );
         let ranges: Vec<(usize, usize)> = self
             .dims()
             .iter()

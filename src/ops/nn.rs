@@ -54,6 +54,12 @@ impl Tensor {
             "cross_entropy: {} labels for a batch of {batch}",
             labels.len()
         );
+        if let Some((i, &l)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
+            panic!(
+                "cross_entropy: label {l} (at {i}) is not below the class count {classes} of logits {:?}",
+                self.shape()
+            );
+        }
         self.cross_entropy_with_probs(&one_hot(self.device(), labels, classes))
     }
 

@@ -153,7 +153,9 @@ pub(crate) fn forward_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geome
         "{op}: output_padding is for conv_transpose2d only, got {:?}",
         o.output_padding
     );
-    let out = |size: usize, k: usize, axis: usize| -> usize {
+    // A loop, not a closure, so that #[track_caller] reaches the caller.
+    let mut out = [0usize; 2];
+    for (axis, (size, k)) in [(h, r), (wd, s)].into_iter().enumerate() {
         let padded = o.padding[axis]
             .checked_mul(2)
             .and_then(|p| size.checked_add(p));
@@ -170,16 +172,16 @@ pub(crate) fn forward_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geome
             k >= 1 && span <= padded,
             "{op}: kernel {k} (dilated to {span}) is larger than the padded input ({padded}) for input {x:?} and weight {w:?}"
         );
-        (padded - span) / o.stride[axis] + 1
-    };
+        out[axis] = (padded - span) / o.stride[axis] + 1;
+    }
     Geometry {
         n,
         c,
         h,
         w: wd,
         o: oc,
-        p: out(h, r, 0),
-        q: out(wd, s, 1),
+        p: out[0],
+        q: out[1],
         r,
         s,
         stride: o.stride,
@@ -210,7 +212,8 @@ pub(crate) fn transpose_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geo
         );
     }
     // out = (in − 1)·stride − 2·padding + dilation·(k − 1) + output_padding + 1
-    let size = |input: usize, k: usize, axis: usize| -> usize {
+    let mut size = [0usize; 2];
+    for (axis, (input, k)) in [(h, r), (wd, s)].into_iter().enumerate() {
         let grown = input
             .checked_sub(1)
             .and_then(|v| v.checked_mul(o.stride[axis]))
@@ -222,13 +225,13 @@ pub(crate) fn transpose_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geo
             "{op}: padding {:?} leaves no output for input {x:?} and weight {w:?}",
             o.padding
         );
-        grown - 2 * o.padding[axis]
-    };
+        size[axis] = grown - 2 * o.padding[axis];
+    }
     Geometry {
         n,
         c: sized(og.checked_mul(g), op, x, w),
-        h: size(h, r, 0),
-        w: size(wd, s, 1),
+        h: size[0],
+        w: size[1],
         o: c,
         p: h,
         q: wd,

@@ -64,13 +64,14 @@ impl IndexTensor {
     /// Indices from `usize` values (labels, token ids); each must fit in u32.
     #[track_caller]
     pub fn from_usize(device: &Device, data: &[usize], shape: impl Into<Shape>) -> IndexTensor {
-        let data: Vec<u32> = data
-            .iter()
-            .map(|&i| {
-                u32::try_from(i)
-                    .unwrap_or_else(|_| panic!("IndexTensor::from_usize: index {i} exceeds u32"))
-            })
-            .collect();
+        let mut narrow = Vec::with_capacity(data.len());
+        for &i in data {
+            let Ok(i) = u32::try_from(i) else {
+                panic!("IndexTensor::from_usize: index {i} exceeds u32")
+            };
+            narrow.push(i);
+        }
+        let data = narrow;
         IndexTensor::from_vec(device, data, shape)
     }
 
@@ -172,6 +173,15 @@ impl Tensor {
             "embedding: the table must be [vocabulary, width], got {:?}",
             self.shape()
         );
+        let vocabulary = self.dims()[0];
+        if let Some(data) = ids.host_data()
+            && let Some(id) = data.iter().find(|&&i| i as usize >= vocabulary)
+        {
+            panic!(
+                "embedding: id {id} is out of range for a table of shape {:?}",
+                self.shape()
+            );
+        }
         let flat = ids.reshape([ids.numel()]);
         let rows = self.index_select(0, &flat);
         let mut dims = ids.dims().to_vec();

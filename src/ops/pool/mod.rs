@@ -65,7 +65,9 @@ fn geometry(
         "{op}: padding {padding:?} must be at most half the kernel {kernel:?} (input {x:?})"
     );
     let d = x.dims();
-    let out = |size: usize, axis: usize| -> usize {
+    // A loop, not a closure, so that #[track_caller] reaches the caller.
+    let mut out = [0usize; 2];
+    for (axis, size) in [d[2], d[3]].into_iter().enumerate() {
         // padding ≤ kernel / 2, so 2·padding cannot overflow.
         let Some(padded) = size.checked_add(2 * padding[axis]) else {
             panic!("{op}: sizes overflow for input {x:?} and padding {padding:?}")
@@ -74,15 +76,15 @@ fn geometry(
             kernel[axis] <= padded,
             "{op}: kernel {kernel:?} is larger than the padded input (input {x:?}, padding {padding:?})"
         );
-        (padded - kernel[axis]) / stride[axis] + 1
-    };
+        out[axis] = (padded - kernel[axis]) / stride[axis] + 1;
+    }
     Geometry {
         n: d[0],
         c: d[1],
         h: d[2],
         w: d[3],
-        p: out(d[2], 0),
-        q: out(d[3], 1),
+        p: out[0],
+        q: out[1],
         kernel,
         stride,
         padding,
