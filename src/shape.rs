@@ -9,8 +9,10 @@ use std::fmt;
 pub const MAX_RANK: usize = 8;
 
 /// The dimensions of a tensor, outermost first. A scalar has no dimensions.
+/// Made only through [`Shape::new`] (or `From`), which checks the rank and
+/// the element count, so every shape in a graph is one whose sizes fit.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Shape(pub Vec<usize>);
+pub struct Shape(pub(crate) Vec<usize>);
 
 impl Shape {
     #[track_caller]

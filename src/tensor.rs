@@ -90,12 +90,15 @@ impl Tensor {
 
     /// Every element equal to `value`. Costs no upload: the constant is
     /// generated (usually fused) on the GPU.
+    #[track_caller]
     pub fn full(device: &Device, shape: impl Into<Shape>, value: f32) -> Tensor {
         Tensor::leaf(device, Op::Fill(value), shape.into())
     }
+    #[track_caller]
     pub fn zeros(device: &Device, shape: impl Into<Shape>) -> Tensor {
         Tensor::full(device, shape, 0.0)
     }
+    #[track_caller]
     pub fn ones(device: &Device, shape: impl Into<Shape>) -> Tensor {
         Tensor::full(device, shape, 1.0)
     }
@@ -131,6 +134,7 @@ impl Tensor {
     }
 
     /// Normal samples N(mean, std²), reproducible from `seed` on any device.
+    #[track_caller]
     pub fn rand_normal(
         device: &Device,
         shape: impl Into<Shape>,

@@ -343,6 +343,24 @@ fn shape_errors_of_every_op_name_the_op_and_the_shapes() {
             let x = t(d, &[2]);
             Box::new(move || drop(x.item()))
         }),
+        (
+            "zeros of rank 9",
+            "at most 8 axes",
+            Box::new(|| drop(t(d, &[1; 9]))),
+        ),
+        (
+            "zeros from an array of rank 9",
+            "at most 8 axes",
+            Box::new(|| drop(Tensor::zeros(d, [1usize; 9]))),
+        ),
+        ("reshape to rank 9", "at most 8 axes", {
+            let a = t(d, &[1]);
+            Box::new(move || drop(a.reshape([1usize; 9])))
+        }),
+        ("broadcast_to rank 9", "at most 8 axes", {
+            let a = t(d, &[1]);
+            Box::new(move || drop(a.broadcast_to(vec![1; 9])))
+        }),
         ("assign to non-variable", "assign", {
             let (x, y) = (t(d, &[2]), t(d, &[2]));
             Box::new(move || drop(x.assign(&y)))

@@ -219,8 +219,9 @@ pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
 /// Functions WGSL lacks, appended to a kernel whose code calls them.
 /// Helpers come before the helpers they call: each is appended only if the
 /// code so far calls it.
-const HELPERS: [(&str, &str); 9] = [
+const HELPERS: [(&str, &str); 11] = [
     ("wg_pow(", WG_POW),
+    ("wg_div(", WG_DIV),
     ("wg_log1p(", WG_LOG1P),
     ("wg_expm1(", WG_EXPM1),
     ("wg_erf(", WG_ERF),
@@ -229,14 +230,20 @@ const HELPERS: [(&str, &str); 9] = [
     ("wg_inf(", WG_INF),
     ("wg_nan(", WG_NAN),
     ("wg_isnan(", WG_ISNAN),
+    ("wg_isinf(", WG_ISINF),
 ];
 
 /// Domain errors give NaN on every adapter (WGSL leaves log and sqrt of a
-/// negative number to the driver; one browser returned 0). NaN stays NaN.
+/// negative number to the driver; one browser returned 0), log(±0) = −∞.
+/// NaN stays NaN.
 const WG_LOG: &str = "
 fn wg_log(x: f32) -> f32 {
     if (wg_isnan(x)) {
         return x;
+    }
+    if (x == 0.0) {
+        // SwiftShader returns −88 (the log of the smallest normal).
+        return -wg_inf();
     }
     return select(log(x), wg_nan(), x < 0.0);
 }
@@ -247,6 +254,21 @@ fn wg_sqrt(x: f32) -> f32 {
         return x;
     }
     return select(sqrt(x), wg_nan(), x < 0.0);
+}
+";
+/// a / b with IEEE 754's division by zero on every adapter (WGSL leaves
+/// it to the driver): 0/0 and NaN/0 are NaN, x/±0 is ±∞ by the signs.
+const WG_DIV: &str = "
+fn wg_div(a: f32, b: f32) -> f32 {
+    // `b != 0.0` would be false for a NaN b (drivers compare ordered).
+    if (b == 0.0) {
+        if (a == 0.0 || wg_isnan(a)) {
+            return wg_nan();
+        }
+        let negative = ((bitcast<u32>(a) ^ bitcast<u32>(b)) & 0x80000000u) != 0u;
+        return select(wg_inf(), -wg_inf(), negative);
+    }
+    return a / b;
 }
 ";
 /// +∞ built at run time (shader compilers reject infinite constants).
@@ -267,6 +289,14 @@ fn wg_nan() -> f32 {
 pub(crate) const WG_ISNAN: &str = "
 fn wg_isnan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+";
+
+/// ±∞ test on the bits (a literal as large as f32::MAX is rejected by
+/// some WGSL compilers, and compilers may assume floats are finite).
+const WG_ISINF: &str = "
+fn wg_isinf(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
 }
 ";
 
@@ -322,7 +352,7 @@ fn wg_pow(x: f32, c: f32) -> f32 {
     }
     let ax = abs(x);
     let ac = abs(c);
-    if (ac > 3.4028235e38) {
+    if (wg_isinf(c)) {
         if (ax == 1.0) {
             return 1.0;
         }
@@ -333,7 +363,7 @@ fn wg_pow(x: f32, c: f32) -> f32 {
     let odd = ac < 16777216.0 && integer && fract(ac * 0.5) != 0.0;
     let negative = x < 0.0 || (x == 0.0 && bitcast<u32>(x) != 0u);
     var m: f32;
-    if (x == 0.0 || ax > 3.4028235e38) {
+    if (x == 0.0 || wg_isinf(x)) {
         // 0^c and inf^c: 0 or inf by the sign of c (and of the base's exponent).
         m = select(0.0, wg_inf(), (c > 0.0) == (ax > 1.0));
     } else if (x > 0.0) {

@@ -45,6 +45,7 @@ impl Init {
 
     /// A weight of any shape with the given fans, as a variable (a
     /// convolution's `[out, in, kh, kw]` has fan-in in·kh·kw, fan-out out·kh·kw).
+    #[track_caller]
     pub fn tensor(
         self,
         device: &Device,

@@ -237,7 +237,7 @@ impl Binary {
             Sub     => r("sub",     "{a} - {b}",               |a, b| a - b,               |_, _, _, g| (Some(g.clone()), Some(-g))),
             Mul     => r("mul",     "{a} * {b}",               |a, b| a * b,               |a, b, _, g| (Some(g * b), Some(g * a))),
             // ∂(a/b)/∂b = −a/b² = −y/b
-            Div     => r("div",     "{a} / {b}",               |a, b| a / b,               |_, b, y, g| (Some(g / b), Some(-(g * y) / b))),
+            Div     => r("div",     "wg_div({a}, {b})",              |a, b| a / b,               |_, b, y, g| (Some(g / b), Some(-(g * y) / b))),
             // ∂(a^b)/∂a = b·a^(b−1);  ∂(a^b)/∂b = a^b·ln a
             Pow     => r("pow",     "wg_pow({a}, {b})",        pow_f64,                    pow_vjp),
             Maximum => r("maximum", "select(max({a}, {b}), {a} + {b}, wg_isnan({a}) || wg_isnan({b}))", nan_max, |a, b, _, g| (Some(g * &a.ge(b)), Some(g * &a.lt(b)))),

@@ -132,6 +132,45 @@ impl Session {
         })
     }
 
+    /// The NaN, infinity and domain rules (README, "Errors") on this
+    /// adapter: each line is "case = value" for the headless browser
+    /// test, which compares them with the f64 reference's values.
+    pub fn special_values(&self) -> js_sys::Promise {
+        let dev = self.dev.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            use webgrad::Tensor;
+            let nan = f32::NAN;
+            let v = |x: Vec<f32>| Tensor::from_vec(&dev, x.clone(), [x.len()]);
+            let cases: Vec<(&str, Tensor)> = vec![
+                ("powf(NaN, 3)", v(vec![nan]).powf(3.0)),
+                ("pow(1, NaN)", v(vec![1.0]).pow(&v(vec![nan]))),
+                (
+                    "pow(-0, -inf)",
+                    v(vec![-0.0]).pow(&v(vec![f32::NEG_INFINITY])),
+                ),
+                ("pow(-2, 0.5)", v(vec![-2.0]).pow(&v(vec![0.5]))),
+                ("tanh(NaN)", v(vec![nan]).tanh()),
+                ("relu(NaN)", v(vec![nan]).relu()),
+                ("max([1, NaN, 3])", v(vec![1.0, nan, 3.0]).max()),
+                ("ne(NaN, NaN)", v(vec![nan]).ne(&v(vec![nan]))),
+                ("eq(NaN, NaN)", v(vec![nan]).eq(&v(vec![nan]))),
+                ("sqrt(-1)", v(vec![-1.0]).sqrt()),
+                ("log(-1)", v(vec![-1.0]).log()),
+                ("log(0)", v(vec![0.0]).log()),
+                ("0/0", v(vec![0.0]) / v(vec![0.0])),
+                ("mean([])", v(vec![]).mean()),
+            ];
+            let tensors: Vec<&Tensor> = cases.iter().map(|(_, t)| t).collect();
+            let values = webgrad::read_all(&tensors).await.map_err(js_err)?;
+            let lines: Vec<String> = cases
+                .iter()
+                .zip(values)
+                .map(|((name, _), v)| format!("{name} = {:?}", v[0]))
+                .collect();
+            Ok(JsValue::from_str(&lines.join("\n")))
+        })
+    }
+
     /// A trainer of the digits CNN on this device.
     pub fn cnn(&self, seed: u32) -> Result<CnnTrainer, JsValue> {
         let inner = models::CnnTrainer::new(&self.dev, seed as u64).map_err(js_err)?;

@@ -117,6 +117,24 @@ try {
   });
   check("a GPU error is reported by the realize that caused it", scoped.startsWith("ok: "), scoped);
 
+  // NaN, infinities and domain errors follow the README's rules here too
+  // (the values are numpy's and the f64 reference's).
+  const special = await page.evaluate(async () => {
+    const m = await import("./pkg/webgrad_web.js");
+    const s = await m.Session.create();
+    try { return await s.special_values(); } catch (e) { return `failed: ${e}`; }
+  });
+  const wantSpecial = [
+    "powf(NaN, 3) = NaN", "pow(1, NaN) = 1.0", "pow(-0, -inf) = inf", "pow(-2, 0.5) = NaN",
+    "tanh(NaN) = NaN", "relu(NaN) = NaN", "max([1, NaN, 3]) = NaN", "ne(NaN, NaN) = 1.0",
+    "eq(NaN, NaN) = 0.0", "sqrt(-1) = NaN", "log(-1) = NaN", "log(0) = -inf", "0/0 = NaN",
+    "mean([]) = NaN",
+  ];
+  const gotSpecial = special.split("\n");
+  const wrong = wantSpecial.filter((w, i) => gotSpecial[i] !== w);
+  check("NaN, infinities and domain errors follow the README's rules", wrong.length === 0 && gotSpecial.length === wantSpecial.length,
+    `expected ${wrong.join("; ")}; got ${special.replace(/\n/g, "; ")}`);
+
   // Train: 200 steps lower the loss.
   await page.click("#start");
   await page.waitForFunction(() => Number(document.getElementById("steps-done").textContent) >= 200, { timeout: 180000 });
