@@ -135,6 +135,23 @@ fn mlp(dev: &Device) {
     );
 }
 
+/// Not a timing: the profiler's table for one MLP step (workload 3) after
+/// warm-up, and its Chrome trace in target/mlp_step_trace.json.
+fn profile_mlp(dev: &Device) {
+    let (x, labels) = mlp_batch(dev);
+    let mut model = Model::new(dev);
+    for _ in 0..5 {
+        model.step(&x, &labels);
+    }
+    let (_, profile) = dev.profile(|| model.step(&x, &labels));
+    println!("{}", profile.table());
+    let path = "target/mlp_step_trace.json";
+    match std::fs::write(path, profile.chrome_trace()) {
+        Ok(()) => println!("trace: {path} (open it in https://ui.perfetto.dev)"),
+        Err(e) => eprintln!("could not write {path}: {e}"),
+    }
+}
+
 fn chain(dev: &Device) {
     let x = Tensor::rand_uniform(dev, [1024], -1.0, 1.0, 5);
     let ms = median_ms(3, 15, || {
@@ -281,6 +298,9 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1)
     });
+    if args.iter().any(|a| a == "profile") {
+        return profile_mlp(&dev);
+    }
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     type Workload = (&'static str, fn(&Device));
     let workloads: [Workload; 9] = [

@@ -101,6 +101,10 @@ pub(crate) struct Gpu {
     pub anomaly: std::sync::atomic::AtomicBool,
     /// The next submit records an invalid command (see `Device::inject_validation_error`).
     pub inject_error: std::sync::atomic::AtomicBool,
+    /// The adapter's timestamp queries are enabled (for profiling).
+    pub timestamps: bool,
+    /// The profile being recorded (see `Device::profile`).
+    pub profile: Mutex<Option<crate::exec::profile::ProfileLog>>,
     pub submits: std::sync::atomic::AtomicU64,
     /// Set by wgpu's callbacks; checked after each submit.
     pub lost: Arc<Mutex<Option<String>>>,
@@ -178,12 +182,14 @@ impl Device {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("webgrad"),
-                required_features: wgpu::Features::empty(),
+                // Timestamp queries where the adapter has them, for profiling.
+                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
                 required_limits: limits.clone(),
                 ..Default::default()
             })
             .await
             .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let timestamps = device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let lost = Arc::new(Mutex::new(None));
         let uncaptured = Arc::new(Mutex::new(None));
         {
@@ -236,6 +242,8 @@ impl Device {
                 kernels: Default::default(),
                 anomaly: Default::default(),
                 inject_error: Default::default(),
+                timestamps,
+                profile: Mutex::new(None),
                 submits: Default::default(),
                 lost,
                 uncaptured,
@@ -304,6 +312,33 @@ impl Device {
         if let Some(g) = &self.gpu {
             g.anomaly.store(on, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Runs `f` and profiles every realize and read it does on this
+    /// device: each kernel's name (op or family, fused ops, output shape),
+    /// dispatch size, bytes read and written, FLOPs and, where the adapter
+    /// has timestamp queries (lavapipe and most Vulkan, Metal and DX12
+    /// drivers do), its GPU time; and the CPU time spent recording the
+    /// graph, planning and encoding. While profiling each kernel gets a
+    /// compute pass of its own (timestamps go around passes), which adds a
+    /// little time per kernel. See [`crate::profile::Profile`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn profile<R>(&self, f: impl FnOnce() -> R) -> (R, crate::profile::Profile) {
+        let Some(g) = &self.gpu else {
+            return (f(), crate::profile::Profile::default());
+        };
+        let start = std::time::Instant::now();
+        *g.profile.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(crate::exec::profile::ProfileLog::new());
+        let out = f();
+        let wall_ns = start.elapsed().as_nanos() as u64;
+        let log = g
+            .profile
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("profiles do not nest");
+        (out, crate::exec::profile::finish(g, log, wall_ns))
     }
 
     /// For testing error reporting: the next realize or read records one

@@ -39,6 +39,7 @@ pub mod layers;
 pub mod models;
 pub mod ops;
 pub mod optim;
+pub mod profile;
 mod random;
 pub mod reference;
 pub mod shape;

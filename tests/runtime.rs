@@ -204,3 +204,75 @@ fn a_gpu_error_is_reported_by_the_realize_that_caused_it() {
     assert!(matches!(err, webgrad::Error::Validation(_)), "{err}");
     assert_eq!((&x * 2.0).to_vec_blocking().unwrap(), vec![2.0, 4.0]);
 }
+
+/// The profiler names every kernel, counts its FLOPs and bytes from the
+/// shapes, times it where the adapter has timestamp queries (lavapipe
+/// does), and writes a trace that parses as Chrome's trace-event JSON.
+#[test]
+fn the_profiler_records_every_kernel_with_its_work_and_time() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let a = Tensor::rand_uniform(&dev, [32, 48], -1.0, 1.0, 1);
+    let b = Tensor::rand_uniform(&dev, [48, 16], -1.0, 1.0, 2);
+    a.realize().unwrap();
+    b.realize().unwrap();
+    let before = dev.counters();
+    let (value, profile) = dev.profile(|| {
+        let y = a.matmul(&b).tanh().sum();
+        y.item_blocking().unwrap()
+    });
+    assert!(value.is_finite());
+    let kernels = dev.counters().kernels - before.kernels;
+    assert_eq!(profile.kernels.len() as u64, kernels);
+    assert_eq!(profile.submits.len(), 1);
+    let matmul = profile
+        .kernels
+        .iter()
+        .find(|k| k.name.starts_with("matmul"))
+        .expect("a matmul kernel");
+    assert_eq!(matmul.name, "matmul [32, 16]");
+    assert_eq!(matmul.flops, 2 * 32 * 48 * 16);
+    assert_eq!(matmul.bytes_read, 4 * (32 * 48 + 48 * 16));
+    assert_eq!(matmul.bytes_written, 4 * 32 * 16);
+    // tanh is fused into the sum: one kernel named for both.
+    assert!(
+        profile.kernels.iter().any(|k| k.name.contains("tanh")),
+        "{:?}",
+        profile.kernels.iter().map(|k| &k.name).collect::<Vec<_>>()
+    );
+    if std::env::var_os("CI").is_some() {
+        // lavapipe has timestamp queries: every kernel is timed.
+        assert!(profile.timestamps);
+    }
+    if profile.timestamps {
+        assert!(
+            profile
+                .kernels
+                .iter()
+                .all(|k| k.gpu_ns.is_some_and(|t| t > 0))
+        );
+    }
+    let s = &profile.submits[0];
+    assert!(s.plan_ns > 0 && s.encode_ns > 0 && s.total_ns >= s.plan_ns + s.encode_ns);
+    assert!(profile.wall_ns >= s.total_ns);
+    let table = profile.table();
+    assert!(
+        table.contains("matmul [32, 16]") && table.contains("CPU: recording"),
+        "{table}"
+    );
+    let trace: serde_json::Value = serde_json::from_str(&profile.chrome_trace()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let gpu_events = events.iter().filter(|e| e["cat"] == "gpu").count();
+    assert_eq!(
+        gpu_events,
+        if profile.timestamps {
+            profile.kernels.len()
+        } else {
+            0
+        }
+    );
+    assert!(events.iter().any(|e| e["name"] == "plan" && e["ph"] == "X"));
+    // Profiling is off again afterwards: nothing more is recorded.
+    (&a * 2.0).realize().unwrap();
+}

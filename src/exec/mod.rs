@@ -7,6 +7,7 @@ pub(crate) mod codegen;
 pub(crate) mod kernels;
 pub(crate) mod pipelines;
 pub(crate) mod pool;
+pub(crate) mod profile;
 mod schedule;
 
 use std::num::NonZeroU64;
@@ -53,8 +54,16 @@ fn params_buffer(gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
     }
 }
 
-/// Encodes the plan (uploads, one compute pass, then `copies`) and submits it.
-fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]) {
+/// Encodes the plan (uploads, one compute pass, then `copies`) and submits
+/// it. `plan_ns` is the planning time when profiling (see `profile.rs`):
+/// then each dispatch gets a pass of its own with timestamps around it.
+fn submit(
+    gpu: &Gpu,
+    plan: &Plan,
+    copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)],
+    plan_ns: Option<u64>,
+) {
+    let encode_start = plan_ns.and_then(|_| profile::now(gpu));
     if gpu
         .inject_error
         .swap(false, std::sync::atomic::Ordering::Relaxed)
@@ -92,12 +101,20 @@ fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("webgrad realize"),
         });
+    let queries = plan_ns.and_then(|_| profile::query_set(gpu, plan.dispatches.len()));
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("webgrad kernels"),
             timestamp_writes: None,
         });
-        for (d, &offset) in plan.dispatches.iter().zip(&offsets) {
+        for (i, (d, &offset)) in plan.dispatches.iter().zip(&offsets).enumerate() {
+            if let Some(writes) = profile::writes(&queries, i) {
+                drop(pass);
+                pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("webgrad profiled kernel"),
+                    timestamp_writes: Some(writes),
+                });
+            }
             let mut entries = vec![wgpu::BindGroupEntry {
                 binding: 0,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -127,10 +144,40 @@ fn submit(gpu: &Gpu, plan: &Plan, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)]
             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
         }
     }
+    let timestamps = profile::resolve(gpu, &mut encoder, queries);
     for (src, dst, bytes) in copies {
         encoder.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
     }
     gpu.queue.submit([encoder.finish()]);
+    if let (Some(plan_ns), Some(encode_start)) = (plan_ns, encode_start) {
+        let mut log = gpu.profile.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(log) = log.as_mut() {
+            let now = log.now_ns();
+            log.submits.push(profile::PendingSubmit {
+                record: crate::profile::SubmitRecord {
+                    plan_ns,
+                    encode_ns: now.saturating_sub(encode_start),
+                    kernels: plan.dispatches.len(),
+                    ..Default::default()
+                },
+                kernels: plan
+                    .dispatches
+                    .iter()
+                    .map(|d| {
+                        let info = d.info.clone().unwrap_or(profile::KernelInfo {
+                            name: "(planned before profiling began)".into(),
+                            flops: 0,
+                            read: 0,
+                            written: 0,
+                        });
+                        (info, d.groups)
+                    })
+                    .collect(),
+                timestamps,
+                submitted_ns: now,
+            });
+        }
+    }
     use std::sync::atomic::Ordering::Relaxed;
     gpu.kernels.fetch_add(plan.dispatches.len() as u64, Relaxed);
     gpu.submits.fetch_add(1, Relaxed);
@@ -171,10 +218,13 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
         let gpu = gpu_of(tensors)?;
         let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
         let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let call_start = profile::now(gpu);
         let planned = schedule::plan(gpu, &nodes);
+        let plan_ns = call_start.and_then(|s| Some(profile::now(gpu)? - s));
         if let Ok(plan) = &planned {
-            submit(gpu, plan, &[]);
+            submit(gpu, plan, &[], plan_ns);
         }
+        profile::finish_call(gpu, call_start);
         drop(submitting);
         planned?;
         pending_error(gpu)
@@ -198,10 +248,13 @@ pub(crate) async fn realize_async(tensors: &[&Tensor]) -> Result<()> {
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let call_start = profile::now(&gpu);
     let planned = schedule::plan(&gpu, &nodes);
+    let plan_ns = call_start.and_then(|s| Some(profile::now(&gpu)? - s));
     if let Ok(plan) = &planned {
-        submit(&gpu, plan, &[]);
+        submit(&gpu, plan, &[], plan_ns);
     }
+    profile::finish_call(&gpu, call_start);
     drop(submitting);
     let (validation, oom) = (validation.pop(), oom.pop());
     if let Some(e) = validation.await {
@@ -242,7 +295,9 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let call_start = profile::now(&gpu);
     let planned = schedule::plan(&gpu, &nodes);
+    let plan_ns = call_start.and_then(|s| Some(profile::now(&gpu)? - s));
     let mut staging = Vec::new();
     if let Ok(plan) = &planned {
         for (t, storage) in tensors.iter().zip(&plan.targets) {
@@ -255,7 +310,7 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
             .filter(|s| s.2 > 0)
             .map(|(s, d, b)| (s, d, *b))
             .collect();
-        submit(&gpu, plan, &copies);
+        submit(&gpu, plan, &copies, plan_ns);
     }
     drop(submitting);
     let (validation, oom) = (validation.pop(), oom.pop());
@@ -287,6 +342,8 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
     for (_, buffer, _) in staging {
         pool.entry(buffer.size()).or_default().push(buffer);
     }
+    drop(pool);
+    profile::finish_call(&gpu, call_start);
     Ok(out)
 }
 

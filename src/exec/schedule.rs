@@ -33,6 +33,8 @@ pub(crate) struct Dispatch {
     pub params: Vec<u32>,
     pub buffers: Vec<(wgpu::Buffer, u64)>,
     pub groups: [u32; 3],
+    /// What it computes, recorded only while profiling.
+    pub info: Option<super::profile::KernelInfo>,
 }
 
 pub(crate) struct Plan {
@@ -49,6 +51,9 @@ struct Scheduler<'g> {
     values: HashMap<NodeId, Storage>,
     /// The updates that write their variable's buffer (see `in_place_updates`).
     in_place: HashSet<NodeId>,
+    /// While profiling: the name and FLOPs of the node being emitted; the
+    /// FLOPs go to its first dispatch.
+    label: Option<(String, u64)>,
 }
 
 /// Bytes of `numel` f32 values; a count too large for u64 saturates, so the
@@ -67,6 +72,7 @@ impl Scheduler<'_> {
         Ok(allocate(&self.gpu.device, &self.gpu.pool, bytes))
     }
 
+    /// Records a dispatch; bit i of `written` marks buffer i as written.
     fn dispatch(
         &mut self,
         source: &str,
@@ -74,10 +80,27 @@ impl Scheduler<'_> {
         params: Vec<u32>,
         buffers: Vec<(&Storage, usize)>,
         groups: [u32; 3],
+        written: u64,
     ) {
         if groups.contains(&0) {
             return;
         }
+        let info = self.label.as_mut().map(|(name, flops)| {
+            let (mut read, mut wrote) = (0, 0);
+            for (i, (_, numel)) in buffers.iter().enumerate() {
+                if written >> i & 1 == 1 {
+                    wrote += 4 * *numel as u64;
+                } else {
+                    read += 4 * *numel as u64;
+                }
+            }
+            super::profile::KernelInfo {
+                name: name.clone(),
+                flops: std::mem::take(flops),
+                read,
+                written: wrote,
+            }
+        });
         let pipeline = self
             .gpu
             .pipelines
@@ -93,6 +116,7 @@ impl Scheduler<'_> {
             params,
             buffers,
             groups,
+            info,
         });
     }
 
@@ -252,7 +276,20 @@ impl Scheduler<'_> {
     /// (storage and element count of each role).
     fn run<'s>(&mut self, call: KernelCall, buffer: &dyn Fn(Buf) -> (&'s Storage, usize)) {
         let buffers = call.bindings.iter().map(|&b| buffer(b)).collect();
-        self.dispatch(&call.source, call.entry, call.params, buffers, call.groups);
+        let written = call
+            .bindings
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !matches!(b, Buf::Input(_)))
+            .fold(0u64, |m, (i, _)| m | 1 << i);
+        self.dispatch(
+            &call.source,
+            call.entry,
+            call.params,
+            buffers,
+            call.groups,
+            written,
+        );
     }
 
     fn zeros(&mut self, shape: &Shape) -> Result<Storage> {
@@ -289,6 +326,7 @@ impl Scheduler<'_> {
             params,
             buffers,
             grid_1d(n as u64),
+            1,
         );
     }
 
@@ -349,6 +387,7 @@ impl Scheduler<'_> {
                 params,
                 buffers,
                 grid_1d((rows * parts) as u64),
+                1,
             );
             // Scratch values (a gathered copy, partial sums) are done with.
             if value.inputs.len() == 1 && value.inputs[0].device.gpu.is_none() {
@@ -600,7 +639,13 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         },
         values: HashMap::new(),
         in_place,
+        label: None,
     };
+    let profiling = gpu
+        .profile
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some();
     for node in order.iter().filter(|n| n.is_realized()) {
         s.values
             .insert(node.id, node.storage.borrow().clone().unwrap());
@@ -669,6 +714,9 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         ));
     }
     for node in emission_order {
+        if profiling {
+            s.label = Some(describe(node, &fused));
+        }
         let value = match uploaded.remove(&node.id) {
             Some(v) => v,
             None => s.emit(node, &fused)?,
@@ -704,6 +752,50 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         }
     }
     Ok(s.plan)
+}
+
+/// A kernel's name for the profiler — its op with the ops fused into it
+/// and the output's shape, `add(mul·exp) [128, 256]` — and its FLOPs
+/// (one per element and elementwise op; a family counts its own).
+fn describe(node: &Rc<Node>, fused: FusedEdge) -> (String, u64) {
+    let mut names: Vec<String> = Vec::new();
+    let mut flops = 0u64;
+    let mut stack = vec![node.clone()];
+    while let Some(n) = stack.pop() {
+        match &n.op {
+            Op::Family(f) => {
+                let shapes: Vec<Shape> = n.inputs().iter().map(|i| i.shape.clone()).collect();
+                let refs: Vec<&Shape> = shapes.iter().collect();
+                flops += f.flops(&n.shape, &refs);
+            }
+            Op::Reduce { .. } => flops += n.inputs()[0].shape.numel() as u64,
+            op if op.is_elementwise() && !matches!(op, Op::Fill(_)) => {
+                flops += n.shape.numel() as u64
+            }
+            _ => {}
+        }
+        if !names.is_empty() && matches!(n.op, Op::Fill(_) | Op::Expand) {
+            // Constants and broadcasts are loads, not work.
+        } else {
+            names.push(n.op.name());
+        }
+        for input in n.inputs().iter() {
+            if fused(&n, input) {
+                stack.push(input.clone());
+            }
+        }
+    }
+    let head = names.remove(0);
+    const SHOWN: usize = 6;
+    let mut name = head;
+    if !names.is_empty() {
+        let mut inner: Vec<String> = names.iter().take(SHOWN).cloned().collect();
+        if names.len() > SHOWN {
+            inner.push(format!("+{}", names.len() - SHOWN));
+        }
+        name = format!("{name}({})", inner.join("·"));
+    }
+    (format!("{name} {:?}", node.shape), flops)
 }
 
 fn variable_state(node: &Node) -> &VariableState {

@@ -46,6 +46,12 @@ pub(crate) trait Family: Debug {
     /// The f64 reference: the output's values (row-major) from the inputs'.
     fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64>;
 
+    /// Floating-point operations of the kernels for these shapes, for the
+    /// profiler (0 where not counted: data movement, indexing).
+    fn flops(&self, _out: &Shape, _inputs: &[&Shape]) -> u64 {
+        0
+    }
+
     /// True if the output holds u32 indices, not floats (argmax).
     fn integer_output(&self) -> bool {
         false

@@ -102,6 +102,22 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    /// A multiply and an add per output element and tap of the forward
+    /// convolution; its two adjoints do the same work.
+    pub fn flops(&self) -> u64 {
+        [
+            self.n,
+            self.o,
+            self.p,
+            self.q,
+            self.c / self.groups.max(1),
+            self.r,
+            self.s,
+        ]
+        .iter()
+        .fold(2u64, |f, &d| f.saturating_mul(d as u64))
+    }
+
     pub fn x_shape(&self) -> Shape {
         Shape::new(&[self.n, self.c, self.h, self.w])
     }
@@ -349,6 +365,10 @@ impl Family for Conv2d {
     fn name(&self) -> String {
         describe("conv2d", &self.geom)
     }
+
+    fn flops(&self, _out: &Shape, _inputs: &[&Shape]) -> u64 {
+        self.geom.flops()
+    }
     fn lower(&self, _: &Shape, _: &[&Shape], target: Target) -> Lowering {
         kernels::conv2d(&self.geom, target)
     }
@@ -383,6 +403,10 @@ pub(crate) struct ConvTranspose2d {
 impl Family for ConvTranspose2d {
     fn name(&self) -> String {
         describe("conv_transpose2d", &self.geom)
+    }
+
+    fn flops(&self, _out: &Shape, _inputs: &[&Shape]) -> u64 {
+        self.geom.flops()
     }
     fn lower(&self, _: &Shape, _: &[&Shape], target: Target) -> Lowering {
         kernels::conv_transpose2d(&self.geom, target)
@@ -419,6 +443,10 @@ pub(crate) struct Conv2dWeightGrad {
 impl Family for Conv2dWeightGrad {
     fn name(&self) -> String {
         describe("conv2d_weight_grad", &self.geom)
+    }
+
+    fn flops(&self, _out: &Shape, _inputs: &[&Shape]) -> u64 {
+        self.geom.flops()
     }
     fn lower(&self, _: &Shape, _: &[&Shape], target: Target) -> Lowering {
         kernels::conv2d_weight_grad(&self.geom, target)

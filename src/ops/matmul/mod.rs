@@ -60,6 +60,12 @@ impl Family for Matmul {
         kernels::lower(out, inputs[0], inputs[1], target)
     }
 
+    /// A multiply and an add per output element and inner index.
+    fn flops(&self, out: &Shape, inputs: &[&Shape]) -> u64 {
+        let k = inputs[0].dims().last().copied().unwrap_or(1);
+        2 * out.numel() as u64 * k as u64
+    }
+
     // C = A·B:  ∂L/∂A = G·Bᵀ,  ∂L/∂B = Aᵀ·G  (batch dims un-broadcast centrally).
     // A 2-D B shared by a batched A (a linear layer on [batch, T, k]) gets
     // Σ_batch Aᵀ·G as a product over the stacked rows, [k, batch·m] @ [batch·m, n],
