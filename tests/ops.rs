@@ -279,7 +279,65 @@ fn every_matmul_kernel_family_is_correct() {
             &[input(&[2, 5, 4], 1), input(&[3, 1, 4, 6], 2)],
             &|t| t[0].matmul(&t[1]),
         );
+        // Transposed operands are read in place (the register-blocked
+        // family's matmul_tn, matmul_nt and matmul_strided kernels; the
+        // tiled family copies them): every combination, aligned and not,
+        // batched and broadcast, against the reference, and their gradients
+        // (which are products with transposed operands again).
+        for (m, k, n) in [
+            (16, 8, 12),
+            (130, 72, 96),
+            (10, 7, 13),
+            (8, 12, 10),
+            (1, 4, 1),
+        ] {
+            for (ta, tb) in [(true, false), (false, true), (true, true)] {
+                let a_dims = if ta { [k, m] } else { [m, k] };
+                let b_dims = if tb { [n, k] } else { [k, n] };
+                let a = Tensor::from_vec(&dev, data(m * k, -1.0, 1.0, 0.0, 3), a_dims);
+                let b = Tensor::from_vec(&dev, data(k * n, -1.0, 1.0, 0.0, 4), b_dims);
+                let a_op = if ta { a.t() } else { a.clone() };
+                let b_op = if tb { b.t() } else { b.clone() };
+                let c = a_op.matmul(&b_op);
+                assert_close(
+                    &format!("{family:?} {m}x{k}x{n} ta={ta} tb={tb}"),
+                    &c.to_vec_blocking().unwrap(),
+                    &reference::eval(&c).unwrap(),
+                    1e-4,
+                    1e-4,
+                );
+            }
+        }
+        check_op(
+            &dev,
+            &format!("{family:?} batched, transposed A"),
+            &[input(&[2, 4, 8], 5), input(&[3, 1, 4, 6], 6)],
+            &|t| t[0].t().matmul(&t[1]),
+        );
+        check_op(
+            &dev,
+            &format!("{family:?} batched, transposed B"),
+            &[input(&[2, 5, 4], 7), input(&[6, 4], 8)],
+            &|t| t[0].matmul(&t[1].t()),
+        );
     }
+}
+
+#[test]
+fn the_backward_pass_of_a_matmul_copies_no_transpose() {
+    // ∂L/∂A = G·Bᵀ and ∂L/∂B = Aᵀ·G read their operands in place: forward,
+    // backward and nothing else but the loss's reduction kernels.
+    let dev = gpu!();
+    let a = Tensor::from_vec(&dev, data(32 * 16, -1.0, 1.0, 0.0, 1), [32, 16]);
+    let b = Tensor::from_vec(&dev, data(16 * 8, -1.0, 1.0, 0.0, 2), [16, 8]);
+    webgrad::realize_all(&[&a, &b]).unwrap();
+    let loss = a.matmul(&b).sum();
+    let g = webgrad::grad(&loss, &[&a, &b]);
+    let (_, profile) = dev.profile(|| webgrad::realize_all(&[&g[0], &g[1]]).unwrap());
+    let names: Vec<&str> = profile.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert!(!names.iter().any(|n| n.starts_with("permute")), "{names:?}");
+    assert!(names.contains(&"matmul(Aᵀ) [16, 8]"), "{names:?}");
+    assert!(names.contains(&"matmul(Bᵀ) [32, 16]"), "{names:?}");
 }
 
 #[test]

@@ -10,7 +10,9 @@ use super::codegen::{load_fn, value_fn};
 use super::kernels::{ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_source};
 use crate::kernel::{COPY, FILL, SUM_PARTS};
 use crate::ops::conv::CONV2D;
-use crate::ops::matmul::{MATMUL_SCALAR, MATMUL_TILED, MATMUL_VEC4};
+use crate::ops::matmul::{
+    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_strided_source, matmul_tn_source,
+};
 use crate::ops::pool::POOL2D;
 
 fn validate(name: &str, source: &str) {
@@ -70,7 +72,9 @@ fn fixed_kernels_validate() {
     }
     validate("fill", FILL);
     validate("matmul_vec4", MATMUL_VEC4);
-    validate("matmul_scalar", MATMUL_SCALAR);
+    validate("matmul_strided", matmul_strided_source());
+    validate("matmul_tn", matmul_tn_source());
+    validate("matmul_nt", matmul_nt_source());
     validate("matmul_tiled", MATMUL_TILED);
     validate("conv2d", CONV2D);
     use crate::ops::conv::{CONV2D_TILED, TILED_FORWARD, TILED_INPUT_GRAD, TILED_WEIGHT_GRAD};

@@ -43,6 +43,24 @@ impl Tensor {
         self.permute(&perm)
     }
 
+    /// The tensor this one transposes in its last two axes, if it is such a
+    /// transpose (of any rank ≥ 2) whose input can still be read without
+    /// recomputation: for ops (matmul) that read a transposed operand in place.
+    pub(crate) fn swapped_last_axes_of(&self) -> Option<Tensor> {
+        let Op::Permute(perm) = &self.node.op else {
+            return None;
+        };
+        let r = perm.len();
+        let swapped = r >= 2
+            && perm[r - 2] == r - 1
+            && perm[r - 1] == r - 2
+            && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p);
+        let input = self.node.inputs().first()?.clone();
+        // A realized transpose of a value that is gone would recompute it.
+        let readable = !self.node.is_realized() || input.is_realized();
+        (swapped && readable).then(|| Tensor::from_node(input))
+    }
+
     /// Swaps the last two axes (the matrix transpose).
     #[track_caller]
     pub fn t(&self) -> Tensor {

@@ -2,7 +2,8 @@
 //!
 //! - `matmul_vec4`: register-blocked, 8×16 outputs per invocation from vec4
 //!   loads, for K and N multiples of 4 (CPU rasterizers: no barriers).
-//! - `matmul_scalar`: the same blocking with scalar loads, for other sizes.
+//! - `matmul_strided`: the same blocking with scalar loads at any strides,
+//!   for other sizes and for transposed operands read in place (generated).
 //! - `matmul_tiled`: workgroups stage tiles in workgroup memory (real GPUs).
 
 use std::borrow::Cow;
@@ -14,48 +15,282 @@ use crate::kernel::{
 use crate::shape::{Shape, broadcast_strides};
 
 pub(crate) const MATMUL_VEC4: &str = include_str!("../../../shaders/matmul_vec4.wgsl");
-pub(crate) const MATMUL_SCALAR: &str = include_str!("../../../shaders/matmul_scalar.wgsl");
 pub(crate) const MATMUL_TILED: &str = include_str!("../../../shaders/matmul_tiled.wgsl");
 
-/// Variant and grid (z = batch) for an `m×k @ k×n` product.
+/// `matmul_strided`: the 8×16 register block of `matmul_vec4` from scalar
+/// loads at any element strides (p[6..10]: A's row and k strides, B's k and
+/// column strides), so transposed operands are read in place and any M, N,
+/// K works, edges clamped on load and guarded on store. Generated (one line
+/// per accumulator) rather than written out by hand.
+/// p = [M, N, K, first_batch, a_batch_stride, b_batch_stride, a_row, a_k, b_k, b_col].
+pub(crate) fn matmul_strided_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        const R: usize = 8;
+        const Q: usize = 4; // vec4 column groups: 16 columns
+        let mut s = String::from(
+            "@group(0) @binding(0) var<storage, read> p: array<u32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(8, 8, 1)
+fn matmul_strided(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m = p[0];
+    let n = p[1];
+    let k = p[2];
+    let row0 = gid.y * 8u;
+    let col0 = gid.x * 16u;
+    if (row0 >= m || col0 >= n) {
+        return;
+    }
+    let batch = gid.z + p[3];
+    let ab = batch * p[4];
+    let bb = batch * p[5];
+    let cb = batch * m * n;
+    let sak = p[7];
+    let sbk = p[8];
+",
+        );
+        for i in 0..R {
+            s += &format!("    let ar{i} = ab + min(row0 + {i}u, m - 1u) * p[6];\n");
+        }
+        for j in 0..4 * Q {
+            s += &format!("    let bc{j} = bb + min(col0 + {j}u, n - 1u) * p[9];\n");
+        }
+        for i in 0..R {
+            for q in 0..Q {
+                s += &format!("    var acc{i}{q} = vec4<f32>(0.0);\n");
+            }
+        }
+        s += "    var ak = 0u;\n    var bk = 0u;\n    for (var kk = 0u; kk < k; kk++) {\n";
+        for q in 0..Q {
+            let l: Vec<String> = (0..4).map(|t| format!("b[bc{} + bk]", 4 * q + t)).collect();
+            s += &format!("        let b{q} = vec4<f32>({});\n", l.join(", "));
+        }
+        for i in 0..R {
+            s += &format!("        let a{i} = a[ar{i} + ak];\n");
+            for q in 0..Q {
+                s += &format!("        acc{i}{q} = fma(vec4<f32>(a{i}), b{q}, acc{i}{q});\n");
+            }
+        }
+        s += "        ak += sak;\n        bk += sbk;\n    }\n";
+        for i in 0..R {
+            s += &format!(
+                "    if (row0 + {i}u < m) {{\n        let o = cb + (row0 + {i}u) * n + col0;\n"
+            );
+            for j in 0..4 * Q {
+                let lane = ["x", "y", "z", "w"][j % 4];
+                s += &format!(
+                    "        if (col0 + {j}u < n) {{ c[o + {j}u] = acc{i}{}.{lane}; }}\n",
+                    j / 4
+                );
+            }
+            s += "    }\n";
+        }
+        s += "}\n";
+        s
+    })
+}
+
+const HEADER: &str = "@group(0) @binding(0) var<storage, read> p: array<u32>;
+";
+
+/// `matmul_tn`: Aᵀ·B with A stored [k, m], the ∂L/∂B = Aᵀ·G of the backward
+/// pass, read in place: per step along K one vec4 pair of A's column
+/// (8 rows of op(A)) and four vec4 of B's row, an outer product into the
+/// same 8×16 block of accumulators as `matmul_vec4` (as many loads per
+/// multiply-add). For M and N multiples of 4.
+/// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch].
+pub(crate) fn matmul_tn_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let mut s = String::from(HEADER);
+        s += "@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+
+@compute @workgroup_size(8, 8, 1)
+fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m = p[0];
+    let n4 = p[1] / 4u;
+    let k = p[2];
+    let m4 = m / 4u;
+    let row0 = gid.y * 8u;
+    let col0 = gid.x * 4u;
+    if (row0 >= m || col0 >= n4) {
+        return;
+    }
+    let batch = gid.z + p[6];
+    let ab = batch * (p[4] / 4u);
+    let bb = batch * (p[5] / 4u);
+    let cb = batch * m * n4;
+    let ac0 = ab + min(row0 / 4u, m4 - 1u);
+    let ac1 = ab + min(row0 / 4u + 1u, m4 - 1u);
+";
+        for q in 0..4 {
+            s += &format!("    let bc{q} = bb + min(col0 + {q}u, n4 - 1u);\n");
+        }
+        for i in 0..8 {
+            for q in 0..4 {
+                s += &format!("    var acc{i}{q} = vec4<f32>(0.0);\n");
+            }
+        }
+        s += "    for (var kk = 0u; kk < k; kk++) {\n        let ar = kk * m4;\n        let br = kk * n4;\n";
+        s += "        let a0 = a[ac0 + ar];\n        let a1 = a[ac1 + ar];\n";
+        for q in 0..4 {
+            s += &format!("        let b{q} = b[bc{q} + br];\n");
+        }
+        for i in 0..8 {
+            let lane = ["x", "y", "z", "w"][i % 4];
+            for q in 0..4 {
+                s += &format!(
+                    "        acc{i}{q} = fma(vec4<f32>(a{}.{lane}), b{q}, acc{i}{q});\n",
+                    i / 4
+                );
+            }
+        }
+        s += "    }\n";
+        for i in 0..8 {
+            s += &format!(
+                "    if (row0 + {i}u < m) {{\n        let o = cb + (row0 + {i}u) * n4 + col0;\n        c[o] = acc{i}0;\n"
+            );
+            for q in 1..4 {
+                s += &format!("        if (col0 + {q}u < n4) {{ c[o + {q}u] = acc{i}{q}; }}\n");
+            }
+            s += "    }\n";
+        }
+        s += "}\n";
+        s
+    })
+}
+
+/// `matmul_nt`: A·Bᵀ with B stored [n, k], the ∂L/∂A = G·Bᵀ of the backward
+/// pass, read in place: vec4 loads along K of 8 rows of A and 16 rows of
+/// stored B, 128 dot products per step into an 8×16 block (as many loads
+/// per multiply-add as `matmul_vec4`). For K a multiple of 4; any N (the
+/// block's columns are stored one by one, guarded).
+/// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch].
+pub(crate) fn matmul_nt_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let mut s = String::from(HEADER);
+        s += "@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(8, 8, 1)
+fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m = p[0];
+    let n = p[1];
+    let k4 = p[2] / 4u;
+    let row0 = gid.y * 8u;
+    let col0 = gid.x * 16u;
+    if (row0 >= m || col0 >= n) {
+        return;
+    }
+    let batch = gid.z + p[6];
+    let ab = batch * (p[4] / 4u);
+    let bb = batch * (p[5] / 4u);
+    let cb = batch * m * n;
+";
+        for i in 0..8 {
+            s += &format!("    let ar{i} = ab + min(row0 + {i}u, m - 1u) * k4;\n");
+        }
+        for j in 0..16 {
+            s += &format!("    let bc{j} = bb + min(col0 + {j}u, n - 1u) * k4;\n");
+        }
+        for i in 0..8 {
+            for q in 0..4 {
+                s += &format!("    var acc{i}{q} = vec4<f32>(0.0);\n");
+            }
+        }
+        s += "    for (var kk = 0u; kk < k4; kk++) {\n";
+        for j in 0..16 {
+            s += &format!("        let b{j} = b[bc{j} + kk];\n");
+        }
+        for i in 0..8 {
+            s += &format!("        let a{i} = a[ar{i} + kk];\n");
+            for q in 0..4 {
+                let dots: Vec<String> = (0..4)
+                    .map(|t| format!("dot(a{i}, b{})", 4 * q + t))
+                    .collect();
+                s += &format!("        acc{i}{q} += vec4<f32>({});\n", dots.join(", "));
+            }
+        }
+        s += "    }\n";
+        for i in 0..8 {
+            s += &format!(
+                "    if (row0 + {i}u < m) {{\n        let o = cb + (row0 + {i}u) * n + col0;\n"
+            );
+            for j in 0..16 {
+                let lane = ["x", "y", "z", "w"][j % 4];
+                s += &format!(
+                    "        if (col0 + {j}u < n) {{ c[o + {j}u] = acc{i}{}.{lane}; }}\n",
+                    j / 4
+                );
+            }
+            s += "    }\n";
+        }
+        s += "}\n";
+        s
+    })
+}
+
+/// Variant and grid (z = batch) for an `op(A) @ op(B)` product of
+/// `[m, k] @ [k, n]`, op a transpose where `(ta, tb)` say so.
 fn variant(
     family: MatmulKernel,
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
+    (ta, tb): (bool, bool),
 ) -> (&'static str, &'static str, [u32; 2]) {
-    if family == MatmulKernel::Tiled {
-        (
+    let blocks = |cols: usize, rows: usize| [(cols as u32).div_ceil(8), (rows as u32).div_ceil(8)];
+    match (ta, tb) {
+        (false, false) if family == MatmulKernel::Tiled => (
             MATMUL_TILED,
             "matmul_tiled",
             [n.div_ceil(64) as u32, m.div_ceil(64) as u32],
-        )
-    } else if k % 4 == 0 && n % 4 == 0 && k > 0 {
-        let cols = (n / 4).div_ceil(4) as u32;
-        let rows = m.div_ceil(8) as u32;
-        (
+        ),
+        (false, false) if k % 4 == 0 && n % 4 == 0 && k > 0 => (
             MATMUL_VEC4,
             "matmul_vec4",
-            [cols.div_ceil(8), rows.div_ceil(8)],
-        )
-    } else {
-        let cols = n.div_ceil(4) as u32;
-        let rows = m.div_ceil(4) as u32;
-        (
-            MATMUL_SCALAR,
-            "matmul_scalar",
-            [cols.div_ceil(8), rows.div_ceil(8)],
-        )
+            blocks((n / 4).div_ceil(4), m.div_ceil(8)),
+        ),
+        (true, false) if m % 4 == 0 && n % 4 == 0 => (
+            matmul_tn_source(),
+            "matmul_tn",
+            blocks((n / 4).div_ceil(4), m.div_ceil(8)),
+        ),
+        (false, true) if k % 4 == 0 && k > 0 => (
+            matmul_nt_source(),
+            "matmul_nt",
+            blocks(n.div_ceil(16), m.div_ceil(8)),
+        ),
+        _ => (
+            matmul_strided_source(),
+            "matmul_strided",
+            blocks(n.div_ceil(16), m.div_ceil(8)),
+        ),
     }
 }
 
-/// Batched matmul. An operand whose batch dims only partly broadcast is
-/// expanded to the full batch first (into a scratch buffer); one that does
-/// not broadcast at all, or is shared by every batch entry, is read in place.
-pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Lowering {
+/// Batched `op(A) @ op(B)`, op a transpose of the last two axes where
+/// `ta`/`tb` say so (the adjoints' Aᵀ·G and G·Bᵀ): the register-blocked
+/// family reads transposed operands in place; the tiled family (and a
+/// product too tall for one dispatch) gets them copied to scratch first.
+/// An operand whose batch dims only partly broadcast is expanded to the
+/// full batch first (into a scratch buffer); one that does not broadcast at
+/// all, or is shared by every batch entry, is read in place.
+pub(super) fn lower(
+    out: &Shape,
+    a: &Shape,
+    b: &Shape,
+    (ta, tb): (bool, bool),
+    target: Target,
+) -> Lowering {
     let r = out.rank();
     let (m, n) = (out.dims()[r - 2], out.dims()[r - 1]);
-    let k = a.dims()[a.rank() - 1];
+    let k = a.dims()[a.rank() - if ta { 2 } else { 1 }];
     let batch_dims = &out.dims()[..r - 2];
     let batch: usize = batch_dims.iter().product();
     let mut low = Lowering::default();
@@ -90,11 +325,50 @@ pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Loweri
             (Buf::Temp(temp), rows * cols)
         }
     };
-    let (sa, stride_a) = operand(a, 0, m, k);
-    let (sb, stride_b) = operand(b, 1, k, n);
+    // Each operand as stored: (buffer, batch stride, rows, columns).
+    let (a_rows, a_cols) = if ta { (k, m) } else { (m, k) };
+    let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
+    let (sa, stride_a) = operand(a, 0, a_rows, a_cols);
+    let (sb, stride_b) = operand(b, 1, b_rows, b_cols);
+    let in_place = target.family != MatmulKernel::Tiled;
+    let max_rows = {
+        let (_, entry, _) = variant(target.family, (m, n, k), (ta, tb));
+        rows_per_group(entry) * MAX_GROUPS_PER_DIM as usize
+    };
+    let materialize_a = ta && (!in_place || m > max_rows);
+    let materialize_b = tb && (!in_place || m > max_rows);
+    let mut transpose = |buf: Buf, stride: usize, rows: usize, cols: usize| -> (Buf, usize) {
+        // [nb, rows, cols] stored → [nb, cols, rows] contiguous in scratch.
+        let nb = if stride == 0 { 1 } else { batch };
+        let temp = low.temps.len();
+        low.temps.push(nb * rows * cols);
+        low.kernels.push(strided_copy(
+            buf,
+            Buf::Temp(temp),
+            &Window {
+                dims: &[nb, cols, rows],
+                src_offset: 0,
+                src_strides: &[stride, 1, cols],
+                dst_offset: 0,
+                dst_strides: &[rows * cols, rows, 1],
+            },
+        ));
+        (Buf::Temp(temp), stride)
+    };
+    let (sa, stride_a) = if materialize_a {
+        transpose(sa, stride_a, a_rows, a_cols)
+    } else {
+        (sa, stride_a)
+    };
+    let (sb, stride_b) = if materialize_b {
+        transpose(sb, stride_b, b_rows, b_cols)
+    } else {
+        (sb, stride_b)
+    };
+    let flags = (ta && !materialize_a, tb && !materialize_b);
     // A B shared by every batch entry of a contiguous A: the batch is just
     // more rows, [batch·m, k] @ [k, n], one product with more parallelism.
-    let (m, batch, stride_a) = if stride_b == 0 && stride_a == m * k && batch > 1 {
+    let (m, batch, stride_a) = if stride_b == 0 && stride_a == m * k && batch > 1 && !flags.0 {
         (batch * m, 1, 0)
     } else {
         (m, batch, stride_a)
@@ -102,7 +376,7 @@ pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Loweri
     // Rows beyond one dispatch's 65,535 row groups (a [4194304, 1] @ [1, 1]
     // has 131,072 of them): whole chunks of rows become batch entries of one
     // product, the rows left over a product of their own in scratch buffers.
-    let (_, entry, _) = variant(target.family, m, n, k);
+    let (_, entry, _) = variant(target.family, (m, n, k), flags);
     let max_rows = rows_per_group(entry) * MAX_GROUPS_PER_DIM as usize;
     if batch == 1 && m > max_rows {
         let chunks = m / max_rows;
@@ -114,6 +388,7 @@ pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Loweri
             (max_rows, n, k),
             chunks,
             (max_rows * k, 0),
+            flags,
             [sa, sb, Buf::Output],
         );
         let rest = m - done;
@@ -137,6 +412,7 @@ pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Loweri
                 (rest, n, k),
                 1,
                 (0, 0),
+                flags,
                 [Buf::Temp(ta), sb, Buf::Temp(tc)],
             );
             low.kernels.push(strided_copy(
@@ -159,6 +435,7 @@ pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Loweri
         (m, n, k),
         batch,
         (stride_a, stride_b),
+        flags,
         [sa, sb, Buf::Output],
     );
     low
@@ -167,31 +444,43 @@ pub(super) fn lower(out: &Shape, a: &Shape, b: &Shape, target: Target) -> Loweri
 /// Rows of C one workgroup of a variant covers.
 fn rows_per_group(entry: &str) -> usize {
     match entry {
-        "matmul_tiled" | "matmul_vec4" => 64,
+        "matmul_tiled" | "matmul_vec4" | "matmul_strided" | "matmul_tn" | "matmul_nt" => 64,
         _ => 32,
     }
 }
 
-/// `batch` products `[m, k] @ [k, n]` (operands at batch strides `strides`),
-/// in as many dispatches as the 65,535-group limit on z needs.
+/// `batch` products `op(A) @ op(B)` of `[m, k] @ [k, n]` (operands at batch
+/// strides `strides`), in as many dispatches as the 65,535-group limit on
+/// z needs.
 fn push_products(
     low: &mut Lowering,
     target: Target,
     (m, n, k): (usize, usize, usize),
     batch: usize,
     (stride_a, stride_b): (usize, usize),
+    (ta, tb): (bool, bool),
     bindings: [Buf; 3],
 ) {
-    let (source, entry, groups) = variant(target.family, m, n, k);
+    let (source, entry, groups) = variant(target.family, (m, n, k), (ta, tb));
     let per_dispatch = MAX_GROUPS_PER_DIM as usize;
     for first in (0..batch).step_by(per_dispatch) {
         let z = (batch - first).min(per_dispatch) as u32;
+        let params = if entry == "matmul_strided" {
+            // Element strides of A (row, k) and B (k, column) as stored.
+            let (a_row, a_k) = if ta { (1, m) } else { (k, 1) };
+            let (b_k, b_col) = if tb { (1, k) } else { (n, 1) };
+            [m, n, k, first, stride_a, stride_b, a_row, a_k, b_k, b_col]
+                .map(word)
+                .to_vec()
+        } else {
+            [m, n, k, batch, stride_a, stride_b, first]
+                .map(word)
+                .to_vec()
+        };
         low.kernels.push(KernelCall {
             source: Cow::Borrowed(source),
             entry,
-            params: [m, n, k, batch, stride_a, stride_b, first]
-                .map(word)
-                .to_vec(),
+            params,
             bindings: bindings.to_vec(),
             groups: [groups[0], groups[1], z],
         });

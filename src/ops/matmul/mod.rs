@@ -12,7 +12,9 @@ use crate::shape::{Shape, broadcast_shapes};
 use crate::tensor::Tensor;
 
 #[cfg(test)]
-pub(crate) use kernels::{MATMUL_SCALAR, MATMUL_TILED, MATMUL_VEC4};
+pub(crate) use kernels::{
+    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_strided_source, matmul_tn_source,
+};
 
 /// Output shape of `a @ b` for `a: [..., m, k]`, `b: [..., k, n]`.
 #[track_caller]
@@ -39,40 +41,94 @@ pub(crate) fn matmul_shape(a: &Shape, b: &Shape) -> Shape {
 }
 
 impl Tensor {
-    /// Matrix product `self @ other`; leading (batch) axes broadcast.
+    /// Matrix product `self @ other`; leading (batch) axes broadcast. An
+    /// operand that is a transpose of the last two axes (`x.t()`) is read
+    /// in place, never copied.
     #[track_caller]
     pub fn matmul(&self, other: &Tensor) -> Tensor {
-        let shape = matmul_shape(self.shape(), other.shape());
-        Tensor::record_family(Matmul, &[self, other], shape)
+        let (a, ta) = untransposed(self);
+        let (b, tb) = untransposed(other);
+        matmul_t(&a, &b, ta, tb)
     }
 }
 
-/// `[..., m, k] @ [..., k, n]`.
+/// `x` as a transpose of the last two axes of another tensor, if it is one
+/// whose input can still be read (pending, or realized with its input).
+fn untransposed(x: &Tensor) -> (Tensor, bool) {
+    if let Some(input) = x.swapped_last_axes_of() {
+        return (input, true);
+    }
+    (x.clone(), false)
+}
+
+/// `op(a) @ op(b)`, op transposing the last two axes where `ta`/`tb` say so.
+#[track_caller]
+pub(crate) fn matmul_t(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Tensor {
+    let shape = matmul_shape(&op_shape(a.shape(), ta), &op_shape(b.shape(), tb));
+    Tensor::record_family(Matmul { ta, tb }, &[a, b], shape)
+}
+
+/// The shape of `x`, transposed in its last two axes if `t`.
+fn op_shape(x: &Shape, t: bool) -> Shape {
+    let mut dims = x.dims().to_vec();
+    let r = dims.len();
+    if t && r >= 2 {
+        dims.swap(r - 2, r - 1);
+    }
+    Shape::new(&dims)
+}
+
+/// `op(A) @ op(B)` for `A: [..., m, k]`, `B: [..., k, n]` as op makes them,
+/// op a transpose of the last two axes where `ta`/`tb` say so: the backward
+/// pass's G·Bᵀ and Aᵀ·G read their operands in place.
 #[derive(Debug)]
-pub(crate) struct Matmul;
+pub(crate) struct Matmul {
+    pub ta: bool,
+    pub tb: bool,
+}
 
 impl Family for Matmul {
     fn name(&self) -> String {
-        "matmul".into()
+        match (self.ta, self.tb) {
+            (false, false) => "matmul".into(),
+            (true, false) => "matmul(Aᵀ)".into(),
+            (false, true) => "matmul(Bᵀ)".into(),
+            (true, true) => "matmul(Aᵀ, Bᵀ)".into(),
+        }
     }
 
     fn lower(&self, out: &Shape, inputs: &[&Shape], target: Target) -> Lowering {
-        kernels::lower(out, inputs[0], inputs[1], target)
+        kernels::lower(out, inputs[0], inputs[1], (self.ta, self.tb), target)
     }
 
     /// A multiply and an add per output element and inner index.
     fn flops(&self, out: &Shape, inputs: &[&Shape]) -> u64 {
-        let k = inputs[0].dims().last().copied().unwrap_or(1);
+        let k = op_shape(inputs[0], self.ta)
+            .dims()
+            .last()
+            .copied()
+            .unwrap_or(1);
         2 * out.numel() as u64 * k as u64
     }
 
-    // C = A·B:  ∂L/∂A = G·Bᵀ,  ∂L/∂B = Aᵀ·G  (batch dims un-broadcast centrally).
+    // C = op(A)·op(B):  ∂L/∂op(A) = G·op(B)ᵀ,  ∂L/∂op(B) = op(A)ᵀ·G, and
+    // through a transpose the adjoint is transposed back: ∂L/∂A = op(B)·Gᵀ
+    // where op(A) = Aᵀ, ∂L/∂B = Gᵀ·op(A) where op(B) = Bᵀ. Each is one
+    // product reading its operands in place (batch dims un-broadcast centrally).
     // A 2-D B shared by a batched A (a linear layer on [batch, T, k]) gets
     // Σ_batch Aᵀ·G as a product over the stacked rows, [k, batch·m] @ [batch·m, n],
     // instead of one product per batch entry summed afterwards.
     fn vjp(&self, x: &[Tensor], _y: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
         let (a, b) = (&x[0], &x[1]);
-        let gb = if b.rank() == 2 && a.rank() > 2 && g.shape() != b.shape() {
+        let (ta, tb) = (self.ta, self.tb);
+        let ga = if ta {
+            matmul_t(b, g, tb, true)
+        } else {
+            matmul_t(g, b, false, !tb)
+        };
+        let gb = if tb {
+            matmul_t(g, a, true, ta)
+        } else if !ta && b.rank() == 2 && a.rank() > 2 && g.shape() != b.shape() {
             let k = a.dims()[a.rank() - 1];
             let n = g.dims()[g.rank() - 1];
             let rows = g.numel() / n.max(1);
@@ -84,20 +140,24 @@ impl Family for Matmul {
                     .find(|&p| rows % p == 0 && rows / p >= 128)
                     .unwrap_or(1);
                 let r = rows / parts;
-                a.reshape([parts, r, k])
-                    .t()
-                    .matmul(&g.reshape([parts, r, n]))
-                    .sum_axes(&[0], false)
+                matmul_t(
+                    &a.reshape([parts, r, k]),
+                    &g.reshape([parts, r, n]),
+                    true,
+                    false,
+                )
+                .sum_axes(&[0], false)
             } else {
-                a.t().matmul(g)
+                matmul_t(a, g, true, false)
             }
         } else {
-            a.t().matmul(g)
+            matmul_t(a, g, !ta, false)
         };
-        vec![Some(g.matmul(&b.t())), Some(gb)]
+        vec![Some(ga), Some(gb)]
     }
 
-    // Δ(AB) = ΔA·B + A·ΔB; the tangents' batch axes are matmul batch axes.
+    // Δ(op(A)op(B)) = op(ΔA)·op(B) + op(A)·op(ΔB); the tangents' batch axes
+    // are matmul batch axes (op acts on the last two).
     fn jvp(
         &self,
         x: &[Tensor],
@@ -106,12 +166,22 @@ impl Family for Matmul {
         lead: &[usize],
     ) -> Option<Tensor> {
         let rank = y.rank();
-        let da = dx[0]
-            .as_ref()
-            .map(|d| crate::autodiff::jvp::lift(d, lead, rank).matmul(&x[1]));
-        let db = dx[1]
-            .as_ref()
-            .map(|d| x[0].matmul(&crate::autodiff::jvp::lift(d, lead, rank)));
+        let da = dx[0].as_ref().map(|d| {
+            matmul_t(
+                &crate::autodiff::jvp::lift(d, lead, rank),
+                &x[1],
+                self.ta,
+                self.tb,
+            )
+        });
+        let db = dx[1].as_ref().map(|d| {
+            matmul_t(
+                &x[0],
+                &crate::autodiff::jvp::lift(d, lead, rank),
+                self.ta,
+                self.tb,
+            )
+        });
         match (da, db) {
             (Some(a), Some(b)) => Some(&a + &b),
             (a, b) => a.or(b),
@@ -119,6 +189,8 @@ impl Family for Matmul {
     }
 
     fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64> {
-        reference::matmul(out, x[0], shapes[0], x[1], shapes[1])
+        let (a, sa) = reference::transposed(x[0], shapes[0], self.ta);
+        let (b, sb) = reference::transposed(x[1], shapes[1], self.tb);
+        reference::matmul(out, &a, &sa, &b, &sb)
     }
 }

@@ -26,3 +26,23 @@ pub(super) fn matmul(out: &Shape, x: &[f64], a: &Shape, y: &[f64], b: &Shape) ->
     }
     result
 }
+
+/// `x` (of shape `s`) with its last two axes swapped if `t`, and its shape.
+pub(super) fn transposed(x: &[f64], s: &Shape, t: bool) -> (Vec<f64>, Shape) {
+    if !t {
+        return (x.to_vec(), s.clone());
+    }
+    let r = s.rank();
+    let (rows, cols) = (s.dims()[r - 2], s.dims()[r - 1]);
+    let mut dims = s.dims().to_vec();
+    dims.swap(r - 2, r - 1);
+    let mut out = vec![0.0; x.len()];
+    for (b, chunk) in x.chunks(rows * cols).enumerate() {
+        for i in 0..rows {
+            for j in 0..cols {
+                out[b * rows * cols + j * rows + i] = chunk[i * cols + j];
+            }
+        }
+    }
+    (out, Shape::new(&dims))
+}
