@@ -181,23 +181,32 @@ fn cold_child() {
     g[0].sum().item_blocking().unwrap();
 }
 
+/// A fresh process computing the MLP's first gradient, with Mesa's shader
+/// cache off: cold (no caches at all), then warm (webgrad's pipeline cache,
+/// written by the cold run, where the backend has one: Vulkan).
 fn cold_start(dev: &Device) {
     let exe = std::env::current_exe().unwrap();
-    let cache = std::env::temp_dir().join(format!("webgrad-bench-cold-{}", std::process::id()));
-    let t = Instant::now();
-    let status = std::process::Command::new(exe)
-        .arg("--cold-child")
-        .env("MESA_SHADER_CACHE_DISABLE", "true")
-        .env("MESA_SHADER_CACHE_DIR", &cache)
-        .status()
-        .expect("spawn the cold-start child");
-    let ms = t.elapsed().as_secs_f64() * 1e3;
-    let _ = std::fs::remove_dir_all(&cache);
-    assert!(status.success(), "cold-start child failed");
+    let dir = std::env::temp_dir().join(format!("webgrad-bench-cold-{}", std::process::id()));
+    let run = || {
+        let t = Instant::now();
+        let status = std::process::Command::new(&exe)
+            .arg("--cold-child")
+            .env("MESA_SHADER_CACHE_DISABLE", "true")
+            .env("MESA_SHADER_CACHE_DIR", dir.join("mesa"))
+            .env("WEBGRAD_CACHE_DIR", dir.join("webgrad"))
+            .status()
+            .expect("spawn the cold-start child");
+        assert!(status.success(), "cold-start child failed");
+        t.elapsed().as_secs_f64() * 1e3
+    };
+    let cold = run();
+    let warm = run();
+    let cached = std::fs::read_dir(dir.join("webgrad")).map_or(0, |d| d.count());
+    let _ = std::fs::remove_dir_all(&dir);
     emit(
         dev,
         "cold_start_first_gradient",
-        &format!(r#""ms":{ms:.1}"#),
+        &format!(r#""ms":{cold:.1},"warm_ms":{warm:.1},"pipeline_cache_files":{cached}"#),
     );
 }
 

@@ -22,6 +22,47 @@ pub struct DeviceOptions {
     /// Which kernel family matmul and the convolutions use (chosen per
     /// adapter by default).
     pub matmul: MatmulKernel,
+    /// Where compiled pipelines persist across runs (Vulkan only: the one
+    /// backend with application-managed caches in wgpu; elsewhere the
+    /// driver or browser keeps its own).
+    pub pipeline_cache: PipelineCacheDir,
+}
+
+/// Where [`DeviceOptions::pipeline_cache`] keeps the driver's compiled
+/// pipelines: one file per adapter and driver (wgpu's key), loaded when a
+/// device is created and saved when its last handle is dropped or on
+/// [`Device::save_pipeline_cache`]. A cache from another driver version is
+/// discarded by the driver.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PipelineCacheDir {
+    /// `$WEBGRAD_CACHE_DIR` if set (`off` turns the cache off), else
+    /// `$XDG_CACHE_HOME/webgrad`, else `$HOME/.cache/webgrad`.
+    #[default]
+    Default,
+    /// This directory.
+    Dir(std::path::PathBuf),
+    /// No cache on disk.
+    Off,
+}
+
+impl PipelineCacheDir {
+    fn resolve(&self) -> Option<std::path::PathBuf> {
+        match self {
+            PipelineCacheDir::Off => None,
+            PipelineCacheDir::Dir(d) => Some(d.clone()),
+            PipelineCacheDir::Default => {
+                if let Some(dir) = std::env::var_os("WEBGRAD_CACHE_DIR") {
+                    return (dir != "off").then(|| dir.into());
+                }
+                let base = std::env::var_os("XDG_CACHE_HOME")
+                    .map(std::path::PathBuf::from)
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache"))
+                    })?;
+                Some(base.join("webgrad"))
+            }
+        }
+    }
 }
 
 /// The matmul kernel families.
@@ -183,13 +224,37 @@ impl Device {
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("webgrad"),
                 // Timestamp queries where the adapter has them, for profiling.
-                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+                required_features: adapter.features()
+                    & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE),
                 required_limits: limits.clone(),
                 ..Default::default()
             })
             .await
             .map_err(|e| Error::RequestDevice(e.to_string()))?;
         let timestamps = device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let mut pipelines = PipelineCache::default();
+        if device.features().contains(wgpu::Features::PIPELINE_CACHE) {
+            let file = wgpu::util::pipeline_cache_key(&info);
+            if let (Some(dir), Some(file)) = (options.pipeline_cache.resolve(), file) {
+                let path = dir.join(format!("{file}.bin"));
+                let data = std::fs::read(&path).ok();
+                // SAFETY: the data is only ever a cache this code wrote with
+                // `get_data` for the same key, and `fallback` makes wgpu
+                // discard data the driver does not accept.
+                let cache = unsafe {
+                    device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                        label: Some("webgrad pipelines"),
+                        data: data.as_deref(),
+                        fallback: true,
+                    })
+                };
+                pipelines.disk = Some(crate::exec::pipelines::DiskCache {
+                    cache,
+                    path,
+                    dirty: false,
+                });
+            }
+        }
         let lost = Arc::new(Mutex::new(None));
         let uncaptured = Arc::new(Mutex::new(None));
         {
@@ -234,7 +299,7 @@ impl Device {
                 summary,
                 limits,
                 matmul,
-                pipelines: Mutex::new(PipelineCache::default()),
+                pipelines: Mutex::new(pipelines),
                 pool: Arc::new(Mutex::new(BufferPool::default())),
                 submit_lock: Mutex::new(()),
                 params: Mutex::new(None),
@@ -339,6 +404,26 @@ impl Device {
             .take()
             .expect("profiles do not nest");
         (out, crate::exec::profile::finish(g, log, wall_ns))
+    }
+
+    /// Writes the pipeline cache to disk now (it is also written when the
+    /// device's last handle is dropped); nothing when there is none or
+    /// nothing new. See [`DeviceOptions::pipeline_cache`].
+    pub fn save_pipeline_cache(&self) -> std::io::Result<()> {
+        match &self.gpu {
+            Some(g) => match &mut g.pipelines.lock().unwrap_or_else(|e| e.into_inner()).disk {
+                Some(disk) => disk.save(),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Where the pipeline cache lives, if this device has one.
+    pub fn pipeline_cache_path(&self) -> Option<std::path::PathBuf> {
+        let g = self.gpu.as_ref()?;
+        let pipelines = g.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        pipelines.disk.as_ref().map(|d| d.path.clone())
     }
 
     /// For testing error reporting: the next realize or read records one

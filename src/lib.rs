@@ -54,7 +54,9 @@ pub use autodiff::{
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use autodiff::{check_gradients_blocking, numerical_grad_blocking, step_sweep};
-pub use device::{AdapterSummary, Counters, Device, DeviceOptions, MatmulKernel, MemoryStats};
+pub use device::{
+    AdapterSummary, Counters, Device, DeviceOptions, MatmulKernel, MemoryStats, PipelineCacheDir,
+};
 pub use error::{Error, Result};
 pub use ops::conv::Conv2dOptions;
 pub use ops::elementwise::{Binary, Unary};

@@ -133,13 +133,14 @@ fn submit(
                     }),
                 });
             }
-            let layout = d.pipeline.get_bind_group_layout(0);
+            let pipeline = d.pipeline.as_ref().expect("compiled when planning ended");
+            let layout = pipeline.get_bind_group_layout(0);
             let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
                 layout: &layout,
                 entries: &entries,
             });
-            pass.set_pipeline(&d.pipeline);
+            pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
         }

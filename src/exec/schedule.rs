@@ -29,7 +29,10 @@ use crate::kernel::{Buf, KernelCall, Target, Window, grid_1d, strided_copy};
 
 /// One kernel launch: bindings are `params` at 0, then `buffers` in order.
 pub(crate) struct Dispatch {
-    pub pipeline: wgpu::ComputePipeline,
+    /// Set once planning is done (new pipelines are compiled together then).
+    pub pipeline: Option<wgpu::ComputePipeline>,
+    /// Index into the plan's pipelines to compile, until then.
+    pending: Option<usize>,
     pub params: Vec<u32>,
     pub buffers: Vec<(wgpu::Buffer, u64)>,
     pub groups: [u32; 3],
@@ -54,6 +57,9 @@ struct Scheduler<'g> {
     /// While profiling: the name and FLOPs of the node being emitted; the
     /// FLOPs go to its first dispatch.
     label: Option<(String, u64)>,
+    /// Pipelines not compiled yet, compiled together when planning ends.
+    compile: Vec<(String, &'static str)>,
+    compile_index: HashMap<(String, &'static str), usize>,
 }
 
 /// Bytes of `numel` f32 values; a count too large for u64 saturates, so the
@@ -76,7 +82,7 @@ impl Scheduler<'_> {
     fn dispatch(
         &mut self,
         source: &str,
-        entry: &str,
+        entry: &'static str,
         params: Vec<u32>,
         buffers: Vec<(&Storage, usize)>,
         groups: [u32; 3],
@@ -105,14 +111,26 @@ impl Scheduler<'_> {
             .gpu
             .pipelines
             .lock()
-            .unwrap()
-            .get(&self.gpu.device, source, entry);
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(source, entry);
+        let pending = match pipeline {
+            Some(_) => None,
+            None => {
+                let key = (source.to_string(), entry);
+                let next = self.compile.len();
+                Some(*self.compile_index.entry(key.clone()).or_insert_with(|| {
+                    self.compile.push(key);
+                    next
+                }))
+            }
+        };
         let buffers = buffers
             .into_iter()
             .map(|(s, numel)| (s.buffer.clone(), bytes_of(numel)))
             .collect();
         self.plan.dispatches.push(Dispatch {
             pipeline,
+            pending,
             params,
             buffers,
             groups,
@@ -640,6 +658,8 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         values: HashMap::new(),
         in_place,
         label: None,
+        compile: Vec::new(),
+        compile_index: HashMap::new(),
     };
     let profiling = gpu
         .profile
@@ -734,6 +754,18 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         }
     }
     s.plan.targets = targets.iter().map(|t| s.values[&t.id].clone()).collect();
+    if !s.compile.is_empty() {
+        let compiled = gpu
+            .pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .compile_all(&gpu.device, &s.compile);
+        for d in &mut s.plan.dispatches {
+            if let Some(i) = d.pending.take() {
+                d.pipeline = Some(compiled[i].clone());
+            }
+        }
+    }
     // Realized detached values and updates forget the graph that produced
     // them (an update keeps its variable, to which its gradient goes).
     for node in &pending {

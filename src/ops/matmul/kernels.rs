@@ -17,17 +17,19 @@ use crate::shape::{Shape, broadcast_strides};
 pub(crate) const MATMUL_VEC4: &str = include_str!("../../../shaders/matmul_vec4.wgsl");
 pub(crate) const MATMUL_TILED: &str = include_str!("../../../shaders/matmul_tiled.wgsl");
 
-/// `matmul_strided`: the 8×16 register block of `matmul_vec4` from scalar
-/// loads at any element strides (p[6..10]: A's row and k strides, B's k and
-/// column strides), so transposed operands are read in place and any M, N,
-/// K works, edges clamped on load and guarded on store. Generated (one line
-/// per accumulator) rather than written out by hand.
+/// `matmul_strided`: a 4×8 register block from scalar loads at any element
+/// strides (p[6..10]: A's row and k strides, B's k and column strides), so
+/// transposed operands are read in place and any M, N, K works, edges
+/// clamped on load and guarded on store: the fallback for sizes the vec4
+/// kernels cannot take (N = 10 classifier layers). A small block: these
+/// products are small, and a big unrolled kernel costs cold-start compile
+/// time. Generated (one line per accumulator) rather than written by hand.
 /// p = [M, N, K, first_batch, a_batch_stride, b_batch_stride, a_row, a_k, b_k, b_col].
 pub(crate) fn matmul_strided_source() -> &'static str {
     static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SOURCE.get_or_init(|| {
-        const R: usize = 8;
-        const Q: usize = 4; // vec4 column groups: 16 columns
+        const R: usize = 4;
+        const Q: usize = 2; // vec4 column groups: 8 columns
         let mut s = String::from(
             "@group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -39,8 +41,8 @@ fn matmul_strided(@builtin(global_invocation_id) gid: vec3<u32>) {
     let m = p[0];
     let n = p[1];
     let k = p[2];
-    let row0 = gid.y * 8u;
-    let col0 = gid.x * 16u;
+    let row0 = gid.y * 4u;
+    let col0 = gid.x * 8u;
     if (row0 >= m || col0 >= n) {
         return;
     }
@@ -269,7 +271,7 @@ fn variant(
         _ => (
             matmul_strided_source(),
             "matmul_strided",
-            blocks(n.div_ceil(16), m.div_ceil(8)),
+            blocks(n.div_ceil(8), m.div_ceil(4)),
         ),
     }
 }
@@ -444,7 +446,7 @@ pub(super) fn lower(
 /// Rows of C one workgroup of a variant covers.
 fn rows_per_group(entry: &str) -> usize {
     match entry {
-        "matmul_tiled" | "matmul_vec4" | "matmul_strided" | "matmul_tn" | "matmul_nt" => 64,
+        "matmul_tiled" | "matmul_vec4" | "matmul_tn" | "matmul_nt" => 64,
         _ => 32,
     }
 }
