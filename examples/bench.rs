@@ -135,18 +135,32 @@ fn mlp(dev: &Device) {
     );
 }
 
-/// Not a timing: the profiler's table for one MLP step (workload 3) after
-/// warm-up, and its Chrome trace in target/mlp_step_trace.json.
-fn profile_mlp(dev: &Device) {
-    let (x, labels) = mlp_batch(dev);
-    let mut model = Model::new(dev);
-    for _ in 0..5 {
-        model.step(&x, &labels);
-    }
-    let (_, profile) = dev.profile(|| model.step(&x, &labels));
+/// Not a timing: the profiler's table for one step of a workload after
+/// warm-up (`bench profile [mlp|elementwise]`, MLP by default), and its
+/// Chrome trace in target/<workload>_trace.json.
+fn profile(dev: &Device, which: &str) {
+    let (name, profile) = if which == "elementwise" {
+        let x = Tensor::rand_uniform(dev, [1 << 20], -1.0, 1.0, 3);
+        let step = || {
+            let y = (&(&(&x.sin() * &x.exp()) + &(&x * &x)) - &x.tanh()).sum();
+            let g = &grad(&y, &[&x])[0];
+            read_all_blocking(&[&y, &g.sum()]).unwrap();
+        };
+        for _ in 0..3 {
+            step();
+        }
+        ("elementwise", dev.profile(step).1)
+    } else {
+        let (x, labels) = mlp_batch(dev);
+        let mut model = Model::new(dev);
+        for _ in 0..5 {
+            model.step(&x, &labels);
+        }
+        ("mlp_step", dev.profile(|| model.step(&x, &labels)).1)
+    };
     println!("{}", profile.table());
-    let path = "target/mlp_step_trace.json";
-    match std::fs::write(path, profile.chrome_trace()) {
+    let path = format!("target/{name}_trace.json");
+    match std::fs::write(&path, profile.chrome_trace()) {
         Ok(()) => println!("trace: {path} (open it in https://ui.perfetto.dev)"),
         Err(e) => eprintln!("could not write {path}: {e}"),
     }
@@ -307,8 +321,8 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1)
     });
-    if args.iter().any(|a| a == "profile") {
-        return profile_mlp(&dev);
+    if args.first().is_some_and(|a| a == "profile") {
+        return profile(&dev, args.get(1).map_or("mlp", String::as_str));
     }
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     type Workload = (&'static str, fn(&Device));

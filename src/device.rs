@@ -115,6 +115,10 @@ pub struct Counters {
     pub kernels: u64,
     /// Command buffers submitted (one per realize or read).
     pub submits: u64,
+    /// Bind groups created; a dispatch whose pipeline and buffers match an
+    /// earlier one's reuses its bind group (a steady training loop creates
+    /// none after its first steps).
+    pub bind_groups: u64,
 }
 
 /// The GPU half of a device: wgpu handles plus webgrad's caches.
@@ -142,6 +146,8 @@ pub(crate) struct Gpu {
     pub anomaly: std::sync::atomic::AtomicBool,
     /// The next submit records an invalid command (see `Device::inject_validation_error`).
     pub inject_error: std::sync::atomic::AtomicBool,
+    /// Bind groups of recent dispatches, reused while their buffers live.
+    pub bind_groups: Mutex<crate::exec::bind_groups::BindGroupCache>,
     /// The adapter's timestamp queries are enabled (for profiling).
     pub timestamps: bool,
     /// The profile being recorded (see `Device::profile`).
@@ -307,6 +313,7 @@ impl Device {
                 kernels: Default::default(),
                 anomaly: Default::default(),
                 inject_error: Default::default(),
+                bind_groups: Default::default(),
                 timestamps,
                 profile: Mutex::new(None),
                 submits: Default::default(),
@@ -362,6 +369,11 @@ impl Device {
             Some(g) => Counters {
                 kernels: g.kernels.load(Relaxed),
                 submits: g.submits.load(Relaxed),
+                bind_groups: g
+                    .bind_groups
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .misses,
             },
             None => Counters::default(),
         }

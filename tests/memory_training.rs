@@ -30,6 +30,7 @@ fn adam_training_keeps_the_same_buffers_and_resident_memory() {
     let mut opt = Adam::new(1e-3);
     let params = model.parameters();
     let mut at: Vec<(MemoryStats, Option<u64>)> = Vec::new();
+    let mut bind_groups = Vec::new();
     for step in 1..=1000 {
         let loss = model.forward(&x).cross_entropy(&labels);
         let grads = grad(&loss, &params);
@@ -49,11 +50,18 @@ fn adam_training_keeps_the_same_buffers_and_resident_memory() {
                 ..dev.memory_stats()
             };
             at.push((stats, resident_bytes()));
+            bind_groups.push(dev.counters().bind_groups);
         }
     }
     assert_eq!(
         at[0].0, at[1].0,
         "GPU buffers changed between step 100 and step 1,000"
+    );
+    // The same buffers bound to the same pipelines: every bind group of the
+    // last 900 steps came from the cache.
+    assert_eq!(
+        bind_groups[0], bind_groups[1],
+        "bind groups were created after step 100"
     );
     if let (Some(a), Some(b)) = (at[0].1, at[1].1) {
         eprintln!("resident memory: {a} bytes at step 100, {b} at step 1,000");

@@ -3,6 +3,7 @@
 //! Only this module and `device.rs` use wgpu.
 
 mod anomaly;
+pub(crate) mod bind_groups;
 pub(crate) mod codegen;
 pub(crate) mod kernels;
 pub(crate) mod pipelines;
@@ -10,7 +11,6 @@ pub(crate) mod pool;
 pub(crate) mod profile;
 mod schedule;
 
-use std::num::NonZeroU64;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
@@ -102,6 +102,9 @@ fn submit(
             label: Some("webgrad realize"),
         });
     let queries = plan_ns.and_then(|_| profile::query_set(gpu, plan.dispatches.len()));
+    let evictions = gpu.pool.lock().unwrap_or_else(|e| e.into_inner()).evictions;
+    let mut bind_groups = gpu.bind_groups.lock().unwrap_or_else(|e| e.into_inner());
+    bind_groups.check(evictions);
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("webgrad kernels"),
@@ -115,31 +118,14 @@ fn submit(
                     timestamp_writes: Some(writes),
                 });
             }
-            let mut entries = vec![wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &params,
-                    offset: (offset * 4) as u64,
-                    size: NonZeroU64::new((d.params.len().max(1) * 4) as u64),
-                }),
-            }];
-            for (i, (buffer, size)) in d.buffers.iter().enumerate() {
-                entries.push(wgpu::BindGroupEntry {
-                    binding: i as u32 + 1,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer,
-                        offset: 0,
-                        size: NonZeroU64::new((*size).min(buffer.size())),
-                    }),
-                });
-            }
             let pipeline = d.pipeline.as_ref().expect("compiled when planning ended");
-            let layout = pipeline.get_bind_group_layout(0);
-            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &layout,
-                entries: &entries,
-            });
+            let bind_group = bind_groups.get(
+                &gpu.device,
+                pipeline,
+                &params,
+                ((offset * 4) as u64, (d.params.len().max(1) * 4) as u64),
+                &d.buffers,
+            );
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);

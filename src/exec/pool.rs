@@ -34,6 +34,9 @@ pub(crate) struct BufferPool {
     pooled_buffers: usize,
     pooled_bytes: u64,
     peak_live_bytes: u64,
+    /// Buffers freed back to the driver so far: bind groups that name them
+    /// must go too (see `exec::bind_groups`).
+    pub evictions: u64,
 }
 
 impl BufferPool {
@@ -68,11 +71,13 @@ impl BufferPool {
             }
             self.pooled_buffers -= 1;
             self.pooled_bytes -= class;
+            self.evictions += 1;
         }
     }
 
     /// Frees every pooled buffer (live ones are untouched).
     pub fn trim(&mut self) {
+        self.evictions += self.pooled_buffers as u64;
         self.free.clear();
         self.pooled_buffers = 0;
         self.pooled_bytes = 0;
