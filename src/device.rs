@@ -146,6 +146,8 @@ pub(crate) struct Gpu {
     pub anomaly: std::sync::atomic::AtomicBool,
     /// The next submit records an invalid command (see `Device::inject_validation_error`).
     pub inject_error: std::sync::atomic::AtomicBool,
+    /// Autotune's choices among a family's lowerings (see `exec/tune.rs`).
+    pub tuning: Mutex<crate::exec::tune::Tuning>,
     /// Bind groups of recent dispatches, reused while their buffers live.
     pub bind_groups: Mutex<crate::exec::bind_groups::BindGroupCache>,
     /// The adapter's timestamp queries are enabled (for profiling).
@@ -239,6 +241,12 @@ impl Device {
             .map_err(|e| Error::RequestDevice(e.to_string()))?;
         let timestamps = device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let mut pipelines = PipelineCache::default();
+        let tuning = crate::exec::tune::Tuning::load(
+            options
+                .pipeline_cache
+                .resolve()
+                .map(|dir| dir.join(crate::exec::tune::file_name(&info.name, &info.driver_info))),
+        );
         if device.features().contains(wgpu::Features::PIPELINE_CACHE) {
             let file = wgpu::util::pipeline_cache_key(&info);
             if let (Some(dir), Some(file)) = (options.pipeline_cache.resolve(), file) {
@@ -314,6 +322,7 @@ impl Device {
                 anomaly: Default::default(),
                 inject_error: Default::default(),
                 bind_groups: Default::default(),
+                tuning: Mutex::new(tuning),
                 timestamps,
                 profile: Mutex::new(None),
                 submits: Default::default(),

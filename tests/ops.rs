@@ -375,3 +375,56 @@ fn matmul_gradients_of_a_shared_weight_over_many_rows() {
         &|t| t[0].matmul(&t[1]),
     );
 }
+
+/// Autotune: a transposed matmul has two lowerings (read in place, or
+/// copied first); the first realize times both and writes the choice next
+/// to the pipeline cache, and a new device reads it back. Either choice,
+/// forced through that file, gives the reference's values.
+#[test]
+fn autotune_times_the_variants_once_and_both_are_correct() {
+    if common::device().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("webgrad-tune-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = || webgrad::DeviceOptions {
+        matmul: webgrad::MatmulKernel::RegisterBlocked,
+        pipeline_cache: webgrad::PipelineCacheDir::Dir(dir.clone()),
+        ..Default::default()
+    };
+    let run = |dev: &webgrad::Device| {
+        let a = Tensor::from_vec(dev, data(24 * 16, -1.0, 1.0, 0.0, 1), [24, 16]);
+        let b = Tensor::from_vec(dev, data(24 * 12, -1.0, 1.0, 0.0, 2), [24, 12]);
+        let c = a.t().matmul(&b);
+        assert_close(
+            "Aᵀ·B",
+            &c.to_vec_blocking().unwrap(),
+            &reference::eval(&c).unwrap(),
+            1e-5,
+            1e-5,
+        );
+    };
+    let dev = webgrad::Device::with_options_blocking(options()).unwrap();
+    run(&dev);
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("tuning_"))
+        .expect("a tuning file");
+    let choices: std::collections::BTreeMap<String, usize> =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let key = "matmul(Aᵀ) [16, 12] <- [[24, 16], [24, 12]]";
+    assert!(choices.contains_key(key), "{choices:?}");
+    drop(dev);
+    for forced in [0usize, 1] {
+        let mut c = choices.clone();
+        c.insert(key.into(), forced);
+        std::fs::write(&file, serde_json::to_vec(&c).unwrap()).unwrap();
+        let dev = webgrad::Device::with_options_blocking(options()).unwrap();
+        let before = dev.counters().submits;
+        run(&dev);
+        // No timing submits: the choice came from the file.
+        assert_eq!(dev.counters().submits - before, 1, "forced {forced}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

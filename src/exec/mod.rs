@@ -10,6 +10,7 @@ pub(crate) mod pipelines;
 pub(crate) mod pool;
 pub(crate) mod profile;
 mod schedule;
+pub(crate) mod tune;
 
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};

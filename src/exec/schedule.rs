@@ -232,7 +232,29 @@ impl Scheduler<'_> {
                 let target = Target {
                     family: self.gpu.matmul,
                 };
-                let lowering = f.lower(shape, &shapes, target);
+                let mut variants = f.lower_variants(shape, &shapes, target);
+                let lowering = if variants.len() == 1 {
+                    variants.remove(0)
+                } else {
+                    let key = format!("{} {shape:?} <- {shapes:?}", f.name());
+                    let known = self
+                        .gpu
+                        .tuning
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&key);
+                    let choice = match known {
+                        Some(i) if i < variants.len() => i,
+                        _ => {
+                            let i = fastest(self.gpu, &variants, shape, &shapes)?;
+                            let mut tuning =
+                                self.gpu.tuning.lock().unwrap_or_else(|e| e.into_inner());
+                            tuning.set(key, i);
+                            i
+                        }
+                    };
+                    variants.swap_remove(choice)
+                };
                 let out = self.alloc(shape)?;
                 let temps = lowering
                     .temps
@@ -648,19 +670,8 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         }
     }
 
-    let mut s = Scheduler {
-        gpu,
-        plan: Plan {
-            dispatches: Vec::new(),
-            uploads: Vec::new(),
-            targets: Vec::new(),
-        },
-        values: HashMap::new(),
-        in_place,
-        label: None,
-        compile: Vec::new(),
-        compile_index: HashMap::new(),
-    };
+    let mut s = Scheduler::new(gpu);
+    s.in_place = in_place;
     let profiling = gpu
         .profile
         .lock()
@@ -754,18 +765,7 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
         }
     }
     s.plan.targets = targets.iter().map(|t| s.values[&t.id].clone()).collect();
-    if !s.compile.is_empty() {
-        let compiled = gpu
-            .pipelines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .compile_all(&gpu.device, &s.compile);
-        for d in &mut s.plan.dispatches {
-            if let Some(i) = d.pending.take() {
-                d.pipeline = Some(compiled[i].clone());
-            }
-        }
-    }
+    s.compile_pipelines();
     // Realized detached values and updates forget the graph that produced
     // them (an update keeps its variable, to which its gradient goes).
     for node in &pending {
@@ -828,6 +828,104 @@ fn describe(node: &Rc<Node>, fused: FusedEdge) -> (String, u64) {
         name = format!("{name}({})", inner.join("·"));
     }
     (format!("{name} {:?}", node.shape), flops)
+}
+
+impl Scheduler<'_> {
+    fn new(gpu: &Gpu) -> Scheduler<'_> {
+        Scheduler {
+            gpu,
+            plan: Plan {
+                dispatches: Vec::new(),
+                uploads: Vec::new(),
+                targets: Vec::new(),
+            },
+            values: HashMap::new(),
+            in_place: HashSet::new(),
+            label: None,
+            compile: Vec::new(),
+            compile_index: HashMap::new(),
+        }
+    }
+
+    /// Compiles the pipelines the plan's dispatches still lack, together.
+    fn compile_pipelines(&mut self) {
+        if self.compile.is_empty() {
+            return;
+        }
+        let compiled = self
+            .gpu
+            .pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .compile_all(&self.gpu.device, &self.compile);
+        for d in &mut self.plan.dispatches {
+            if let Some(i) = d.pending.take() {
+                d.pipeline = Some(compiled[i].clone());
+            }
+        }
+        self.compile.clear();
+        self.compile_index.clear();
+    }
+}
+
+/// The fastest of `variants` (lowerings of one node: output `out`, inputs
+/// `inputs`), each run on scratch buffers in submits of its own and timed
+/// by the wall clock, best of three after a warm-up. Scratch buffers hold
+/// no value anything reads, and the plan being built has not been
+/// submitted, so these submits disturb nothing. Natively only: a browser
+/// cannot wait for the GPU here, so there the first variant is used.
+fn fastest(
+    gpu: &Gpu,
+    variants: &[crate::kernel::Lowering],
+    out: &Shape,
+    inputs: &[&Shape],
+) -> Result<usize> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (gpu, variants, out, inputs);
+        Ok(0)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let mut best = (f64::INFINITY, 0);
+        for (i, lowering) in variants.iter().enumerate() {
+            let mut s = Scheduler::new(gpu);
+            let srcs: Vec<Storage> = inputs.iter().map(|x| s.alloc(x)).collect::<Result<_>>()?;
+            let output = s.alloc(out)?;
+            let temps: Vec<Storage> = lowering
+                .temps
+                .iter()
+                .map(|&n| s.alloc(&Shape::new(&[n])))
+                .collect::<Result<_>>()?;
+            for call in lowering.kernels.clone() {
+                s.run(call, &|b| match b {
+                    Buf::Input(i) => (&srcs[i], inputs[i].numel()),
+                    Buf::Output => (&output, out.numel()),
+                    Buf::Temp(t) => (&temps[t], lowering.temps[t]),
+                });
+            }
+            s.compile_pipelines();
+            let mut time = f64::INFINITY;
+            for round in 0..4 {
+                let start = std::time::Instant::now();
+                super::submit(gpu, &s.plan, &[], None);
+                gpu.device
+                    .poll(wgpu::PollType::wait_indefinitely())
+                    .map_err(|e| Error::Validation(e.to_string()))?;
+                if round > 0 {
+                    time = time.min(start.elapsed().as_secs_f64());
+                }
+            }
+            log::info!(
+                "webgrad: autotune variant {i} of {out:?} <- {inputs:?}: {:.3} ms",
+                time * 1e3
+            );
+            if time < best.0 {
+                best = (time, i);
+            }
+        }
+        Ok(best.1)
+    }
 }
 
 fn variable_state(node: &Node) -> &VariableState {

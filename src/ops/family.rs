@@ -28,6 +28,14 @@ pub(crate) trait Family: Debug {
     /// shapes `inputs`. The output buffer starts with undefined contents.
     fn lower(&self, out: &Shape, inputs: &[&Shape], target: Target) -> Lowering;
 
+    /// Other correct lowerings worth timing against [`Family::lower`]'s
+    /// (the first of the list) for these shapes; the scheduler times each
+    /// once per shape on the adapter and keeps the fastest (autotune, see
+    /// `exec/tune.rs`). Most families have one.
+    fn lower_variants(&self, out: &Shape, inputs: &[&Shape], target: Target) -> Vec<Lowering> {
+        vec![self.lower(out, inputs, target)]
+    }
+
     /// Partial adjoints of the inputs given the output's adjoint `g`
     /// (`None` where zero). They may come back in a shape that broadcasts
     /// to the input's: reverse mode sums them down centrally.

@@ -289,6 +289,7 @@ pub(super) fn lower(
     b: &Shape,
     (ta, tb): (bool, bool),
     target: Target,
+    copy_transposed: bool,
 ) -> Lowering {
     let r = out.rank();
     let (m, n) = (out.dims()[r - 2], out.dims()[r - 1]);
@@ -332,7 +333,7 @@ pub(super) fn lower(
     let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
     let (sa, stride_a) = operand(a, 0, a_rows, a_cols);
     let (sb, stride_b) = operand(b, 1, b_rows, b_cols);
-    let in_place = target.family != MatmulKernel::Tiled;
+    let in_place = target.family != MatmulKernel::Tiled && !copy_transposed;
     let max_rows = {
         let (_, entry, _) = variant(target.family, (m, n, k), (ta, tb));
         rows_per_group(entry) * MAX_GROUPS_PER_DIM as usize

@@ -98,7 +98,19 @@ impl Family for Matmul {
     }
 
     fn lower(&self, out: &Shape, inputs: &[&Shape], target: Target) -> Lowering {
-        kernels::lower(out, inputs[0], inputs[1], (self.ta, self.tb), target)
+        kernels::lower(out, inputs[0], inputs[1], (self.ta, self.tb), target, false)
+    }
+
+    /// A transposed operand read in place, or copied to scratch first so
+    /// that `matmul_vec4` runs: which is faster depends on the shapes and
+    /// the adapter (on lavapipe: the copy at n = 256, in place at 1024).
+    fn lower_variants(&self, out: &Shape, inputs: &[&Shape], target: Target) -> Vec<Lowering> {
+        let in_place = self.lower(out, inputs, target);
+        if !(self.ta || self.tb) || target.family == crate::device::MatmulKernel::Tiled {
+            return vec![in_place];
+        }
+        let copied = kernels::lower(out, inputs[0], inputs[1], (self.ta, self.tb), target, true);
+        vec![in_place, copied]
     }
 
     /// A multiply and an add per output element and inner index.
