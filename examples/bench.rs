@@ -18,10 +18,12 @@
 
 use std::time::Instant;
 
-use webgrad::layers::{Activation, Init, Mlp, Module};
-use webgrad::models::{CharTransformer, DigitsCnn, TransformerConfig};
-use webgrad::optim::{Adam, Optimizer, Sgd};
-use webgrad::{Conv2dOptions, Device, Tensor, grad, read_all_blocking, read_and_realize_blocking};
+use webgrad::{Device, Tensor, grad, read_and_realize_blocking};
+
+#[path = "bench/workloads.rs"]
+mod workloads;
+
+use workloads::{Iteration, Workload};
 
 fn median_ms(warmup: usize, repeats: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..warmup {
@@ -46,152 +48,51 @@ fn emit(dev: &Device, workload: &str, fields: &str) {
     );
 }
 
-fn matmul(dev: &Device) {
-    for n in [256usize, 512, 1024] {
-        let a = Tensor::rand_uniform(dev, [n, n], -1.0, 1.0, 1);
-        let b = Tensor::rand_uniform(dev, [n, n], -1.0, 1.0, 2);
-        let repeats = if n == 1024 { 5 } else { 10 };
-        let ms = median_ms(2, repeats, || {
-            let loss = a.matmul(&b).sum();
-            let g = grad(&loss, &[&a, &b]);
-            read_all_blocking(&[&g[0].sum(), &g[1].sum()]).unwrap();
-        });
-        let gflops = 3.0 * 2.0 * (n as f64).powi(3) / (ms * 1e-3) / 1e9;
-        emit(
-            dev,
-            "matmul_fwd_bwd",
-            &format!(r#""n":{n},"ms":{ms:.3},"gflops":{gflops:.2}"#),
+/// Realizes one iteration and reads its scalars back.
+fn run_once(iteration: Iteration) {
+    let read: Vec<&Tensor> = iteration.read.iter().collect();
+    let realize: Vec<&Tensor> = iteration.realize.iter().collect();
+    read_and_realize_blocking(&read, &realize).unwrap();
+}
+
+/// Times every workload of a group (`workloads.rs`), one JSON line each.
+fn run_group(dev: &Device, group: &str) {
+    for mut w in workloads::build(group, dev) {
+        let ms = median_ms(w.warmup, w.repeats, || run_once((w.step)()));
+        println!("{}", workloads::json_line(&w, ms, dev));
+    }
+}
+
+/// Not a timing: the profiler's table for one iteration of a workload
+/// group's first workload after warm-up (`bench profile [group]`, the MLP
+/// step by default), and its Chrome trace in target/<workload>_trace.json.
+fn profile(dev: &Device, group: &str) {
+    let Some(mut w): Option<Workload> = workloads::build(group, dev).into_iter().next() else {
+        eprintln!(
+            "no workload group {group:?}; groups: {:?}",
+            workloads::GROUPS
         );
-    }
-}
-
-fn elementwise(dev: &Device) {
-    let n = 1 << 20;
-    let x = Tensor::rand_uniform(dev, [n], -1.0, 1.0, 3);
-    let ms = median_ms(3, 15, || {
-        let y = (&(&(&x.sin() * &x.exp()) + &(&x * &x)) - &x.tanh()).sum();
-        let g = &grad(&y, &[&x])[0];
-        g.sum().item_blocking().unwrap();
-    });
-    emit(
-        dev,
-        "elementwise_chain_1m",
-        &format!(r#""n":{n},"ms":{ms:.3}"#),
-    );
-}
-
-/// The 784-256-256-10 ReLU MLP with its SGD optimizer (in-place updates).
-struct Model {
-    mlp: Mlp,
-    opt: Sgd,
-}
-
-impl Model {
-    fn new(dev: &Device) -> Model {
-        let mlp = Mlp::new(
-            dev,
-            &[784, 256, 256, 10],
-            Activation::Relu,
-            Init::KaimingNormal,
-            10,
-        )
-        .unwrap();
-        Model {
-            mlp,
-            opt: Sgd::new(0.01),
-        }
-    }
-    fn loss(&self, x: &Tensor, labels: &[usize]) -> Tensor {
-        self.mlp.forward(x).cross_entropy(labels)
-    }
-    /// One SGD step: forward, backward and update in one submit; returns the loss.
-    fn step(&mut self, x: &Tensor, labels: &[usize]) -> f32 {
-        let loss = self.loss(x, labels);
-        let params = self.mlp.parameters();
-        let grads = grad(&loss, &params);
-        let updates = self.opt.step(&params, &grads).unwrap();
-        read_and_realize_blocking(&[&loss], &updates.iter().collect::<Vec<_>>()).unwrap()[0][0]
-    }
-}
-
-fn mlp_batch(dev: &Device) -> (Tensor, Vec<usize>) {
-    let x = Tensor::rand_uniform(dev, [128, 784], 0.0, 1.0, 4);
-    let labels: Vec<usize> = (0..128).map(|i| (i * 7 + 3) % 10).collect();
-    (x, labels)
-}
-
-fn mlp(dev: &Device) {
-    let (x, labels) = mlp_batch(dev);
-    let mut model = Model::new(dev);
-    let first = model.step(&x, &labels);
-    let ms = median_ms(3, 30, || {
-        model.step(&x, &labels);
-    });
-    let last = model.step(&x, &labels);
-    emit(
-        dev,
-        "mlp_sgd_step",
-        &format!(r#""batch":128,"ms":{ms:.3},"loss_first":{first:.4},"loss_last":{last:.4}"#),
-    );
-}
-
-/// Not a timing: the profiler's table for one step of a workload after
-/// warm-up (`bench profile [mlp|elementwise]`, MLP by default), and its
-/// Chrome trace in target/<workload>_trace.json.
-fn profile(dev: &Device, which: &str) {
-    let (name, profile) = if which == "elementwise" {
-        let x = Tensor::rand_uniform(dev, [1 << 20], -1.0, 1.0, 3);
-        let step = || {
-            let y = (&(&(&x.sin() * &x.exp()) + &(&x * &x)) - &x.tanh()).sum();
-            let g = &grad(&y, &[&x])[0];
-            read_all_blocking(&[&y, &g.sum()]).unwrap();
-        };
-        for _ in 0..3 {
-            step();
-        }
-        ("elementwise", dev.profile(step).1)
-    } else {
-        let (x, labels) = mlp_batch(dev);
-        let mut model = Model::new(dev);
-        for _ in 0..5 {
-            model.step(&x, &labels);
-        }
-        ("mlp_step", dev.profile(|| model.step(&x, &labels)).1)
+        std::process::exit(2);
     };
+    for _ in 0..w.warmup.max(2) {
+        run_once((w.step)());
+    }
+    let (_, profile) = dev.profile(|| run_once((w.step)()));
     println!("{}", profile.table());
-    let path = format!("target/{name}_trace.json");
+    let path = format!("target/{}_trace.json", w.name);
     match std::fs::write(&path, profile.chrome_trace()) {
         Ok(()) => println!("trace: {path} (open it in https://ui.perfetto.dev)"),
         Err(e) => eprintln!("could not write {path}: {e}"),
     }
 }
 
-fn chain(dev: &Device) {
-    let x = Tensor::rand_uniform(dev, [1024], -1.0, 1.0, 5);
-    let ms = median_ms(3, 15, || {
-        let mut y = x.clone();
-        for i in 0..1000 {
-            y = match i % 4 {
-                0 => &y * 1.0001,
-                1 => &y + 0.001,
-                2 => y.tanh(),
-                _ => y.sin(),
-            };
-        }
-        let g = &grad(&y.sum(), &[&x])[0];
-        g.sum().item_blocking().unwrap();
-    });
-    emit(dev, "chain_1000_ops", &format!(r#""n":1024,"ms":{ms:.3}"#));
-}
-
 /// Runs in a child process: acquire a device, compute the MLP's first
 /// gradient, read it back.
 fn cold_child() {
     let dev = Device::new_blocking().unwrap();
-    let (x, labels) = mlp_batch(&dev);
-    let model = Model::new(&dev);
-    let loss = model.loss(&x, &labels);
-    let g = grad(&loss, &[&model.mlp.layers[0].weight]);
+    let (mlp, x, labels) = workloads::mlp_model(&dev);
+    let loss = mlp.forward(&x).cross_entropy(&labels);
+    let g = grad(&loss, &[&mlp.layers[0].weight]);
     g[0].sum().item_blocking().unwrap();
 }
 
@@ -221,71 +122,6 @@ fn cold_start(dev: &Device) {
         dev,
         "cold_start_first_gradient",
         &format!(r#""ms":{cold:.1},"warm_ms":{warm:.1},"pipeline_cache_files":{cached}"#),
-    );
-}
-
-fn conv(dev: &Device) {
-    let (n, c, k, hw) = (32usize, 16usize, 32usize, 32usize);
-    let x = Tensor::rand_uniform(dev, [n, c, hw, hw], -1.0, 1.0, 5);
-    let w = Tensor::rand_uniform(dev, [k, c, 3, 3], -0.2, 0.2, 6);
-    let options = Conv2dOptions::default().padding(1);
-    let ms = median_ms(2, 10, || {
-        let loss = x.conv2d(&w, None, options).sum();
-        let g = grad(&loss, &[&x, &w]);
-        read_all_blocking(&[&g[0].sum(), &g[1].sum()]).unwrap();
-    });
-    // Forward, input adjoint and weight adjoint: 2·N·K·C·R·S·H·W each.
-    let flops = 3.0 * 2.0 * (n * k * c * 9 * hw * hw) as f64;
-    let gflops = flops / (ms * 1e-3) / 1e9;
-    emit(
-        dev,
-        "conv2d_fwd_bwd",
-        &format!(r#""shape":[{n},{c},{hw},{hw}],"filters":{k},"ms":{ms:.3},"gflops":{gflops:.2}"#),
-    );
-}
-
-fn cnn(dev: &Device) {
-    let model = DigitsCnn::new(dev, 0).unwrap();
-    let params = model.parameters();
-    let mut opt = Adam::new(1e-3);
-    let batch = 128;
-    let x = Tensor::rand_uniform(dev, [batch, 64], 0.0, 1.0, 7);
-    let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
-    let ms = median_ms(3, 15, || {
-        let loss = model.forward(&x).cross_entropy(&labels);
-        opt.minimize_blocking(&loss, &params).unwrap();
-    });
-    emit(
-        dev,
-        "cnn_adam_step",
-        &format!(r#""batch":{batch},"ms":{ms:.3}"#),
-    );
-}
-
-fn gpt(dev: &Device) {
-    let config = TransformerConfig {
-        vocabulary: 72,
-        context: 64,
-        width: 64,
-        heads: 4,
-        layers: 2,
-        dropout: 0.0,
-    };
-    let model = CharTransformer::new(dev, config, 0).unwrap();
-    let params = model.parameters();
-    let mut opt = Adam::adamw(1e-3, 0.01);
-    let (batch, context) = (32, 64);
-    let ids: Vec<u32> = (0..batch * context).map(|i| (i * 31 % 72) as u32).collect();
-    let targets: Vec<usize> = ids.iter().map(|&i| (i as usize + 1) % 72).collect();
-    let ids = webgrad::IndexTensor::from_vec(dev, ids, [batch, context]);
-    let ms = median_ms(2, 7, || {
-        let loss = model.loss(&ids, &targets, None);
-        opt.minimize_blocking(&loss, &params).unwrap();
-    });
-    emit(
-        dev,
-        "gpt_adamw_step",
-        &format!(r#""batch":{batch},"context":{context},"ms":{ms:.3}"#),
     );
 }
 
@@ -325,21 +161,16 @@ fn main() {
         return profile(&dev, args.get(1).map_or("mlp", String::as_str));
     }
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
-    type Workload = (&'static str, fn(&Device));
-    let workloads: [Workload; 9] = [
-        ("matmul", matmul),
-        ("elementwise", elementwise),
-        ("mlp", mlp),
-        ("chain", chain),
-        ("cold", cold_start),
-        ("conv", conv),
-        ("cnn", cnn),
-        ("gpt", gpt),
-        ("fanout", fanout),
-    ];
-    for (name, run) in workloads {
+    let mut order: Vec<&str> = workloads::GROUPS.to_vec();
+    order.insert(4, "cold");
+    order.push("fanout");
+    for name in order {
         if want(name) {
-            run(&dev);
+            match name {
+                "cold" => cold_start(&dev),
+                "fanout" => fanout(&dev),
+                group => run_group(&dev, group),
+            }
         }
     }
 }

@@ -409,7 +409,12 @@ fn autotune_times_the_variants_once_and_both_are_correct() {
     let file = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("tuning_"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("tuning_")
+        })
         .expect("a tuning file");
     let choices: std::collections::BTreeMap<String, usize> =
         serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use webgrad::Device;
 
+mod bench;
 mod differentiate;
 mod json;
 mod models;
@@ -99,6 +100,22 @@ impl Session {
                 .await
                 .map_err(js_err)?;
             Ok(JsValue::from_str(&out))
+        })
+    }
+
+    /// The bench's workload groups, in order (see `bench.html`).
+    pub fn bench_groups(&self) -> Vec<String> {
+        bench::GROUPS.iter().map(|g| g.to_string()).collect()
+    }
+
+    /// Runs one workload group of the bench on this device; resolves to its
+    /// JSON lines, one per workload, joined by newlines. `quick`: one timed
+    /// run each instead of the median of several.
+    pub fn bench(&self, group: String, quick: bool) -> js_sys::Promise {
+        let dev = self.dev.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let lines = bench::run(&dev, &group, quick).await.map_err(js_err)?;
+            Ok(JsValue::from_str(&lines.join("\n")))
         })
     }
 

@@ -179,6 +179,22 @@ try {
   await new Promise((r) => setTimeout(r, 300));
   await (await page.$("#models")).screenshot({ path: join(outDir, "models.png") });
 
+  // The bench page runs every workload once (quick) and reports a finite time for each.
+  const bench = await browser.newPage();
+  bench.on("console", (m) => { if (m.type() === "error") consoleErrors.push(`bench: ${m.text()}`); });
+  bench.on("pageerror", (e) => consoleErrors.push(`bench: ${e}`));
+  await bench.goto(`http://127.0.0.1:${port}/bench.html?quick=1&autorun=1`);
+  await bench.waitForFunction(() => ["done", "error"].includes(document.getElementById("status").dataset.state), { timeout: 900000 });
+  const benchStatus = await bench.$eval("#status", (e) => [e.dataset.state, e.textContent]);
+  const benchLines = (await bench.$eval("#json", (e) => e.textContent)).split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l));
+  const workloads = ["matmul_fwd_bwd", "matmul_fwd_bwd", "matmul_fwd_bwd", "elementwise_chain_1m", "mlp_sgd_step", "chain_1000_ops", "conv2d_fwd_bwd", "cnn_adam_step", "gpt_adamw_step"];
+  check("the bench page reports a finite time for every workload",
+    benchStatus[0] === "done" && benchLines.length === workloads.length &&
+      benchLines.every((j, i) => j.workload === workloads[i] && Number.isFinite(j.ms) && j.ms > 0),
+    `${benchStatus[1]} ${benchLines.map((j) => `${j.workload} ${j.ms} ms`).join("; ")}`);
+  await bench.screenshot({ path: join(outDir, "bench.png"), fullPage: true });
+  await bench.close();
+
   check("the browser console has no errors", consoleErrors.length === 0, consoleErrors.join(" | "));
 } catch (e) {
   check("the browser test ran to the end", false, String(e && e.stack || e));
