@@ -65,6 +65,9 @@ pub use ops::nn::one_hot;
 pub use ops::norm::BatchNormMode;
 pub use ops::reduce::ReduceOp;
 pub use shape::Shape;
-pub use tensor::{Tensor, graph_size, read_all, read_and_realize, realize_all, realize_all_async};
+pub use tensor::{
+    Tensor, graph_size, predict_peak_bytes, read_all, read_and_realize, realize_all,
+    realize_all_async,
+};
 #[cfg(not(target_arch = "wasm32"))]
 pub use tensor::{read_all_blocking, read_and_realize_blocking};

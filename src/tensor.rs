@@ -372,6 +372,18 @@ pub fn read_all_blocking(tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
     pollster::block_on(read_all(tensors))
 }
 
+/// The most GPU bytes that realizing `tensors` together (with
+/// [`realize_all`] or a read) will have in use at once — every live buffer
+/// of the device, those already in use included — predicted without
+/// running anything: the realize is planned exactly as it will be (order,
+/// fusion, kernels, buffer reuse) in a pool that only counts. It equals
+/// [`crate::MemoryStats::peak_live_bytes`] measured over that realize after
+/// [`crate::Device::reset_peak_memory`] (tested), except for the scratch
+/// buffers autotune times a new matmul shape with, once per process.
+pub fn predict_peak_bytes(tensors: &[&Tensor]) -> Result<u64> {
+    crate::exec::predict_peak(tensors)
+}
+
 /// Realizes several tensors in one submit, without reading them back.
 /// In a browser, prefer [`realize_all_async`]: only it can return an
 /// error of the GPU from the call that caused it.

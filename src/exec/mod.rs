@@ -187,6 +187,19 @@ fn pending_error(gpu: &Gpu) -> Result<()> {
     Ok(())
 }
 
+/// See `schedule::predict_peak`.
+pub(crate) fn predict_peak(tensors: &[&Tensor]) -> Result<u64> {
+    if tensors.is_empty() {
+        return Ok(0);
+    }
+    let gpu = gpu_of(tensors)?;
+    let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+    // Planning hands simulated buffers around only; the lock keeps a
+    // concurrent realize from changing the pool's live bytes meanwhile.
+    let _submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
+    schedule::predict_peak(gpu, &nodes)
+}
+
 /// Runs every pending kernel the tensors need, in one submit. Natively,
 /// wgpu reports errors at once, so this is [`realize_async`] run to
 /// completion. A browser reports errors only to a promise, which a
@@ -291,7 +304,7 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
         for (t, storage) in tensors.iter().zip(&plan.targets) {
             // Realized above, so it fit in a binding: no overflow here.
             let bytes = (t.numel() * 4) as u64;
-            staging.push((storage.buffer.clone(), take_staging(&gpu, bytes), bytes));
+            staging.push((storage.buffer().clone(), take_staging(&gpu, bytes), bytes));
         }
         let copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> = staging
             .iter()

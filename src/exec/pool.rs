@@ -25,8 +25,12 @@ pub(crate) const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 
 #[derive(Default)]
 pub(crate) struct BufferPool {
-    /// Free buffers by size class, each with the time it was returned.
-    free: HashMap<u64, Vec<(u64, wgpu::Buffer)>>,
+    /// Free buffers by size class, each with the time it was returned
+    /// (`None` in a simulated pool).
+    free: HashMap<u64, Vec<(u64, Option<wgpu::Buffer>)>>,
+    /// Counts bytes without creating buffers: planning a realize in it
+    /// predicts the realize's peak memory (see `schedule::predict_peak`).
+    pub simulated: bool,
     /// Counts returns, to find the one longest ago.
     clock: u64,
     live_buffers: usize,
@@ -40,6 +44,14 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
+    /// A pool that counts bytes without creating buffers.
+    pub fn simulated() -> BufferPool {
+        BufferPool {
+            simulated: true,
+            ..Default::default()
+        }
+    }
+
     pub fn reset_peak(&mut self) {
         self.peak_live_bytes = self.live_bytes;
     }
@@ -98,9 +110,23 @@ pub(crate) fn size_class(bytes: u64) -> u64 {
 
 /// A pooled GPU buffer; returns to the pool when dropped.
 pub(crate) struct PooledBuffer {
-    pub buffer: wgpu::Buffer,
+    /// `None` only in a simulated pool, whose plans are never submitted.
+    buffer: Option<wgpu::Buffer>,
     class: u64,
     pool: Arc<Mutex<BufferPool>>,
+}
+
+impl PooledBuffer {
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer
+            .as_ref()
+            .expect("a simulated buffer is never bound or read")
+    }
+
+    /// Its size in bytes (the size class).
+    pub fn size(&self) -> u64 {
+        self.class
+    }
 }
 
 impl Drop for PooledBuffer {
@@ -115,7 +141,7 @@ impl Drop for PooledBuffer {
         pool.free
             .entry(self.class)
             .or_default()
-            .push((stamp, self.buffer.clone()));
+            .push((stamp, self.buffer.take()));
         pool.evict_beyond_peak();
     }
 }
@@ -138,12 +164,13 @@ pub(crate) fn allocate(
             p.pooled_bytes -= class;
             b
         }
-        None => device.create_buffer(&wgpu::BufferDescriptor {
+        None if p.simulated => None,
+        None => Some(device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("webgrad tensor"),
             size: class,
             usage: TENSOR_USAGE,
             mapped_at_creation: false,
-        }),
+        })),
     };
     p.live_buffers += 1;
     p.live_bytes += class;

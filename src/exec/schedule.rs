@@ -24,7 +24,7 @@ use super::codegen::{
 use super::kernels::{
     ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_parts, reduce_source,
 };
-use super::pool::{Storage, allocate};
+use super::pool::{BufferPool, Storage, allocate};
 use crate::kernel::{Buf, KernelCall, Target, Window, grid_1d, strided_copy};
 
 /// One kernel launch: bindings are `params` at 0, then `buffers` in order.
@@ -60,6 +60,10 @@ struct Scheduler<'g> {
     /// Pipelines not compiled yet, compiled together when planning ends.
     compile: Vec<(String, &'static str)>,
     compile_index: HashMap<(String, &'static str), usize>,
+    /// Where buffers come from: the device's pool, or a simulated one when
+    /// planning only to predict memory (`dry`: no kernels, no side effects).
+    pool: std::sync::Arc<std::sync::Mutex<BufferPool>>,
+    dry: bool,
 }
 
 /// Bytes of `numel` f32 values; a count too large for u64 saturates, so the
@@ -75,7 +79,7 @@ impl Scheduler<'_> {
         if bytes > limit {
             return Err(Error::TooLarge { bytes, limit });
         }
-        Ok(allocate(&self.gpu.device, &self.gpu.pool, bytes))
+        Ok(allocate(&self.gpu.device, &self.pool, bytes))
     }
 
     /// Records a dispatch; bit i of `written` marks buffer i as written.
@@ -88,7 +92,7 @@ impl Scheduler<'_> {
         groups: [u32; 3],
         written: u64,
     ) {
-        if groups.contains(&0) {
+        if groups.contains(&0) || self.dry {
             return;
         }
         let info = self.label.as_mut().map(|(name, flops)| {
@@ -126,7 +130,7 @@ impl Scheduler<'_> {
         };
         let buffers = buffers
             .into_iter()
-            .map(|(s, numel)| (s.buffer.clone(), bytes_of(numel)))
+            .map(|(s, numel)| (s.buffer().clone(), bytes_of(numel)))
             .collect();
         self.plan.dispatches.push(Dispatch {
             pipeline,
@@ -149,14 +153,18 @@ impl Scheduler<'_> {
         match &node.op {
             Op::Input(data) => {
                 let out = self.alloc(shape)?;
-                self.plan.uploads.push((out.buffer.clone(), data.clone()));
+                if !self.dry {
+                    self.plan.uploads.push((out.buffer().clone(), data.clone()));
+                }
                 Ok(out)
             }
             Op::Indices(data) => {
                 // The same bytes: uploads are byte copies.
                 let out = self.alloc(shape)?;
-                let bits: Rc<[f32]> = data.iter().map(|&i| f32::from_bits(i)).collect();
-                self.plan.uploads.push((out.buffer.clone(), bits));
+                if !self.dry {
+                    let bits: Rc<[f32]> = data.iter().map(|&i| f32::from_bits(i)).collect();
+                    self.plan.uploads.push((out.buffer().clone(), bits));
+                }
                 Ok(out)
             }
             Op::Reshape | Op::Detach => Ok(self.value(&inputs[0])),
@@ -245,6 +253,8 @@ impl Scheduler<'_> {
                         .get(&key);
                     let choice = match known {
                         Some(i) if i < variants.len() => i,
+                        // A prediction assumes the first variant until one is timed.
+                        _ if self.dry => 0,
                         _ => {
                             let i = fastest(self.gpu, &variants, shape, &shapes)?;
                             let mut tuning =
@@ -302,10 +312,7 @@ impl Scheduler<'_> {
     /// Copies the window `w` of `src` into `dst`: the one kernel behind every copy.
     fn copy_window(&mut self, src: &Storage, dst: &Storage, w: Window) {
         let call = strided_copy(Buf::Input(0), Buf::Output, &w);
-        let (ls, ld) = (
-            src.buffer.size() as usize / 4,
-            dst.buffer.size() as usize / 4,
-        );
+        let (ls, ld) = (src.size() as usize / 4, dst.size() as usize / 4);
         self.run(call, &|b| match b {
             Buf::Output => (dst, ld),
             _ => (src, ls),
@@ -411,7 +418,7 @@ impl Scheduler<'_> {
             let out = self.alloc(&Shape::new(&[rows * parts]))?;
             let srcs: Vec<Storage> = value.inputs.iter().map(|i| self.value(i)).collect();
             let mut buffers = vec![(&out, rows * parts)];
-            buffers.extend(srcs.iter().map(|s| (s, s.buffer.size() as usize / 4)));
+            buffers.extend(srcs.iter().map(|s| (s, s.size() as usize / 4)));
             let mut params = vec![
                 rows as u32,
                 k_left as u32,
@@ -503,6 +510,38 @@ const RECOMPUTE_LIMIT: usize = 8;
 
 /// Plans every kernel needed to give `targets` values.
 pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
+    plan_in(gpu, targets, None)
+}
+
+/// The peak of live bytes (every buffer in use, of the whole device) that
+/// realizing `targets` will reach: the realize planned for real — same
+/// order, fusion, lowering and buffer reuse — in a simulated pool that
+/// counts bytes without creating buffers, nothing submitted and no node
+/// touched. Equals the pool's measured peak of that realize
+/// (`MemoryStats::peak_live_bytes` after `Device::reset_peak_memory`),
+/// except the one-time scratch buffers of autotune's timing runs.
+pub(crate) fn predict_peak(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<u64> {
+    let simulated = std::sync::Arc::new(std::sync::Mutex::new(BufferPool::simulated()));
+    plan_in(gpu, targets, Some(simulated.clone()))?;
+    let live = gpu
+        .pool
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .stats()
+        .live_bytes;
+    let extra = simulated
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .stats()
+        .peak_live_bytes;
+    Ok(live + extra)
+}
+
+fn plan_in(
+    gpu: &Gpu,
+    targets: &[Rc<Node>],
+    simulated: Option<std::sync::Arc<std::sync::Mutex<BufferPool>>>,
+) -> Result<Plan> {
     let order = topo_order(targets, |n| n.is_realized());
     let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
     let pending: Vec<&Rc<Node>> = order.iter().filter(|n| !n.is_realized()).collect();
@@ -672,6 +711,12 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
 
     let mut s = Scheduler::new(gpu);
     s.in_place = in_place;
+    if let Some(pool) = simulated {
+        s.pool = pool;
+        s.dry = true;
+    }
+    // A dry run keeps what a real one would store on nodes alive here.
+    let mut kept: Vec<Storage> = Vec::new();
     let profiling = gpu
         .profile
         .lock()
@@ -761,8 +806,16 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
             }
         }
         if keep(node) {
-            *node.storage.borrow_mut() = Some(s.values[&node.id].clone());
+            if s.dry {
+                kept.push(s.values[&node.id].clone());
+            } else {
+                *node.storage.borrow_mut() = Some(s.values[&node.id].clone());
+            }
         }
+    }
+    if s.dry {
+        drop(kept);
+        return Ok(s.plan);
     }
     s.plan.targets = targets.iter().map(|t| s.values[&t.id].clone()).collect();
     s.compile_pipelines();
@@ -844,6 +897,8 @@ impl Scheduler<'_> {
             label: None,
             compile: Vec::new(),
             compile_index: HashMap::new(),
+            pool: gpu.pool.clone(),
+            dry: false,
         }
     }
 
