@@ -70,6 +70,11 @@ pub(crate) enum Op {
     /// A value that lives only on the GPU and can be updated in place
     /// (trainable parameters, optimizer state). Always realized.
     Variable(Rc<VariableState>),
+    /// Input 0's value (the output of a checkpointed region, see
+    /// `autodiff::checkpoint`); inputs 1.. are the region's inputs. Its
+    /// vjp recomputes the region from them instead of reading the values
+    /// its forward pass made, which are then not kept for the backward pass.
+    Checkpoint(CheckpointFn),
     /// Writes input 1 into the buffer of input 0 (a variable), in place;
     /// the node's value is the variable's new value. Once realized it
     /// forgets its value's graph (input 1) and keeps the variable.
@@ -94,6 +99,7 @@ impl Op {
             Op::Pad { starts } => format!("pad@{starts:?}"),
             Op::Family(f) => f.name(),
             Op::Detach => "detach".into(),
+            Op::Checkpoint(_) => "checkpoint".into(),
             Op::Variable(_) => "variable".into(),
             Op::Assign => "assign".into(),
         }
@@ -104,6 +110,25 @@ impl Op {
     pub fn is_elementwise(&self) -> bool {
         matches!(self, Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where)
     }
+}
+
+/// A region's function: its inputs to its output.
+pub(crate) type RegionFn = dyn Fn(&[crate::Tensor]) -> crate::Tensor;
+
+/// The function of a checkpointed region, re-run by its vjp.
+#[derive(Clone)]
+pub(crate) struct CheckpointFn(pub Rc<RegionFn>);
+
+impl std::fmt::Debug for CheckpointFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckpointFn")
+    }
+}
+
+/// The id the next node will get: nodes recorded from now on have ids at
+/// least this large.
+pub(crate) fn next_id() -> NodeId {
+    NEXT_ID.load(Ordering::Relaxed)
 }
 
 /// What a variable knows about its updates, so that reads and updates
@@ -137,6 +162,10 @@ pub(crate) struct Node {
     /// only the graph references are intermediates: the executor frees their
     /// buffers as soon as the kernels of a realize are done with them.
     pub handles: Cell<usize>,
+    /// Recorded by a checkpoint's vjp to recompute a value of the forward
+    /// pass: the scheduler runs it just before its first consumer (not as
+    /// early as its inputs allow), so it is not held meanwhile.
+    pub recompute: Cell<bool>,
 }
 
 impl Node {
@@ -149,6 +178,7 @@ impl Node {
             inputs: RefCell::new(inputs),
             storage: RefCell::new(None),
             handles: Cell::new(0),
+            recompute: Cell::new(false),
         })
     }
 

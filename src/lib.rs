@@ -47,6 +47,10 @@ pub mod symbolic;
 pub mod tensor;
 pub mod text;
 
+/// Gradient checkpointing (rematerialization): [`autodiff::checkpoint`]
+/// under the name that does not collide with the [`checkpoint`] module
+/// (saving and loading parameters).
+pub use autodiff::remat::checkpoint as remat;
 pub use autodiff::{
     Difference, GradientReport, Gradients, Tolerance, TraceStep, backward_trace, check_gradients,
     grad, grad_with_seed, hessian, hessian_reverse, hvp, jacfwd, jacrev, jvp, jvp_batched,

@@ -48,6 +48,9 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
         Op::Input(_) | Op::Indices(_) | Op::Fill(_) | Op::Detach | Op::Variable(_) => None,
         // An update carries the variable's tangent (see the vjp rule).
         Op::Assign => dx[0].clone(),
+        // A checkpoint is its region's output, whose tangent forward mode
+        // has propagated through the region already.
+        Op::Checkpoint(_) => dx[0].clone(),
         // Elementwise Jacobians are diagonal, hence self-adjoint: the tangent
         // rule is the vjp rule applied to the tangent, Δy = f'(x)·Δx.
         Op::Unary(u) => {

@@ -6,6 +6,7 @@ pub mod check;
 pub mod forward;
 pub(crate) mod jvp;
 pub mod numerical;
+pub mod remat;
 pub mod reverse;
 mod vjp;
 
@@ -18,4 +19,5 @@ pub use forward::{
 pub use numerical::{Difference, numerical_grad, numerical_grad_reference};
 #[cfg(not(target_arch = "wasm32"))]
 pub use numerical::{numerical_grad_blocking, step_sweep};
+pub use remat::checkpoint;
 pub use reverse::{Gradients, TraceStep, backward_trace, grad, grad_with_seed};

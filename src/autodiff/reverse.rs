@@ -127,10 +127,11 @@ pub fn backward_trace(y: &Tensor) -> Vec<TraceStep> {
         .filter(|n| matches!(n.op, Op::Input(_) | Op::Variable(_)))
         .collect();
     let mut steps = Vec::new();
-    run(
+    let _ = run(
         y,
         &scalar_seed(y, "backward_trace"),
         &leaves,
+        false,
         Some(&mut steps),
     );
     steps
@@ -141,23 +142,41 @@ type Partial = (Option<Rc<Node>>, Tensor);
 
 /// The node_to_grad algorithm. Returns the adjoint of each target reached.
 fn adjoints(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>]) -> HashMap<NodeId, Tensor> {
-    run(y, seed, targets, None)
+    run(y, seed, targets, false, None).0
 }
+
+/// The partial adjoints of each target reached, in the order the reverse
+/// pass made them, not yet summed (a checkpoint's vjp hands them on, so
+/// that a sum over partials from inside and outside the region is taken in
+/// the same order as without the checkpoint: the same bits). The walk
+/// stops at the targets (a region's inputs): what lies beyond them is the
+/// enclosing reverse pass's to differentiate.
+pub(crate) fn partial_adjoints(
+    y: &Tensor,
+    seed: &Tensor,
+    targets: &[Rc<Node>],
+) -> HashMap<NodeId, Vec<Tensor>> {
+    run(y, seed, targets, true, None).1
+}
+
+type Adjoints = (HashMap<NodeId, Tensor>, HashMap<NodeId, Vec<Tensor>>);
 
 fn run(
     y: &Tensor,
     seed: &Tensor,
     targets: &[Rc<Node>],
+    stop_at_targets: bool,
     mut trace: Option<&mut Vec<TraceStep>>,
-) -> HashMap<NodeId, Tensor> {
-    let order = topo_order(std::slice::from_ref(&y.node), stops_gradient);
+) -> Adjoints {
     let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
+    let stops = |n: &Node| stops_gradient(n) || stop_at_targets && target_ids.contains(&n.id);
+    let order = topo_order(std::slice::from_ref(&y.node), stops);
 
     // Only nodes on a path from a target to y need adjoints.
     let mut relevant: HashSet<NodeId> = HashSet::new();
     for node in &order {
         let reaches = target_ids.contains(&node.id)
-            || (!stops_gradient(node) && node.inputs().iter().any(|i| relevant.contains(&i.id)));
+            || (!stops(node) && node.inputs().iter().any(|i| relevant.contains(&i.id)));
         if reaches {
             relevant.insert(node.id);
         }
@@ -167,6 +186,7 @@ fn run(
     let mut node_to_grad: HashMap<NodeId, Vec<Partial>> = HashMap::new();
     node_to_grad.insert(y.id(), vec![(None, seed.clone())]);
     let mut result = HashMap::new();
+    let mut raw = HashMap::new();
     for node in order.iter().rev() {
         if !relevant.contains(&node.id) {
             continue;
@@ -175,6 +195,10 @@ fn run(
             continue;
         };
         let adjoint = sum_partials(partials.iter().map(|p| p.1.clone()).collect());
+        if target_ids.contains(&node.id) {
+            raw.insert(node.id, partials.iter().map(|p| p.1.clone()).collect());
+            result.insert(node.id, adjoint.clone());
+        }
         if let Some(steps) = trace.as_deref_mut() {
             steps.push(TraceStep {
                 node: Tensor::from_node(node.clone()),
@@ -185,27 +209,34 @@ fn run(
                 adjoint: adjoint.clone(),
             });
         }
-        if target_ids.contains(&node.id) {
-            result.insert(node.id, adjoint.clone());
-        }
         let inputs: Vec<Rc<Node>> = node.inputs().clone();
-        if !inputs.iter().any(|i| relevant.contains(&i.id)) {
+        if stops(node) || !inputs.iter().any(|i| relevant.contains(&i.id)) {
             continue;
         }
-        for (input, partial) in inputs.iter().zip(super::vjp::vjp(node, &adjoint)) {
-            let Some(partial) = partial else { continue };
+        // A checkpoint hands on its region's partials one by one (see
+        // `partial_adjoints`); every other node gives one per input.
+        let per_input: Vec<Vec<Tensor>> = match &node.op {
+            Op::Checkpoint(_) => super::remat::vjp_partials(node, &adjoint),
+            _ => super::vjp::vjp(node, &adjoint)
+                .into_iter()
+                .map(|p| p.into_iter().collect())
+                .collect(),
+        };
+        for (input, partials) in inputs.iter().zip(per_input) {
             if !relevant.contains(&input.id) {
                 continue;
             }
-            // Un-broadcast: a broadcast input's adjoint is summed back to its shape.
-            let partial = partial.sum_to(&input.shape);
-            node_to_grad
-                .entry(input.id)
-                .or_default()
-                .push((Some(node.clone()), partial));
+            for partial in partials {
+                // Un-broadcast: a broadcast input's adjoint is summed back to its shape.
+                let partial = partial.sum_to(&input.shape);
+                node_to_grad
+                    .entry(input.id)
+                    .or_default()
+                    .push((Some(node.clone()), partial));
+            }
         }
     }
-    result
+    (result, raw)
 }
 
 /// Δv_i = Σ_j Δv_{i→j}, summed in a fixed order.

@@ -23,6 +23,14 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
         Op::Input(_) | Op::Indices(_) | Op::Fill(_) | Op::Detach | Op::Variable(_) => {
             vec![None; inputs.len()]
         }
+        // The region's vjp from a recomputation: f re-recorded on the same
+        // inputs (fresh nodes, marked to run just in time), differentiated
+        // with the cotangent; nothing flows into the forward's output (input 0),
+        // so the forward's intermediates are not read by the backward pass.
+        Op::Checkpoint(_) => crate::autodiff::remat::vjp_partials(node, g)
+            .into_iter()
+            .map(|partials| partials.into_iter().reduce(|a, b| &a + &b))
+            .collect(),
         // An update is not differentiated (an optimizer step under no_grad):
         // its value is the variable's, so the adjoint goes to the variable.
         Op::Assign => {

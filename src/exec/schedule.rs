@@ -167,7 +167,7 @@ impl Scheduler<'_> {
                 }
                 Ok(out)
             }
-            Op::Reshape | Op::Detach => Ok(self.value(&inputs[0])),
+            Op::Reshape | Op::Detach | Op::Checkpoint(_) => Ok(self.value(&inputs[0])),
             Op::Variable(_) => unreachable!("variables are always realized"),
             Op::Assign => {
                 let (target, value) = (&inputs[0], &inputs[1]);
@@ -542,7 +542,14 @@ fn plan_in(
     targets: &[Rc<Node>],
     simulated: Option<std::sync::Arc<std::sync::Mutex<BufferPool>>>,
 ) -> Result<Plan> {
-    let order = topo_order(targets, |n| n.is_realized());
+    // The pending order (a post-order from the targets) is the emission
+    // order's default. Starting from the targets recorded last puts, in a
+    // training step, the last layer's update right after its gradient, then
+    // the layer before's: each gradient is freed as soon as its update ran,
+    // instead of every gradient being held until the first layer's update.
+    let mut roots: Vec<Rc<Node>> = targets.to_vec();
+    roots.sort_by_key(|n| std::cmp::Reverse(n.id));
+    let order = topo_order(&roots, |n| n.is_realized());
     let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
     let pending: Vec<&Rc<Node>> = order.iter().filter(|n| !n.is_realized()).collect();
     let keep = |n: &Node| {
@@ -607,6 +614,14 @@ fn plan_in(
         let users_of = |i: &Rc<Node>| consumers.get(&i.id).map_or(&[][..], |v| v.as_slice());
         let is_candidate = |input: &Rc<Node>| {
             if input.is_realized() || keep(input) {
+                return false;
+            }
+            // A checkpoint's recomputed value is read from memory by the
+            // adjoints, as the forward value it replaces would be: computed
+            // inside an adjoint's kernel instead, the compiler may round it
+            // differently (fused multiply-adds) and the gradient would not
+            // be bit-identical to the one without checkpoints.
+            if input.recompute.get() && !node.recompute.get() {
                 return false;
             }
             if is_assign {
@@ -738,8 +753,9 @@ fn plan_in(
         uploaded.insert(node.id, s.emit(node, &|_, _| false)?);
     }
     // Emission order: inputs before users; every kernel reading a buffer
-    // that an update overwrites before that update; otherwise updates, and
-    // what depends on them, as late as possible.
+    // that an update overwrites before that update (anti-dependences);
+    // otherwise the pending order, so an update runs as soon as its value is
+    // ready and the gradient it consumed is freed early.
     let kernels: Vec<&Rc<Node>> = pending
         .iter()
         .copied()
@@ -747,16 +763,13 @@ fn plan_in(
         .collect();
     let position: HashMap<NodeId, usize> =
         kernels.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
-    let mut after_update = vec![false; kernels.len()];
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); kernels.len()];
     let mut waiting_on = vec![0usize; kernels.len()];
     for (i, node) in kernels.iter().enumerate() {
-        after_update[i] = matches!(node.op, Op::Assign);
         for id in kernel_inputs(node) {
             if let Some(&j) = position.get(&id) {
                 users[j].push(i);
                 waiting_on[i] += 1;
-                after_update[i] |= after_update[j];
             }
             if let Some(&update) = overwritten_by.get(&id) {
                 if update != node.id {
@@ -767,10 +780,22 @@ fn plan_in(
             }
         }
     }
-    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(bool, usize)>> = (0..kernels
+    // Priorities follow the pending order, except that values a checkpoint
+    // recomputes run just before their first consumer (as late as
+    // possible): run as early as their inputs allow, they would be held
+    // through the whole backward pass, which is what checkpointing avoids.
+    let mut priority: Vec<usize> = (0..kernels.len()).map(|i| 2 * i + 1).collect();
+    for i in (0..kernels.len()).rev() {
+        if kernels[i].recompute.get() {
+            if let Some(first_use) = users[i].iter().map(|&u| priority[u]).min() {
+                priority[i] = first_use.saturating_sub(1);
+            }
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(usize, usize)>> = (0..kernels
         .len())
         .filter(|&i| waiting_on[i] == 0)
-        .map(|i| std::cmp::Reverse((after_update[i], i)))
+        .map(|i| std::cmp::Reverse((priority[i], i)))
         .collect();
     let mut emission_order: Vec<&Rc<Node>> = Vec::with_capacity(kernels.len());
     while let Some(std::cmp::Reverse((_, i))) = ready.pop() {
@@ -778,7 +803,7 @@ fn plan_in(
         for &u in &users[i] {
             waiting_on[u] -= 1;
             if waiting_on[u] == 0 {
-                ready.push(std::cmp::Reverse((after_update[u], u)));
+                ready.push(std::cmp::Reverse((priority[u], u)));
             }
         }
     }
@@ -1025,7 +1050,7 @@ fn overwritten_buffers(order: &[Rc<Node>], in_place: &HashSet<NodeId>) -> HashMa
     for node in order {
         let update = if let Some(storage) = node.storage.borrow().as_ref() {
             by_buffer.get(&Rc::as_ptr(storage)).copied()
-        } else if matches!(node.op, Op::Reshape | Op::Detach) {
+        } else if matches!(node.op, Op::Reshape | Op::Detach | Op::Checkpoint(_)) {
             overwritten.get(&node.inputs()[0].id).copied()
         } else {
             None
