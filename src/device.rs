@@ -205,6 +205,8 @@ impl Device {
     }
 
     /// Acquires an adapter and device with the given options.
+    // wgpu's handles are not Send on wasm32, where there is one thread.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub async fn with_options(options: DeviceOptions) -> Result<Device> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         // PRIMARY = Vulkan, Metal, DX12, browser WebGPU; GL is skipped unless

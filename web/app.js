@@ -108,7 +108,9 @@ async function runDifferentiate(session) {
     .join("");
   $("methods").innerHTML =
     `<table><thead><tr><th></th><th>reverse mode</th><th>symbolic</th><th>central differences (f32)</th></tr></thead><tbody>${methods}</tbody></table>` +
-    `<p>Forward mode: the tangent of the output, Δ${r.output} = ${fmt(r.nodes.find((n) => n.id === r.output).tangent)} = ∂y/∂${r.wrt}.</p>`;
+    `<p>Forward mode: the tangent of the output, Δ${r.output} = ${fmt(r.nodes.find((n) => n.id === r.output).tangent)} = ∂y/∂${r.wrt}.</p>` +
+    `<p id="memory" data-reverse="${r.reverse_bytes}" data-checkpointed="${r.checkpointed_bytes}">Reverse mode's memory (GPU bytes at its peak, predicted without running): ` +
+    `${r.reverse_bytes} bytes keeping the forward values; ${r.checkpointed_bytes} bytes with the expression checkpointed (its values recomputed by the backward pass).</p>`;
   drawGraph(r, null);
   showStep(0);
 }

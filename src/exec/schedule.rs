@@ -520,6 +520,8 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
 /// touched. Equals the pool's measured peak of that realize
 /// (`MemoryStats::peak_live_bytes` after `Device::reset_peak_memory`),
 /// except the one-time scratch buffers of autotune's timing runs.
+// The pool type is shared with real devices, whose handles are not Send on wasm32.
+#[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 pub(crate) fn predict_peak(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<u64> {
     let simulated = std::sync::Arc::new(std::sync::Mutex::new(BufferPool::simulated()));
     plan_in(gpu, targets, Some(simulated.clone()))?;

@@ -155,6 +155,32 @@ pub async fn differentiate(
     let numeric = numerical_grad(f, &leaf_refs, Difference::Central, None)
         .await
         .map_err(|e| e.to_string())?;
+    // Reverse mode's memory: the peak bytes its pass needs (the forward
+    // values it keeps), predicted without running, and with the whole
+    // expression checkpointed (its values recomputed by the backward pass).
+    let memory = |checkpointed: bool| -> Result<u64, String> {
+        let y = if checkpointed {
+            let (g2, vars2, dev2) = (g.clone(), vars.clone(), dev.clone());
+            webgrad::remat(
+                move |xs: &[Tensor]| {
+                    let bind: Vec<(&str, &Tensor)> =
+                        vars2.iter().map(String::as_str).zip(xs.iter()).collect();
+                    g2.to_graph(&dev2, &[root], &bind).remove(0)
+                },
+                &leaf_refs,
+            )
+        } else {
+            f(&leaves)
+        };
+        let grads = webgrad::grad(&y, &leaf_refs);
+        let mut all: Vec<&Tensor> = vec![&y];
+        all.extend(grads.iter());
+        let live = dev.memory_stats().live_bytes;
+        webgrad::predict_peak_bytes(&all)
+            .map(|p| p.saturating_sub(live))
+            .map_err(|e| e.to_string())
+    };
+    let (kept, checkpointed) = (memory(false)?, memory(true)?);
     let mut per_var = Vec::new();
     for (k, v) in vars.iter().enumerate() {
         let d = g.diff(root, v);
@@ -206,5 +232,7 @@ pub async fn differentiate(
         ("nodes", array(nodes)),
         ("variables", array(per_var)),
         ("steps", array(step_json)),
+        ("reverse_bytes", kept.to_string()),
+        ("checkpointed_bytes", checkpointed.to_string()),
     ]))
 }

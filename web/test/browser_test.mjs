@@ -78,6 +78,8 @@ try {
   check("y = 11.652", summary.includes("y = 11.652"), summary);
   check("∂y/∂x1 = 5.5", summary.includes("∂y/∂x1 = 5.500"), summary);
   check("∂y/∂x2 = 1.716", summary.includes("∂y/∂x2 = 1.716"), summary);
+  const memory = await page.$eval("#memory", (e) => [Number(e.dataset.reverse), Number(e.dataset.checkpointed), e.textContent]);
+  check("the reverse pass's memory is shown, with and without checkpointing", memory[0] > 0 && memory[1] > 0 && Number.isInteger(memory[0]), memory[2]);
 
   // Step the reverse pass until v2 has been visited: two partial adjoints.
   const total = await page.$$eval("#steps tbody tr", (rows) => rows.length);
