@@ -150,6 +150,8 @@ pub(crate) struct Gpu {
     pub tuning: Mutex<crate::exec::tune::Tuning>,
     /// Bind groups of recent dispatches, reused while their buffers live.
     pub bind_groups: Mutex<crate::exec::bind_groups::BindGroupCache>,
+    /// Most bytes a realize may have live at its peak (0: no budget).
+    pub budget: std::sync::atomic::AtomicU64,
     /// The adapter's timestamp queries are enabled (for profiling).
     pub timestamps: bool,
     /// The profile being recorded (see `Device::profile`).
@@ -324,6 +326,7 @@ impl Device {
                 anomaly: Default::default(),
                 inject_error: Default::default(),
                 bind_groups: Default::default(),
+                budget: Default::default(),
                 tuning: Mutex::new(tuning),
                 timestamps,
                 profile: Mutex::new(None),
@@ -427,6 +430,17 @@ impl Device {
             .take()
             .expect("profiles do not nest");
         (out, crate::exec::profile::finish(g, log, wall_ns))
+    }
+
+    /// A memory budget: from now on a realize or read whose predicted peak
+    /// of live bytes ([`crate::predict_peak_bytes`], which counts every
+    /// buffer the device holds) exceeds `bytes` returns
+    /// [`crate::Error::OutOfBudget`] before running anything. `None` lifts it.
+    pub fn set_memory_budget(&self, bytes: Option<u64>) {
+        if let Some(g) = &self.gpu {
+            g.budget
+                .store(bytes.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Writes the pipeline cache to disk now (it is also written when the

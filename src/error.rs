@@ -54,6 +54,15 @@ pub enum Error {
     /// Realize reads together with (or before) the updates they precede.
     #[error("stale read: {0}")]
     StaleRead(String),
+    /// Realizing these tensors would need more GPU memory at its peak than
+    /// the device's budget (`Device::set_memory_budget`) allows, or no
+    /// checkpointing policy fits a requested budget; `needed` is the
+    /// smallest peak found (checkpointing, `webgrad::remat`, lowers it).
+    #[error(
+        "a peak of {needed} bytes is needed, over the memory budget of {budget} bytes \
+         (checkpoint more of the model with webgrad::remat, or raise the budget)"
+    )]
+    OutOfBudget { needed: u64, budget: u64 },
     /// The tensor lives on a reference-only device, which has no GPU.
     #[error("this tensor lives on a reference-only device (no GPU); use webgrad::reference::eval")]
     NoGpu,

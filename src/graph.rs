@@ -115,9 +115,11 @@ impl Op {
 /// A region's function: its inputs to its output.
 pub(crate) type RegionFn = dyn Fn(&[crate::Tensor]) -> crate::Tensor;
 
-/// The function of a checkpointed region, re-run by its vjp.
+/// The function of a checkpointed region, re-run by its vjp, and how many
+/// of the checkpoint node's inputs after the first are its arguments (the
+/// rest are values it captured).
 #[derive(Clone)]
-pub(crate) struct CheckpointFn(pub Rc<RegionFn>);
+pub(crate) struct CheckpointFn(pub Rc<RegionFn>, pub usize);
 
 impl std::fmt::Debug for CheckpointFn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -19,8 +19,9 @@ use crate::graph::{CheckpointFn, Node, NodeId, Op, next_id};
 use crate::tensor::Tensor;
 
 /// `f(inputs)`, with the region's intermediate values recomputed by the
-/// backward pass instead of kept (see the module docs). `f` must depend on
-/// nothing but its arguments (and constants): it runs again, later.
+/// backward pass instead of kept (see the module docs). `f` runs again,
+/// later, and must compute the same thing then: tensors it captures
+/// (weights in a closure) are found and differentiated like its arguments.
 #[track_caller]
 pub fn checkpoint(f: impl Fn(&[Tensor]) -> Tensor + 'static, inputs: &[&Tensor]) -> Tensor {
     assert!(
@@ -28,14 +29,43 @@ pub fn checkpoint(f: impl Fn(&[Tensor]) -> Tensor + 'static, inputs: &[&Tensor])
         "checkpoint: a region needs at least one input"
     );
     let args: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
+    let first = next_id();
     let y = f(&args);
+    // Values recorded before the region that it reads, other than its
+    // arguments: what the closure captured. They become inputs of the
+    // checkpoint node too, so that gradients reach them.
+    let captured = captured_by(&y, first, &args);
     let mut all: Vec<&Tensor> = vec![&y];
     all.extend(inputs.iter().copied());
+    all.extend(captured.iter());
     Tensor::record(
-        Op::Checkpoint(CheckpointFn(Rc::new(f))),
+        Op::Checkpoint(CheckpointFn(Rc::new(f), args.len())),
         &all,
         y.shape().clone(),
     )
+}
+
+/// The nodes older than `first` that the region recorded since `first`
+/// (up to `y`) reads, excluding `args` and constants, in a fixed order.
+fn captured_by(y: &Tensor, first: NodeId, args: &[Tensor]) -> Vec<Tensor> {
+    let arg_ids: std::collections::HashSet<NodeId> = args.iter().map(Tensor::id).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut captured = Vec::new();
+    let mut stack: Vec<Rc<Node>> = vec![y.node.clone()];
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n.id) {
+            continue;
+        }
+        if n.id < first {
+            if !arg_ids.contains(&n.id) && !matches!(n.op, Op::Fill(_)) {
+                captured.push(Tensor::from_node(n));
+            }
+            continue;
+        }
+        stack.extend(n.inputs().iter().cloned());
+    }
+    captured.sort_by_key(Tensor::id);
+    captured
 }
 
 /// Marks the nodes recorded since `first` that `y` depends on as
@@ -76,21 +106,85 @@ pub(crate) fn vjp_partials(node: &Rc<Node>, g: &Tensor) -> Vec<Vec<Tensor>> {
             );
         }
     }
-    let region: Vec<Tensor> = node.inputs()[1..]
+    let inputs: Vec<Tensor> = node.inputs()[1..]
         .iter()
         .map(|n| Tensor::from_node(n.clone()))
         .collect();
     let first = next_id();
-    let y = (f.0)(&region);
+    let y = (f.0)(&inputs[..f.1]);
     mark_recomputed(&y, first);
-    let targets: Vec<Rc<Node>> = region.iter().map(|t| t.node.clone()).collect();
+    // Arguments and captured values alike receive their partials.
+    let targets: Vec<Rc<Node>> = inputs.iter().map(|t| t.node.clone()).collect();
     let mut raw = crate::autodiff::reverse::partial_adjoints(&y, g, &targets);
     let mut out = vec![Vec::new()];
     // An input given twice gets its partials once.
     out.extend(
-        region
+        inputs
             .iter()
             .map(|t| raw.remove(&t.id()).unwrap_or_default()),
     );
     out
+}
+
+/// A layer of a chain, for [`checkpoint_sequential`]: its weights captured.
+pub type Layer = Rc<dyn Fn(&Tensor) -> Tensor>;
+
+/// `layers` applied in order to `x`, every `segment` consecutive layers one
+/// checkpointed region (`segment` 0: no checkpointing), like PyTorch's
+/// `checkpoint_sequential`. Segments of √n of n layers are the classic
+/// schedule: about 2√n activations kept instead of n, each layer run twice.
+pub fn checkpoint_sequential(layers: &[Layer], x: &Tensor, segment: usize) -> Tensor {
+    if segment == 0 {
+        return layers.iter().fold(x.clone(), |h, layer| layer(&h));
+    }
+    let mut h = x.clone();
+    for chunk in layers.chunks(segment) {
+        let chunk: Vec<Layer> = chunk.to_vec();
+        h = checkpoint(
+            move |v: &[Tensor]| chunk.iter().fold(v[0].clone(), |h, layer| layer(&h)),
+            &[&h],
+        );
+    }
+    h
+}
+
+/// The segment length for [`checkpoint_sequential`] (0: no checkpointing)
+/// under which a training step on the chain `layers` fits `budget` bytes
+/// of peak GPU memory (every live buffer of the device counted, as
+/// [`crate::predict_peak_bytes`] does). `probe` turns the chain's output
+/// into the tensors a step realizes together (the loss and the updates,
+/// say); it is called once per candidate and nothing runs, so it must not
+/// change host state (use an optimizer without host-side state for it, or
+/// one cloned for the purpose). Tries no checkpointing first (nothing
+/// recomputed), then segments of 2√n, √n and √n/2 layers (every layer
+/// recomputed once; the memory is least near √n) and returns the first
+/// that fits, or [`crate::Error::OutOfBudget`] with the smallest peak found.
+pub fn choose_segments(
+    layers: &[Layer],
+    x: &Tensor,
+    budget: u64,
+    mut probe: impl FnMut(&Tensor) -> Vec<Tensor>,
+) -> crate::Result<usize> {
+    let n = layers.len();
+    let root = ((n as f64).sqrt().round() as usize).max(1);
+    let mut candidates = vec![0];
+    for segment in [2 * root, root, root / 2] {
+        if segment >= 1 && segment < n && !candidates.contains(&segment) {
+            candidates.push(segment);
+        }
+    }
+    let mut smallest = u64::MAX;
+    for segment in candidates {
+        let tensors = probe(&checkpoint_sequential(layers, x, segment));
+        let refs: Vec<&Tensor> = tensors.iter().collect();
+        let needed = crate::predict_peak_bytes(&refs)?;
+        if needed <= budget {
+            return Ok(segment);
+        }
+        smallest = smallest.min(needed);
+    }
+    Err(crate::Error::OutOfBudget {
+        needed: smallest,
+        budget,
+    })
 }

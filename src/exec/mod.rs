@@ -187,6 +187,20 @@ fn pending_error(gpu: &Gpu) -> Result<()> {
     Ok(())
 }
 
+/// `Error::OutOfBudget` if realizing `nodes` would exceed the device's
+/// memory budget (a dry plan first, only when a budget is set).
+fn check_budget(gpu: &Gpu, nodes: &[Rc<Node>]) -> Result<()> {
+    let budget = gpu.budget.load(std::sync::atomic::Ordering::Relaxed);
+    if budget == 0 {
+        return Ok(());
+    }
+    let needed = schedule::predict_peak(gpu, nodes)?;
+    if needed > budget {
+        return Err(Error::OutOfBudget { needed, budget });
+    }
+    Ok(())
+}
+
 /// See `schedule::predict_peak`.
 pub(crate) fn predict_peak(tensors: &[&Tensor]) -> Result<u64> {
     if tensors.is_empty() {
@@ -218,6 +232,7 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
         }
         let gpu = gpu_of(tensors)?;
         let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+        check_budget(gpu, &nodes)?;
         let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let call_start = profile::now(gpu);
         let planned = schedule::plan(gpu, &nodes);
@@ -246,6 +261,7 @@ pub(crate) async fn realize_async(tensors: &[&Tensor]) -> Result<()> {
     }
     // Errors from earlier calls are theirs, not this one's.
     pending_error(&gpu)?;
+    check_budget(&gpu, &nodes)?;
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -293,6 +309,7 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
     }
     let gpu = gpu_of(&all)?.clone();
     let nodes: Vec<Rc<Node>> = all.iter().map(|t| t.node.clone()).collect();
+    check_budget(&gpu, &nodes)?;
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
