@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::optim::{Optimizer, Sgd};
-use webgrad::{Device, Tensor, grad, predict_peak_bytes, read_and_realize_blocking, remat};
+use webgrad::{Device, Tensor, grad, read_and_realize_blocking, remat};
 
 fn arg(name: &str, default: usize) -> usize {
     std::env::args()
@@ -29,7 +29,7 @@ fn measure(
     loss_of: &dyn Fn(usize) -> Tensor,
     every: usize,
     repeats: usize,
-) -> (u64, u64, f64) {
+) -> (webgrad::MemoryPrediction, u64, f64) {
     let mut opt = Sgd::new(1e-3);
     let refs: Vec<&Tensor> = params.iter().collect();
     let mut step = |record: bool| {
@@ -43,9 +43,9 @@ fn measure(
         let mut all = vec![&loss];
         all.extend(&updates);
         let predicted = if record {
-            predict_peak_bytes(&all).unwrap()
+            webgrad::predict_memory(&all).unwrap()
         } else {
-            0
+            Default::default()
         };
         dev.reset_peak_memory();
         let start = Instant::now();
@@ -87,12 +87,21 @@ fn table(
         let (m0, t0) = *base.get_or_insert((m, t));
         println!(
             "{label:>22} {:>14.2} {:>14.2} {:>9.2}x {:>10.1} {:>8.2}x",
-            p as f64 / 1e6,
+            p.peak_bytes as f64 / 1e6,
             m as f64 / 1e6,
             m as f64 / m0 as f64,
             t * 1e3,
             t / t0
         );
+        if p.recomputed_kernels > 0 {
+            println!(
+                "{:>22} recomputing {} kernels, {:.1} MB of values, {:.2} GFLOP",
+                "",
+                p.recomputed_kernels,
+                p.recomputed_bytes as f64 / 1e6,
+                p.recomputed_flops as f64 / 1e9
+            );
+        }
     }
 }
 

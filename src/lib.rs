@@ -70,8 +70,8 @@ pub use ops::norm::BatchNormMode;
 pub use ops::reduce::ReduceOp;
 pub use shape::Shape;
 pub use tensor::{
-    Tensor, graph_size, predict_peak_bytes, read_all, read_and_realize, realize_all,
-    realize_all_async,
+    MemoryPrediction, Tensor, graph_size, predict_memory, predict_peak_bytes, read_all,
+    read_and_realize, realize_all, realize_all_async,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use tensor::{read_all_blocking, read_and_realize_blocking};

@@ -381,7 +381,26 @@ pub fn read_all_blocking(tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
 /// [`crate::Device::reset_peak_memory`] (tested), except for the scratch
 /// buffers autotune times a new matmul shape with, once per process.
 pub fn predict_peak_bytes(tensors: &[&Tensor]) -> Result<u64> {
-    crate::exec::predict_peak(tensors)
+    Ok(predict_memory(tensors)?.peak_bytes)
+}
+
+/// What realizing some tensors together will cost in memory, predicted
+/// without running anything (see [`predict_memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryPrediction {
+    /// The most bytes live at once (see [`predict_peak_bytes`]).
+    pub peak_bytes: u64,
+    /// Kernels that recompute checkpointed values (`webgrad::remat`), the
+    /// bytes those values take and the floating-point operations they cost:
+    /// the price of the memory checkpointing saves.
+    pub recomputed_kernels: usize,
+    pub recomputed_bytes: u64,
+    pub recomputed_flops: u64,
+}
+
+/// [`predict_peak_bytes`] with what recomputation costs in the same plan.
+pub fn predict_memory(tensors: &[&Tensor]) -> Result<MemoryPrediction> {
+    crate::exec::predict_memory(tensors)
 }
 
 /// Realizes several tensors in one submit, without reading them back.

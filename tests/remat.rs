@@ -144,6 +144,22 @@ fn checkpoints_lower_the_peak_memory_of_a_deep_chain() {
         let loss = h.square().mean();
         let g = grad(&loss, &[&w]).remove(0);
         let predicted = predict_peak_bytes(&[&loss, &g]).unwrap();
+        let report = webgrad::predict_memory(&[&loss, &g]).unwrap();
+        assert_eq!(report.peak_bytes, predicted);
+        if checkpointed {
+            // Every layer but the last segment's output recomputed once:
+            // a matmul (2·batch·width² FLOPs) and a tanh per layer.
+            assert!(report.recomputed_kernels >= depth, "{report:?}");
+            let matmul = (2 * batch * width * width) as u64;
+            assert!(
+                report.recomputed_flops >= (depth as u64 - 8) * matmul,
+                "{report:?}"
+            );
+            assert!(report.recomputed_bytes >= ((depth - 8) * batch * width * 4) as u64);
+        } else {
+            assert_eq!(report.recomputed_kernels, 0);
+            assert_eq!(report.recomputed_flops, 0);
+        }
         dev.reset_peak_memory();
         let got = read_all_blocking(&[&loss, &g]).unwrap();
         let measured = dev.memory_stats().peak_live_bytes;

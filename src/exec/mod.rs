@@ -201,17 +201,23 @@ fn check_budget(gpu: &Gpu, nodes: &[Rc<Node>]) -> Result<()> {
     Ok(())
 }
 
-/// See `schedule::predict_peak`.
-pub(crate) fn predict_peak(tensors: &[&Tensor]) -> Result<u64> {
+/// See `schedule::predict`.
+pub(crate) fn predict_memory(tensors: &[&Tensor]) -> Result<crate::tensor::MemoryPrediction> {
     if tensors.is_empty() {
-        return Ok(0);
+        return Ok(Default::default());
     }
     let gpu = gpu_of(tensors)?;
     let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
     // Planning hands simulated buffers around only; the lock keeps a
     // concurrent realize from changing the pool's live bytes meanwhile.
     let _submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
-    schedule::predict_peak(gpu, &nodes)
+    let (peak_bytes, r) = schedule::predict(gpu, &nodes)?;
+    Ok(crate::tensor::MemoryPrediction {
+        peak_bytes,
+        recomputed_kernels: r.kernels,
+        recomputed_bytes: r.bytes,
+        recomputed_flops: r.flops,
+    })
 }
 
 /// Runs every pending kernel the tensors need, in one submit. Natively,

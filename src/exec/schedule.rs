@@ -41,6 +41,8 @@ pub(crate) struct Dispatch {
 }
 
 pub(crate) struct Plan {
+    /// What recomputing checkpointed values costs (kernels, bytes, FLOPs).
+    pub recomputed: Recomputed,
     pub dispatches: Vec<Dispatch>,
     /// Host data to upload before the kernels run.
     pub uploads: Vec<(wgpu::Buffer, Rc<[f32]>)>,
@@ -64,6 +66,18 @@ struct Scheduler<'g> {
     /// planning only to predict memory (`dry`: no kernels, no side effects).
     pool: std::sync::Arc<std::sync::Mutex<BufferPool>>,
     dry: bool,
+    /// Dispatches recorded so far (also counted in a dry run).
+    dispatched: usize,
+    /// What recomputing checkpointed values costs in this plan.
+    recomputed: Recomputed,
+}
+
+/// The cost of a plan's recomputed values (see `autodiff::checkpoint`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Recomputed {
+    pub kernels: usize,
+    pub bytes: u64,
+    pub flops: u64,
 }
 
 /// Bytes of `numel` f32 values; a count too large for u64 saturates, so the
@@ -92,7 +106,11 @@ impl Scheduler<'_> {
         groups: [u32; 3],
         written: u64,
     ) {
-        if groups.contains(&0) || self.dry {
+        if groups.contains(&0) {
+            return;
+        }
+        self.dispatched += 1;
+        if self.dry {
             return;
         }
         let info = self.label.as_mut().map(|(name, flops)| {
@@ -523,8 +541,14 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
 // The pool type is shared with real devices, whose handles are not Send on wasm32.
 #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 pub(crate) fn predict_peak(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<u64> {
+    Ok(predict(gpu, targets)?.0)
+}
+
+/// The peak (see `predict_peak`) and what recomputation costs in the plan.
+#[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+pub(crate) fn predict(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<(u64, Recomputed)> {
     let simulated = std::sync::Arc::new(std::sync::Mutex::new(BufferPool::simulated()));
-    plan_in(gpu, targets, Some(simulated.clone()))?;
+    let recomputed = plan_in(gpu, targets, Some(simulated.clone()))?.recomputed;
     let live = gpu
         .pool
         .lock()
@@ -536,7 +560,7 @@ pub(crate) fn predict_peak(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<u64> {
         .unwrap_or_else(|e| e.into_inner())
         .stats()
         .peak_live_bytes;
-    Ok(live + extra)
+    Ok((live + extra, recomputed))
 }
 
 fn plan_in(
@@ -820,10 +844,16 @@ fn plan_in(
         if profiling {
             s.label = Some(describe(node, &fused));
         }
+        let before = s.dispatched;
         let value = match uploaded.remove(&node.id) {
             Some(v) => v,
             None => s.emit(node, &fused)?,
         };
+        if node.recompute.get() {
+            s.recomputed.kernels += s.dispatched - before;
+            s.recomputed.bytes += bytes_of(node.shape.numel());
+            s.recomputed.flops += describe(node, &fused).1;
+        }
         s.values.insert(node.id, value);
         for id in kernel_inputs(node) {
             let left = remaining.get_mut(&id).unwrap();
@@ -840,6 +870,7 @@ fn plan_in(
             }
         }
     }
+    s.plan.recomputed = s.recomputed;
     if s.dry {
         drop(kept);
         return Ok(s.plan);
@@ -915,6 +946,7 @@ impl Scheduler<'_> {
         Scheduler {
             gpu,
             plan: Plan {
+                recomputed: Recomputed::default(),
                 dispatches: Vec::new(),
                 uploads: Vec::new(),
                 targets: Vec::new(),
@@ -926,6 +958,8 @@ impl Scheduler<'_> {
             compile_index: HashMap::new(),
             pool: gpu.pool.clone(),
             dry: false,
+            dispatched: 0,
+            recomputed: Recomputed::default(),
         }
     }
 
