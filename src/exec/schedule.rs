@@ -1,14 +1,23 @@
 //! The scheduler: turns the pending part of the graph into a list of
 //! dispatches for one command encoder.
 //!
-//! 1. Order: every node the targets need that has no value yet, inputs first.
+//! 1. Order: every node the targets need that has no value yet, inputs
+//!    first (a post-order from the targets recorded last). Kernels are then
+//!    emitted in that order except where variable updates impose
+//!    anti-dependences (every read of a buffer before the update that
+//!    overwrites it: program order, see `Tensor::assign`) and where a
+//!    checkpoint's recomputed values run just before their first consumer.
 //! 2. Fusion: an elementwise node whose only consumer is an elementwise node
 //!    of the same shape is inlined into it (up to six input buffers and 64
 //!    nodes per kernel); constants are inlined into every elementwise user.
-//! 3. Buffer planning: each materialized value lives until its last consumer
+//! 3. Lowering: op families describe their kernels (`kernel.rs`); where a
+//!    family offers variants, autotune times them once (`tune.rs`).
+//! 4. Buffer planning: each materialized value lives until its last consumer
 //!    has been encoded, then goes back to the pool for the kernels after it
 //!    (in-order execution within a submit makes this safe). Values that a
-//!    tensor handle can still see are kept on their node.
+//!    tensor handle can still see are kept on their node. The same plan in a
+//!    pool that only counts predicts a realize's peak memory.
+//! 5. New pipelines are compiled together once planning ends.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
