@@ -6,8 +6,8 @@
 //! iterative (principle 4): a chain of a million nodes neither overflows the
 //! stack when sorted nor when dropped.
 
+use rustc_hash::FxHashSet as HashSet;
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -210,7 +210,7 @@ impl Drop for Node {
 /// not descending past nodes for which `stop` is true (those are included).
 pub(crate) fn topo_order(roots: &[Rc<Node>], stop: impl Fn(&Node) -> bool) -> Vec<Rc<Node>> {
     let mut order = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     // (node, inputs pushed?) — the explicit stack replaces recursion.
     let mut stack: Vec<(Rc<Node>, bool)> = Vec::new();
     for r in roots.iter().rev() {

@@ -8,7 +8,8 @@
 //! Every adjoint is an ordinary graph node, so gradients can be
 //! differentiated again.
 
-use std::collections::{HashMap, HashSet};
+// FxHash: node ids are trusted keys, and SipHash was a large part of planning.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::rc::Rc;
 
 use crate::graph::{Node, NodeId, Op, topo_order};
@@ -173,7 +174,7 @@ fn run(
     let order = topo_order(std::slice::from_ref(&y.node), stops);
 
     // Only nodes on a path from a target to y need adjoints.
-    let mut relevant: HashSet<NodeId> = HashSet::new();
+    let mut relevant: HashSet<NodeId> = HashSet::default();
     for node in &order {
         let reaches = target_ids.contains(&node.id)
             || (!stops(node) && node.inputs().iter().any(|i| relevant.contains(&i.id)));
@@ -183,10 +184,10 @@ fn run(
     }
 
     // node → [(the node j that sent it, Δv_{i→j})]
-    let mut node_to_grad: HashMap<NodeId, Vec<Partial>> = HashMap::new();
+    let mut node_to_grad: HashMap<NodeId, Vec<Partial>> = HashMap::default();
     node_to_grad.insert(y.id(), vec![(None, seed.clone())]);
-    let mut result = HashMap::new();
-    let mut raw = HashMap::new();
+    let mut result = HashMap::default();
+    let mut raw = HashMap::default();
     for node in order.iter().rev() {
         if !relevant.contains(&node.id) {
             continue;

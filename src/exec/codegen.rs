@@ -7,7 +7,7 @@
 //! chose to fuse; every other input is a buffer, loaded with broadcast-aware
 //! indexing. A fused broadcast_to is just such a load.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::rc::Rc;
 
 use crate::graph::{Node, NodeId, Op};
@@ -52,7 +52,7 @@ pub(crate) fn value_fn_in_place(
     let mut loads: Vec<String> = Vec::new();
     let mut consts: Vec<f32> = Vec::new();
     let mut body: Vec<String> = Vec::new();
-    let mut name_of: HashMap<NodeId, String> = HashMap::new();
+    let mut name_of: HashMap<NodeId, String> = HashMap::default();
 
     // Iterative post-order over the tree. (node, expanded?, computed here?)
     let mut stack: Vec<(Rc<Node>, bool, bool)> = vec![(root.clone(), false, true)];

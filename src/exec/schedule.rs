@@ -19,7 +19,8 @@
 //!    pool that only counts predicts a realize's peak memory.
 //! 5. New pipelines are compiled together once planning ends.
 
-use std::collections::{HashMap, HashSet};
+// FxHash: node ids are trusted keys, and SipHash was a large part of planning.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::rc::Rc;
 
 use crate::device::Gpu;
@@ -597,7 +598,7 @@ fn plan_in(
     let overwritten_by = overwritten_buffers(&order, &in_place);
 
     // Consumers of each node among the pending ones.
-    let mut consumers: HashMap<NodeId, Vec<&Rc<Node>>> = HashMap::new();
+    let mut consumers: HashMap<NodeId, Vec<&Rc<Node>>> = HashMap::default();
     for node in &pending {
         for input in node.inputs().iter() {
             consumers.entry(input.id).or_default().push(node);
@@ -630,9 +631,9 @@ fn plan_in(
     // tree we track the buffers its kernel would bind and the tree's size;
     // an edge (consumer → input) is fused when the input can be computed
     // inside the consumer's kernel within the budget.
-    let mut fused_edges: HashSet<(NodeId, NodeId)> = HashSet::new();
-    let mut leaves: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-    let mut sizes: HashMap<NodeId, usize> = HashMap::new();
+    let mut fused_edges: HashSet<(NodeId, NodeId)> = HashSet::default();
+    let mut leaves: HashMap<NodeId, Vec<NodeId>> = HashMap::default();
+    let mut sizes: HashMap<NodeId, usize> = HashMap::default();
     for node in &pending {
         let is_reduce = matches!(node.op, Op::Reduce { .. });
         let is_assign = matches!(node.op, Op::Assign);
@@ -752,7 +753,7 @@ fn plan_in(
             }
         }
     };
-    let mut remaining: HashMap<NodeId, usize> = HashMap::new();
+    let mut remaining: HashMap<NodeId, usize> = HashMap::default();
     for node in pending.iter().filter(|n| materialized(n)) {
         for id in kernel_inputs(node) {
             *remaining.entry(id).or_default() += 1;
@@ -780,7 +781,7 @@ fn plan_in(
     // runs, so their buffers must be taken from the pool before any kernel
     // releases one: otherwise an upload could land in a buffer that an
     // earlier kernel of this submit still uses.
-    let mut uploaded: HashMap<NodeId, Storage> = HashMap::new();
+    let mut uploaded: HashMap<NodeId, Storage> = HashMap::default();
     for node in pending
         .iter()
         .filter(|n| matches!(n.op, Op::Input(_) | Op::Indices(_)))
@@ -960,11 +961,11 @@ impl Scheduler<'_> {
                 uploads: Vec::new(),
                 targets: Vec::new(),
             },
-            values: HashMap::new(),
-            in_place: HashSet::new(),
+            values: HashMap::default(),
+            in_place: HashSet::default(),
             label: None,
             compile: Vec::new(),
-            compile_index: HashMap::new(),
+            compile_index: HashMap::default(),
             pool: gpu.pool.clone(),
             dry: false,
             dispatched: 0,
@@ -1065,7 +1066,7 @@ fn variable_state(node: &Node) -> &VariableState {
 /// already. The others (superseded in program order) are copies of their
 /// values into buffers of their own.
 fn in_place_updates(pending: &[&Rc<Node>]) -> HashSet<NodeId> {
-    let mut last: HashMap<NodeId, (NodeId, NodeId)> = HashMap::new();
+    let mut last: HashMap<NodeId, (NodeId, NodeId)> = HashMap::default();
     for node in pending.iter().filter(|n| matches!(n.op, Op::Assign)) {
         let var = &node.inputs()[0];
         let written = variable_state(var).written.get();
@@ -1082,13 +1083,13 @@ fn in_place_updates(pending: &[&Rc<Node>]) -> HashSet<NodeId> {
 /// variable that an in-place update of this realize overwrites: that
 /// update. Kernels reading such a value run before the update.
 fn overwritten_buffers(order: &[Rc<Node>], in_place: &HashSet<NodeId>) -> HashMap<NodeId, NodeId> {
-    let mut by_buffer: HashMap<*const super::pool::PooledBuffer, NodeId> = HashMap::new();
+    let mut by_buffer: HashMap<*const super::pool::PooledBuffer, NodeId> = HashMap::default();
     for node in order.iter().filter(|n| in_place.contains(&n.id)) {
         if let Some(buffer) = node.inputs()[0].storage.borrow().as_ref() {
             by_buffer.insert(Rc::as_ptr(buffer), node.id);
         }
     }
-    let mut overwritten = HashMap::new();
+    let mut overwritten = HashMap::default();
     if by_buffer.is_empty() {
         return overwritten;
     }
