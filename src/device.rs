@@ -436,6 +436,7 @@ impl Device {
     /// of live bytes ([`crate::predict_peak_bytes`], which counts every
     /// buffer the device holds) exceeds `bytes` returns
     /// [`crate::Error::OutOfBudget`] before running anything. `None` lifts it.
+    /// While set, each realize plans twice (the prediction, then the run).
     pub fn set_memory_budget(&self, bytes: Option<u64>) {
         if let Some(g) = &self.gpu {
             g.budget

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::cell::RefCell;
-
 use webgrad::data;
 use webgrad::layers::{
     Activation, Conv2d, Embedding, Init, LayerNorm, Linear, Mlp, MultiHeadAttention,
@@ -21,49 +19,17 @@ use webgrad::{
 /// One case: what is done, and the substring its panic message must hold.
 type Case<'a> = (&'static str, &'static str, Box<dyn FnOnce() + 'a>);
 
-thread_local! {
-    /// The last panic's message and location, while a case runs.
-    static LAST: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
-}
-
 /// Runs each case, which must panic with its substring at a line of this
 /// file; reports every case that does not, all at once.
 fn run_panic_table(cases: Vec<Case<'_>>) {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info
-                .payload()
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            let at = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            let in_case = LAST.with(|last| match &mut *last.borrow_mut() {
-                Some(slot) => {
-                    *slot = (msg, at);
-                    true
-                }
-                None => false,
-            });
-            if !in_case || std::env::var_os("ADVERSARIAL_VERBOSE").is_some() {
-                default(info);
-            }
-        }));
-    });
     let total = cases.len();
     let mut failures = Vec::new();
     for (name, want, f) in cases {
-        LAST.with(|last| *last.borrow_mut() = Some(Default::default()));
-        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
-        let (msg, at) = LAST.with(|last| last.borrow_mut().take().unwrap_or_default());
-        if !panicked {
+        let Some((msg, at)) = common::try_panic(f) else {
             failures.push(format!("{name}: did not panic"));
-        } else if !msg.contains(want) {
+            continue;
+        };
+        if !msg.contains(want) {
             failures.push(format!("{name}: message {msg:?} lacks {want:?}"));
         } else if !at.starts_with("tests/adversarial.rs") {
             failures.push(format!(
@@ -532,6 +498,11 @@ fn shape_errors_of_transforms_layers_optimizers_and_helpers_name_the_call() {
             let data = &digits;
             Box::new(move || drop(data.select(&[5000])))
         }),
+        (
+            "checkpoint without inputs",
+            "checkpoint: a region needs at least one input",
+            Box::new(|| drop(webgrad::remat(|v: &[Tensor]| v[0].clone(), &[]))),
+        ),
         (
             "argmax_rows width 0",
             "argmax_rows",

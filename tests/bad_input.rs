@@ -8,19 +8,9 @@ mod common;
 use webgrad::optim::{Adam, Optimizer, Sgd};
 use webgrad::{Device, Error, Shape, Tensor, checkpoint, data};
 
-/// The panic message of `f`, which must panic.
-fn panic_message(f: impl FnOnce()) -> String {
-    let err =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("expected a panic");
-    err.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
-
 #[track_caller]
 fn panics_with(want: &str, f: impl FnOnce()) {
-    let msg = panic_message(f);
+    let msg = common::panic_message(f);
     assert!(msg.contains(want), "panic message {msg:?} lacks {want:?}");
 }
 
@@ -97,23 +87,11 @@ fn repeated_reduction_axes_are_an_error_for_sum_and_mean() {
     );
 }
 
-/// Where the panic of `f` was reported: (file, line). A panic hook, set once
-/// for the whole test binary, records each thread's last panic location.
+/// Where the panic of `f` was reported: (file, line).
 fn panic_location(f: impl FnOnce()) -> (String, u32) {
-    use std::cell::RefCell;
-    thread_local!(static LAST: RefCell<(String, u32)> = const { RefCell::new((String::new(), 0)) });
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if let Some(l) = info.location() {
-                LAST.with(|last| *last.borrow_mut() = (l.file().to_string(), l.line()));
-            }
-            default(info);
-        }));
-    });
-    let _ = panic_message(f);
-    LAST.with(|last| last.borrow().clone())
+    let (_, at) = common::try_panic(f).expect("expected a panic");
+    let (file, line) = at.rsplit_once(':').unwrap_or((&at, "0"));
+    (file.to_string(), line.parse().unwrap_or(0))
 }
 
 #[test]

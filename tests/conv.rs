@@ -344,15 +344,6 @@ fn empty_batches_give_empty_outputs_and_zero_weight_gradients() {
     assert_eq!(gw[0].to_vec_blocking().unwrap(), vec![0.0; 36]);
 }
 
-fn panic_message(f: impl FnOnce()) -> String {
-    let err =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("expected a panic");
-    err.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
-
 #[test]
 fn shape_errors_name_the_op_and_the_shapes() {
     let o = Conv2dOptions::default;
@@ -450,7 +441,7 @@ fn shape_errors_name_the_op_and_the_shapes() {
         ),
     ];
     for (f, want) in cases {
-        let msg = panic_message(f);
+        let msg = common::panic_message(f);
         assert!(msg.contains(want), "panic message {msg:?} lacks {want:?}");
     }
 }

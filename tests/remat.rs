@@ -301,3 +301,22 @@ fn a_chain_trains_within_a_memory_budget_that_plain_reverse_mode_exceeds() {
         other => panic!("expected OutOfBudget, got {other:?}"),
     }
 }
+
+#[test]
+fn a_variable_updated_between_forward_and_backward_is_refused() {
+    let dev = gpu!();
+    let w = Tensor::rand_normal(&dev, [4, 4], 0.0, 0.5, 11)
+        .to_variable()
+        .unwrap();
+    let x = Tensor::rand_uniform(&dev, [2, 4], -1.0, 1.0, 12);
+    let y = remat(|v: &[Tensor]| v[0].matmul(&v[1]).tanh(), &[&x, &w]);
+    // An update recorded after the region: re-running it would read the
+    // new weights, so the backward pass refuses instead of differentiating
+    // something else.
+    let _update = w.assign(&(&w * 0.5));
+    let msg = common::panic_message(|| drop(grad(&y.sum(), &[&w])));
+    assert!(
+        msg.contains("was updated after the region was recorded"),
+        "{msg}"
+    );
+}

@@ -71,6 +71,17 @@ pub fn json_line(w: &Workload, ms: f64, dev: &Device) -> String {
     )
 }
 
+/// One optimizer step as an iteration: the loss read back, the updates
+/// realized with it in one submit (what `Optimizer::minimize` does).
+fn training_step(loss: Tensor, params: &[&Tensor], opt: &mut impl Optimizer) -> Iteration {
+    let grads = grad(&loss, params);
+    let updates = opt.step(params, &grads).unwrap();
+    Iteration {
+        read: vec![loss],
+        realize: updates,
+    }
+}
+
 fn matmul(dev: &Device, n: usize) -> Workload {
     let a = Tensor::rand_uniform(dev, [n, n], -1.0, 1.0, 1);
     let b = Tensor::rand_uniform(dev, [n, n], -1.0, 1.0, 2);
@@ -139,13 +150,7 @@ fn mlp(dev: &Device) -> Workload {
         // Forward, backward and the in-place update: one submit.
         step: Box::new(move || {
             let loss = mlp.forward(&x).cross_entropy(&labels);
-            let params = mlp.parameters();
-            let grads = grad(&loss, &params);
-            let updates = opt.step(&params, &grads).unwrap();
-            Iteration {
-                read: vec![loss],
-                realize: updates,
-            }
+            training_step(loss, &mlp.parameters(), &mut opt)
         }),
     }
 }
@@ -214,13 +219,7 @@ fn cnn(dev: &Device) -> Workload {
         repeats: 15,
         step: Box::new(move || {
             let loss = model.forward(&x).cross_entropy(&labels);
-            let params = model.parameters();
-            let grads = grad(&loss, &params);
-            let updates = opt.step(&params, &grads).unwrap();
-            Iteration {
-                read: vec![loss],
-                realize: updates,
-            }
+            training_step(loss, &model.parameters(), &mut opt)
         }),
     }
 }
@@ -248,13 +247,7 @@ fn gpt(dev: &Device) -> Workload {
         repeats: 7,
         step: Box::new(move || {
             let loss = model.loss(&ids, &targets, None);
-            let params = model.parameters();
-            let grads = grad(&loss, &params);
-            let updates = opt.step(&params, &grads).unwrap();
-            Iteration {
-                read: vec![loss],
-                realize: updates,
-            }
+            training_step(loss, &model.parameters(), &mut opt)
         }),
     }
 }

@@ -859,7 +859,8 @@ fn plan_in(
             Some(v) => v,
             None => s.emit(node, &fused)?,
         };
-        if node.recompute.get() {
+        // Only a prediction reports recomputation: a real step skips the walk.
+        if s.dry && node.recompute.get() {
             s.recomputed.kernels += s.dispatched - before;
             s.recomputed.bytes += bytes_of(node.shape.numel());
             s.recomputed.flops += describe(node, &fused).1;

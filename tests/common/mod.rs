@@ -108,3 +108,50 @@ pub fn check_op(
         webgrad::check_gradients_blocking(f, &refs, webgrad::Tolerance::default(), 99).unwrap();
     assert!(report.passed, "{what}: {report}");
 }
+
+thread_local! {
+    /// While `try_panic` runs: the last panic's message and "file:line".
+    static CAUGHT: std::cell::RefCell<Option<(String, String)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`; if it panics, its message and where it was raised
+/// ("file:line"), reported quietly (set `WEBGRAD_SHOW_PANICS` to see them).
+/// One panic hook per test binary, installed on first use.
+pub fn try_panic(f: impl FnOnce()) -> Option<(String, String)> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let expected = CAUGHT.with(|c| match &mut *c.borrow_mut() {
+                Some(slot) => {
+                    *slot = (msg, at);
+                    true
+                }
+                None => false,
+            });
+            if !expected || std::env::var_os("WEBGRAD_SHOW_PANICS").is_some() {
+                default(info);
+            }
+        }));
+    });
+    CAUGHT.with(|c| *c.borrow_mut() = Some(Default::default()));
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+    let caught = CAUGHT.with(|c| c.borrow_mut().take().unwrap_or_default());
+    panicked.then_some(caught)
+}
+
+/// The message of `f`'s panic; `f` must panic.
+pub fn panic_message(f: impl FnOnce()) -> String {
+    try_panic(f).expect("expected a panic").0
+}

@@ -144,10 +144,16 @@ impl Tensor {
     /// entries (repeats summed in a fixed order).
     #[track_caller]
     pub fn index_select(&self, axis: usize, indices: &IndexTensor) -> Tensor {
-        self.shape().check_axis("index_select", axis);
+        self.select_checked("index_select", axis, indices)
+    }
+
+    /// `index_select` whose messages name `op`, the call the user made.
+    #[track_caller]
+    fn select_checked(&self, op: &str, axis: usize, indices: &IndexTensor) -> Tensor {
+        self.shape().check_axis(op, axis);
         assert!(
             indices.t.rank() == 1,
-            "index_select: indices must be 1-D, got shape {:?}",
+            "{op}: indices must be 1-D, got shape {:?}",
             indices.shape()
         );
         let size = self.dims()[axis];
@@ -155,7 +161,7 @@ impl Tensor {
             && let Some(bad) = data.iter().find(|&&i| i as usize >= size)
         {
             panic!(
-                "index_select: index {bad} is out of range for axis {axis} of shape {:?}",
+                "{op}: index {bad} is out of range for axis {axis} of shape {:?}",
                 self.shape()
             );
         }
@@ -173,17 +179,8 @@ impl Tensor {
             "embedding: the table must be [vocabulary, width], got {:?}",
             self.shape()
         );
-        let vocabulary = self.dims()[0];
-        if let Some(data) = ids.host_data()
-            && let Some(id) = data.iter().find(|&&i| i as usize >= vocabulary)
-        {
-            panic!(
-                "embedding: id {id} is out of range for a table of shape {:?}",
-                self.shape()
-            );
-        }
         let flat = ids.reshape([ids.numel()]);
-        let rows = self.index_select(0, &flat);
+        let rows = self.select_checked("embedding", 0, &flat);
         let mut dims = ids.dims().to_vec();
         dims.push(self.dims()[1]);
         rows.reshape(dims)

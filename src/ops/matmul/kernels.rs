@@ -30,9 +30,8 @@ pub(crate) fn matmul_strided_source() -> &'static str {
     SOURCE.get_or_init(|| {
         const R: usize = 4;
         const Q: usize = 2; // vec4 column groups: 8 columns
-        let mut s = String::from(
-            "@group(0) @binding(0) var<storage, read> p: array<u32>;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
+        let mut s = String::from(HEADER);
+        s += "@group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
@@ -52,19 +51,14 @@ fn matmul_strided(@builtin(global_invocation_id) gid: vec3<u32>) {
     let cb = batch * m * n;
     let sak = p[7];
     let sbk = p[8];
-",
-        );
+";
         for i in 0..R {
             s += &format!("    let ar{i} = ab + min(row0 + {i}u, m - 1u) * p[6];\n");
         }
         for j in 0..4 * Q {
             s += &format!("    let bc{j} = bb + min(col0 + {j}u, n - 1u) * p[9];\n");
         }
-        for i in 0..R {
-            for q in 0..Q {
-                s += &format!("    var acc{i}{q} = vec4<f32>(0.0);\n");
-            }
-        }
+        s += &accumulators(R, Q);
         s += "    var ak = 0u;\n    var bk = 0u;\n    for (var kk = 0u; kk < k; kk++) {\n";
         for q in 0..Q {
             let l: Vec<String> = (0..4).map(|t| format!("b[bc{} + bk]", 4 * q + t)).collect();
@@ -77,19 +71,7 @@ fn matmul_strided(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
         s += "        ak += sak;\n        bk += sbk;\n    }\n";
-        for i in 0..R {
-            s += &format!(
-                "    if (row0 + {i}u < m) {{\n        let o = cb + (row0 + {i}u) * n + col0;\n"
-            );
-            for j in 0..4 * Q {
-                let lane = ["x", "y", "z", "w"][j % 4];
-                s += &format!(
-                    "        if (col0 + {j}u < n) {{ c[o + {j}u] = acc{i}{}.{lane}; }}\n",
-                    j / 4
-                );
-            }
-            s += "    }\n";
-        }
+        s += &store_scalars(R, Q);
         s += "}\n";
         s
     })
@@ -97,6 +79,38 @@ fn matmul_strided(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 const HEADER: &str = "@group(0) @binding(0) var<storage, read> p: array<u32>;
 ";
+
+/// `var accIQ = vec4<f32>(0.0);` for a block of `rows` × `groups` vec4
+/// accumulators (rows of C × groups of 4 columns).
+fn accumulators(rows: usize, groups: usize) -> String {
+    let mut s = String::new();
+    for i in 0..rows {
+        for q in 0..groups {
+            s += &format!("    var acc{i}{q} = vec4<f32>(0.0);\n");
+        }
+    }
+    s
+}
+
+/// Stores that block into a scalar `c` (row stride `n`, batch offset `cb`)
+/// one element at a time, rows and columns past the edge skipped: any N.
+fn store_scalars(rows: usize, groups: usize) -> String {
+    let mut s = String::new();
+    for i in 0..rows {
+        s += &format!(
+            "    if (row0 + {i}u < m) {{\n        let o = cb + (row0 + {i}u) * n + col0;\n"
+        );
+        for j in 0..4 * groups {
+            let lane = ["x", "y", "z", "w"][j % 4];
+            s += &format!(
+                "        if (col0 + {j}u < n) {{ c[o + {j}u] = acc{i}{}.{lane}; }}\n",
+                j / 4
+            );
+        }
+        s += "    }\n";
+    }
+    s
+}
 
 /// `matmul_tn`: Aᵀ·B with A stored [k, m], the ∂L/∂B = Aᵀ·G of the backward
 /// pass, read in place: per step along K one vec4 pair of A's column
@@ -133,11 +147,7 @@ fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
         for q in 0..4 {
             s += &format!("    let bc{q} = bb + min(col0 + {q}u, n4 - 1u);\n");
         }
-        for i in 0..8 {
-            for q in 0..4 {
-                s += &format!("    var acc{i}{q} = vec4<f32>(0.0);\n");
-            }
-        }
+        s += &accumulators(8, 4);
         s += "    for (var kk = 0u; kk < k; kk++) {\n        let ar = kk * m4;\n        let br = kk * n4;\n";
         s += "        let a0 = a[ac0 + ar];\n        let a1 = a[ac1 + ar];\n";
         for q in 0..4 {
@@ -202,11 +212,7 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
         for j in 0..16 {
             s += &format!("    let bc{j} = bb + min(col0 + {j}u, n - 1u) * k4;\n");
         }
-        for i in 0..8 {
-            for q in 0..4 {
-                s += &format!("    var acc{i}{q} = vec4<f32>(0.0);\n");
-            }
-        }
+        s += &accumulators(8, 4);
         s += "    for (var kk = 0u; kk < k4; kk++) {\n";
         for j in 0..16 {
             s += &format!("        let b{j} = b[bc{j} + kk];\n");
@@ -221,19 +227,7 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
         s += "    }\n";
-        for i in 0..8 {
-            s += &format!(
-                "    if (row0 + {i}u < m) {{\n        let o = cb + (row0 + {i}u) * n + col0;\n"
-            );
-            for j in 0..16 {
-                let lane = ["x", "y", "z", "w"][j % 4];
-                s += &format!(
-                    "        if (col0 + {j}u < n) {{ c[o + {j}u] = acc{i}{}.{lane}; }}\n",
-                    j / 4
-                );
-            }
-            s += "    }\n";
-        }
+        s += &store_scalars(8, 4);
         s += "}\n";
         s
     })
