@@ -15,7 +15,8 @@
 //! AdamW step of the character transformer (`models::CharTransformer`, 2
 //! layers, 4 heads, width 64) at batch 32 × context 64; (9) `fanout`: one
 //! node read by 100,000 consumers, realized (graph planning is linear in
-//! fan-out; reported per node).
+//! fan-out; reported per node); (10) `replay`: CPU time per training step
+//! with plan replay on and off (digits MLP, the MLP step, the chain).
 
 use std::time::Instant;
 
@@ -129,6 +130,88 @@ fn cold_start(dev: &Device, warm: bool) {
     emit(dev, "cold_start_first_gradient", &fields);
 }
 
+/// What plan replay saves: CPU time per training step (recording the
+/// graph, planning or replaying, encoding and submitting: the time until
+/// `realize_all` returns) and whole-step time, with replay on and off,
+/// alternating in rounds within this one run. Steps: the digits MLP of
+/// `train_mlp` (64-128-64-10, Adam, batch 32), the bench's MLP step and
+/// the 1000-op chain.
+fn replay(dev: &Device) {
+    use webgrad::layers::{Activation, Init, Mlp, Module};
+    use webgrad::optim::{Adam, Optimizer};
+    let digits = Mlp::new(
+        dev,
+        &[64, 128, 64, 10],
+        Activation::Relu,
+        Init::KaimingUniform,
+        1,
+    )
+    .unwrap();
+    let mut adam = Adam::new(2e-3);
+    let mut batch = 0u64;
+    let mut digits_step = move || {
+        batch += 1;
+        // A new batch every step, uploaded like the data loader's.
+        let x = Tensor::rand_uniform(dev, [32, 64], 0.0, 16.0, batch);
+        let labels: Vec<usize> = (0..32).map(|i| (i * 3 + batch as usize) % 10).collect();
+        let loss = digits.forward(&x).cross_entropy(&labels);
+        let params = digits.parameters();
+        let grads = grad(&loss, &params);
+        let updates = adam.step(&params, &grads).unwrap();
+        workloads::Iteration {
+            read: Vec::new(),
+            realize: updates,
+        }
+    };
+    type Step<'a> = Box<dyn FnMut() -> workloads::Iteration + 'a>;
+    let mut steps: Vec<(&str, Step)> = vec![("digits_mlp_adam_step", Box::new(&mut digits_step))];
+    for group in ["mlp", "chain"] {
+        let mut w = workloads::build(group, dev).remove(0);
+        steps.push((w.name, Box::new(move || (w.step)())));
+    }
+    for (name, step) in &mut steps {
+        // (cpu ms, step ms) samples per mode; rounds alternate the modes.
+        let mut samples: [(Vec<f64>, Vec<f64>); 2] = Default::default();
+        for round in 0..10 {
+            for (mode, on) in [(0, true), (1, false)] {
+                let on = if round % 2 == 0 { on } else { !on };
+                let mode = if round % 2 == 0 { mode } else { 1 - mode };
+                dev.set_plan_replay(on);
+                for i in 0..8 {
+                    let t = Instant::now();
+                    let it = step();
+                    let all: Vec<&Tensor> = it.read.iter().chain(&it.realize).collect();
+                    webgrad::realize_all(&all).unwrap();
+                    let cpu = t.elapsed().as_secs_f64() * 1e3;
+                    dev.synchronize().unwrap();
+                    let total = t.elapsed().as_secs_f64() * 1e3;
+                    // Two steps to plan and record a structure first.
+                    if i >= 2 {
+                        samples[mode].0.push(cpu);
+                        samples[mode].1.push(total);
+                    }
+                }
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        let [(mut cpu_on, mut all_on), (mut cpu_off, mut all_off)] = samples;
+        let (c1, c0) = (median(&mut cpu_on), median(&mut cpu_off));
+        let (s1, s0) = (median(&mut all_on), median(&mut all_off));
+        emit(
+            dev,
+            &format!("replay_{name}"),
+            &format!(
+                r#""cpu_ms_replayed":{c1:.3},"cpu_ms_planned":{c0:.3},"cpu_ratio":{:.2},"step_ms_replayed":{s1:.3},"step_ms_planned":{s0:.3}"#,
+                c0 / c1
+            ),
+        );
+    }
+    dev.set_plan_replay(true);
+}
+
 fn fanout(dev: &Device) {
     let n = 100_000;
     let x = Tensor::from_vec(dev, vec![0.5], [1]);
@@ -177,12 +260,14 @@ fn main() {
     order.insert(4, "cold");
     order.insert(5, "warm");
     order.push("fanout");
+    order.push("replay");
     for name in order {
         if want(name) {
             match name {
                 "cold" => cold_start(&dev, false),
                 "warm" => cold_start(&dev, true),
                 "fanout" => fanout(&dev),
+                "replay" => replay(&dev),
                 group => run_group(&dev, group),
             }
         }

@@ -111,14 +111,21 @@ pub struct MemoryStats {
 /// Work counters, for measuring what a computation cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Compute kernels dispatched.
+    /// Compute kernels dispatched (autotune's timing runs not counted).
     pub kernels: u64,
-    /// Command buffers submitted (one per realize or read).
+    /// Command buffers submitted (one per realize or read; autotune's
+    /// timing runs not counted).
     pub submits: u64,
     /// Bind groups created; a dispatch whose pipeline and buffers match an
     /// earlier one's reuses its bind group (a steady training loop creates
     /// none after its first steps).
     pub bind_groups: u64,
+    /// Realizes planned from scratch: ordered, fused, lowered, their
+    /// kernels generated and their buffers assigned.
+    pub plans: u64,
+    /// Realizes that replayed the recorded plan of an earlier one with
+    /// the same graph structure instead (see [`Device::set_plan_replay`]).
+    pub plans_replayed: u64,
 }
 
 /// The GPU half of a device: wgpu handles plus webgrad's caches.
@@ -131,6 +138,9 @@ pub(crate) struct Gpu {
     pub limits: wgpu::Limits,
     /// The matmul family in use (never `Auto`).
     pub matmul: MatmulKernel,
+    /// Lanes of every subgroup, where kernels may use subgroup operations
+    /// (0: they may not; see `subgroup_size`).
+    pub subgroup: u32,
     pub pipelines: Mutex<PipelineCache>,
     pub pool: Arc<Mutex<BufferPool>>,
     /// Held from planning to submit. Planning hands buffers back to the pool
@@ -142,14 +152,23 @@ pub(crate) struct Gpu {
     /// Mappable buffers for readback, by size class, free for reuse.
     pub staging: Mutex<std::collections::HashMap<u64, Vec<wgpu::Buffer>>>,
     pub kernels: std::sync::atomic::AtomicU64,
+    /// Realizes planned from scratch (not replayed).
+    pub plans: std::sync::atomic::AtomicU64,
     /// Anomaly detection on (see `Device::set_detect_anomaly`).
     pub anomaly: std::sync::atomic::AtomicBool,
+    /// Variant every multi-variant family uses (see `Device::force_variant`;
+    /// `usize::MAX`: autotune chooses).
+    pub forced_variant: std::sync::atomic::AtomicUsize,
     /// The next submit records an invalid command (see `Device::inject_validation_error`).
     pub inject_error: std::sync::atomic::AtomicBool,
     /// Autotune's choices among a family's lowerings (see `exec/tune.rs`).
     pub tuning: Mutex<crate::exec::tune::Tuning>,
     /// Bind groups of recent dispatches, reused while their buffers live.
     pub bind_groups: Mutex<crate::exec::bind_groups::BindGroupCache>,
+    /// Recorded plans by graph structure (see `exec/replay.rs`).
+    pub replay: Mutex<crate::exec::replay::ReplayCache>,
+    /// Plans are replayed (see `Device::set_plan_replay`).
+    pub plan_replay: std::sync::atomic::AtomicBool,
     /// Most bytes a realize may have live at its peak (0: no budget).
     pub budget: std::sync::atomic::AtomicU64,
     /// The adapter's timestamp queries are enabled (for profiling).
@@ -179,6 +198,28 @@ impl std::fmt::Debug for Device {
             None => write!(f, "Device(reference-only)"),
         }
     }
+}
+
+/// The optional features webgrad uses where the adapter has them.
+fn wanted_features() -> wgpu::Features {
+    let f = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE;
+    // In a browser WGSL needs `enable subgroups;`, which naga does not
+    // parse yet: the subgroup kernels are native only.
+    #[cfg(not(target_arch = "wasm32"))]
+    let f = f | wgpu::Features::SUBGROUP;
+    f
+}
+
+/// The subgroup size kernels may rely on: the device has subgroup
+/// operations and every subgroup has the same size, a power of two from 8
+/// to 64 (lavapipe: 8 on 256-bit vectors); else 0.
+fn subgroup_size(device: &wgpu::Device, info: &wgpu::AdapterInfo) -> u32 {
+    let (lo, hi) = (info.subgroup_min_size, info.subgroup_max_size);
+    let usable = device.features().contains(wgpu::Features::SUBGROUP)
+        && lo == hi
+        && lo.is_power_of_two()
+        && (8..=64).contains(&lo);
+    if usable { lo } else { 0 }
 }
 
 const NO_ADAPTER_HELP: &str = "webgrad needs a GPU driver for Vulkan, Metal, DX12 or WebGPU. \
@@ -235,15 +276,16 @@ impl Device {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("webgrad"),
-                // Timestamp queries where the adapter has them, for profiling.
-                required_features: adapter.features()
-                    & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE),
+                // Timestamp queries where the adapter has them, for
+                // profiling; subgroups natively (see `subgroup_size`).
+                required_features: adapter.features() & wanted_features(),
                 required_limits: limits.clone(),
                 ..Default::default()
             })
             .await
             .map_err(|e| Error::RequestDevice(e.to_string()))?;
         let timestamps = device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let subgroup = subgroup_size(&device, &info);
         let mut pipelines = PipelineCache::default();
         let tuning = crate::exec::tune::Tuning::load(
             options
@@ -317,15 +359,20 @@ impl Device {
                 summary,
                 limits,
                 matmul,
+                subgroup,
                 pipelines: Mutex::new(pipelines),
                 pool: Arc::new(Mutex::new(BufferPool::default())),
                 submit_lock: Mutex::new(()),
                 params: Mutex::new(None),
                 staging: Default::default(),
                 kernels: Default::default(),
+                plans: Default::default(),
                 anomaly: Default::default(),
                 inject_error: Default::default(),
+                forced_variant: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 bind_groups: Default::default(),
+                replay: Default::default(),
+                plan_replay: std::sync::atomic::AtomicBool::new(true),
                 budget: Default::default(),
                 tuning: Mutex::new(tuning),
                 timestamps,
@@ -388,8 +435,45 @@ impl Device {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .misses,
+                plans: g.plans.load(Relaxed),
+                plans_replayed: g.replay.lock().unwrap_or_else(|e| e.into_inner()).replayed,
             },
             None => Counters::default(),
+        }
+    }
+
+    /// Waits until the GPU has finished everything submitted so far (like
+    /// `torch.cuda.synchronize`): for timing the CPU and GPU sides of a
+    /// step apart. A realize returns once its kernels are submitted; reads
+    /// wait by themselves. Native only: a browser cannot block.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn synchronize(&self) -> Result<()> {
+        if let Some(g) = &self.gpu {
+            g.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| crate::Error::Validation(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Plan replay (on by default). Each realize is keyed by the exact
+    /// structure of the graph it runs — ops and their constants, shapes,
+    /// how nodes connect, which values handles keep — and a structure met
+    /// for the third time replays the plan recorded the second time:
+    /// same kernels, same buffer reuse, the new inputs uploaded and the
+    /// new graph's variables bound; nothing is fused, generated or looked
+    /// up again. A training step, whose graph has the same structure every
+    /// step, then costs uploading its batch and encoding its dispatches
+    /// ([`Counters::plans_replayed`] counts replays). Any change of
+    /// structure plans afresh, so turning it off only serves measuring
+    /// what replay saves. Off also forgets the recorded plans.
+    pub fn set_plan_replay(&self, on: bool) {
+        if let Some(g) = &self.gpu {
+            g.plan_replay
+                .store(on, std::sync::atomic::Ordering::Relaxed);
+            if !on {
+                g.replay.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            }
         }
     }
 
@@ -473,6 +557,21 @@ impl Device {
         if let Some(g) = &self.gpu {
             g.inject_error
                 .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// For testing every lowering of a family: `Some(i)` makes the scheduler
+    /// use variant i (or the last, if fewer) wherever a family offers
+    /// several (`Family::lower_variants`) instead of autotune's choice,
+    /// for graphs planned from now on; `None` returns to autotune. Forgets
+    /// recorded plans, which hold the earlier choices.
+    #[doc(hidden)]
+    pub fn force_variant(&self, variant: Option<usize>) {
+        if let Some(g) = &self.gpu {
+            let v = variant.map_or(usize::MAX, |v| v.min(usize::MAX - 1));
+            g.forced_variant
+                .store(v, std::sync::atomic::Ordering::Relaxed);
+            g.replay.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
     }
 

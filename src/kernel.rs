@@ -51,6 +51,10 @@ pub(crate) struct Lowering {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Target {
     pub family: MatmulKernel,
+    /// The adapter's subgroup size where every subgroup has that size and
+    /// the device has subgroup operations (natively; 0 otherwise): the
+    /// register-blocked matmul then offers `matmul_sg`.
+    pub subgroup: u32,
 }
 
 /// Invocations per workgroup of the 1-D kernels (elementwise, copy, reduce, fill).

@@ -376,6 +376,60 @@ fn matmul_gradients_of_a_shared_weight_over_many_rows() {
     );
 }
 
+/// Every lowering a family offers for matmul (the register-blocked
+/// kernels, a transposed operand read in place or copied, and `matmul_sg`
+/// where the adapter has fixed-size subgroups, as lavapipe does), forced
+/// one at a time, gives the reference's values and gradients at shapes
+/// that are not multiples of any block: edge rows and columns, batches,
+/// broadcast operands.
+#[test]
+fn every_matmul_variant_matches_the_reference_at_edge_shapes() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    type Case = (&'static [usize], &'static [usize]);
+    let cases: [Case; 8] = [
+        (&[1, 4], &[4, 4]),
+        (&[7, 8], &[8, 12]),
+        (&[65, 12], &[12, 20]),
+        (&[130, 132], &[132, 36]),
+        (&[3, 16], &[16, 260]),
+        (&[9, 5], &[5, 10]),
+        (&[3, 9, 8], &[8, 16]),
+        (&[2, 5, 12], &[2, 12, 8]),
+    ];
+    for forced in [0usize, 1, 2] {
+        dev.force_variant(Some(forced));
+        for (i, (sa, sb)) in cases.iter().enumerate() {
+            let a = Tensor::from_vec(
+                &dev,
+                data(Shape::new(sa).numel(), -1.0, 1.0, 0.0, i as u64),
+                *sa,
+            );
+            let b = Tensor::from_vec(&dev, data(Shape::new(sb).numel(), -1.0, 1.0, 0.0, 9), *sb);
+            let c = a.matmul(&b);
+            let w = Tensor::from_vec(&dev, data(c.numel(), -1.0, 1.0, 0.0, 5), c.shape().clone());
+            let g = webgrad::grad(&(&c * &w).sum(), &[&a, &b]);
+            let what = format!("{sa:?} @ {sb:?}, variant {forced}");
+            let got = webgrad::read_all_blocking(&[&c, &g[0], &g[1]]).unwrap();
+            for (name, t, v) in [
+                ("c", &c, &got[0]),
+                ("dA", &g[0], &got[1]),
+                ("dB", &g[1], &got[2]),
+            ] {
+                assert_close(
+                    &format!("{name} of {what}"),
+                    v,
+                    &reference::eval(t).unwrap(),
+                    1e-5,
+                    1e-5,
+                );
+            }
+        }
+    }
+    dev.force_variant(None);
+}
+
 /// Autotune: a transposed matmul has two lowerings (read in place, or
 /// copied first); the first realize times both and writes the choice next
 /// to the pipeline cache, and a new device reads it back. Either choice,

@@ -20,7 +20,11 @@ type Key = (
 
 #[derive(Default)]
 pub(crate) struct BindGroupCache {
-    groups: HashMap<Key, wgpu::BindGroup>,
+    /// By the key's hash, then compared in full: a lookup hashes the
+    /// borrowed key instead of building one (a clone of the buffer list
+    /// per dispatch).
+    groups: HashMap<u64, Vec<(Key, wgpu::BindGroup)>>,
+    entries: usize,
     /// The pool's eviction count when the cache was last checked.
     evictions: u64,
     pub hits: u64,
@@ -31,8 +35,9 @@ impl BindGroupCache {
     /// Forgets every bind group if the pool has freed buffers since the last
     /// call (their bind groups would keep them alive) or the cache is full.
     pub fn check(&mut self, pool_evictions: u64) {
-        if pool_evictions != self.evictions || self.groups.len() >= MAX_ENTRIES {
+        if pool_evictions != self.evictions || self.entries >= MAX_ENTRIES {
             self.groups.clear();
+            self.entries = 0;
             self.evictions = pool_evictions;
         }
     }
@@ -47,14 +52,20 @@ impl BindGroupCache {
         (offset, size): (u64, u64),
         buffers: &[(wgpu::Buffer, u64)],
     ) -> wgpu::BindGroup {
-        let key: Key = (
-            pipeline.clone(),
-            params.clone(),
-            offset,
-            size,
-            buffers.to_vec(),
-        );
-        if let Some(group) = self.groups.get(&key) {
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = rustc_hash::FxHasher::default();
+            (pipeline, params, offset, size, buffers).hash(&mut h);
+            h.finish()
+        };
+        let same = |k: &Key| {
+            k.0 == *pipeline && k.1 == *params && k.2 == offset && k.3 == size && k.4 == buffers
+        };
+        if let Some((_, group)) = self
+            .groups
+            .get(&hash)
+            .and_then(|list| list.iter().find(|(k, _)| same(k)))
+        {
             self.hits += 1;
             return group.clone();
         }
@@ -82,7 +93,18 @@ impl BindGroupCache {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        self.groups.insert(key, group.clone());
+        let key: Key = (
+            pipeline.clone(),
+            params.clone(),
+            offset,
+            size,
+            buffers.to_vec(),
+        );
+        self.groups
+            .entry(hash)
+            .or_default()
+            .push((key, group.clone()));
+        self.entries += 1;
         group
     }
 }

@@ -27,6 +27,9 @@ pub(crate) struct ValueFn {
     pub inputs: Vec<Rc<Node>>,
     /// Parameter words, to be placed at `param_base` in `p`.
     pub params: Vec<u32>,
+    /// The node whose constant each parameter word is (a replayed plan
+    /// puts the new graph's constants there: see `replay.rs`).
+    pub constants: Vec<NodeId>,
 }
 
 /// Which edges (consumer → input) of the graph are fused.
@@ -51,6 +54,7 @@ pub(crate) fn value_fn_in_place(
     let mut inputs: Vec<Rc<Node>> = Vec::new();
     let mut loads: Vec<String> = Vec::new();
     let mut consts: Vec<f32> = Vec::new();
+    let mut constants: Vec<NodeId> = Vec::new();
     let mut body: Vec<String> = Vec::new();
     let mut name_of: HashMap<NodeId, String> = HashMap::default();
 
@@ -117,6 +121,7 @@ pub(crate) fn value_fn_in_place(
             .collect();
         let mut constant = |c: f32| {
             consts.push(c);
+            constants.push(node.id);
             format!("{{{{C{}}}}}", consts.len() - 1)
         };
         let expr = match &node.op {
@@ -172,6 +177,7 @@ pub(crate) fn value_fn_in_place(
         code,
         inputs,
         params,
+        constants,
     }
 }
 
@@ -213,6 +219,7 @@ pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
             .to_string(),
         inputs: vec![input.clone()],
         params: Vec::new(),
+        constants: Vec::new(),
     }
 }
 

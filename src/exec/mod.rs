@@ -9,6 +9,7 @@ pub(crate) mod kernels;
 pub(crate) mod pipelines;
 pub(crate) mod pool;
 pub(crate) mod profile;
+pub(crate) mod replay;
 mod schedule;
 pub(crate) mod tune;
 
@@ -167,8 +168,10 @@ fn submit(
         }
     }
     use std::sync::atomic::Ordering::Relaxed;
-    gpu.kernels.fetch_add(plan.dispatches.len() as u64, Relaxed);
-    gpu.submits.fetch_add(1, Relaxed);
+    if !plan.timing {
+        gpu.kernels.fetch_add(plan.dispatches.len() as u64, Relaxed);
+        gpu.submits.fetch_add(1, Relaxed);
+    }
 }
 
 /// Errors that wgpu reported outside an error scope, or a lost device.

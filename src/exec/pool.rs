@@ -41,6 +41,9 @@ pub(crate) struct BufferPool {
     /// Buffers freed back to the driver so far: bind groups that name them
     /// must go too (see `exec::bind_groups`).
     pub evictions: u64,
+    /// While a plan is recorded for replay: the addresses of buffers
+    /// returned, in order (see `exec::replay`).
+    pub journal: Option<Vec<usize>>,
 }
 
 impl BufferPool {
@@ -132,6 +135,9 @@ impl PooledBuffer {
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(journal) = pool.journal.as_mut() {
+            journal.push(self as *const PooledBuffer as usize);
+        }
         pool.live_buffers -= 1;
         pool.live_bytes -= self.class;
         pool.pooled_buffers += 1;

@@ -35,6 +35,7 @@ use super::kernels::{
     ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_parts, reduce_source,
 };
 use super::pool::{BufferPool, Storage, allocate};
+use super::replay::{Lookup, Recorder};
 use crate::kernel::{Buf, KernelCall, Target, Window, grid_1d, strided_copy};
 
 /// One kernel launch: bindings are `params` at 0, then `buffers` in order.
@@ -50,9 +51,32 @@ pub(crate) struct Dispatch {
     pub info: Option<super::profile::KernelInfo>,
 }
 
+impl Dispatch {
+    /// A dispatch whose pipeline is compiled already (a replayed plan's).
+    pub fn compiled(
+        pipeline: wgpu::ComputePipeline,
+        params: Vec<u32>,
+        buffers: Vec<(wgpu::Buffer, u64)>,
+        groups: [u32; 3],
+        info: Option<super::profile::KernelInfo>,
+    ) -> Dispatch {
+        Dispatch {
+            pipeline: Some(pipeline),
+            pending: None,
+            params,
+            buffers,
+            groups,
+            info,
+        }
+    }
+}
+
 pub(crate) struct Plan {
     /// What recomputing checkpointed values costs (kernels, bytes, FLOPs).
     pub recomputed: Recomputed,
+    /// Autotune's timing run of a variant on scratch buffers: not counted
+    /// in the device's kernels and submits (`Counters` count the work asked for).
+    pub timing: bool,
     pub dispatches: Vec<Dispatch>,
     /// Host data to upload before the kernels run.
     pub uploads: Vec<(wgpu::Buffer, Rc<[f32]>)>,
@@ -80,6 +104,11 @@ struct Scheduler<'g> {
     dispatched: usize,
     /// What recomputing checkpointed values costs in this plan.
     recomputed: Recomputed,
+    /// The parameter words of the next dispatch that are constants of
+    /// nodes: (word, node). Recorded for replay.
+    constants: Vec<(usize, NodeId)>,
+    /// Writes the plan down for replay (see `replay.rs`), when asked.
+    recorder: std::cell::RefCell<Option<Recorder>>,
 }
 
 /// The cost of a plan's recomputed values (see `autodiff::checkpoint`).
@@ -103,7 +132,11 @@ impl Scheduler<'_> {
         if bytes > limit {
             return Err(Error::TooLarge { bytes, limit });
         }
-        Ok(allocate(&self.gpu.device, &self.pool, bytes))
+        let storage = allocate(&self.gpu.device, &self.pool, bytes);
+        if let Some(r) = self.recorder.borrow_mut().as_mut() {
+            r.alloc(&self.pool, &storage, bytes);
+        }
+        Ok(storage)
     }
 
     /// Records a dispatch; bit i of `written` marks buffer i as written.
@@ -156,9 +189,17 @@ impl Scheduler<'_> {
                 }))
             }
         };
+        let buffers: Vec<(&Storage, u64)> = buffers
+            .into_iter()
+            .map(|(s, numel)| (s, bytes_of(numel)))
+            .collect();
+        let constants = std::mem::take(&mut self.constants);
+        if let Some(r) = self.recorder.get_mut().as_mut() {
+            r.dispatch(&self.pool, &buffers, &constants);
+        }
         let buffers = buffers
             .into_iter()
-            .map(|(s, numel)| (s.buffer().clone(), bytes_of(numel)))
+            .map(|(s, bytes)| (s.buffer().clone(), bytes))
             .collect();
         self.plan.dispatches.push(Dispatch {
             pipeline,
@@ -267,6 +308,7 @@ impl Scheduler<'_> {
                 let shapes: Vec<&Shape> = inputs.iter().map(|i| &i.shape).collect();
                 let target = Target {
                     family: self.gpu.matmul,
+                    subgroup: self.gpu.subgroup,
                 };
                 let mut variants = f.lower_variants(shape, &shapes, target);
                 let lowering = if variants.len() == 1 {
@@ -279,7 +321,12 @@ impl Scheduler<'_> {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .get(&key);
+                    let forced = self
+                        .gpu
+                        .forced_variant
+                        .load(std::sync::atomic::Ordering::Relaxed);
                     let choice = match known {
+                        _ if forced != usize::MAX => forced.min(variants.len() - 1),
                         Some(i) if i < variants.len() => i,
                         // A prediction assumes the first variant until one is timed.
                         _ if self.dry => 0,
@@ -395,6 +442,7 @@ impl Scheduler<'_> {
         );
         let mut params = vec![n as u32];
         params.extend(&value.params);
+        self.constants = constant_words(&value, ELEMENTWISE_HEAD);
         self.dispatch(
             &elementwise_source(&value.code),
             "elementwise",
@@ -455,6 +503,7 @@ impl Scheduler<'_> {
                 parts as u32,
             ];
             params.extend(&value.params);
+            self.constants = constant_words(&value, REDUCE_HEAD);
             let source = reduce_source(op, &value.code);
             self.dispatch(
                 &source,
@@ -486,6 +535,17 @@ impl Scheduler<'_> {
             sr = 1;
         }
     }
+}
+
+/// Which parameter words of a kernel whose value function's words start
+/// at `base` are constants of nodes.
+fn constant_words(value: &ValueFn, base: usize) -> Vec<(usize, NodeId)> {
+    value
+        .constants
+        .iter()
+        .enumerate()
+        .map(|(j, &id)| (base + j, id))
+        .collect()
 }
 
 /// How a reduction reads its input: rows of kept axes × reduced elements.
@@ -596,6 +656,50 @@ fn plan_in(
     check_stale(&order)?;
     let in_place = in_place_updates(&pending);
     let overwritten_by = overwritten_buffers(&order, &in_place);
+    let profiling = gpu
+        .profile
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some();
+
+    // A structure planned twice before is replayed; one planned once is
+    // recorded this time (see `replay.rs`). Predictions always plan.
+    let mut recording: Option<Vec<u64>> = None;
+    let mut recorder = None;
+    if simulated.is_none() && gpu.plan_replay.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut cache = gpu.replay.lock().unwrap_or_else(|e| e.into_inner());
+        let signature = super::replay::signature(
+            &order,
+            targets,
+            &keep,
+            &in_place,
+            &overwritten_by,
+            &mut cache.families,
+        );
+        match cache.lookup(&signature.words) {
+            Lookup::Replay(program) => {
+                drop(cache);
+                let plan = super::replay::replay(gpu, &program, &order, profiling);
+                forget_graphs(&pending, &in_place);
+                return Ok(plan);
+            }
+            Lookup::Record => {
+                recorder = Some(Recorder::new(signature.position, &order, &gpu.pool));
+                recording = Some(signature.words);
+            }
+            Lookup::Plan => {}
+        }
+    }
+    // Stops the pool's journal however planning ends.
+    struct StopJournal<'p>(Option<&'p std::sync::Mutex<BufferPool>>);
+    impl Drop for StopJournal<'_> {
+        fn drop(&mut self) {
+            if let Some(pool) = self.0 {
+                Recorder::stop(pool);
+            }
+        }
+    }
+    let _journal = StopJournal(recorder.as_ref().map(|_| &*gpu.pool));
 
     // Consumers of each node among the pending ones.
     let mut consumers: HashMap<NodeId, Vec<&Rc<Node>>> = HashMap::default();
@@ -760,19 +864,18 @@ fn plan_in(
         }
     }
 
+    if simulated.is_none() {
+        gpu.plans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut s = Scheduler::new(gpu);
     s.in_place = in_place;
+    *s.recorder.get_mut() = recorder;
     if let Some(pool) = simulated {
         s.pool = pool;
         s.dry = true;
     }
     // A dry run keeps what a real one would store on nodes alive here.
     let mut kept: Vec<Storage> = Vec::new();
-    let profiling = gpu
-        .profile
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_some();
     for node in order.iter().filter(|n| n.is_realized()) {
         s.values
             .insert(node.id, node.storage.borrow().clone().unwrap());
@@ -786,7 +889,11 @@ fn plan_in(
         .iter()
         .filter(|n| matches!(n.op, Op::Input(_) | Op::Indices(_)))
     {
-        uploaded.insert(node.id, s.emit(node, &|_, _| false)?);
+        let value = s.emit(node, &|_, _| false)?;
+        if let Some(r) = s.recorder.get_mut().as_mut() {
+            r.upload(node.id, &value);
+        }
+        uploaded.insert(node.id, value);
     }
     // Emission order: inputs before users; every kernel reading a buffer
     // that an update overwrites before that update (anti-dependences);
@@ -850,8 +957,10 @@ fn plan_in(
                 .into(),
         ));
     }
+    // A recorded plan describes its kernels, for profiles of its replays.
+    let describing = profiling || recording.is_some();
     for node in emission_order {
-        if profiling {
+        if describing {
             s.label = Some(describe(node, &fused));
         }
         let before = s.dispatched;
@@ -877,7 +986,11 @@ fn plan_in(
             if s.dry {
                 kept.push(s.values[&node.id].clone());
             } else {
-                *node.storage.borrow_mut() = Some(s.values[&node.id].clone());
+                let value = s.values[&node.id].clone();
+                if let Some(r) = s.recorder.get_mut().as_mut() {
+                    r.keep(&s.pool, node.id, &value);
+                }
+                *node.storage.borrow_mut() = Some(value);
             }
         }
     }
@@ -888,16 +1001,27 @@ fn plan_in(
     }
     s.plan.targets = targets.iter().map(|t| s.values[&t.id].clone()).collect();
     s.compile_pipelines();
-    // Realized detached values and updates forget the graph that produced
-    // them (an update keeps its variable, to which its gradient goes).
-    for node in &pending {
+    if let (Some(signature), Some(r)) = (recording, s.recorder.get_mut().take()) {
+        if let Some(program) = r.finish(&s.pool, &s.plan) {
+            let mut cache = gpu.replay.lock().unwrap_or_else(|e| e.into_inner());
+            cache.store(signature, program);
+        }
+    }
+    forget_graphs(&pending, &s.in_place);
+    Ok(s.plan)
+}
+
+/// Realized detached values and updates forget the graph that produced
+/// them (an update keeps its variable, to which its gradient goes).
+fn forget_graphs(pending: &[&Rc<Node>], in_place: &HashSet<NodeId>) {
+    for node in pending {
         if !node.is_realized() {
             continue;
         }
         match node.op {
             Op::Detach => node.inputs.borrow_mut().clear(),
             Op::Assign => {
-                if s.in_place.contains(&node.id) {
+                if in_place.contains(&node.id) {
                     variable_state(&node.inputs()[0]).written.set(node.id);
                 }
                 node.inputs.borrow_mut().truncate(1);
@@ -905,7 +1029,6 @@ fn plan_in(
             _ => {}
         }
     }
-    Ok(s.plan)
 }
 
 /// A kernel's name for the profiler — its op with the ops fused into it
@@ -958,6 +1081,7 @@ impl Scheduler<'_> {
             gpu,
             plan: Plan {
                 recomputed: Recomputed::default(),
+                timing: false,
                 dispatches: Vec::new(),
                 uploads: Vec::new(),
                 targets: Vec::new(),
@@ -971,6 +1095,8 @@ impl Scheduler<'_> {
             dry: false,
             dispatched: 0,
             recomputed: Recomputed::default(),
+            constants: Vec::new(),
+            recorder: Default::default(),
         }
     }
 
@@ -1032,6 +1158,7 @@ fn fastest(
                 });
             }
             s.compile_pipelines();
+            s.plan.timing = true;
             let mut time = f64::INFINITY;
             for round in 0..4 {
                 let start = std::time::Instant::now();

@@ -11,28 +11,32 @@ use super::kernels::{ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_s
 use crate::kernel::{COPY, FILL, SUM_PARTS};
 use crate::ops::conv::CONV2D;
 use crate::ops::matmul::{
-    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_strided_source, matmul_tn_source,
+    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_sg_source, matmul_strided_source,
+    matmul_tn_source,
 };
 use crate::ops::pool::POOL2D;
 
 fn validate(name: &str, source: &str) {
+    validate_with(name, source, naga::valid::Capabilities::default());
+}
+
+/// [`validate`] with the capabilities of a device that has them (the
+/// native-only subgroup kernels).
+fn validate_with(name: &str, source: &str, capabilities: naga::valid::Capabilities) {
     let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
         panic!(
             "{name}: WGSL parse error:\n{}\n{source}",
             e.emit_to_string(source)
         )
     });
-    naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| {
-        panic!(
-            "{name}: WGSL validation error:\n{}\n{source}",
-            e.emit_to_string(source)
-        )
-    });
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+        .validate(&module)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{name}: WGSL validation error:\n{}\n{source}",
+                e.emit_to_string(source)
+            )
+        });
 }
 
 /// The elementwise kernel for `t`, fusing the edges `fuse` accepts.
@@ -75,6 +79,10 @@ fn fixed_kernels_validate() {
     validate("matmul_strided", matmul_strided_source());
     validate("matmul_tn", matmul_tn_source());
     validate("matmul_nt", matmul_nt_source());
+    for size in [8, 16, 32, 64] {
+        let subgroups = naga::valid::Capabilities::SUBGROUP;
+        validate_with("matmul_sg", matmul_sg_source(size), subgroups);
+    }
     validate("matmul_tiled", MATMUL_TILED);
     validate("conv2d", CONV2D);
     use crate::ops::conv::{CONV2D_TILED, TILED_FORWARD, TILED_INPUT_GRAD, TILED_WEIGHT_GRAD};

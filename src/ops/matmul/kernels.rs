@@ -4,6 +4,9 @@
 //!   loads, for K and N multiples of 4 (CPU rasterizers: no barriers).
 //! - `matmul_strided`: the same blocking with scalar loads at any strides,
 //!   for other sizes and for transposed operands read in place (generated).
+//! - `matmul_sg`: `matmul_vec4`'s block with the subgroup's lanes along
+//!   rows, B's loads shared across the subgroup by `subgroupBroadcast`
+//!   (CPU rasterizers with fixed-size subgroups: lavapipe's are 8 lanes).
 //! - `matmul_tiled`: workgroups stage tiles in workgroup memory (real GPUs).
 
 use std::borrow::Cow;
@@ -233,15 +236,139 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
     })
 }
 
+/// `matmul_sg` for subgroups of `size` lanes (a power of two, 8 to 64):
+/// `matmul_vec4`'s 8×16 block per invocation and its parameters, but one
+/// subgroup per workgroup with its lanes along rows (lane l computes rows
+/// 8l..8l+8 of the workgroup's 8·size) and all lanes on the same 16
+/// columns. Per step of 4 along K the lanes need the same 16 vec4 of B:
+/// each loads 16/size of them and `subgroupBroadcast` hands every lane
+/// all 16, so a lane loads 8 vec4 of A and 2 of B (on 8 lanes) instead of
+/// 8 and 16. On lavapipe, where a lane's load is a gather, that is the
+/// difference (20 vs 5 GFLOP/s for [128, 784] @ [784, 256] in a probe).
+/// No early return: a broadcast needs every lane; edges are clamped on
+/// load and skipped on store. Natively only (naga takes subgroup
+/// operations without WGSL's `enable subgroups`, which a browser needs).
+pub(crate) fn matmul_sg_source(size: u32) -> &'static str {
+    static SOURCES: std::sync::Mutex<Vec<(u32, &'static str)>> = std::sync::Mutex::new(Vec::new());
+    let mut sources = SOURCES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, s)) = sources.iter().find(|(n, _)| *n == size) {
+        return s;
+    }
+    let lanes = size as usize;
+    let loads = 16usize.div_ceil(lanes);
+    let mut s = String::from(HEADER);
+    s += "@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+
+";
+    s += &format!(
+        "@compute @workgroup_size({lanes}, 1, 1)
+fn matmul_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {{
+    let m = p[0];
+    let n4 = p[1] / 4u;
+    let k4 = p[2] / 4u;
+    let batch = wg.z + p[6];
+    let ab = batch * (p[4] / 4u);
+    let bb = batch * (p[5] / 4u);
+    let cb = batch * m * n4;
+    let row0 = wg.y * {rows}u + sl * 8u;
+    let col0 = wg.x * 4u;
+",
+        rows = 8 * lanes
+    );
+    for i in 0..8 {
+        s += &format!(
+            "    let ar{i} = ab + min(row0 + {i}u, m - 1u) * k4;
+"
+        );
+    }
+    // Lane sl loads B's vec4 number j·size + sl of the 16 (k offset q,
+    // column group c: number 4q + c).
+    for j in 0..loads {
+        s += &format!(
+            "    let t{j} = min({}u + sl, 15u);
+    let bo{j} = bb + (t{j} / 4u) * n4 + min(col0 + t{j} % 4u, n4 - 1u);
+",
+            j * lanes
+        );
+    }
+    s += &accumulators(8, 4);
+    s += "    for (var kk = 0u; kk < k4; kk++) {
+        let br = kk * 4u * n4;
+";
+    for j in 0..loads {
+        s += &format!(
+            "        let l{j} = b[bo{j} + br];
+"
+        );
+    }
+    for q in 0..4 {
+        for cgroup in 0..4 {
+            let t = 4 * q + cgroup;
+            s += &format!(
+                "        let b{q}{cgroup} = subgroupBroadcast(l{}, {}u);
+",
+                t / lanes,
+                t % lanes
+            );
+        }
+    }
+    for i in 0..8 {
+        s += &format!(
+            "        let a{i} = a[ar{i} + kk];
+"
+        );
+        for q in 0..4 {
+            s += &format!(
+                "        acc{i}{q} += a{i}.x * b0{q} + a{i}.y * b1{q} + a{i}.z * b2{q} + a{i}.w * b3{q};
+"
+            );
+        }
+    }
+    s += "    }
+";
+    for i in 0..8 {
+        s += &format!(
+            "    if (row0 + {i}u < m) {{
+        let o = cb + (row0 + {i}u) * n4 + col0;
+        c[o] = acc{i}0;
+"
+        );
+        for q in 1..4 {
+            s += &format!(
+                "        if (col0 + {q}u < n4) {{ c[o + {q}u] = acc{i}{q}; }}
+"
+            );
+        }
+        s += "    }
+";
+    }
+    s += "}
+";
+    let leaked: &'static str = Box::leak(s.into_boxed_str());
+    sources.push((size, leaked));
+    leaked
+}
+
 /// Variant and grid (z = batch) for an `op(A) @ op(B)` product of
 /// `[m, k] @ [k, n]`, op a transpose where `(ta, tb)` say so.
 fn variant(
     family: MatmulKernel,
     (m, n, k): (usize, usize, usize),
     (ta, tb): (bool, bool),
+    subgroup: u32,
 ) -> (&'static str, &'static str, [u32; 2]) {
     let blocks = |cols: usize, rows: usize| [(cols as u32).div_ceil(8), (rows as u32).div_ceil(8)];
     match (ta, tb) {
+        (false, false) if subgroup != 0 && k % 4 == 0 && n % 4 == 0 && k > 0 => (
+            matmul_sg_source(subgroup),
+            "matmul_sg",
+            [
+                (n / 4).div_ceil(4) as u32,
+                m.div_ceil(8 * subgroup as usize) as u32,
+            ],
+        ),
         (false, false) if family == MatmulKernel::Tiled => (
             MATMUL_TILED,
             "matmul_tiled",
@@ -281,10 +408,25 @@ pub(super) fn lower(
     out: &Shape,
     a: &Shape,
     b: &Shape,
-    (ta, tb): (bool, bool),
+    flags: (bool, bool),
     target: Target,
     copy_transposed: bool,
 ) -> Lowering {
+    lower_with(out, a, b, flags, target, copy_transposed, false)
+}
+
+/// [`lower`], the plain products as `matmul_sg` where `subgroups` (the
+/// adapter must have them: `target.subgroup`).
+pub(super) fn lower_with(
+    out: &Shape,
+    a: &Shape,
+    b: &Shape,
+    (ta, tb): (bool, bool),
+    target: Target,
+    copy_transposed: bool,
+    subgroups: bool,
+) -> Lowering {
+    let sg = if subgroups { target.subgroup } else { 0 };
     let r = out.rank();
     let (m, n) = (out.dims()[r - 2], out.dims()[r - 1]);
     let k = a.dims()[a.rank() - if ta { 2 } else { 1 }];
@@ -329,7 +471,7 @@ pub(super) fn lower(
     let (sb, stride_b) = operand(b, 1, b_rows, b_cols);
     let in_place = target.family != MatmulKernel::Tiled && !copy_transposed;
     let max_rows = {
-        let (_, entry, _) = variant(target.family, (m, n, k), (ta, tb));
+        let (_, entry, _) = variant(target.family, (m, n, k), (ta, tb), sg);
         rows_per_group(entry) * MAX_GROUPS_PER_DIM as usize
     };
     let materialize_a = ta && (!in_place || m > max_rows);
@@ -373,7 +515,7 @@ pub(super) fn lower(
     // Rows beyond one dispatch's 65,535 row groups (a [4194304, 1] @ [1, 1]
     // has 131,072 of them): whole chunks of rows become batch entries of one
     // product, the rows left over a product of their own in scratch buffers.
-    let (_, entry, _) = variant(target.family, (m, n, k), flags);
+    let (_, entry, _) = variant(target.family, (m, n, k), flags, sg);
     let max_rows = rows_per_group(entry) * MAX_GROUPS_PER_DIM as usize;
     if batch == 1 && m > max_rows {
         let chunks = m / max_rows;
@@ -381,7 +523,7 @@ pub(super) fn lower(
         // One B serves every chunk: its batch stride is 0.
         push_products(
             &mut low,
-            target,
+            (target, sg),
             (max_rows, n, k),
             chunks,
             (max_rows * k, 0),
@@ -405,7 +547,7 @@ pub(super) fn lower(
             ));
             push_products(
                 &mut low,
-                target,
+                (target, sg),
                 (rest, n, k),
                 1,
                 (0, 0),
@@ -428,7 +570,7 @@ pub(super) fn lower(
     }
     push_products(
         &mut low,
-        target,
+        (target, sg),
         (m, n, k),
         batch,
         (stride_a, stride_b),
@@ -438,10 +580,11 @@ pub(super) fn lower(
     low
 }
 
-/// Rows of C one workgroup of a variant covers.
+/// Rows of C one workgroup of a variant covers (at least: `matmul_sg`
+/// covers 8 per lane of its subgroup, 64 or more).
 fn rows_per_group(entry: &str) -> usize {
     match entry {
-        "matmul_tiled" | "matmul_vec4" | "matmul_tn" | "matmul_nt" => 64,
+        "matmul_tiled" | "matmul_vec4" | "matmul_tn" | "matmul_nt" | "matmul_sg" => 64,
         _ => 32,
     }
 }
@@ -451,14 +594,14 @@ fn rows_per_group(entry: &str) -> usize {
 /// z needs.
 fn push_products(
     low: &mut Lowering,
-    target: Target,
+    (target, subgroup): (Target, u32),
     (m, n, k): (usize, usize, usize),
     batch: usize,
     (stride_a, stride_b): (usize, usize),
     (ta, tb): (bool, bool),
     bindings: [Buf; 3],
 ) {
-    let (source, entry, groups) = variant(target.family, (m, n, k), (ta, tb));
+    let (source, entry, groups) = variant(target.family, (m, n, k), (ta, tb), subgroup);
     let per_dispatch = MAX_GROUPS_PER_DIM as usize;
     for first in (0..batch).step_by(per_dispatch) {
         let z = (batch - first).min(per_dispatch) as u32;

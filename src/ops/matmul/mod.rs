@@ -13,7 +13,8 @@ use crate::tensor::Tensor;
 
 #[cfg(test)]
 pub(crate) use kernels::{
-    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_strided_source, matmul_tn_source,
+    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_sg_source, matmul_strided_source,
+    matmul_tn_source,
 };
 
 /// Output shape of `a @ b` for `a: [..., m, k]`, `b: [..., k, n]`.
@@ -104,13 +105,25 @@ impl Family for Matmul {
     /// A transposed operand read in place, or copied to scratch first so
     /// that `matmul_vec4` runs: which is faster depends on the shapes and
     /// the adapter (on lavapipe: the copy at n = 256, in place at 1024).
+    /// Where the adapter has fixed-size subgroups, the plain product also
+    /// comes as `matmul_sg` (B's loads shared across a subgroup), and a
+    /// copied transpose is followed by it.
     fn lower_variants(&self, out: &Shape, inputs: &[&Shape], target: Target) -> Vec<Lowering> {
-        let in_place = self.lower(out, inputs, target);
-        if !(self.ta || self.tb) || target.family == crate::device::MatmulKernel::Tiled {
-            return vec![in_place];
+        let first = self.lower(out, inputs, target);
+        if target.family == crate::device::MatmulKernel::Tiled {
+            return vec![first];
         }
-        let copied = kernels::lower(out, inputs[0], inputs[1], (self.ta, self.tb), target, true);
-        vec![in_place, copied]
+        let (a, b) = (inputs[0], inputs[1]);
+        let subgroups = target.subgroup != 0;
+        if !(self.ta || self.tb) {
+            if !subgroups {
+                return vec![first];
+            }
+            let sg = kernels::lower_with(out, a, b, (false, false), target, false, true);
+            return vec![first, sg];
+        }
+        let copied = kernels::lower_with(out, a, b, (self.ta, self.tb), target, true, subgroups);
+        vec![first, copied]
     }
 
     /// A multiply and an add per output element and inner index.
