@@ -75,6 +75,9 @@ fn a_replayed_training_run_is_bit_identical_to_one_planned_every_step() {
         return;
     };
     off.set_plan_replay(false);
+    // The same kernels on both (autotune's timings could choose others).
+    on.force_variant(Some(0));
+    off.force_variant(Some(0));
     let before = plans(&on);
     let (losses_on, params_on) = train(&on, 12);
     let (losses_off, params_off) = train(&off, 12);

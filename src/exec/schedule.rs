@@ -330,6 +330,18 @@ impl Scheduler<'_> {
                         Some(i) if i < variants.len() => i,
                         // A prediction assumes the first variant until one is timed.
                         _ if self.dry => 0,
+                        // The family's first guess the first time: a
+                        // process that computes one gradient compiles one
+                        // kernel per product, not every variant (cold start).
+                        _ if self
+                            .gpu
+                            .tuning
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .first_sight(&key) =>
+                        {
+                            0
+                        }
                         _ => {
                             let i = fastest(self.gpu, &variants, shape, &shapes)?;
                             let mut tuning =

@@ -11,8 +11,8 @@ use super::kernels::{ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_s
 use crate::kernel::{COPY, FILL, SUM_PARTS};
 use crate::ops::conv::CONV2D;
 use crate::ops::matmul::{
-    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_sg_source, matmul_strided_source,
-    matmul_tn_source,
+    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_sg_source, matmul_strided_sg_source,
+    matmul_strided_source, matmul_tn_source,
 };
 use crate::ops::pool::POOL2D;
 
@@ -81,7 +81,14 @@ fn fixed_kernels_validate() {
     validate("matmul_nt", matmul_nt_source());
     for size in [8, 16, 32, 64] {
         let subgroups = naga::valid::Capabilities::SUBGROUP;
-        validate_with("matmul_sg", matmul_sg_source(size), subgroups);
+        for flags in [(false, false), (true, false), (false, true), (true, true)] {
+            validate_with("matmul_sg", matmul_sg_source(size, flags), subgroups);
+        }
+        validate_with(
+            "matmul_strided_sg",
+            matmul_strided_sg_source(size),
+            subgroups,
+        );
     }
     validate("matmul_tiled", MATMUL_TILED);
     validate("conv2d", CONV2D);

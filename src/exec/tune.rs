@@ -1,7 +1,11 @@
 //! Autotune: where an op family offers several correct lowerings
 //! (`Family::lower_variants`, e.g. matmul reading a transposed operand in
 //! place or copying it first), the scheduler times each once per family
-//! and shapes on this adapter and keeps the fastest. Choices are kept in
+//! and shapes on this adapter and keeps the fastest. The first time a
+//! process meets a family and shapes it uses the family's first variant
+//! (its best guess) and times them all the second time, so a process that
+//! computes one gradient compiles one kernel per product (cold start) and
+//! a training loop is tuned from its second step. Choices are kept in
 //! memory and, natively, in a small JSON file next to the pipeline cache
 //! (one per adapter and driver), so a process pays for each timing once.
 
@@ -12,6 +16,8 @@ use std::path::PathBuf;
 pub(crate) struct Tuning {
     choices: BTreeMap<String, usize>,
     path: Option<PathBuf>,
+    /// Keys met once without a choice (see the module's docs).
+    seen: std::collections::HashSet<String>,
 }
 
 impl Tuning {
@@ -22,7 +28,20 @@ impl Tuning {
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        Tuning { choices, path }
+        Tuning {
+            choices,
+            path,
+            seen: Default::default(),
+        }
+    }
+
+    /// True the first time it is asked about `key` (which has no choice yet).
+    pub fn first_sight(&mut self, key: &str) -> bool {
+        if self.seen.contains(key) {
+            return false;
+        }
+        self.seen.insert(key.to_string());
+        true
     }
 
     pub fn get(&self, key: &str) -> Option<usize> {
@@ -53,5 +72,7 @@ pub(crate) fn file_name(adapter: &str, driver: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    format!("tuning_{clean}.json")
+    // v2: matmul's variants were reordered (subgroup kernels first); a
+    // file of the old order would name other variants.
+    format!("tuning_v2_{clean}.json")
 }

@@ -7,6 +7,8 @@
 //! - `matmul_sg`: `matmul_vec4`'s block with the subgroup's lanes along
 //!   rows, B's loads shared across the subgroup by `subgroupBroadcast`
 //!   (CPU rasterizers with fixed-size subgroups: lavapipe's are 8 lanes).
+//! - `matmul_strided_sg`: `matmul_strided`'s strides with `matmul_sg`'s
+//!   arrangement, for the products `matmul_sg` cannot take.
 //! - `matmul_tiled`: workgroups stage tiles in workgroup memory (real GPUs).
 
 use std::borrow::Cow;
@@ -236,7 +238,8 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
     })
 }
 
-/// `matmul_sg` for subgroups of `size` lanes (a power of two, 8 to 64):
+/// `matmul_sg` for subgroups of `size` lanes (a power of two, 8 to 64),
+/// op(A)·op(B) with op a transpose where `(ta, tb)` say so, read in place:
 /// `matmul_vec4`'s 8×16 block per invocation and its parameters, but one
 /// subgroup per workgroup with its lanes along rows (lane l computes rows
 /// 8l..8l+8 of the workgroup's 8·size) and all lanes on the same 16
@@ -245,10 +248,143 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
 /// all 16, so a lane loads 8 vec4 of A and 2 of B (on 8 lanes) instead of
 /// 8 and 16. On lavapipe, where a lane's load is a gather, that is the
 /// difference (20 vs 5 GFLOP/s for [128, 784] @ [784, 256] in a probe).
-/// No early return: a broadcast needs every lane; edges are clamped on
-/// load and skipped on store. Natively only (naga takes subgroup
-/// operations without WGSL's `enable subgroups`, which a browser needs).
-pub(crate) fn matmul_sg_source(size: u32) -> &'static str {
+/// A transposed A is read as two vec4 of 4 rows per step along K, a
+/// transposed B as a vec4 along K per column, regrouped after the
+/// broadcast: as many loads as the plain product. For K and N multiples of
+/// 4, and M too when A is transposed. No early return: a broadcast needs
+/// every lane; edges are clamped on load and skipped on store. Natively
+/// only (naga takes subgroup operations without WGSL's `enable
+/// subgroups`, which a browser needs).
+pub(crate) fn matmul_sg_source(size: u32, (ta, tb): (bool, bool)) -> &'static str {
+    type Sources = Vec<((u32, bool, bool), &'static str)>;
+    static SOURCES: std::sync::Mutex<Sources> = std::sync::Mutex::new(Vec::new());
+    let mut sources = SOURCES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, s)) = sources.iter().find(|(key, _)| *key == (size, ta, tb)) {
+        return s;
+    }
+    let lanes = size as usize;
+    let loads = 16usize.div_ceil(lanes);
+    let mut s = String::from(HEADER);
+    s += "@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;\n";
+    s += "@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;\n";
+    s += "@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;\n\n";
+    s += &format!("@compute @workgroup_size({lanes}, 1, 1)\n");
+    s += "fn matmul_sg(@builtin(workgroup_id) wg: vec3<u32>, \
+          @builtin(subgroup_invocation_id) sl: u32) {\n";
+    s += "    let m = p[0];\n    let n4 = p[1] / 4u;\n    let k4 = p[2] / 4u;\n";
+    s += "    let batch = wg.z + p[6];\n    let ab = batch * (p[4] / 4u);\n";
+    s += "    let bb = batch * (p[5] / 4u);\n    let cb = batch * m * n4;\n";
+    s += &format!("    let row0 = wg.y * {}u + sl * 8u;\n", 8 * lanes);
+    s += "    let col0 = wg.x * 4u;\n";
+    if ta {
+        // A stored [k, m]: rows row0..row0+8 of op(A) at one k are two
+        // vec4 of that k's row of A (clamped at the last vec4).
+        s += "    let m4 = m / 4u;\n";
+        for h in 0..2 {
+            s += &format!("    let ac{h} = ab + min(row0 / 4u + {h}u, m4 - 1u);\n");
+        }
+    } else {
+        for i in 0..8 {
+            s += &format!("    let ar{i} = ab + min(row0 + {i}u, m - 1u) * k4;\n");
+        }
+    }
+    // Lane sl loads the vec4 number j·size + sl of the 16 B needs per step.
+    for j in 0..loads {
+        s += &format!("    let t{j} = min({}u + sl, 15u);\n", j * lanes);
+        if tb {
+            // Number t: column 4·col0 + t of op(B), 4 values along K.
+            s += &format!("    let bo{j} = bb + min(col0 * 4u + t{j}, n4 * 4u - 1u) * k4;\n");
+        } else {
+            // Number 4q + g: row q (of the step) of B, column group g.
+            s += &format!(
+                "    let bo{j} = bb + (t{j} / 4u) * n4 + min(col0 + t{j} % 4u, n4 - 1u);\n"
+            );
+        }
+    }
+    s += &accumulators(8, 4);
+    s += "    for (var kk = 0u; kk < k4; kk++) {\n";
+    for j in 0..loads {
+        if tb {
+            s += &format!("        let l{j} = b[bo{j} + kk];\n");
+        } else {
+            s += &format!("        let l{j} = b[bo{j} + kk * 4u * n4];\n");
+        }
+    }
+    // bQG: row Q of the step's 4 rows of op(B), columns 4G..4G+4.
+    if tb {
+        for t in 0..16 {
+            s += &format!(
+                "        let col{t} = subgroupBroadcast(l{}, {}u);\n",
+                t / lanes,
+                t % lanes
+            );
+        }
+        for q in 0..4 {
+            let lane = ["x", "y", "z", "w"][q];
+            for g in 0..4 {
+                let parts: Vec<String> =
+                    (0..4).map(|t| format!("col{}.{lane}", 4 * g + t)).collect();
+                s += &format!("        let b{q}{g} = vec4<f32>({});\n", parts.join(", "));
+            }
+        }
+    } else {
+        for q in 0..4 {
+            for g in 0..4 {
+                let t = 4 * q + g;
+                s += &format!(
+                    "        let b{q}{g} = subgroupBroadcast(l{}, {}u);\n",
+                    t / lanes,
+                    t % lanes
+                );
+            }
+        }
+    }
+    if ta {
+        for q in 0..4 {
+            for h in 0..2 {
+                s += &format!("        let at{q}{h} = a[ac{h} + (kk * 4u + {q}u) * m4];\n");
+            }
+        }
+    }
+    for i in 0..8 {
+        if ta {
+            let lane = ["x", "y", "z", "w"][i % 4];
+            let parts: Vec<String> = (0..4).map(|q| format!("at{q}{}.{lane}", i / 4)).collect();
+            s += &format!("        let a{i} = vec4<f32>({});\n", parts.join(", "));
+        } else {
+            s += &format!("        let a{i} = a[ar{i} + kk];\n");
+        }
+        for g in 0..4 {
+            s += &format!(
+                "        acc{i}{g} += a{i}.x * b0{g} + a{i}.y * b1{g} + a{i}.z * b2{g} + a{i}.w * b3{g};\n"
+            );
+        }
+    }
+    s += "    }\n";
+    for i in 0..8 {
+        s += &format!("    if (row0 + {i}u < m) {{\n");
+        s += &format!("        let o = cb + (row0 + {i}u) * n4 + col0;\n");
+        s += &format!("        c[o] = acc{i}0;\n");
+        for g in 1..4 {
+            s += &format!("        if (col0 + {g}u < n4) {{ c[o + {g}u] = acc{i}{g}; }}\n");
+        }
+        s += "    }\n";
+    }
+    s += "}\n";
+    let leaked: &'static str = Box::leak(s.into_boxed_str());
+    sources.push(((size, ta, tb), leaked));
+    leaked
+}
+
+/// `matmul_strided_sg` for subgroups of `size` lanes: `matmul_strided`'s
+/// parameters (any element strides: transposed operands in place, any M,
+/// N, K) with `matmul_sg`'s arrangement — one subgroup per workgroup,
+/// lanes along rows, 8 rows × 16 columns per lane — and B's 16 values per
+/// step along K loaded 16/size per lane and broadcast. Per step a lane
+/// loads 8 values of A and 2 of B (8 lanes) for 128 multiply-adds, where
+/// `matmul_strided` loads 4 and 8 for 32; for the products the vec4
+/// kernels cannot take (N = 10, transposed operands).
+pub(crate) fn matmul_strided_sg_source(size: u32) -> &'static str {
     static SOURCES: std::sync::Mutex<Vec<(u32, &'static str)>> = std::sync::Mutex::new(Vec::new());
     let mut sources = SOURCES.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, s)) = sources.iter().find(|(n, _)| *n == size) {
@@ -257,93 +393,82 @@ pub(crate) fn matmul_sg_source(size: u32) -> &'static str {
     let lanes = size as usize;
     let loads = 16usize.div_ceil(lanes);
     let mut s = String::from(HEADER);
-    s += "@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+    s += "@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
 ";
     s += &format!(
         "@compute @workgroup_size({lanes}, 1, 1)
-fn matmul_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {{
+fn matmul_strided_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {{
     let m = p[0];
-    let n4 = p[1] / 4u;
-    let k4 = p[2] / 4u;
-    let batch = wg.z + p[6];
-    let ab = batch * (p[4] / 4u);
-    let bb = batch * (p[5] / 4u);
-    let cb = batch * m * n4;
+    let n = p[1];
+    let k = p[2];
+    let batch = wg.z + p[3];
+    let ab = batch * p[4];
+    let bb = batch * p[5];
+    let cb = batch * m * n;
+    let sak = p[7];
+    let sbk = p[8];
     let row0 = wg.y * {rows}u + sl * 8u;
-    let col0 = wg.x * 4u;
+    let col0 = wg.x * 16u;
 ",
         rows = 8 * lanes
     );
     for i in 0..8 {
         s += &format!(
-            "    let ar{i} = ab + min(row0 + {i}u, m - 1u) * k4;
+            "    let ar{i} = ab + min(row0 + {i}u, m - 1u) * p[6];
 "
         );
     }
-    // Lane sl loads B's vec4 number j·size + sl of the 16 (k offset q,
-    // column group c: number 4q + c).
     for j in 0..loads {
         s += &format!(
-            "    let t{j} = min({}u + sl, 15u);
-    let bo{j} = bb + (t{j} / 4u) * n4 + min(col0 + t{j} % 4u, n4 - 1u);
+            "    let bo{j} = bb + min(col0 + min({}u + sl, 15u), n - 1u) * p[9];
 ",
             j * lanes
         );
     }
     s += &accumulators(8, 4);
-    s += "    for (var kk = 0u; kk < k4; kk++) {
-        let br = kk * 4u * n4;
+    s += "    var ak = 0u;
+    var bk = 0u;
+    for (var kk = 0u; kk < k; kk++) {
 ";
     for j in 0..loads {
         s += &format!(
-            "        let l{j} = b[bo{j} + br];
+            "        let l{j} = b[bo{j} + bk];
 "
         );
     }
     for q in 0..4 {
-        for cgroup in 0..4 {
-            let t = 4 * q + cgroup;
-            s += &format!(
-                "        let b{q}{cgroup} = subgroupBroadcast(l{}, {}u);
+        let parts: Vec<String> = (0..4)
+            .map(|t| {
+                let col = 4 * q + t;
+                format!("subgroupBroadcast(l{}, {}u)", col / lanes, col % lanes)
+            })
+            .collect();
+        s += &format!(
+            "        let b{q} = vec4<f32>({});
 ",
-                t / lanes,
-                t % lanes
-            );
-        }
+            parts.join(", ")
+        );
     }
     for i in 0..8 {
         s += &format!(
-            "        let a{i} = a[ar{i} + kk];
+            "        let a{i} = a[ar{i} + ak];
 "
         );
         for q in 0..4 {
             s += &format!(
-                "        acc{i}{q} += a{i}.x * b0{q} + a{i}.y * b1{q} + a{i}.z * b2{q} + a{i}.w * b3{q};
+                "        acc{i}{q} = fma(vec4<f32>(a{i}), b{q}, acc{i}{q});
 "
             );
         }
     }
-    s += "    }
-";
-    for i in 0..8 {
-        s += &format!(
-            "    if (row0 + {i}u < m) {{
-        let o = cb + (row0 + {i}u) * n4 + col0;
-        c[o] = acc{i}0;
-"
-        );
-        for q in 1..4 {
-            s += &format!(
-                "        if (col0 + {q}u < n4) {{ c[o + {q}u] = acc{i}{q}; }}
-"
-            );
-        }
-        s += "    }
-";
+    s += "        ak += sak;
+        bk += sbk;
     }
+";
+    s += &store_scalars(8, 4);
     s += "}
 ";
     let leaked: &'static str = Box::leak(s.into_boxed_str());
@@ -361,11 +486,19 @@ fn variant(
 ) -> (&'static str, &'static str, [u32; 2]) {
     let blocks = |cols: usize, rows: usize| [(cols as u32).div_ceil(8), (rows as u32).div_ceil(8)];
     match (ta, tb) {
-        (false, false) if subgroup != 0 && k % 4 == 0 && n % 4 == 0 && k > 0 => (
-            matmul_sg_source(subgroup),
+        _ if subgroup != 0 && k % 4 == 0 && n % 4 == 0 && k > 0 && (!ta || m % 4 == 0) => (
+            matmul_sg_source(subgroup, (ta, tb)),
             "matmul_sg",
             [
                 (n / 4).div_ceil(4) as u32,
+                m.div_ceil(8 * subgroup as usize) as u32,
+            ],
+        ),
+        _ if subgroup != 0 => (
+            matmul_strided_sg_source(subgroup),
+            "matmul_strided_sg",
+            [
+                n.div_ceil(16) as u32,
                 m.div_ceil(8 * subgroup as usize) as u32,
             ],
         ),
@@ -584,7 +717,8 @@ pub(super) fn lower_with(
 /// covers 8 per lane of its subgroup, 64 or more).
 fn rows_per_group(entry: &str) -> usize {
     match entry {
-        "matmul_tiled" | "matmul_vec4" | "matmul_tn" | "matmul_nt" | "matmul_sg" => 64,
+        "matmul_tiled" | "matmul_vec4" | "matmul_tn" | "matmul_nt" | "matmul_sg"
+        | "matmul_strided_sg" => 64,
         _ => 32,
     }
 }
@@ -605,7 +739,7 @@ fn push_products(
     let per_dispatch = MAX_GROUPS_PER_DIM as usize;
     for first in (0..batch).step_by(per_dispatch) {
         let z = (batch - first).min(per_dispatch) as u32;
-        let params = if entry == "matmul_strided" {
+        let params = if entry == "matmul_strided" || entry == "matmul_strided_sg" {
             // Element strides of A (row, k) and B (k, column) as stored.
             let (a_row, a_k) = if ta { (1, m) } else { (k, 1) };
             let (b_k, b_col) = if tb { (1, k) } else { (n, 1) };

@@ -13,8 +13,8 @@ use crate::tensor::Tensor;
 
 #[cfg(test)]
 pub(crate) use kernels::{
-    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_sg_source, matmul_strided_source,
-    matmul_tn_source,
+    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_sg_source, matmul_strided_sg_source,
+    matmul_strided_source, matmul_tn_source,
 };
 
 /// Output shape of `a @ b` for `a: [..., m, k]`, `b: [..., k, n]`.
@@ -105,25 +105,34 @@ impl Family for Matmul {
     /// A transposed operand read in place, or copied to scratch first so
     /// that `matmul_vec4` runs: which is faster depends on the shapes and
     /// the adapter (on lavapipe: the copy at n = 256, in place at 1024).
-    /// Where the adapter has fixed-size subgroups, the plain product also
-    /// comes as `matmul_sg` (B's loads shared across a subgroup), and a
-    /// copied transpose is followed by it.
+    /// Where the adapter has fixed-size subgroups the subgroup kernels
+    /// come first, reading transposed operands in place (`matmul_sg`, or
+    /// `matmul_strided_sg` where the vec4 kernels cannot go): the choice
+    /// until autotune has timed the rest, which on lavapipe they beat for
+    /// the bench's shapes. Then the kernels without subgroups, and a copy
+    /// of the transposed operand followed by a subgroup kernel.
     fn lower_variants(&self, out: &Shape, inputs: &[&Shape], target: Target) -> Vec<Lowering> {
-        let first = self.lower(out, inputs, target);
+        let plain = self.lower(out, inputs, target);
         if target.family == crate::device::MatmulKernel::Tiled {
-            return vec![first];
+            return vec![plain];
         }
         let (a, b) = (inputs[0], inputs[1]);
-        let subgroups = target.subgroup != 0;
-        if !(self.ta || self.tb) {
-            if !subgroups {
-                return vec![first];
+        let flags = (self.ta, self.tb);
+        if target.subgroup == 0 {
+            if flags == (false, false) {
+                return vec![plain];
             }
-            let sg = kernels::lower_with(out, a, b, (false, false), target, false, true);
-            return vec![first, sg];
+            return vec![
+                plain,
+                kernels::lower_with(out, a, b, flags, target, true, false),
+            ];
         }
-        let copied = kernels::lower_with(out, a, b, (self.ta, self.tb), target, true, subgroups);
-        vec![first, copied]
+        let subgroups = kernels::lower_with(out, a, b, flags, target, false, true);
+        if flags == (false, false) {
+            return vec![subgroups, plain];
+        }
+        let copied = kernels::lower_with(out, a, b, flags, target, true, true);
+        vec![subgroups, plain, copied]
     }
 
     /// A multiply and an add per output element and inner index.
