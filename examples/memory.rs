@@ -1,11 +1,15 @@
 //! Reverse mode's memory, and what checkpointing buys (issue 11): for the
 //! digits MLP and a deep tanh MLP, the predicted and measured peak GPU
 //! bytes of one training step (forward, backward, SGD update, loss read)
-//! and its time, without checkpoints and with the layers checkpointed in
-//! segments of k (k = 1, √n and 2√n).
+//! and its time, without checkpoints, with the layers checkpointed in
+//! segments of k (k = 1, √n and 2√n), and with no checkpoints but a
+//! device memory budget (50% and 25% of the unbudgeted peak, and the
+//! smallest that fits), which webgrad meets by rematerializing on its own.
+//! Then (c) a training run that does not fit its budget without
+//! recomputation: refused with the budget off, trained with it on.
 //!
 //! ```text
-//! cargo run --release --example memory [-- --depth 128 --width 256 --batch 256]
+//! cargo run --release --example memory [-- --depth 128 --width 256 --batch 256 --train-steps 4]
 //! ```
 
 use std::time::Instant;
@@ -21,15 +25,20 @@ fn arg(name: &str, default: usize) -> usize {
         .map_or(default, |v| v.parse().expect("a number"))
 }
 
+/// What one step measured: predicted, measured peak, median seconds, and
+/// the bytes live before it (parameters, data).
+type Measured = (webgrad::MemoryPrediction, u64, f64, u64);
+
 /// One step of `forward` (checkpointed in segments of `every` layers, 0:
-/// none): predicted peak, measured peak, median seconds of `repeats`.
+/// none) under the device's budget, if any; the budget error if it does
+/// not fit.
 fn measure(
     dev: &Device,
     params: &[Tensor],
     loss_of: &dyn Fn(usize) -> Tensor,
     every: usize,
     repeats: usize,
-) -> (webgrad::MemoryPrediction, u64, f64) {
+) -> webgrad::Result<Measured> {
     let mut opt = Sgd::new(1e-3);
     let refs: Vec<&Tensor> = params.iter().collect();
     let mut step = |record: bool| {
@@ -43,24 +52,31 @@ fn measure(
         let mut all = vec![&loss];
         all.extend(&updates);
         let predicted = if record {
-            webgrad::predict_memory(&all).unwrap()
+            webgrad::predict_memory(&all)?
         } else {
             Default::default()
         };
+        let live = dev.memory_stats().live_bytes;
         dev.reset_peak_memory();
         let start = Instant::now();
-        read_and_realize_blocking(&[&loss], &updates).unwrap();
-        (
+        read_and_realize_blocking(&[&loss], &updates)?;
+        Ok((
             predicted,
             dev.memory_stats().peak_live_bytes,
             start.elapsed().as_secs_f64(),
-        )
+            live,
+        ))
     };
-    step(false); // warm-up: pipelines, autotune, pool
-    let (predicted, measured, _) = step(true);
-    let mut times: Vec<f64> = (0..repeats).map(|_| step(false).2).collect();
+    // Warm-up: pipelines, autotune (at a shape's second sight), the pool.
+    step(false)?;
+    step(false)?;
+    let (predicted, measured, _, live) = step(true)?;
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        times.push(step(false)?.2);
+    }
     times.sort_by(|a, b| a.total_cmp(b));
-    (predicted, measured, times[times.len() / 2])
+    Ok((predicted, measured, times[times.len() / 2], live))
 }
 
 fn table(
@@ -74,24 +90,24 @@ fn table(
     println!("\n{name}");
     println!(
         "{:>22} {:>14} {:>14} {:>10} {:>10} {:>9}",
-        "policy", "predicted MB", "measured MB", "vs none", "step ms", "vs none"
+        "policy", "predicted MB", "measured MB", "act. mem.", "step ms", "vs none"
     );
-    let mut base: Option<(u64, f64)> = None;
     let mut policies = vec![(0, "none".to_string()), (1, "every layer".to_string())];
     if root > 1 {
         policies.push((root, format!("segments of √n = {root}")));
         policies.push((2 * root, format!("segments of {}", 2 * root)));
     }
-    for (every, label) in policies {
-        let (p, m, t) = measure(dev, params, loss_of, every, 3);
-        let (m0, t0) = *base.get_or_insert((m, t));
+    // Beside each peak, the activation memory (the peak less what was
+    // live before the step: parameters and data) as a share of the
+    // unbudgeted step's.
+    let row = |label: &str, (p, m, t, live): Measured, base: Measured| {
         println!(
             "{label:>22} {:>14.2} {:>14.2} {:>9.2}x {:>10.1} {:>8.2}x",
             p.peak_bytes as f64 / 1e6,
             m as f64 / 1e6,
-            m as f64 / m0 as f64,
+            m.saturating_sub(live) as f64 / base.1.saturating_sub(base.3) as f64,
             t * 1e3,
-            t / t0
+            t / base.2
         );
         if p.recomputed_kernels > 0 {
             println!(
@@ -102,11 +118,91 @@ fn table(
                 p.recomputed_flops as f64 / 1e9
             );
         }
+    };
+    let mut base: Option<Measured> = None;
+    for (every, label) in policies {
+        let r = measure(dev, params, loss_of, every, 3).expect("no budget set");
+        let b = *base.get_or_insert(r);
+        row(&label, r, b);
     }
+    // No checkpoints, a budget of 50% and 25% of the activation memory:
+    // webgrad rematerializes by itself.
+    let base = base.expect("a first row");
+    let activations = base.1.saturating_sub(base.3);
+    let mut smallest = None;
+    for percent in [50u64, 25] {
+        let budget = base.3 + activations * percent / 100;
+        dev.set_memory_budget(Some(budget));
+        let label = format!("auto, {percent}% budget");
+        match measure(dev, params, loss_of, 0, 3) {
+            Ok(r) => row(&label, r, base),
+            Err(webgrad::Error::OutOfBudget { needed, .. }) => {
+                println!(
+                    "{label:>22} does not fit: the smallest peak reached is {:.2} MB",
+                    needed as f64 / 1e6
+                );
+                smallest = Some(needed);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    if smallest.is_none() {
+        // Ask for a budget nothing meets to learn the smallest peak.
+        dev.set_memory_budget(Some(1));
+        if let Err(webgrad::Error::OutOfBudget { needed, .. }) = measure(dev, params, loss_of, 0, 1)
+        {
+            smallest = Some(needed);
+        }
+    }
+    if let Some(needed) = smallest {
+        dev.set_memory_budget(Some(needed));
+        match measure(dev, params, loss_of, 0, 3) {
+            Ok(r) => row("auto, smallest", r, base),
+            Err(e) => println!("{:>22} {e}", "auto, smallest"),
+        }
+    }
+    // The machine's speed drifts: the 25% budget's time against none's,
+    // as the ratio within pairs of steps taken back to back.
+    let budget = base.3 + activations / 4;
+    let mut ratios = Vec::new();
+    for round in 0..5 {
+        let time = |b: Option<u64>| -> webgrad::Result<f64> {
+            dev.set_memory_budget(b);
+            let refs: Vec<&Tensor> = params.iter().collect();
+            let loss = loss_of(0);
+            let grads = grad(&loss, &refs);
+            let updates = Sgd::new(1e-3).step(&refs, &grads)?;
+            drop(grads);
+            let start = Instant::now();
+            read_and_realize_blocking(&[&loss], &updates.iter().collect::<Vec<_>>())?;
+            Ok(start.elapsed().as_secs_f64())
+        };
+        let (plain, budgeted) = if round % 2 == 0 {
+            let p = time(None);
+            (p, time(Some(budget)))
+        } else {
+            let b = time(Some(budget));
+            (time(None), b)
+        };
+        if let (Ok(p), Ok(b)) = (plain, budgeted) {
+            ratios.push(b / p);
+        }
+    }
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    if let (Some(lo), Some(hi)) = (ratios.first(), ratios.last()) {
+        println!(
+            "{:>22} step time vs none, {} pairs back to back: median {:.2}x ({lo:.2}-{hi:.2})",
+            "auto, 25% budget",
+            ratios.len(),
+            ratios[ratios.len() / 2]
+        );
+    }
+    dev.set_memory_budget(None);
 }
 
 fn main() {
     let depth = arg("--depth", 128);
+    let train_steps = arg("--train-steps", 4);
     let width = arg("--width", 256);
     let batch = arg("--batch", 256);
     let dev = Device::new_blocking().unwrap();
@@ -201,4 +297,48 @@ fn main() {
         &deep,
         depth,
     );
+
+    // (c) Training that does not fit without recomputation: a budget
+    // leaving 40% of the step's activation memory.
+    let mut opt = Sgd::new(0.05);
+    let refs: Vec<&Tensor> = ws.iter().collect();
+    let step = |opt: &mut Sgd| {
+        let loss = deep(0);
+        let grads = grad(&loss, &refs);
+        let mut all = vec![loss];
+        all.extend(opt.step(&refs, &grads).unwrap());
+        all
+    };
+    let live = dev.memory_stats().live_bytes;
+    let plain = {
+        let all = step(&mut opt);
+        webgrad::predict_peak_bytes(&all.iter().collect::<Vec<_>>()).unwrap()
+    };
+    let budget = live + (plain - live) * 2 / 5;
+    println!(
+        "\n(c) training the {depth}-layer MLP under a budget of {:.1} MB (a step needs {:.1} MB, {:.1} MB of it before the step)",
+        budget as f64 / 1e6,
+        plain as f64 / 1e6,
+        live as f64 / 1e6
+    );
+    dev.set_memory_budget(Some(budget));
+    for auto in [false, true] {
+        dev.set_auto_remat(auto);
+        let what = if auto { "on" } else { "off" };
+        for k in 0..if auto { train_steps } else { 1 } {
+            let all = step(&mut opt);
+            dev.reset_peak_memory();
+            let start = Instant::now();
+            match read_and_realize_blocking(&[&all[0]], &all[1..].iter().collect::<Vec<_>>()) {
+                Ok(v) => println!(
+                    "  recomputation {what}, step {k}: loss {:.6}, peak {:.1} MB, {:.0} ms",
+                    v[0][0],
+                    dev.memory_stats().peak_live_bytes as f64 / 1e6,
+                    start.elapsed().as_secs_f64() * 1e3
+                ),
+                Err(e) => println!("  recomputation {what}: {e}"),
+            }
+        }
+    }
+    dev.set_memory_budget(None);
 }

@@ -126,6 +126,9 @@ pub struct Counters {
     /// Realizes that replayed the recorded plan of an earlier one with
     /// the same graph structure instead (see [`Device::set_plan_replay`]).
     pub plans_replayed: u64,
+    /// Realizes that recomputed saved values of the backward pass to fit
+    /// the memory budget (see [`Device::set_memory_budget`]).
+    pub rematerialized: u64,
 }
 
 /// The GPU half of a device: wgpu handles plus webgrad's caches.
@@ -169,6 +172,10 @@ pub(crate) struct Gpu {
     pub replay: Mutex<crate::exec::replay::ReplayCache>,
     /// Plans are replayed (see `Device::set_plan_replay`).
     pub plan_replay: std::sync::atomic::AtomicBool,
+    /// Realizes over the budget are rematerialized (see `Device::set_auto_remat`).
+    pub auto_remat: std::sync::atomic::AtomicBool,
+    /// Realizes that were rematerialized to fit the budget.
+    pub rematerialized: std::sync::atomic::AtomicU64,
     /// Most bytes a realize may have live at its peak (0: no budget).
     pub budget: std::sync::atomic::AtomicU64,
     /// The adapter's timestamp queries are enabled (for profiling).
@@ -373,6 +380,8 @@ impl Device {
                 bind_groups: Default::default(),
                 replay: Default::default(),
                 plan_replay: std::sync::atomic::AtomicBool::new(true),
+                auto_remat: std::sync::atomic::AtomicBool::new(true),
+                rematerialized: Default::default(),
                 budget: Default::default(),
                 tuning: Mutex::new(tuning),
                 timestamps,
@@ -437,6 +446,7 @@ impl Device {
                     .misses,
                 plans: g.plans.load(Relaxed),
                 plans_replayed: g.replay.lock().unwrap_or_else(|e| e.into_inner()).replayed,
+                rematerialized: g.rematerialized.load(Relaxed),
             },
             None => Counters::default(),
         }
@@ -518,13 +528,31 @@ impl Device {
 
     /// A memory budget: from now on a realize or read whose predicted peak
     /// of live bytes ([`crate::predict_peak_bytes`], which counts every
-    /// buffer the device holds) exceeds `bytes` returns
-    /// [`crate::Error::OutOfBudget`] before running anything. `None` lifts it.
-    /// While set, each realize plans twice (the prediction, then the run).
+    /// buffer the device holds) exceeds `bytes` is first rematerialized:
+    /// webgrad recomputes some of the values the backward pass would keep
+    /// (cheap elementwise ones first, then any, in segments as in the √n
+    /// schedule) until the predicted peak fits; if nothing fits it returns
+    /// [`crate::Error::OutOfBudget`] naming the smallest peak it reached,
+    /// before running anything. Gradients are the same values (the same
+    /// ops on the same inputs, rounded alike where the kernels fuse alike);
+    /// the cost is the recomputation ([`crate::predict_memory`] reports
+    /// it). [`Device::set_auto_remat`]`(false)` refuses instead of
+    /// recomputing. `None` lifts the budget. While set, each realize plans
+    /// at least twice (the prediction, then the run), a rematerialized one
+    /// a few times more.
     pub fn set_memory_budget(&self, bytes: Option<u64>) {
         if let Some(g) = &self.gpu {
             g.budget
                 .store(bytes.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a realize over the memory budget is rematerialized (the
+    /// default) or refused with [`crate::Error::OutOfBudget`]. See
+    /// [`Device::set_memory_budget`].
+    pub fn set_auto_remat(&self, on: bool) {
+        if let Some(g) = &self.gpu {
+            g.auto_remat.store(on, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

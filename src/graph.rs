@@ -168,6 +168,31 @@ pub(crate) struct Node {
     /// pass: the scheduler runs it just before its first consumer (not as
     /// early as its inputs allow), so it is not held meanwhile.
     pub recompute: Cell<bool>,
+    /// Recorded by reverse mode (an adjoint, or part of one): the values of
+    /// other nodes it reads are what the backward pass keeps alive, which
+    /// automatic rematerialization may recompute instead (`exec/budget.rs`).
+    pub adjoint: bool,
+}
+
+thread_local! {
+    /// Reverse passes under way on this thread (see [`RecordingAdjoints`]).
+    static RECORDING_ADJOINTS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// While alive, nodes recorded on this thread are marked as adjoints.
+pub(crate) struct RecordingAdjoints;
+
+impl RecordingAdjoints {
+    pub fn start() -> RecordingAdjoints {
+        RECORDING_ADJOINTS.with(|d| d.set(d.get() + 1));
+        RecordingAdjoints
+    }
+}
+
+impl Drop for RecordingAdjoints {
+    fn drop(&mut self) {
+        RECORDING_ADJOINTS.with(|d| d.set(d.get() - 1));
+    }
 }
 
 impl Node {
@@ -181,6 +206,7 @@ impl Node {
             storage: RefCell::new(None),
             handles: Cell::new(0),
             recompute: Cell::new(false),
+            adjoint: RECORDING_ADJOINTS.with(|d| d.get() > 0),
         })
     }
 

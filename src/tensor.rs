@@ -390,15 +390,20 @@ pub fn predict_peak_bytes(tensors: &[&Tensor]) -> Result<u64> {
 pub struct MemoryPrediction {
     /// The most bytes live at once (see [`predict_peak_bytes`]).
     pub peak_bytes: u64,
-    /// Kernels that recompute checkpointed values (`webgrad::remat`), the
-    /// bytes those values take and the floating-point operations they cost:
-    /// the price of the memory checkpointing saves.
+    /// Kernels that recompute checkpointed values (`webgrad::remat`, or
+    /// automatic rematerialization under a budget), the bytes those values
+    /// take and the floating-point operations they cost: the price of the
+    /// memory recomputation saves.
     pub recomputed_kernels: usize,
     pub recomputed_bytes: u64,
     pub recomputed_flops: u64,
 }
 
 /// [`predict_peak_bytes`] with what recomputation costs in the same plan.
+/// Under a device memory budget ([`crate::Device::set_memory_budget`]) it
+/// is the plan the realize will run: rematerialized if the plain one does
+/// not fit (the rewrite of the graph is kept, as the realize would make
+/// it), or the plain plan if nothing fits (the realize would then fail).
 pub fn predict_memory(tensors: &[&Tensor]) -> Result<MemoryPrediction> {
     crate::exec::predict_memory(tensors)
 }

@@ -275,6 +275,8 @@ fn a_chain_trains_within_a_memory_budget_that_plain_reverse_mode_exceeds() {
     );
     let budget = (plain_peak + segmented_peak) / 2;
     dev.set_memory_budget(Some(budget));
+    // Checkpoints placed by hand: the automatic recomputation off.
+    dev.set_auto_remat(false);
     // Plain reverse mode does not fit: refused before anything runs.
     let plain = step(&checkpoint_sequential(&layers, &x, 0));
     let kernels = dev.counters().kernels;
@@ -327,4 +329,173 @@ fn a_variable_updated_between_forward_and_backward_is_refused() {
         msg.contains("was updated after the region was recorded"),
         "{msg}"
     );
+}
+
+/// A deep MLP's weights (variables, seeded) and input, realized.
+fn deep_mlp(
+    dev: &webgrad::Device,
+    depth: usize,
+    width: usize,
+    batch: usize,
+) -> (Vec<Tensor>, Tensor) {
+    let ws: Vec<Tensor> = (0..depth)
+        .map(|i| {
+            Tensor::rand_normal(dev, [width, width], 0.0, 0.15, 40 + i as u64)
+                .to_variable()
+                .unwrap()
+        })
+        .collect();
+    let x = Tensor::rand_uniform(dev, [batch, width], -1.0, 1.0, 7);
+    x.realize().unwrap();
+    (ws, x)
+}
+
+/// One SGD step (lr 0.1) of the MLP with `activation`: [loss, updates...].
+/// The gradients are intermediates, freed as their updates run.
+fn sgd_step(ws: &[Tensor], x: &Tensor, activation: fn(&Tensor) -> Tensor) -> Vec<Tensor> {
+    let mut h = x.clone();
+    for w in ws {
+        h = activation(&h.matmul(w));
+    }
+    let loss = h.square().mean();
+    let refs: Vec<&Tensor> = ws.iter().collect();
+    let grads = grad(&loss, &refs);
+    let mut out = vec![loss];
+    out.extend(
+        ws.iter()
+            .zip(&grads)
+            .map(|(w, g)| w.assign(&(w - &(g * 0.1)))),
+    );
+    out
+}
+
+/// Runs a step: its loss and updated weights, read back.
+fn run_step(step: &[Tensor]) -> webgrad::Result<Vec<Vec<f32>>> {
+    read_all_blocking(&step.iter().collect::<Vec<_>>())
+}
+
+fn assert_close(what: &str, got: &[Vec<f32>], want: &[Vec<f32>]) {
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        for (i, (a, b)) in g.iter().zip(w).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-6 + 1e-5 * b.abs(),
+                "{what}: value {k}[{i}] {a} vs {b}"
+            );
+        }
+    }
+}
+
+/// Without any checkpoint in the model, a device budget below the step's
+/// peak is met by recomputing saved values (segments of the recording
+/// order): the measured peak stays within it, the step computes what the
+/// unbudgeted one does, and with recomputation off it is refused.
+#[test]
+fn a_budget_is_met_by_recomputing_saved_values() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    // The same kernels with and without the budget.
+    dev.force_variant(Some(0));
+    let tanh: fn(&Tensor) -> Tensor = |t| t.tanh();
+    // Two copies of one model: one stepped without a budget, one with.
+    let (plain_ws, x) = deep_mlp(&dev, 36, 64, 64);
+    let (ws, _) = deep_mlp(&dev, 36, 64, 64);
+    let step = sgd_step(&plain_ws, &x, tanh);
+    let peak = predict_peak_bytes(&step.iter().collect::<Vec<_>>()).unwrap();
+    let plain = run_step(&step).unwrap();
+    drop(step);
+    let live = dev.memory_stats().live_bytes;
+    let budget = live + (peak - live) / 2;
+
+    dev.set_memory_budget(Some(budget));
+    dev.set_auto_remat(false);
+    let step = sgd_step(&ws, &x, tanh);
+    match run_step(&step) {
+        Err(webgrad::Error::OutOfBudget { needed, .. }) => assert!(needed > budget),
+        other => panic!("expected OutOfBudget, got {other:?}"),
+    }
+    drop(step);
+
+    dev.set_auto_remat(true);
+    let step = sgd_step(&ws, &x, tanh);
+    let refs: Vec<&Tensor> = step.iter().collect();
+    let before = dev.counters().rematerialized;
+    // The prediction under a budget is of the plan the realize will run.
+    let predicted = webgrad::predict_memory(&refs).unwrap();
+    assert_eq!(dev.counters().rematerialized, before + 1);
+    assert!(predicted.peak_bytes <= budget, "{predicted:?} vs {budget}");
+    assert!(predicted.recomputed_kernels > 0, "{predicted:?}");
+    dev.reset_peak_memory();
+    let values = run_step(&step).unwrap();
+    assert!(
+        dev.memory_stats().peak_live_bytes <= budget,
+        "measured peak {} over the budget {budget}",
+        dev.memory_stats().peak_live_bytes
+    );
+    assert_close("loss and updated weights", &values, &plain);
+    dev.set_memory_budget(None);
+    dev.force_variant(None);
+}
+
+/// Cheap recomputation first: with silu activations (whose adjoint reads
+/// their input), a budget that dropping the activations' outputs meets is
+/// met by recomputing silu alone, no matmul.
+#[test]
+fn cheap_values_are_recomputed_before_products() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let (depth, width, batch) = (36usize, 64usize, 64usize);
+    let (ws, x) = deep_mlp(&dev, depth, width, batch);
+    let silu: fn(&Tensor) -> Tensor = |t| t.silu();
+    let step = sgd_step(&ws, &x, silu);
+    let peak = predict_peak_bytes(&step.iter().collect::<Vec<_>>()).unwrap();
+    drop(step);
+    // A quarter of the silu outputs' bytes less than the plain peak.
+    let layer_bytes = (batch * width * 4) as u64;
+    let budget = peak - depth as u64 * layer_bytes / 4;
+    dev.set_memory_budget(Some(budget));
+    let step = sgd_step(&ws, &x, silu);
+    let refs: Vec<&Tensor> = step.iter().collect();
+    let predicted = webgrad::predict_memory(&refs).unwrap();
+    let one_product = 2 * (batch * width * width) as u64;
+    assert!(predicted.peak_bytes <= budget, "{predicted:?} vs {budget}");
+    assert!(predicted.recomputed_kernels > 0, "{predicted:?}");
+    assert!(
+        predicted.recomputed_flops < one_product,
+        "recomputed {} FLOPs: a product was recomputed ({predicted:?})",
+        predicted.recomputed_flops
+    );
+    dev.reset_peak_memory();
+    run_step(&step).unwrap();
+    assert!(dev.memory_stats().peak_live_bytes <= budget);
+    dev.set_memory_budget(None);
+}
+
+/// A budget no recomputation meets: refused before anything runs, the
+/// error naming the smallest peak reached (below the plain one).
+#[test]
+fn a_budget_nothing_meets_names_the_smallest_peak() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let (ws, x) = deep_mlp(&dev, 16, 32, 32);
+    let g = sgd_step(&ws, &x, |t| t.tanh());
+    let refs_g: Vec<&Tensor> = g.iter().collect();
+    let peak = predict_peak_bytes(&refs_g).unwrap();
+    let budget = dev.memory_stats().live_bytes + 1;
+    dev.set_memory_budget(Some(budget));
+    let kernels = dev.counters().kernels;
+    match webgrad::realize_all(&refs_g) {
+        Err(webgrad::Error::OutOfBudget { needed, budget: b }) => {
+            assert_eq!(b, budget);
+            assert!(needed > budget && needed < peak, "{needed} vs plain {peak}");
+        }
+        other => panic!("expected OutOfBudget, got {other:?}"),
+    }
+    assert_eq!(dev.counters().kernels, kernels, "nothing ran");
+    dev.set_memory_budget(None);
+    // The graph is as it was: without the budget it runs as planned.
+    assert_eq!(predict_peak_bytes(&refs_g).unwrap(), peak);
+    webgrad::realize_all(&refs_g).unwrap();
 }

@@ -169,6 +169,7 @@ fn run(
     stop_at_targets: bool,
     mut trace: Option<&mut Vec<TraceStep>>,
 ) -> Adjoints {
+    let _adjoints = crate::graph::RecordingAdjoints::start();
     let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
     let stops = |n: &Node| stops_gradient(n) || stop_at_targets && target_ids.contains(&n.id);
     let order = topo_order(std::slice::from_ref(&y.node), stops);

@@ -4,6 +4,7 @@
 
 mod anomaly;
 pub(crate) mod bind_groups;
+mod budget;
 pub(crate) mod codegen;
 pub(crate) mod kernels;
 pub(crate) mod pipelines;
@@ -190,18 +191,10 @@ fn pending_error(gpu: &Gpu) -> Result<()> {
     Ok(())
 }
 
-/// `Error::OutOfBudget` if realizing `nodes` would exceed the device's
-/// memory budget (a dry plan first, only when a budget is set).
+/// Fits realizing `nodes` into the device's memory budget, if one is set:
+/// see `budget.rs`.
 fn check_budget(gpu: &Gpu, nodes: &[Rc<Node>]) -> Result<()> {
-    let budget = gpu.budget.load(std::sync::atomic::Ordering::Relaxed);
-    if budget == 0 {
-        return Ok(());
-    }
-    let needed = schedule::predict_peak(gpu, nodes)?;
-    if needed > budget {
-        return Err(Error::OutOfBudget { needed, budget });
-    }
-    Ok(())
+    budget::fit(gpu, nodes)
 }
 
 /// See `schedule::predict`.
@@ -214,6 +207,13 @@ pub(crate) fn predict_memory(tensors: &[&Tensor]) -> Result<crate::tensor::Memor
     // Planning hands simulated buffers around only; the lock keeps a
     // concurrent realize from changing the pool's live bytes meanwhile.
     let _submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
+    // Under a budget, the plan the realize would run: rematerialized
+    // where needed (the rewrite stays: the realize would make it too). If
+    // nothing fits, the plain plan's prediction.
+    match budget::fit(gpu, &nodes) {
+        Ok(()) | Err(Error::OutOfBudget { .. }) => {}
+        Err(e) => return Err(e),
+    }
     let (peak_bytes, r) = schedule::predict(gpu, &nodes)?;
     Ok(crate::tensor::MemoryPrediction {
         peak_bytes,
