@@ -236,6 +236,9 @@ fn fanout(dev: &Device) {
 }
 
 fn main() {
+    // RUST_LOG=webgrad=info shows autotune's timings, pipeline compiles
+    // and rematerialization decisions.
+    env_logger::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--cold-child") {
         return cold_child();

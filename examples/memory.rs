@@ -201,6 +201,9 @@ fn table(
 }
 
 fn main() {
+    // RUST_LOG=webgrad=info shows autotune's timings, pipeline compiles
+    // and rematerialization decisions.
+    env_logger::init();
     let depth = arg("--depth", 128);
     let train_steps = arg("--train-steps", 4);
     let width = arg("--width", 256);

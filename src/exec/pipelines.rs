@@ -136,16 +136,25 @@ fn compile(
     cache: Option<&wgpu::PipelineCache>,
 ) -> wgpu::ComputePipeline {
     log::debug!("webgrad: compiling pipeline {entry}:\n{source}");
+    #[cfg(not(target_arch = "wasm32"))]
+    let start = std::time::Instant::now();
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(entry),
         source: wgpu::ShaderSource::Wgsl(source.into()),
     });
-    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(entry),
         layout: None,
         module: &module,
         entry_point: Some(entry),
         compilation_options: Default::default(),
         cache,
-    })
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    log::info!(
+        "webgrad: compiled {entry} ({} bytes of WGSL) in {:.1} ms",
+        source.len(),
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    pipeline
 }

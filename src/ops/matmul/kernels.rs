@@ -476,17 +476,34 @@ fn matmul_strided_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_inv
     leaked
 }
 
+/// Which kernels a lowering may use beyond the family's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Subgroups {
+    /// None: `matmul_vec4`, `matmul_tn`, `matmul_nt`, `matmul_strided`.
+    Off,
+    /// `matmul_sg` where it can go, `matmul_strided_sg` elsewhere.
+    On,
+    /// `matmul_strided_sg` for every product: one pipeline serves them
+    /// all, so a process that computes one gradient compiles one matmul
+    /// kernel (lavapipe compiles each at its first dispatch, about 0.3 s
+    /// for these unrolled kernels).
+    StridedOnly,
+}
+
 /// Variant and grid (z = batch) for an `op(A) @ op(B)` product of
-/// `[m, k] @ [k, n]`, op a transpose where `(ta, tb)` say so.
+/// `[m, k] @ [k, n]`, op a transpose where `(ta, tb)` say so; `subgroup`
+/// the adapter's subgroup size (0 where the kernels may not use them).
 fn variant(
     family: MatmulKernel,
     (m, n, k): (usize, usize, usize),
     (ta, tb): (bool, bool),
-    subgroup: u32,
+    (subgroup, which): (u32, Subgroups),
 ) -> (&'static str, &'static str, [u32; 2]) {
     let blocks = |cols: usize, rows: usize| [(cols as u32).div_ceil(8), (rows as u32).div_ceil(8)];
+    let subgroup = if which == Subgroups::Off { 0 } else { subgroup };
+    let vec4_sg = which == Subgroups::On && k % 4 == 0 && n % 4 == 0 && k > 0;
     match (ta, tb) {
-        _ if subgroup != 0 && k % 4 == 0 && n % 4 == 0 && k > 0 && (!ta || m % 4 == 0) => (
+        _ if subgroup != 0 && vec4_sg && (!ta || m % 4 == 0) => (
             matmul_sg_source(subgroup, (ta, tb)),
             "matmul_sg",
             [
@@ -545,11 +562,11 @@ pub(super) fn lower(
     target: Target,
     copy_transposed: bool,
 ) -> Lowering {
-    lower_with(out, a, b, flags, target, copy_transposed, false)
+    lower_with(out, a, b, flags, target, copy_transposed, Subgroups::Off)
 }
 
-/// [`lower`], the plain products as `matmul_sg` where `subgroups` (the
-/// adapter must have them: `target.subgroup`).
+/// [`lower`] with the subgroup kernels `subgroups` allows (the adapter
+/// must have them: `target.subgroup`).
 pub(super) fn lower_with(
     out: &Shape,
     a: &Shape,
@@ -557,9 +574,9 @@ pub(super) fn lower_with(
     (ta, tb): (bool, bool),
     target: Target,
     copy_transposed: bool,
-    subgroups: bool,
+    subgroups: Subgroups,
 ) -> Lowering {
-    let sg = if subgroups { target.subgroup } else { 0 };
+    let sg = (target.subgroup, subgroups);
     let r = out.rank();
     let (m, n) = (out.dims()[r - 2], out.dims()[r - 1]);
     let k = a.dims()[a.rank() - if ta { 2 } else { 1 }];
@@ -728,7 +745,7 @@ fn rows_per_group(entry: &str) -> usize {
 /// z needs.
 fn push_products(
     low: &mut Lowering,
-    (target, subgroup): (Target, u32),
+    (target, subgroup): (Target, (u32, Subgroups)),
     (m, n, k): (usize, usize, usize),
     batch: usize,
     (stride_a, stride_b): (usize, usize),

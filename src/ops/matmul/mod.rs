@@ -105,34 +105,36 @@ impl Family for Matmul {
     /// A transposed operand read in place, or copied to scratch first so
     /// that `matmul_vec4` runs: which is faster depends on the shapes and
     /// the adapter (on lavapipe: the copy at n = 256, in place at 1024).
-    /// Where the adapter has fixed-size subgroups the subgroup kernels
-    /// come first, reading transposed operands in place (`matmul_sg`, or
-    /// `matmul_strided_sg` where the vec4 kernels cannot go): the choice
-    /// until autotune has timed the rest, which on lavapipe they beat for
-    /// the bench's shapes. Then the kernels without subgroups, and a copy
-    /// of the transposed operand followed by a subgroup kernel.
+    /// Where the adapter has fixed-size subgroups, the subgroup kernels
+    /// too, transposed operands read in place (`matmul_sg`, or
+    /// `matmul_strided_sg` where the vec4 kernels cannot go); first of
+    /// all `matmul_strided_sg` for every product, the choice until
+    /// autotune has timed the rest (a shape's second sight): one pipeline
+    /// for all of a gradient's products, so a cold start compiles one.
     fn lower_variants(&self, out: &Shape, inputs: &[&Shape], target: Target) -> Vec<Lowering> {
+        use kernels::Subgroups;
         let plain = self.lower(out, inputs, target);
         if target.family == crate::device::MatmulKernel::Tiled {
             return vec![plain];
         }
         let (a, b) = (inputs[0], inputs[1]);
         let flags = (self.ta, self.tb);
+        let lower = |copy, sg| kernels::lower_with(out, a, b, flags, target, copy, sg);
         if target.subgroup == 0 {
             if flags == (false, false) {
                 return vec![plain];
             }
-            return vec![
-                plain,
-                kernels::lower_with(out, a, b, flags, target, true, false),
-            ];
+            return vec![plain, lower(true, Subgroups::Off)];
         }
-        let subgroups = kernels::lower_with(out, a, b, flags, target, false, true);
-        if flags == (false, false) {
-            return vec![subgroups, plain];
+        let mut variants = vec![
+            lower(false, Subgroups::StridedOnly),
+            lower(false, Subgroups::On),
+            plain,
+        ];
+        if flags != (false, false) {
+            variants.push(lower(true, Subgroups::On));
         }
-        let copied = kernels::lower_with(out, a, b, flags, target, true, true);
-        vec![subgroups, plain, copied]
+        variants
     }
 
     /// A multiply and an add per output element and inner index.
