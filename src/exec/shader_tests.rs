@@ -84,11 +84,10 @@ fn fixed_kernels_validate() {
         for flags in [(false, false), (true, false), (false, true), (true, true)] {
             validate_with("matmul_sg", matmul_sg_source(size, flags), subgroups);
         }
-        validate_with(
-            "matmul_strided_sg",
-            matmul_strided_sg_source(size),
-            subgroups,
-        );
+        for rows in [4, 8] {
+            let source = matmul_strided_sg_source(size, rows);
+            validate_with("matmul_strided_sg", source, subgroups);
+        }
     }
     validate("matmul_tiled", MATMUL_TILED);
     validate("conv2d", CONV2D);

@@ -379,17 +379,21 @@ pub(crate) fn matmul_sg_source(size: u32, (ta, tb): (bool, bool)) -> &'static st
 /// `matmul_strided_sg` for subgroups of `size` lanes: `matmul_strided`'s
 /// parameters (any element strides: transposed operands in place, any M,
 /// N, K) with `matmul_sg`'s arrangement — one subgroup per workgroup,
-/// lanes along rows, 8 rows × 16 columns per lane — and B's 16 values per
-/// step along K loaded 16/size per lane and broadcast. Per step a lane
-/// loads 8 values of A and 2 of B (8 lanes) for 128 multiply-adds, where
-/// `matmul_strided` loads 4 and 8 for 32; for the products the vec4
-/// kernels cannot take (N = 10, transposed operands).
-pub(crate) fn matmul_strided_sg_source(size: u32) -> &'static str {
-    static SOURCES: std::sync::Mutex<Vec<(u32, &'static str)>> = std::sync::Mutex::new(Vec::new());
+/// lanes along rows, `rows` rows × 16 columns per lane — and B's 16
+/// values per step along K loaded 16/size per lane and broadcast. With 8
+/// rows a lane loads per step 8 values of A and 2 of B (8 lanes) for 128
+/// multiply-adds, where `matmul_strided` loads 4 and 8 for 32: for the
+/// products the vec4 kernels cannot take (N = 10). With 4 rows it is half
+/// the kernel for lavapipe to compile: the cold start's one matmul kernel.
+/// The entry point is `matmul_strided_sg` (8 rows) or `matmul_strided_sgR`.
+pub(crate) fn matmul_strided_sg_source(size: u32, rows: usize) -> &'static str {
+    type Sources = Vec<((u32, usize), &'static str)>;
+    static SOURCES: std::sync::Mutex<Sources> = std::sync::Mutex::new(Vec::new());
     let mut sources = SOURCES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, s)) = sources.iter().find(|(n, _)| *n == size) {
+    if let Some((_, s)) = sources.iter().find(|(key, _)| *key == (size, rows)) {
         return s;
     }
+    let entry = strided_sg_entry(rows);
     let lanes = size as usize;
     let loads = 16usize.div_ceil(lanes);
     let mut s = String::from(HEADER);
@@ -400,7 +404,7 @@ pub(crate) fn matmul_strided_sg_source(size: u32) -> &'static str {
 ";
     s += &format!(
         "@compute @workgroup_size({lanes}, 1, 1)
-fn matmul_strided_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {{
+fn {entry}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {{
     let m = p[0];
     let n = p[1];
     let k = p[2];
@@ -410,12 +414,12 @@ fn matmul_strided_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_inv
     let cb = batch * m * n;
     let sak = p[7];
     let sbk = p[8];
-    let row0 = wg.y * {rows}u + sl * 8u;
+    let row0 = wg.y * {group_rows}u + sl * {rows}u;
     let col0 = wg.x * 16u;
 ",
-        rows = 8 * lanes
+        group_rows = rows * lanes
     );
-    for i in 0..8 {
+    for i in 0..rows {
         s += &format!(
             "    let ar{i} = ab + min(row0 + {i}u, m - 1u) * p[6];
 "
@@ -428,7 +432,7 @@ fn matmul_strided_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_inv
             j * lanes
         );
     }
-    s += &accumulators(8, 4);
+    s += &accumulators(rows, 4);
     s += "    var ak = 0u;
     var bk = 0u;
     for (var kk = 0u; kk < k; kk++) {
@@ -452,7 +456,7 @@ fn matmul_strided_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_inv
             parts.join(", ")
         );
     }
-    for i in 0..8 {
+    for i in 0..rows {
         s += &format!(
             "        let a{i} = a[ar{i} + ak];
 "
@@ -468,12 +472,21 @@ fn matmul_strided_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_inv
         bk += sbk;
     }
 ";
-    s += &store_scalars(8, 4);
+    s += &store_scalars(rows, 4);
     s += "}
 ";
     let leaked: &'static str = Box::leak(s.into_boxed_str());
-    sources.push((size, leaked));
+    sources.push(((size, rows), leaked));
     leaked
+}
+
+/// The entry point of `matmul_strided_sg_source(_, rows)`.
+fn strided_sg_entry(rows: usize) -> &'static str {
+    match rows {
+        8 => "matmul_strided_sg",
+        4 => "matmul_strided_sg4",
+        _ => unreachable!("matmul_strided_sg has 4 or 8 rows per lane"),
+    }
 }
 
 /// Which kernels a lowering may use beyond the family's own.
@@ -483,10 +496,10 @@ pub(super) enum Subgroups {
     Off,
     /// `matmul_sg` where it can go, `matmul_strided_sg` elsewhere.
     On,
-    /// `matmul_strided_sg` for every product: one pipeline serves them
-    /// all, so a process that computes one gradient compiles one matmul
-    /// kernel (lavapipe compiles each at its first dispatch, about 0.3 s
-    /// for these unrolled kernels).
+    /// `matmul_strided_sg` with 4 rows per lane for every product: one
+    /// pipeline serves them all, so a process that computes one gradient
+    /// compiles one matmul kernel, the smaller (lavapipe compiles each at
+    /// its first dispatch: about 0.3 s for the 8-row unrolled kernels).
     StridedOnly,
 }
 
@@ -511,14 +524,22 @@ fn variant(
                 m.div_ceil(8 * subgroup as usize) as u32,
             ],
         ),
-        _ if subgroup != 0 => (
-            matmul_strided_sg_source(subgroup),
-            "matmul_strided_sg",
-            [
-                n.div_ceil(16) as u32,
-                m.div_ceil(8 * subgroup as usize) as u32,
-            ],
-        ),
+        _ if subgroup != 0 => {
+            // The cold start's kernel is the smaller one (see `Subgroups`).
+            let rows = if which == Subgroups::StridedOnly {
+                4
+            } else {
+                8
+            };
+            (
+                matmul_strided_sg_source(subgroup, rows),
+                strided_sg_entry(rows),
+                [
+                    n.div_ceil(16) as u32,
+                    m.div_ceil(rows * subgroup as usize) as u32,
+                ],
+            )
+        }
         (false, false) if family == MatmulKernel::Tiled => (
             MATMUL_TILED,
             "matmul_tiled",
@@ -736,6 +757,8 @@ fn rows_per_group(entry: &str) -> usize {
     match entry {
         "matmul_tiled" | "matmul_vec4" | "matmul_tn" | "matmul_nt" | "matmul_sg"
         | "matmul_strided_sg" => 64,
+        // matmul_strided (4 rows × 8 invocations), matmul_strided_sg4
+        // (4 rows × 8 lanes or more).
         _ => 32,
     }
 }
@@ -756,7 +779,7 @@ fn push_products(
     let per_dispatch = MAX_GROUPS_PER_DIM as usize;
     for first in (0..batch).step_by(per_dispatch) {
         let z = (batch - first).min(per_dispatch) as u32;
-        let params = if entry == "matmul_strided" || entry == "matmul_strided_sg" {
+        let params = if entry.starts_with("matmul_strided") {
             // Element strides of A (row, k) and B (k, column) as stored.
             let (a_row, a_k) = if ta { (1, m) } else { (k, 1) };
             let (b_k, b_col) = if tb { (1, k) } else { (n, 1) };
