@@ -1,8 +1,9 @@
 //! Reverse mode's memory, and what checkpointing buys (issue 11): for the
-//! digits MLP and a deep tanh MLP, the predicted and measured peak GPU
+//! digits MLP, the digits CNN, the character transformer and a deep tanh
+//! MLP, the predicted and measured peak GPU
 //! bytes of one training step (forward, backward, SGD update, loss read)
 //! and its time, without checkpoints, with the layers checkpointed in
-//! segments of k (k = 1, √n and 2√n), and with no checkpoints but a
+//! segments of k (k = 1, √n and 2√n; the MLPs), and with no checkpoints but a
 //! device memory budget (50% and 25% of the unbudgeted peak, and the
 //! smallest that fits), which webgrad meets by rematerializing on its own.
 //! Then (c) a training run that does not fit its budget without
@@ -15,6 +16,7 @@
 use std::time::Instant;
 
 use webgrad::layers::{Activation, Init, Mlp, Module};
+use webgrad::models::{CharTransformer, DigitsCnn, TransformerConfig};
 use webgrad::optim::{Optimizer, Sgd};
 use webgrad::{Device, Tensor, grad, read_and_realize_blocking, remat};
 
@@ -92,7 +94,11 @@ fn table(
         "{:>22} {:>14} {:>14} {:>10} {:>10} {:>9}",
         "policy", "predicted MB", "measured MB", "act. mem.", "step ms", "vs none"
     );
-    let mut policies = vec![(0, "none".to_string()), (1, "every layer".to_string())];
+    // depth 0: a model without per-layer checkpoints here (budgets only).
+    let mut policies = vec![(0, "none".to_string())];
+    if depth > 0 {
+        policies.push((1, "every layer".to_string()));
+    }
     if root > 1 {
         policies.push((root, format!("segments of √n = {root}")));
         policies.push((2 * root, format!("segments of {}", 2 * root)));
@@ -253,6 +259,37 @@ fn main() {
         3,
     );
 
+    // The digits CNN (batch 128) and the character transformer (2 layers,
+    // width 64, batch 32 × 64): budgets only.
+    let cnn = DigitsCnn::new(&dev, 0).unwrap();
+    let pixels = Tensor::rand_uniform(&dev, [128, 64], 0.0, 1.0, 7);
+    pixels.realize().unwrap();
+    let cnn_labels: Vec<usize> = (0..128).map(|i| i % 10).collect();
+    let cnn_params: Vec<Tensor> = cnn.parameters().into_iter().cloned().collect();
+    let cnn_loss = |_: usize| cnn.forward(&pixels).cross_entropy(&cnn_labels);
+    table("digits CNN, batch 128", &dev, &cnn_params, &cnn_loss, 0);
+    let config = TransformerConfig {
+        vocabulary: 72,
+        context: 64,
+        width: 64,
+        heads: 4,
+        layers: 2,
+        dropout: 0.0,
+    };
+    let gpt = CharTransformer::new(&dev, config, 0).unwrap();
+    let ids: Vec<u32> = (0..32 * 64).map(|i| (i * 31 % 72) as u32).collect();
+    let next: Vec<usize> = ids.iter().map(|&i| (i as usize + 1) % 72).collect();
+    let ids = webgrad::IndexTensor::from_vec(&dev, ids, [32, 64]);
+    let gpt_params: Vec<Tensor> = gpt.parameters().into_iter().cloned().collect();
+    let gpt_loss = |_: usize| gpt.loss(&ids, &next, None);
+    table(
+        "character transformer, 2 layers, width 64, batch 32 × 64",
+        &dev,
+        &gpt_params,
+        &gpt_loss,
+        0,
+    );
+
     // (b) A deep tanh MLP: `depth` layers of width `width`.
     let ws: Vec<Tensor> = (0..depth)
         .map(|i| {
@@ -317,7 +354,17 @@ fn main() {
         let all = step(&mut opt);
         webgrad::predict_peak_bytes(&all.iter().collect::<Vec<_>>()).unwrap()
     };
-    let budget = live + (plain - live) * 2 / 5;
+    // 40% of the activation memory, or the least webgrad can reach if
+    // that is less (a budget of one byte makes it say).
+    dev.set_memory_budget(Some(1));
+    let least = {
+        let all = step(&mut opt);
+        match webgrad::realize_all(&all.iter().collect::<Vec<_>>()) {
+            Err(webgrad::Error::OutOfBudget { needed, .. }) => needed,
+            other => panic!("a budget of one byte: {other:?}"),
+        }
+    };
+    let budget = (live + (plain - live) * 2 / 5).max(least);
     println!(
         "\n(c) training the {depth}-layer MLP under a budget of {:.1} MB (a step needs {:.1} MB, {:.1} MB of it before the step)",
         budget as f64 / 1e6,

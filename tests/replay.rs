@@ -305,3 +305,24 @@ fn a_profile_of_a_replayed_step_names_its_kernels() {
         "kernels named {names:?}"
     );
 }
+
+/// A kernel with nothing to compute (an empty tensor) is skipped; its
+/// constants must not be taken for the next kernel's when replaying.
+#[test]
+fn an_empty_kernel_lends_no_constants_to_the_next() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let empty = Tensor::from_vec(&dev, Vec::<f32>::new(), [0]);
+    let x = Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
+    webgrad::realize_all(&[&empty, &x]).unwrap();
+    for k in 0..6 {
+        let c = k as f32 + 0.5;
+        let e = (&empty * 3.0).add_scalar(c);
+        let y = (&x * 2.0).add_scalar(-c);
+        let got = read_all_blocking(&[&e, &y]).unwrap();
+        assert!(got[0].is_empty());
+        assert_eq!(got[1], vec![2.0 - c, 4.0 - c], "k = {k}");
+    }
+    assert!(dev.counters().plans_replayed >= 3);
+}

@@ -109,6 +109,9 @@ struct Scheduler<'g> {
     constants: Vec<(usize, NodeId)>,
     /// Writes the plan down for replay (see `replay.rs`), when asked.
     recorder: std::cell::RefCell<Option<Recorder>>,
+    /// Autotune keys met for the first time in this plan: all their nodes
+    /// get the first variant (timing comes at the next realize).
+    first_sights: HashSet<String>,
 }
 
 /// The cost of a plan's recomputed values (see `autodiff::checkpoint`).
@@ -149,6 +152,8 @@ impl Scheduler<'_> {
         groups: [u32; 3],
         written: u64,
     ) {
+        // This dispatch's constants, taken even if it turns out empty.
+        let constants = std::mem::take(&mut self.constants);
         if groups.contains(&0) {
             return;
         }
@@ -193,7 +198,6 @@ impl Scheduler<'_> {
             .into_iter()
             .map(|(s, numel)| (s, bytes_of(numel)))
             .collect();
-        let constants = std::mem::take(&mut self.constants);
         if let Some(r) = self.recorder.get_mut().as_mut() {
             r.dispatch(&self.pool, &buffers, &constants);
         }
@@ -328,11 +332,19 @@ impl Scheduler<'_> {
                     let choice = match known {
                         _ if forced != usize::MAX => forced.min(variants.len() - 1),
                         Some(i) if i < variants.len() => i,
-                        // A prediction assumes the first variant until one is timed.
-                        _ if self.dry => 0,
+                        // A prediction assumes the first variant until one
+                        // is timed; under a memory budget nothing is timed,
+                        // so the realize runs what was predicted.
+                        _ if self.dry
+                            || self.gpu.budget.load(std::sync::atomic::Ordering::Relaxed) != 0 =>
+                        {
+                            0
+                        }
                         // The family's first guess the first time: a
-                        // process that computes one gradient compiles one
-                        // kernel per product, not every variant (cold start).
+                        // process that computes one gradient compiles that
+                        // variant only, not all of them (cold start).
+                        // (Every product of those shapes in this realize.)
+                        _ if self.first_sights.contains(&key) => 0,
                         _ if self
                             .gpu
                             .tuning
@@ -340,6 +352,7 @@ impl Scheduler<'_> {
                             .unwrap_or_else(|e| e.into_inner())
                             .first_sight(&key) =>
                         {
+                            self.first_sights.insert(key);
                             0
                         }
                         _ => {
@@ -1109,6 +1122,7 @@ impl Scheduler<'_> {
             recomputed: Recomputed::default(),
             constants: Vec::new(),
             recorder: Default::default(),
+            first_sights: HashSet::default(),
         }
     }
 
@@ -1135,10 +1149,12 @@ impl Scheduler<'_> {
 
 /// The fastest of `variants` (lowerings of one node: output `out`, inputs
 /// `inputs`), each run on scratch buffers in submits of its own and timed
-/// by the wall clock, best of three after a warm-up. Scratch buffers hold
-/// no value anything reads, and the plan being built has not been
-/// submitted, so these submits disturb nothing. Natively only: a browser
-/// cannot wait for the GPU here, so there the first variant is used.
+/// by the wall clock: a warm-up each, then four rounds that run every
+/// variant once, the best time of each kept (rounds interleave the
+/// variants, so a machine whose speed drifts slows them alike). Scratch
+/// buffers hold no value anything reads, and the plan being built has not
+/// been submitted, so these submits disturb nothing. Natively only: a
+/// browser cannot wait for the GPU here, so there the first variant is used.
 fn fastest(
     gpu: &Gpu,
     variants: &[crate::kernel::Lowering],
@@ -1152,9 +1168,14 @@ fn fastest(
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let mut best = (f64::INFINITY, 0);
-        for (i, lowering) in variants.iter().enumerate() {
+        // One scheduler (scratch buffers and dispatches) per variant. The
+        // scratch buffers come from a pool of their own: not the device's
+        // memory (its statistics and peak), and freed when timing ends.
+        let scratch = std::sync::Arc::new(std::sync::Mutex::new(BufferPool::default()));
+        let mut runs = Vec::with_capacity(variants.len());
+        for lowering in variants {
             let mut s = Scheduler::new(gpu);
+            s.pool = scratch.clone();
             let srcs: Vec<Storage> = inputs.iter().map(|x| s.alloc(x)).collect::<Result<_>>()?;
             let output = s.alloc(out)?;
             let temps: Vec<Storage> = lowering
@@ -1171,26 +1192,35 @@ fn fastest(
             }
             s.compile_pipelines();
             s.plan.timing = true;
-            let mut time = f64::INFINITY;
-            for round in 0..4 {
-                let start = std::time::Instant::now();
-                super::submit(gpu, &s.plan, &[], None);
-                gpu.device
-                    .poll(wgpu::PollType::wait_indefinitely())
-                    .map_err(|e| Error::Validation(e.to_string()))?;
-                if round > 0 {
-                    time = time.min(start.elapsed().as_secs_f64());
-                }
-            }
-            log::info!(
-                "webgrad: autotune variant {i} of {out:?} <- {inputs:?}: {:.3} ms",
-                time * 1e3
-            );
-            if time < best.0 {
-                best = (time, i);
+            runs.push((s, srcs, output, temps));
+        }
+        let time = |s: &Scheduler| -> Result<f64> {
+            let start = std::time::Instant::now();
+            super::submit(gpu, &s.plan, &[], None);
+            gpu.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Validation(e.to_string()))?;
+            Ok(start.elapsed().as_secs_f64())
+        };
+        for run in &runs {
+            time(&run.0)?;
+        }
+        let mut best = vec![f64::INFINITY; runs.len()];
+        for _ in 0..4 {
+            for (b, run) in best.iter_mut().zip(&runs) {
+                *b = b.min(time(&run.0)?);
             }
         }
-        Ok(best.1)
+        for (i, t) in best.iter().enumerate() {
+            log::info!(
+                "webgrad: autotune variant {i} of {out:?} <- {inputs:?}: {:.3} ms",
+                t * 1e3
+            );
+        }
+        let fastest = (0..best.len())
+            .min_by(|&a, &b| best[a].total_cmp(&best[b]))
+            .unwrap_or(0);
+        Ok(fastest)
     }
 }
 

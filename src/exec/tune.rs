@@ -72,7 +72,9 @@ pub(crate) fn file_name(adapter: &str, driver: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    // v2: matmul's variants were reordered (subgroup kernels first); a
-    // file of the old order would name other variants.
-    format!("tuning_v2_{clean}.json")
+    // The choices are indices into a family's variants: whenever a
+    // family's list changes, the version changes, or a file written by
+    // another version would name other variants. v3: matmul's cold-start
+    // kernel first, then the subgroup kernels.
+    format!("tuning_v3_{clean}.json")
 }
