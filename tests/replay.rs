@@ -306,23 +306,30 @@ fn a_profile_of_a_replayed_step_names_its_kernels() {
     );
 }
 
-/// A kernel with nothing to compute (an empty tensor) is skipped; its
-/// constants must not be taken for the next kernel's when replaying.
+/// An empty tensor's ops (nothing to dispatch) beside a product, with a
+/// constant that changes every step, replay with the right values.
 #[test]
-fn an_empty_kernel_lends_no_constants_to_the_next() {
+fn empty_tensors_beside_a_product_replay() {
     let Some(dev) = common::private_device() else {
         return;
     };
     let empty = Tensor::from_vec(&dev, Vec::<f32>::new(), [0]);
-    let x = Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
-    webgrad::realize_all(&[&empty, &x]).unwrap();
+    let m = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
+    let eye = Tensor::from_vec(
+        &dev,
+        vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        [3, 3],
+    );
+    webgrad::realize_all(&[&empty, &m, &eye]).unwrap();
     for k in 0..6 {
         let c = k as f32 + 0.5;
+        // Recorded first, planned last: the product runs right after the
+        // empty kernel.
+        let t = m.matmul(&eye);
         let e = (&empty * 3.0).add_scalar(c);
-        let y = (&x * 2.0).add_scalar(-c);
-        let got = read_all_blocking(&[&e, &y]).unwrap();
+        let got = read_all_blocking(&[&e, &t]).unwrap();
         assert!(got[0].is_empty());
-        assert_eq!(got[1], vec![2.0 - c, 4.0 - c], "k = {k}");
+        assert_eq!(got[1], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "k = {k}");
     }
     assert!(dev.counters().plans_replayed >= 3);
 }
