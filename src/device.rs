@@ -467,8 +467,9 @@ impl Device {
     }
 
     /// Plan replay (on by default). Each realize is keyed by the exact
-    /// structure of the graph it runs — ops and their constants, shapes,
-    /// how nodes connect, which values handles keep — and a structure met
+    /// structure of the graph it runs — ops and their settings, shapes,
+    /// how nodes connect, which values handles keep; not scalar constants,
+    /// which kernels read as parameters — and a structure met
     /// for the third time replays the plan recorded the second time:
     /// same kernels, same buffer reuse, the new inputs uploaded and the
     /// new graph's variables bound; nothing is fused, generated or looked
@@ -539,7 +540,8 @@ impl Device {
     /// it). [`Device::set_auto_remat`]`(false)` refuses instead of
     /// recomputing. `None` lifts the budget. While set, each realize plans
     /// at least twice (the prediction, then the run), a rematerialized one
-    /// a few times more.
+    /// a few times more, and autotune times no new shape (a timed variant
+    /// could need scratch memory the prediction did not count).
     pub fn set_memory_budget(&self, bytes: Option<u64>) {
         if let Some(g) = &self.gpu {
             g.budget
