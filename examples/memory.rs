@@ -16,7 +16,11 @@
 use std::time::Instant;
 
 use webgrad::layers::{Activation, Init, Mlp, Module};
-use webgrad::models::{CharTransformer, DigitsCnn, TransformerConfig};
+
+// The bench's models (the CNN and the transformer), built the same way.
+#[path = "bench/workloads.rs"]
+#[allow(dead_code)]
+mod workloads;
 use webgrad::optim::{Optimizer, Sgd};
 use webgrad::{Device, Tensor, grad, read_and_realize_blocking, remat};
 
@@ -261,25 +265,12 @@ fn main() {
 
     // The digits CNN (batch 128) and the character transformer (2 layers,
     // width 64, batch 32 × 64): budgets only.
-    let cnn = DigitsCnn::new(&dev, 0).unwrap();
-    let pixels = Tensor::rand_uniform(&dev, [128, 64], 0.0, 1.0, 7);
+    let (cnn, pixels, cnn_labels) = workloads::cnn_model(&dev);
     pixels.realize().unwrap();
-    let cnn_labels: Vec<usize> = (0..128).map(|i| i % 10).collect();
     let cnn_params: Vec<Tensor> = cnn.parameters().into_iter().cloned().collect();
     let cnn_loss = |_: usize| cnn.forward(&pixels).cross_entropy(&cnn_labels);
     table("digits CNN, batch 128", &dev, &cnn_params, &cnn_loss, 0);
-    let config = TransformerConfig {
-        vocabulary: 72,
-        context: 64,
-        width: 64,
-        heads: 4,
-        layers: 2,
-        dropout: 0.0,
-    };
-    let gpt = CharTransformer::new(&dev, config, 0).unwrap();
-    let ids: Vec<u32> = (0..32 * 64).map(|i| (i * 31 % 72) as u32).collect();
-    let next: Vec<usize> = ids.iter().map(|&i| (i as usize + 1) % 72).collect();
-    let ids = webgrad::IndexTensor::from_vec(&dev, ids, [32, 64]);
+    let (gpt, ids, next) = workloads::gpt_model(&dev);
     let gpt_params: Vec<Tensor> = gpt.parameters().into_iter().cloned().collect();
     let gpt_loss = |_: usize| gpt.loss(&ids, &next, None);
     table(

@@ -205,15 +205,20 @@ fn conv(dev: &Device) -> Workload {
     }
 }
 
-fn cnn(dev: &Device) -> Workload {
+/// The digits CNN and its batch of 128 random images.
+pub fn cnn_model(dev: &Device) -> (DigitsCnn, Tensor, Vec<usize>) {
     let model = DigitsCnn::new(dev, 0).unwrap();
+    let x = Tensor::rand_uniform(dev, [128, 64], 0.0, 1.0, 7);
+    let labels: Vec<usize> = (0..128).map(|i| i % 10).collect();
+    (model, x, labels)
+}
+
+fn cnn(dev: &Device) -> Workload {
+    let (model, x, labels) = cnn_model(dev);
     let mut opt = Adam::new(1e-3);
-    let batch = 128;
-    let x = Tensor::rand_uniform(dev, [batch, 64], 0.0, 1.0, 7);
-    let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
     Workload {
         name: "cnn_adam_step",
-        fields: format!(r#""batch":{batch}"#),
+        fields: r#""batch":128"#.into(),
         flops: None,
         warmup: 3,
         repeats: 15,
@@ -224,7 +229,9 @@ fn cnn(dev: &Device) -> Workload {
     }
 }
 
-fn gpt(dev: &Device) -> Workload {
+/// The character transformer (2 layers, 4 heads, width 64) and a batch of
+/// 32 × 64 token ids with their next tokens.
+pub fn gpt_model(dev: &Device) -> (CharTransformer, webgrad::IndexTensor, Vec<usize>) {
     let config = TransformerConfig {
         vocabulary: 72,
         context: 64,
@@ -234,14 +241,18 @@ fn gpt(dev: &Device) -> Workload {
         dropout: 0.0,
     };
     let model = CharTransformer::new(dev, config, 0).unwrap();
-    let mut opt = Adam::adamw(1e-3, 0.01);
-    let (batch, context) = (32, 64);
-    let ids: Vec<u32> = (0..batch * context).map(|i| (i * 31 % 72) as u32).collect();
+    let ids: Vec<u32> = (0..32 * 64).map(|i| (i * 31 % 72) as u32).collect();
     let targets: Vec<usize> = ids.iter().map(|&i| (i as usize + 1) % 72).collect();
-    let ids = webgrad::IndexTensor::from_vec(dev, ids, [batch, context]);
+    let ids = webgrad::IndexTensor::from_vec(dev, ids, [32, 64]);
+    (model, ids, targets)
+}
+
+fn gpt(dev: &Device) -> Workload {
+    let (model, ids, targets) = gpt_model(dev);
+    let mut opt = Adam::adamw(1e-3, 0.01);
     Workload {
         name: "gpt_adamw_step",
-        fields: format!(r#""batch":{batch},"context":{context}"#),
+        fields: r#""batch":32,"context":64"#.into(),
         flops: None,
         warmup: 2,
         repeats: 7,

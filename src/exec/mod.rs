@@ -191,12 +191,6 @@ fn pending_error(gpu: &Gpu) -> Result<()> {
     Ok(())
 }
 
-/// Fits realizing `nodes` into the device's memory budget, if one is set:
-/// see `budget.rs`.
-fn check_budget(gpu: &Gpu, nodes: &[Rc<Node>]) -> Result<()> {
-    budget::fit(gpu, nodes)
-}
-
 /// See `schedule::predict`.
 pub(crate) fn predict_memory(tensors: &[&Tensor]) -> Result<crate::tensor::MemoryPrediction> {
     if tensors.is_empty() {
@@ -241,7 +235,7 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
         }
         let gpu = gpu_of(tensors)?;
         let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
-        check_budget(gpu, &nodes)?;
+        budget::fit(gpu, &nodes)?;
         let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let call_start = profile::now(gpu);
         let planned = schedule::plan(gpu, &nodes);
@@ -270,7 +264,7 @@ pub(crate) async fn realize_async(tensors: &[&Tensor]) -> Result<()> {
     }
     // Errors from earlier calls are theirs, not this one's.
     pending_error(&gpu)?;
-    check_budget(&gpu, &nodes)?;
+    budget::fit(&gpu, &nodes)?;
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -318,7 +312,7 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
     }
     let gpu = gpu_of(&all)?.clone();
     let nodes: Vec<Rc<Node>> = all.iter().map(|t| t.node.clone()).collect();
-    check_budget(&gpu, &nodes)?;
+    budget::fit(&gpu, &nodes)?;
     let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
