@@ -276,3 +276,103 @@ fn the_profiler_records_every_kernel_with_its_work_and_time() {
     // Profiling is off again afterwards: nothing more is recorded.
     (&a * 2.0).realize().unwrap();
 }
+
+/// Kernels that read and write four elements at a time (element counts
+/// that are multiples of 4, no broadcast loads) give each element the same
+/// bits as the one-element kernels, and their reductions the reference's
+/// values, NaN rule included, wherever in a vec4 the NaN sits.
+#[test]
+fn four_at_a_time_kernels_agree_with_the_one_element_kernels() {
+    let dev = gpu!();
+    let data = common::data(1001, -2.0, 2.0, 0.0, 5);
+    let half = Tensor::scalar(&dev, 0.5);
+    let f = |x: &Tensor| &(&(&(&x.sin() * &x.exp()) + &x.square()) - &x.tanh()) * &half;
+    // 1,001 elements: one per invocation; 1,000: four per invocation.
+    let one = f(&Tensor::from_vec(&dev, data.clone(), [1001]));
+    let four = f(&Tensor::from_vec(&dev, data[..1000].to_vec(), [1000]));
+    let (one, four) = (
+        one.to_vec_blocking().unwrap(),
+        four.to_vec_blocking().unwrap(),
+    );
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&one[..1000]), bits(&four));
+    // Broadcast rows (a bias) and columns (a per-row statistic): rows of
+    // 101 elements one at a time, of 100 four at a time.
+    let g = |x: &Tensor, row: &Tensor, col: &Tensor| (&(x + row) * col).tanh();
+    let (xs, rows, cols) = (
+        common::data(10 * 101, -2.0, 2.0, 0.0, 9),
+        common::data(101, -1.0, 1.0, 0.0, 10),
+        common::data(10, -1.0, 1.0, 0.0, 11),
+    );
+    let col = Tensor::from_vec(&dev, cols, [10, 1]);
+    let one = g(
+        &Tensor::from_vec(&dev, xs.clone(), [10, 101]),
+        &Tensor::from_vec(&dev, rows.clone(), [101]),
+        &col,
+    );
+    let narrow: Vec<f32> = xs.chunks(101).flat_map(|r| r[..100].to_vec()).collect();
+    let four = g(
+        &Tensor::from_vec(&dev, narrow, [10, 100]),
+        &Tensor::from_vec(&dev, rows[..100].to_vec(), [100]),
+        &col,
+    );
+    let (one, four) = (
+        one.to_vec_blocking().unwrap(),
+        four.to_vec_blocking().unwrap(),
+    );
+    let one: Vec<f32> = one.chunks(101).flat_map(|r| r[..100].to_vec()).collect();
+    assert_eq!(bits(&one), bits(&four));
+
+    // Rows of 8 (two vec4s each), a NaN in a different lane of each of
+    // four rows; the reductions over rows and over everything.
+    let mut values = common::data(6 * 8, -3.0, 3.0, 0.0, 6);
+    for (row, lane) in [(0, 0), (1, 5), (2, 2), (4, 7)] {
+        values[row * 8 + lane] = f32::NAN;
+    }
+    let x = Tensor::from_vec(&dev, values, [6, 8]);
+    for (what, y) in [
+        ("sum of rows", x.sum_axes(&[1], false)),
+        ("max of rows", x.max_axes(&[1], false)),
+        ("min of rows", x.min_axes(&[1], false)),
+        ("sum of exp", x.exp().sum_axes(&[1], false)),
+        ("max", x.max()),
+    ] {
+        let got = y.to_vec_blocking().unwrap();
+        let want = reference::eval(&y).unwrap();
+        common::assert_close(what, &got, &want, 1e-5, 1e-5);
+        assert_eq!(
+            got.iter().map(|v| v.is_nan()).collect::<Vec<_>>(),
+            want.iter().map(|v| v.is_nan()).collect::<Vec<_>>(),
+            "{what}"
+        );
+    }
+    // A long row: several passes, the first four elements at a time.
+    let long = Tensor::from_vec(&dev, common::data(200_000, -1.0, 1.0, 0.0, 7), [200_000]);
+    for (what, y) in [("long sum", long.sum()), ("long max", long.max())] {
+        let got = y.to_vec_blocking().unwrap();
+        common::assert_close(what, &got, &reference::eval(&y).unwrap(), 1e-3, 1e-5);
+    }
+}
+
+/// The bench's elementwise workload: sum(sin x·eˣ + x² − tanh x) and its
+/// gradient. The forward is one fused reduction (its passes), the
+/// gradient's sum too: the reverse pass's seed, a broadcast constant, is
+/// computed inside it, not filled by a kernel of its own.
+#[test]
+fn an_elementwise_chain_and_its_gradient_are_one_fused_kernel_each() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let x = Tensor::from_vec(&dev, common::data(4096, -1.0, 1.0, 0.0, 8), [4096]);
+    x.realize().unwrap();
+    let y = (&(&(&x.sin() * &x.exp()) + &(&x * &x)) - &x.tanh()).sum();
+    let g = grad(&y, &[&x])[0].sum();
+    let (values, profile) = dev.profile(|| read_all_blocking(&[&y, &g]).unwrap());
+    let names: Vec<&str> = profile.kernels.iter().map(|k| k.name.as_str()).collect();
+    // Two reductions of 4,096 elements, one pass each.
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("sum[0](")), "{names:?}");
+    let want = reference::eval_with(&[&y, &g], &[]).unwrap();
+    common::assert_close("forward", &values[0], &want[0], 1e-3, 1e-5);
+    common::assert_close("gradient", &values[1], &want[1], 1e-3, 1e-5);
+}

@@ -30,6 +30,9 @@ pub(crate) struct ValueFn {
     /// The node whose constant each parameter word is (a replayed plan
     /// puts the new graph's constants there: see `replay.rs`).
     pub constants: Vec<NodeId>,
+    /// The code defines `value4(i)`, elements 4i .. 4i + 3 as a vec4,
+    /// instead of `value(i)` (see [`value_fn_vec4`]).
+    pub vec4: bool,
 }
 
 /// Which edges (consumer → input) of the graph are fused.
@@ -41,6 +44,35 @@ pub(crate) fn value_fn(root: &Rc<Node>, fused: FusedEdge, param_base: usize) -> 
     value_fn_in_place(root, fused, param_base, None)
 }
 
+/// `value4(i)`: elements 4i .. 4i + 3 of the tree rooted at `root`, as a
+/// vec4. Buffers of the root's shape are read as vec4, one-element buffers
+/// once; a broadcast input, where the root's last axis is a multiple of 4
+/// long, as a vec4 of its last axis or (broadcast along the last axis) one
+/// element for all four. `None` where the element count is 0 or not a
+/// multiple of 4, or an input is broadcast and the last axis is not.
+///
+/// Why: lavapipe turns each storage-buffer access into a loop over the
+/// SIMD lanes with a bounds check per element, and that loop, not the
+/// arithmetic, bounds elementwise kernels on a CPU. A vec4 access is one
+/// such loop for four elements: the fused gradient of the bench's
+/// elementwise chain runs 2× faster. The arithmetic is the scalar code,
+/// applied to each component in turn, so every element gets the same bits
+/// as from `value(i)`.
+pub(crate) fn value_fn_vec4(
+    root: &Rc<Node>,
+    fused: FusedEdge,
+    param_base: usize,
+    in_place: Option<NodeId>,
+) -> Option<ValueFn> {
+    // (An empty buffer cannot be bound as vec4s: WebGPU's minimum binding
+    // size is one element of the array.)
+    let n = root.shape.numel();
+    if n == 0 || n % 4 != 0 {
+        return None;
+    }
+    generate(root, fused, param_base, in_place, true)
+}
+
 /// [`value_fn`] for a kernel that overwrites `in_place` (a variable of the
 /// root's shape): loads of it read the output binding `dst[i]`, since WebGPU
 /// forbids binding one buffer twice in a dispatch when one binding writes.
@@ -50,7 +82,45 @@ pub(crate) fn value_fn_in_place(
     param_base: usize,
     in_place: Option<NodeId>,
 ) -> ValueFn {
+    generate(root, fused, param_base, in_place, false).expect("scalar code is always possible")
+}
+
+/// How a generated function reads one input buffer.
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    /// Element i of a buffer of the root's shape (a vec4 in vec4 code).
+    Same,
+    /// The only element of a one-element buffer.
+    Scalar,
+    /// A broadcast-aware strided load (scalar code).
+    Strided,
+    /// In vec4 code, a broadcast input whose last axis is the output's:
+    /// a vec4 of it (a bias added to rows).
+    Row,
+    /// In vec4 code, a broadcast input of size 1 along the last axis: one
+    /// element for all four (a per-row statistic).
+    Splat,
+}
+
+impl Load {
+    /// Read as vec4s, one value per component.
+    fn wide(self) -> bool {
+        matches!(self, Load::Same | Load::Row)
+    }
+}
+
+/// The code of `value(i)`, or of `value4(i)` when `vec4` (`None` when a
+/// load cannot be a vec4 one).
+fn generate(
+    root: &Rc<Node>,
+    fused: FusedEdge,
+    param_base: usize,
+    in_place: Option<NodeId>,
+    vec4: bool,
+) -> Option<ValueFn> {
     let out = &root.shape;
+    let mut kinds: Vec<Load> = Vec::new();
+    let mut reads_old = false;
     let mut inputs: Vec<Rc<Node>> = Vec::new();
     let mut loads: Vec<String> = Vec::new();
     let mut consts: Vec<f32> = Vec::new();
@@ -78,6 +148,7 @@ pub(crate) fn value_fn_in_place(
                 continue;
             }
             if in_place == Some(source.id) && &source.shape == out {
+                reads_old = true;
                 loads.push("    let old = dst[i];".to_string());
                 name_of.insert(source.id, "old".to_string());
                 name_of.insert(node.id, "old".to_string());
@@ -85,17 +156,33 @@ pub(crate) fn value_fn_in_place(
             }
             let k = inputs.len();
             let index = if &source.shape == out {
+                kinds.push(Load::Same);
                 "i".to_string()
             } else if source.shape.numel() == 1 {
+                kinds.push(Load::Scalar);
                 "0u".to_string()
             } else {
-                loads.push(format!("    var j{k} = 0u;\n    var rem{k} = i;"));
-                loads.push(broadcast_index(
-                    k,
-                    out.dims(),
-                    &broadcast_strides(&source.shape, out),
-                ));
-                format!("j{k}")
+                let strides = broadcast_strides(&source.shape, out);
+                let (rem, index) = if !vec4 {
+                    kinds.push(Load::Strided);
+                    ("i", format!("j{k}"))
+                } else if out.dims().last().is_none_or(|d| d % 4 != 0) {
+                    // Four consecutive elements could straddle two rows.
+                    return None;
+                } else if strides.last() == Some(&0) {
+                    // The four share every coordinate but the last, along
+                    // which the input is broadcast: one element.
+                    kinds.push(Load::Splat);
+                    ("i * 4u", format!("j{k}"))
+                } else {
+                    // The input moves along the last axis with stride 1:
+                    // the four are one vec4 of it.
+                    kinds.push(Load::Row);
+                    ("i * 4u", format!("j{k} / 4u"))
+                };
+                loads.push(format!("    var j{k} = 0u;\n    var rem{k} = {rem};"));
+                loads.push(broadcast_index(k, out.dims(), &strides));
+                index
             };
             loads.push(format!("    let x{k} = src{k}[{index}];"));
             name_of.insert(source.id, format!("x{k}"));
@@ -106,11 +193,11 @@ pub(crate) fn value_fn_in_place(
         if !expanded {
             stack.push((node.clone(), true, true));
             for input in node.inputs().iter().rev() {
-                stack.push((
-                    input.clone(),
-                    false,
-                    fused(&node, input) && !matches!(input.op, Op::Expand),
-                ));
+                // A fused broadcast is a load of its input, unless it
+                // broadcasts a constant it computes (`constant_broadcast`).
+                let computed = fused(&node, input)
+                    && (!matches!(input.op, Op::Expand) || fused(input, &input.inputs()[0]));
+                stack.push((input.clone(), false, computed));
             }
             continue;
         }
@@ -131,6 +218,9 @@ pub(crate) fn value_fn_in_place(
                 u.rule().wgsl.replace("{x}", &args[0]).replace("{c}", &c)
             }
             Op::Where => format!("select({}, {}, {} != 0.0)", args[2], args[1], args[0]),
+            // A broadcast or reshaped constant (the scheduler fuses these
+            // edges only above a constant): the constant itself.
+            Op::Expand | Op::Reshape => args[0].clone(),
             Op::Binary(b) => b
                 .info()
                 .wgsl
@@ -149,17 +239,51 @@ pub(crate) fn value_fn_in_place(
 
     let const_base = param_base;
     let mut code = String::new();
-    for k in 0..inputs.len() {
+    for (k, kind) in kinds.iter().enumerate() {
+        let element = if vec4 && kind.wide() {
+            "vec4<f32>"
+        } else {
+            "f32"
+        };
         code += &format!(
-            "@group(0) @binding({}) var<storage, read> src{k}: array<f32>;\n",
+            "@group(0) @binding({}) var<storage, read> src{k}: array<{element}>;\n",
             k + 2
         );
     }
-    code += "\nfn value(i: u32) -> f32 {\n";
-    code += &loads.join("\n");
-    code += "\n";
-    code += &body.join("\n");
-    code += &format!("\n    return {};\n}}\n", name_of[&root.id]);
+    let result = &name_of[&root.id];
+    if vec4 {
+        // The scalar code as a function of the loaded values, applied to
+        // each component.
+        let mut names: Vec<(String, bool)> = (0..inputs.len())
+            .map(|k| (format!("x{k}"), kinds[k].wide()))
+            .collect();
+        if reads_old {
+            names.push(("old".to_string(), true));
+        }
+        let params: Vec<String> = names.iter().map(|(n, _)| format!("{n}: f32")).collect();
+        code += &format!("\nfn value_s({}) -> f32 {{\n", params.join(", "));
+        code += &body.join("\n");
+        code += &format!("\n    return {result};\n}}\n");
+        code += "\nfn value4(i: u32) -> vec4<f32> {\n";
+        code += &loads.join("\n");
+        let lanes: Vec<String> = ["x", "y", "z", "w"]
+            .iter()
+            .map(|c| {
+                let args: Vec<String> = names
+                    .iter()
+                    .map(|(n, wide)| if *wide { format!("{n}.{c}") } else { n.clone() })
+                    .collect();
+                format!("value_s({})", args.join(", "))
+            })
+            .collect();
+        code += &format!("\n    return vec4<f32>({});\n}}\n", lanes.join(", "));
+    } else {
+        code += "\nfn value(i: u32) -> f32 {\n";
+        code += &loads.join("\n");
+        code += "\n";
+        code += &body.join("\n");
+        code += &format!("\n    return {result};\n}}\n");
+    }
     for i in 0..consts.len() {
         code = code.replace(
             &format!("{{{{C{i}}}}}"),
@@ -173,12 +297,13 @@ pub(crate) fn value_fn_in_place(
     }
 
     let params: Vec<u32> = consts.iter().map(|c| c.to_bits()).collect();
-    ValueFn {
+    Some(ValueFn {
         code,
         inputs,
         params,
         constants,
-    }
+        vec4,
+    })
 }
 
 /// Lines adding to `j{k}` the offset of output element `rem{k}` in an input
@@ -220,6 +345,17 @@ pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
         inputs: vec![input.clone()],
         params: Vec::new(),
         constants: Vec::new(),
+        vec4: false,
+    }
+}
+
+/// [`load_fn`] reading four elements at a time (`value4`).
+pub(crate) fn load_fn_vec4(input: &Rc<Node>) -> ValueFn {
+    ValueFn {
+        code: "@group(0) @binding(2) var<storage, read> src0: array<vec4<f32>>;\n\nfn value4(i: u32) -> vec4<f32> {\n    return src0[i];\n}\n"
+            .to_string(),
+        vec4: true,
+        ..load_fn(input)
     }
 }
 

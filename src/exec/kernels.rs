@@ -2,22 +2,32 @@
 //! kernels (from `shaders/`), their specializations and parameters. Op
 //! families describe their kernels themselves (see `kernel.rs`).
 
+use super::codegen::ValueFn;
 use crate::ops::reduce::ReduceOp;
 
 pub(crate) const ELEMENTWISE_TEMPLATE: &str = include_str!("../../shaders/elementwise.wgsl");
 pub(crate) const REDUCE_TEMPLATE: &str = include_str!("../../shaders/reduce.wgsl");
+pub(crate) const ELEMENTWISE_VEC4_TEMPLATE: &str =
+    include_str!("../../shaders/elementwise_vec4.wgsl");
+pub(crate) const REDUCE_VEC4_TEMPLATE: &str = include_str!("../../shaders/reduce_vec4.wgsl");
 
 /// Parameter words before those of the `value` function: elementwise [n], reduce [M, K, so, sr, P].
 pub(crate) const ELEMENTWISE_HEAD: usize = 1;
 pub(crate) const REDUCE_HEAD: usize = 5;
 
-/// The elementwise kernel around a generated `value` function.
-pub(crate) fn elementwise_source(value: &str) -> String {
-    ELEMENTWISE_TEMPLATE.replace("//VALUE", value)
+/// The elementwise kernel around a generated `value` (or `value4`) function.
+pub(crate) fn elementwise_source(value: &ValueFn) -> String {
+    let template = if value.vec4 {
+        ELEMENTWISE_VEC4_TEMPLATE
+    } else {
+        ELEMENTWISE_TEMPLATE
+    };
+    template.replace("//VALUE", &value.code)
 }
 
-/// The reduce kernel for one op around a generated `value` function.
-pub(crate) fn reduce_source(op: ReduceOp, value: &str) -> String {
+/// The reduce kernel for one op around a generated `value` (or `value4`)
+/// function.
+pub(crate) fn reduce_source(op: ReduceOp, value: &ValueFn) -> String {
     // ±inf are built at run time: shader compilers reject infinite constants.
     let (identity, combine) = match op {
         ReduceOp::Sum => ("0.0", "acc + v"),
@@ -31,11 +41,17 @@ pub(crate) fn reduce_source(op: ReduceOp, value: &str) -> String {
             "select(min(acc, v), acc + v, wg_isnan(acc) || wg_isnan(v))",
         ),
     };
-    let mut source = REDUCE_TEMPLATE
-        .replace("IDENTITY;", &format!("{identity};"))
-        .replace("COMBINE;", &format!("{combine};"))
-        .replace("//VALUE", value);
-    if op != ReduceOp::Sum && !value.contains("fn wg_isnan") {
+    let mut source = if value.vec4 {
+        REDUCE_VEC4_TEMPLATE
+            .replace("vec4<f32>(IDENTITY)", &format!("vec4<f32>({identity})"))
+            .replace("return COMBINE;", &format!("return {combine};"))
+    } else {
+        REDUCE_TEMPLATE
+            .replace("IDENTITY;", &format!("{identity};"))
+            .replace("COMBINE;", &format!("{combine};"))
+    }
+    .replace("//VALUE", &value.code);
+    if op != ReduceOp::Sum && !value.code.contains("fn wg_isnan") {
         source += super::codegen::WG_ISNAN;
     }
     source
@@ -43,9 +59,13 @@ pub(crate) fn reduce_source(op: ReduceOp, value: &str) -> String {
 
 /// How many parts each row of a reduction is split into for the next pass:
 /// enough invocations to keep the device busy, each folding ≥ 32 elements.
+/// A small reduction is one pass: a second dispatch costs more than the
+/// parallelism it buys (a bias gradient, [128, 256] summed over rows,
+/// is 32,768 additions).
 pub(crate) fn reduce_parts(rows: usize, k: usize) -> usize {
     const TARGET_INVOCATIONS: usize = 16_384;
-    if k <= 64 || rows >= TARGET_INVOCATIONS / 4 {
+    const ONE_PASS: usize = 32_768;
+    if k <= 64 || rows >= TARGET_INVOCATIONS / 4 || rows.saturating_mul(k) <= ONE_PASS {
         return 1;
     }
     (k / 32).min((TARGET_INVOCATIONS / rows).max(1)).max(1)
@@ -68,6 +88,9 @@ mod tests {
     fn reductions_split_long_rows_only() {
         assert_eq!(reduce_parts(1000, 10), 1);
         assert_eq!(reduce_parts(10_000, 1000), 1);
+        // Small reductions are one pass (a bias gradient).
+        assert_eq!(reduce_parts(256, 128), 1);
+        assert!(reduce_parts(1, 1 << 16) > 1);
         let p = reduce_parts(1, 1 << 20);
         assert!(p > 1 && (1 << 20) / p >= 32);
     }

@@ -29,7 +29,8 @@ use crate::graph::{Node, NodeId, Op, VariableState, topo_order};
 use crate::shape::{Shape, broadcast_strides};
 
 use super::codegen::{
-    FusedEdge, MAX_FUSED_INPUTS, MAX_FUSED_NODES, ValueFn, load_fn, value_fn, value_fn_in_place,
+    FusedEdge, MAX_FUSED_INPUTS, MAX_FUSED_NODES, ValueFn, load_fn, load_fn_vec4, value_fn,
+    value_fn_in_place, value_fn_vec4,
 };
 use super::kernels::{
     ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_parts, reduce_source,
@@ -240,6 +241,11 @@ impl Scheduler<'_> {
                 }
                 Ok(out)
             }
+            // A broadcast or reshaped constant whose consumers compute it
+            // (`constant_chain`), needed as a buffer too: a fill kernel.
+            Op::Expand | Op::Reshape if fused(node, &inputs[0]) => {
+                self.elementwise(shape, elementwise_value(node, fused, None))
+            }
             Op::Reshape | Op::Detach | Op::Checkpoint(_) => Ok(self.value(&inputs[0])),
             Op::Variable(_) => unreachable!("variables are always realized"),
             Op::Assign => {
@@ -254,7 +260,7 @@ impl Scheduler<'_> {
                 };
                 if fused(node, value) {
                     // The update expression computed in place: dst[i] = value(i).
-                    let v = value_fn_in_place(value, fused, ELEMENTWISE_HEAD, Some(target.id));
+                    let v = elementwise_value(value, fused, Some(target.id));
                     self.elementwise_into(&dst, shape, v);
                 } else {
                     let src = self.value(value);
@@ -271,7 +277,7 @@ impl Scheduler<'_> {
                 Ok(dst)
             }
             Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where => {
-                self.elementwise(shape, value_fn(node, fused, ELEMENTWISE_HEAD))
+                self.elementwise(shape, elementwise_value(node, fused, None))
             }
             Op::Permute(perm) => {
                 let in_strides = inputs[0].shape.strides();
@@ -304,8 +310,7 @@ impl Scheduler<'_> {
                 Ok(out)
             }
             Op::Reduce { op, axes } => {
-                let prologue =
-                    fused(node, &inputs[0]).then(|| value_fn(&inputs[0], fused, REDUCE_HEAD));
+                let prologue = fused(node, &inputs[0]).then_some(fused);
                 self.reduce(*op, &inputs[0], axes, shape, prologue)
             }
             Op::Family(f) => {
@@ -446,7 +451,7 @@ impl Scheduler<'_> {
             shape.clone(),
             crate::Device::reference_only(),
         );
-        self.elementwise(shape, value_fn(&fill, &|_, _| false, ELEMENTWISE_HEAD))
+        self.elementwise(shape, elementwise_value(&fill, &|_, _| false, None))
     }
 
     /// An elementwise kernel storing `value(i)` for every element of `shape`.
@@ -465,15 +470,17 @@ impl Scheduler<'_> {
                 .zip(&value.inputs)
                 .map(|(s, i)| (s, i.shape.numel())),
         );
-        let mut params = vec![n as u32];
+        // One invocation per element, or per four (`value4`).
+        let invocations = if value.vec4 { n / 4 } else { n };
+        let mut params = vec![invocations as u32];
         params.extend(&value.params);
         self.constants = constant_words(&value, ELEMENTWISE_HEAD);
         self.dispatch(
-            &elementwise_source(&value.code),
+            &elementwise_source(&value),
             "elementwise",
             params,
             buffers,
-            grid_1d(n as u64),
+            grid_1d(invocations as u64),
             1,
         );
     }
@@ -481,20 +488,24 @@ impl Scheduler<'_> {
     /// Reduction over `axes`: view the input as rows (kept axes) × reduced
     /// elements with one stride each (copying to that layout first if the
     /// axes do not collapse), then fold in passes of a fixed tree. The first
-    /// pass may compute its input on the fly (`prologue`, a fused chain).
+    /// pass may compute its input on the fly (`prologue`: the input's
+    /// fused chain). A pass whose rows are contiguous runs of a multiple of
+    /// 4 reads four elements at a time where its value function allows
+    /// (`value_fn_vec4`).
     fn reduce(
         &mut self,
         op: crate::ops::reduce::ReduceOp,
         input: &Rc<Node>,
         axes: &[usize],
         shape: &Shape,
-        prologue: Option<ValueFn>,
+        prologue: Option<FusedEdge>,
     ) -> Result<Storage> {
         let layout = reduce_layout(&input.shape, axes);
-        let (rows, k) = (layout.rows, layout.k);
-        let (mut value, mut so, mut sr) = match (layout.so, layout.sr, prologue) {
-            (Some(so), Some(sr), Some(prologue)) => (prologue, so, sr),
-            (Some(so), Some(sr), None) => (load_fn(input), so, sr),
+        let rows = layout.rows;
+        // What a pass folds: the input's fused chain or a buffer's elements.
+        let (mut source, mut k_left, mut so, mut sr) = match (layout.so, layout.sr, prologue) {
+            (Some(so), Some(sr), Some(fused)) => ((input.clone(), Some(fused)), layout.k, so, sr),
+            (Some(so), Some(sr), None) => ((input.clone(), None), layout.k, so, sr),
             _ => {
                 // Gather to [kept..., reduced...] contiguous.
                 let order: Vec<(usize, usize)> =
@@ -510,28 +521,42 @@ impl Scheduler<'_> {
                     crate::Device::reference_only(),
                 );
                 self.values.insert(scratch.id, gathered);
-                (load_fn(&scratch), k, 1)
+                ((scratch, None), layout.k, layout.k, 1)
             }
         };
-        let mut k_left = k;
         loop {
-            let parts = reduce_parts(rows, k_left);
+            let contiguous =
+                sr == 1 && k_left > 0 && rows > 0 && k_left % 4 == 0 && (rows == 1 || so % 4 == 0);
+            let value = match (&source, contiguous) {
+                ((root, Some(fused)), true) => value_fn_vec4(root, *fused, REDUCE_HEAD, None)
+                    .unwrap_or_else(|| value_fn(root, *fused, REDUCE_HEAD)),
+                ((root, Some(fused)), false) => value_fn(root, *fused, REDUCE_HEAD),
+                ((node, None), true) => load_fn_vec4(node),
+                ((node, None), false) => load_fn(node),
+            };
+            // In units of what one `value` call returns.
+            let (k, stride) = if value.vec4 {
+                (k_left / 4, so / 4)
+            } else {
+                (k_left, so)
+            };
+            let parts = reduce_parts(rows, k);
             let out = self.alloc(&Shape::new(&[rows * parts]))?;
             let srcs: Vec<Storage> = value.inputs.iter().map(|i| self.value(i)).collect();
             let mut buffers = vec![(&out, rows * parts)];
             buffers.extend(srcs.iter().map(|s| (s, s.size() as usize / 4)));
             let mut params = vec![
                 rows as u32,
-                k_left as u32,
-                so as u32,
+                k as u32,
+                stride as u32,
                 sr as u32,
                 parts as u32,
             ];
             params.extend(&value.params);
             self.constants = constant_words(&value, REDUCE_HEAD);
-            let source = reduce_source(op, &value.code);
+            let kernel = reduce_source(op, &value);
             self.dispatch(
-                &source,
+                &kernel,
                 "reduce",
                 params,
                 buffers,
@@ -554,7 +579,7 @@ impl Scheduler<'_> {
                 crate::Device::reference_only(),
             );
             self.values.insert(partials.id, out);
-            value = load_fn(&partials);
+            source = (partials, None);
             k_left = parts;
             so = parts;
             sr = 1;
@@ -678,6 +703,29 @@ fn plan_in(
             || n.handles.get() > 0
             || matches!(n.op, Op::Input(_) | Op::Indices(_) | Op::Assign)
     };
+    // A broadcast (or reshape) of a constant that nobody reads as a buffer,
+    // such as a reverse pass's seed on its way to the summed elements: its
+    // edges down to the constant, so that a kernel fusing it computes the
+    // constant, which then gets no kernel and no buffer of its own.
+    let constant_chain = |n: &Node| -> Option<Vec<(NodeId, NodeId)>> {
+        if !matches!(n.op, Op::Expand | Op::Reshape) || n.is_realized() {
+            return None;
+        }
+        let mut edges = Vec::new();
+        let (mut id, mut c) = (n.id, n.inputs()[0].clone());
+        loop {
+            edges.push((id, c.id));
+            if matches!(c.op, Op::Fill(_)) {
+                return (!c.is_realized() && !keep(&c)).then_some(edges);
+            }
+            if !matches!(c.op, Op::Expand | Op::Reshape) || c.is_realized() || keep(&c) {
+                return None;
+            }
+            let next = c.inputs()[0].clone();
+            (id, c) = (c.id, next);
+        }
+    };
+    let constant_broadcast = |n: &Node| matches!(n.op, Op::Expand) && constant_chain(n).is_some();
     check_stale(&order)?;
     let in_place = in_place_updates(&pending);
     let overwritten_by = overwritten_buffers(&order, &in_place);
@@ -806,6 +854,7 @@ fn plan_in(
             match input.op {
                 // Constants cost nothing to compute anywhere.
                 Op::Fill(_) => true,
+                _ if constant_broadcast(input) => true,
                 // A broadcast is a load with stride-0 axes.
                 Op::Expand => !is_reduce,
                 Op::Unary(_) | Op::Binary(_) | Op::Where => {
@@ -819,6 +868,7 @@ fn plan_in(
         let candidate_leaves = |input: &Rc<Node>| -> Vec<NodeId> {
             match input.op {
                 Op::Fill(_) => Vec::new(),
+                _ if constant_broadcast(input) => Vec::new(),
                 Op::Expand => vec![input.inputs()[0].id],
                 _ => leaves[&input.id].clone(),
             }
@@ -852,6 +902,10 @@ fn plan_in(
                 && size + candidate_size(input) <= MAX_FUSED_NODES
             {
                 fused_edges.insert((node.id, input.id));
+                if let Some(chain) = constant_chain(input) {
+                    // The broadcast computes its constant: no fill kernel.
+                    fused_edges.extend(chain);
+                }
                 my_leaves = merged;
                 size += candidate_size(input);
             } else if !my_leaves.contains(&input.id) {
@@ -1323,4 +1377,11 @@ fn check_stale(order: &[Rc<Node>]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The elementwise kernel's value function for the tree rooted at `root`:
+/// four elements per invocation where every load allows it.
+fn elementwise_value(root: &Rc<Node>, fused: FusedEdge, in_place: Option<NodeId>) -> ValueFn {
+    value_fn_vec4(root, fused, ELEMENTWISE_HEAD, in_place)
+        .unwrap_or_else(|| value_fn_in_place(root, fused, ELEMENTWISE_HEAD, in_place))
 }

@@ -6,7 +6,7 @@ use crate::ops::elementwise::{ALL_BINARY, ALL_UNARY};
 use crate::ops::reduce::ReduceOp;
 use crate::tensor::Tensor;
 
-use super::codegen::{load_fn, value_fn};
+use super::codegen::{load_fn, load_fn_vec4, value_fn, value_fn_in_place, value_fn_vec4};
 use super::kernels::{ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_source};
 use crate::kernel::{COPY, FILL, SUM_PARTS};
 use crate::ops::conv::CONV2D;
@@ -41,7 +41,18 @@ fn validate_with(name: &str, source: &str, capabilities: naga::valid::Capabiliti
 
 /// The elementwise kernel for `t`, fusing the edges `fuse` accepts.
 fn kernel(t: &Tensor, fuse: &dyn Fn(&crate::graph::Node, &crate::graph::Node) -> bool) -> String {
-    elementwise_source(&value_fn(&t.node, fuse, ELEMENTWISE_HEAD).code)
+    elementwise_source(&value_fn(&t.node, fuse, ELEMENTWISE_HEAD))
+}
+
+/// The four-at-a-time elementwise kernel for `t` (every load allows it).
+fn kernel_vec4(
+    t: &Tensor,
+    fuse: &dyn Fn(&crate::graph::Node, &crate::graph::Node) -> bool,
+) -> String {
+    let value = value_fn_vec4(&t.node, fuse, ELEMENTWISE_HEAD, None)
+        .expect("no broadcast loads, a multiple of 4 elements");
+    assert!(value.vec4 && value.code.contains("fn value4("));
+    elementwise_source(&value)
 }
 
 fn fused(t: &Tensor, _inlined: bool) -> String {
@@ -120,16 +131,28 @@ fn fixed_kernels_validate() {
     let x = Tensor::ones(&d, [4, 5]);
     let chain = &x.exp() * &x.sin();
     for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
-        validate(op.name(), &reduce_source(op, &load_fn(&x.node).code));
+        validate(op.name(), &reduce_source(op, &load_fn(&x.node)));
+        validate(
+            &format!("{} vec4", op.name()),
+            &reduce_source(op, &load_fn_vec4(&x.node)),
+        );
         // With a fused elementwise prologue.
         let value = value_fn(
             &chain.node,
             &|_, i| !matches!(i.op, crate::graph::Op::Input(_)),
             REDUCE_HEAD,
         );
+        validate(&format!("{} fused", op.name()), &reduce_source(op, &value));
+        let value = value_fn_vec4(
+            &chain.node,
+            &|_, i| !matches!(i.op, crate::graph::Op::Input(_)),
+            REDUCE_HEAD,
+            None,
+        )
+        .unwrap();
         validate(
-            &format!("{} fused", op.name()),
-            &reduce_source(op, &value.code),
+            &format!("{} fused vec4", op.name()),
+            &reduce_source(op, &value),
         );
     }
 }
@@ -138,8 +161,13 @@ fn fixed_kernels_validate() {
 fn every_elementwise_specialization_validates() {
     let d = Device::reference_only();
     let x = Tensor::ones(&d, [2, 3]);
+    let x4 = Tensor::ones(&d, [2, 4]);
     for &u in ALL_UNARY {
         validate(&u.name(), &fused(&x.unary(u), false));
+        validate(
+            &format!("{} vec4", u.name()),
+            &kernel_vec4(&x4.unary(u), &|_, _| false),
+        );
     }
     let row = Tensor::ones(&d, [3]);
     let col = Tensor::ones(&d, [2, 1]);
@@ -152,6 +180,14 @@ fn every_elementwise_specialization_validates() {
         validate(
             &format!("{b:?} scalar"),
             &fused(&scalar.binary(b, &x), false),
+        );
+        validate(
+            &format!("{b:?} same vec4"),
+            &kernel_vec4(&x4.binary(b, &x4), &|_, _| false),
+        );
+        validate(
+            &format!("{b:?} scalar vec4"),
+            &kernel_vec4(&scalar.binary(b, &x4), &|_, _| false),
         );
     }
 }
@@ -177,4 +213,53 @@ fn fused_chains_validate() {
     let src = kernel(&e, &|_, n| matches!(n.op, crate::graph::Op::Expand));
     validate("expand", &src);
     assert!(src.contains("src1: array") && src.contains("rem1"));
+    let not_inputs = |_: &crate::graph::Node, n: &crate::graph::Node| {
+        !matches!(n.op, crate::graph::Op::Input(_))
+    };
+    // Four elements at a time: broadcast rows as vec4s, broadcast columns
+    // as one element; not for an element count that is not a multiple of
+    // 4, nor a broadcast where the last axis is not.
+    let x4 = Tensor::from_vec(&d, vec![0.5; 8], [2, 4]);
+    let row4 = Tensor::from_vec(&d, vec![0.5; 4], [4]);
+    let col4 = Tensor::from_vec(&d, vec![0.5; 2], [2, 1]);
+    let e4 = &(&x4 + &row4.broadcast_to([2, 4])) * &col4.broadcast_to([2, 4]);
+    let value = value_fn_vec4(&e4.node, &not_inputs, ELEMENTWISE_HEAD, None).unwrap();
+    assert!(value.code.contains("src1[j1 / 4u]") && value.code.contains("src2[j2]"));
+    assert!(
+        value.code.contains("src1: array<vec4<f32>>") && value.code.contains("src2: array<f32>")
+    );
+    validate("broadcasts vec4", &elementwise_source(&value));
+    assert!(value_fn_vec4(&y.node, &not_inputs, ELEMENTWISE_HEAD, None).is_none());
+    let x6 = Tensor::from_vec(&d, vec![0.5; 24], [4, 6]);
+    let row6 = Tensor::from_vec(&d, vec![0.5; 6], [6]);
+    let e6 = &x6 + &row6.broadcast_to([4, 6]);
+    assert!(value_fn_vec4(&e6.node, &not_inputs, ELEMENTWISE_HEAD, None).is_none());
+    let chain4 = &(&x4.sin() * &x4.exp()) + &Tensor::from_vec(&d, vec![2.0], []);
+    validate("chain vec4", &kernel_vec4(&chain4, &not_inputs));
+    // A broadcast (and reshaped) constant computed where fused: a
+    // parameter word, not a buffer.
+    let seed = Tensor::full(&d, [], 2.0).reshape([1]).broadcast_to([2, 4]);
+    let scaled = &x4 * &seed;
+    let value = value_fn_vec4(&scaled.node, &not_inputs, ELEMENTWISE_HEAD, None).unwrap();
+    assert_eq!(value.inputs.len(), 1);
+    assert_eq!(value.params, vec![2.0f32.to_bits()]);
+    validate("broadcast constant vec4", &elementwise_source(&value));
+    // An in-place update reads its variable's old value from dst, as a vec4.
+    let update = &x4 * 0.5;
+    let value = value_fn_in_place(
+        &update.node,
+        &not_inputs,
+        ELEMENTWISE_HEAD,
+        Some(x4.node.id),
+    );
+    assert!(value.inputs.is_empty() && value.code.contains("let old = dst[i];"));
+    let value = value_fn_vec4(
+        &update.node,
+        &not_inputs,
+        ELEMENTWISE_HEAD,
+        Some(x4.node.id),
+    )
+    .unwrap();
+    assert!(value.inputs.is_empty() && value.code.contains("value_s(old.w)"));
+    validate("in place vec4", &elementwise_source(&value));
 }
