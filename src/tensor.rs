@@ -211,8 +211,21 @@ impl Tensor {
     /// with no graph behind it, which [`Tensor::assign`] updates in place.
     /// Trainable parameters and optimizer state are variables.
     pub fn to_variable(&self) -> Result<Tensor> {
-        // x + 0 is a kernel writing a fresh buffer (never an alias of x's).
-        let copy = self.add_scalar(0.0);
+        // A fresh buffer, never an alias of x's. Host data (an input, or a
+        // constant of at most `UPLOAD_FILLS_UP_TO` elements) is uploaded
+        // into it: no kernel, so initializing a model compiles nothing (on
+        // lavapipe a kernel's first dispatch compiles it, ~30 ms each).
+        // Anything else is copied by a kernel, x + 0.
+        const UPLOAD_FILLS_UP_TO: usize = 1 << 18;
+        let upload =
+            |data: Rc<[f32]>| Tensor::leaf(self.device(), Op::Input(data), self.shape().clone());
+        let copy = match &self.node.op {
+            Op::Input(data) => upload(data.clone()),
+            Op::Fill(v) if self.numel() <= UPLOAD_FILLS_UP_TO => {
+                upload(vec![*v; self.numel()].into())
+            }
+            _ => self.add_scalar(0.0),
+        };
         copy.realize()?;
         let storage = copy.node.storage.borrow().clone();
         let node = Node::new(

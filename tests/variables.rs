@@ -174,3 +174,34 @@ fn gradients_of_reads_after_an_update_go_to_the_variable() {
     assert_eq!(g.to_vec_blocking().unwrap(), vec![12.0]);
     assert_eq!(w.to_vec_blocking().unwrap(), vec![6.0]);
 }
+
+/// A variable made from host data (an input, a small constant) is an
+/// upload into a buffer of its own: no kernel, and never an alias of the
+/// tensor it was made from (realized or not); anything else is copied.
+#[test]
+fn variables_from_host_data_are_uploads_of_their_own() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let x = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0], [3]);
+    let before = dev.counters().kernels;
+    let v = x.to_variable().unwrap();
+    let zeros = Tensor::zeros(&dev, [2, 3]).to_variable().unwrap();
+    assert_eq!(dev.counters().kernels, before, "no kernel for uploads");
+    v.assign(&(&v * 2.0)).realize().unwrap();
+    assert_eq!(v.to_vec_blocking().unwrap(), vec![2.0, 4.0, 6.0]);
+    assert_eq!(x.to_vec_blocking().unwrap(), vec![1.0, 2.0, 3.0]);
+    assert_eq!(zeros.to_vec_blocking().unwrap(), vec![0.0; 6]);
+    // x is realized now: a second variable is still a buffer of its own.
+    let w = x.to_variable().unwrap();
+    w.assign(&(&w + 1.0)).realize().unwrap();
+    assert_eq!(w.to_vec_blocking().unwrap(), vec![2.0, 3.0, 4.0]);
+    assert_eq!(x.to_vec_blocking().unwrap(), vec![1.0, 2.0, 3.0]);
+    // A computed value is copied by a kernel.
+    let before = dev.counters().kernels;
+    let e = x.exp().to_variable().unwrap();
+    assert!(dev.counters().kernels > before);
+    let want: Vec<f32> = [1f32, 2.0, 3.0].iter().map(|v| v.exp()).collect();
+    let got = e.to_vec_blocking().unwrap();
+    assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() < 1e-5));
+}

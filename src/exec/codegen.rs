@@ -44,12 +44,20 @@ pub(crate) fn value_fn(root: &Rc<Node>, fused: FusedEdge, param_base: usize) -> 
     value_fn_in_place(root, fused, param_base, None)
 }
 
+/// Fewer elements than this run one per invocation: too few for the loads
+/// to matter, while a four-element kernel is four times the arithmetic
+/// code for lavapipe to compile at its first dispatch (a cold start pays
+/// it). Also keeps vec4 bindings non-empty (WebGPU's minimum binding size
+/// is one element of the array).
+pub(crate) const VEC4_MIN_ELEMENTS: usize = 4096;
+
 /// `value4(i)`: elements 4i .. 4i + 3 of the tree rooted at `root`, as a
 /// vec4. Buffers of the root's shape are read as vec4, one-element buffers
 /// once; a broadcast input, where the root's last axis is a multiple of 4
 /// long, as a vec4 of its last axis or (broadcast along the last axis) one
-/// element for all four. `None` where the element count is 0 or not a
-/// multiple of 4, or an input is broadcast and the last axis is not.
+/// element for all four. `None` where the element count is below
+/// [`VEC4_MIN_ELEMENTS`] or not a multiple of 4, or an input is broadcast
+/// and the last axis is not.
 ///
 /// Why: lavapipe turns each storage-buffer access into a loop over the
 /// SIMD lanes with a bounds check per element, and that loop, not the
@@ -64,10 +72,8 @@ pub(crate) fn value_fn_vec4(
     param_base: usize,
     in_place: Option<NodeId>,
 ) -> Option<ValueFn> {
-    // (An empty buffer cannot be bound as vec4s: WebGPU's minimum binding
-    // size is one element of the array.)
     let n = root.shape.numel();
-    if n == 0 || n % 4 != 0 {
+    if n < VEC4_MIN_ELEMENTS || n % 4 != 0 {
         return None;
     }
     generate(root, fused, param_base, in_place, true)

@@ -29,8 +29,8 @@ use crate::graph::{Node, NodeId, Op, VariableState, topo_order};
 use crate::shape::{Shape, broadcast_strides};
 
 use super::codegen::{
-    FusedEdge, MAX_FUSED_INPUTS, MAX_FUSED_NODES, ValueFn, load_fn, load_fn_vec4, value_fn,
-    value_fn_in_place, value_fn_vec4,
+    FusedEdge, MAX_FUSED_INPUTS, MAX_FUSED_NODES, VEC4_MIN_ELEMENTS, ValueFn, load_fn,
+    load_fn_vec4, value_fn, value_fn_in_place, value_fn_vec4,
 };
 use super::kernels::{
     ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_parts, reduce_source,
@@ -525,8 +525,10 @@ impl Scheduler<'_> {
             }
         };
         loop {
-            let contiguous =
-                sr == 1 && k_left > 0 && rows > 0 && k_left % 4 == 0 && (rows == 1 || so % 4 == 0);
+            let contiguous = sr == 1
+                && rows.saturating_mul(k_left) >= VEC4_MIN_ELEMENTS
+                && k_left % 4 == 0
+                && (rows == 1 || so % 4 == 0);
             let value = match (&source, contiguous) {
                 ((root, Some(fused)), true) => value_fn_vec4(root, *fused, REDUCE_HEAD, None)
                     .unwrap_or_else(|| value_fn(root, *fused, REDUCE_HEAD)),

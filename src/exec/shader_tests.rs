@@ -130,6 +130,9 @@ fn fixed_kernels_validate() {
     let d = Device::reference_only();
     let x = Tensor::ones(&d, [4, 5]);
     let chain = &x.exp() * &x.sin();
+    // Four elements per invocation needs VEC4_MIN_ELEMENTS or more.
+    let x4 = Tensor::ones(&d, [4, 1024]);
+    let chain4 = &x4.exp() * &x4.sin();
     for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
         validate(op.name(), &reduce_source(op, &load_fn(&x.node)));
         validate(
@@ -144,7 +147,7 @@ fn fixed_kernels_validate() {
         );
         validate(&format!("{} fused", op.name()), &reduce_source(op, &value));
         let value = value_fn_vec4(
-            &chain.node,
+            &chain4.node,
             &|_, i| !matches!(i.op, crate::graph::Op::Input(_)),
             REDUCE_HEAD,
             None,
@@ -161,7 +164,7 @@ fn fixed_kernels_validate() {
 fn every_elementwise_specialization_validates() {
     let d = Device::reference_only();
     let x = Tensor::ones(&d, [2, 3]);
-    let x4 = Tensor::ones(&d, [2, 4]);
+    let x4 = Tensor::ones(&d, [2, 2048]);
     for &u in ALL_UNARY {
         validate(&u.name(), &fused(&x.unary(u), false));
         validate(
@@ -217,28 +220,35 @@ fn fused_chains_validate() {
         !matches!(n.op, crate::graph::Op::Input(_))
     };
     // Four elements at a time: broadcast rows as vec4s, broadcast columns
-    // as one element; not for an element count that is not a multiple of
-    // 4, nor a broadcast where the last axis is not.
-    let x4 = Tensor::from_vec(&d, vec![0.5; 8], [2, 4]);
-    let row4 = Tensor::from_vec(&d, vec![0.5; 4], [4]);
+    // as one element; not for fewer than VEC4_MIN_ELEMENTS elements or a
+    // count that is not a multiple of 4, nor a broadcast where the last
+    // axis is not.
+    let x4 = Tensor::from_vec(&d, vec![0.5; 4096], [2, 2048]);
+    let row4 = Tensor::from_vec(&d, vec![0.5; 2048], [2048]);
     let col4 = Tensor::from_vec(&d, vec![0.5; 2], [2, 1]);
-    let e4 = &(&x4 + &row4.broadcast_to([2, 4])) * &col4.broadcast_to([2, 4]);
+    let e4 = &(&x4 + &row4.broadcast_to([2, 2048])) * &col4.broadcast_to([2, 2048]);
     let value = value_fn_vec4(&e4.node, &not_inputs, ELEMENTWISE_HEAD, None).unwrap();
     assert!(value.code.contains("src1[j1 / 4u]") && value.code.contains("src2[j2]"));
     assert!(
         value.code.contains("src1: array<vec4<f32>>") && value.code.contains("src2: array<f32>")
     );
     validate("broadcasts vec4", &elementwise_source(&value));
-    assert!(value_fn_vec4(&y.node, &not_inputs, ELEMENTWISE_HEAD, None).is_none());
-    let x6 = Tensor::from_vec(&d, vec![0.5; 24], [4, 6]);
+    // Too few elements, or not a multiple of 4.
+    let small = Tensor::from_vec(&d, vec![0.5; 8], [2, 4]);
+    assert!(value_fn_vec4(&small.exp().node, &not_inputs, ELEMENTWISE_HEAD, None).is_none());
+    let odd = Tensor::from_vec(&d, vec![0.5; 4098], [4098]);
+    assert!(value_fn_vec4(&odd.exp().node, &not_inputs, ELEMENTWISE_HEAD, None).is_none());
+    let x6 = Tensor::from_vec(&d, vec![0.5; 6144], [1024, 6]);
     let row6 = Tensor::from_vec(&d, vec![0.5; 6], [6]);
-    let e6 = &x6 + &row6.broadcast_to([4, 6]);
+    let e6 = &x6 + &row6.broadcast_to([1024, 6]);
     assert!(value_fn_vec4(&e6.node, &not_inputs, ELEMENTWISE_HEAD, None).is_none());
     let chain4 = &(&x4.sin() * &x4.exp()) + &Tensor::from_vec(&d, vec![2.0], []);
     validate("chain vec4", &kernel_vec4(&chain4, &not_inputs));
     // A broadcast (and reshaped) constant computed where fused: a
     // parameter word, not a buffer.
-    let seed = Tensor::full(&d, [], 2.0).reshape([1]).broadcast_to([2, 4]);
+    let seed = Tensor::full(&d, [], 2.0)
+        .reshape([1])
+        .broadcast_to([2, 2048]);
     let scaled = &x4 * &seed;
     let value = value_fn_vec4(&scaled.node, &not_inputs, ELEMENTWISE_HEAD, None).unwrap();
     assert_eq!(value.inputs.len(), 1);
