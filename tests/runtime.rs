@@ -284,7 +284,7 @@ fn the_profiler_records_every_kernel_with_its_work_and_time() {
 #[test]
 fn four_at_a_time_kernels_agree_with_the_one_element_kernels() {
     let dev = gpu!();
-    // (Four at a time from 4,096 elements: VEC4_MIN_ELEMENTS.)
+    // (Four at a time from 1,024 elements: VEC4_MIN_ELEMENTS.)
     let data = common::data(8193, -2.0, 2.0, 0.0, 5);
     let half = Tensor::scalar(&dev, 0.5);
     let f = |x: &Tensor| &(&(&(&x.sin() * &x.exp()) + &x.square()) - &x.tanh()) * &half;

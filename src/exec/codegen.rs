@@ -49,7 +49,7 @@ pub(crate) fn value_fn(root: &Rc<Node>, fused: FusedEdge, param_base: usize) -> 
 /// code for lavapipe to compile at its first dispatch (a cold start pays
 /// it). Also keeps vec4 bindings non-empty (WebGPU's minimum binding size
 /// is one element of the array).
-pub(crate) const VEC4_MIN_ELEMENTS: usize = 4096;
+pub(crate) const VEC4_MIN_ELEMENTS: usize = 1024;
 
 /// `value4(i)`: elements 4i .. 4i + 3 of the tree rooted at `root`, as a
 /// vec4. Buffers of the root's shape are read as vec4, one-element buffers

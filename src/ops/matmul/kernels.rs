@@ -383,9 +383,10 @@ pub(crate) fn matmul_sg_source(size: u32, (ta, tb): (bool, bool)) -> &'static st
 /// values per step along K loaded 16/size per lane and broadcast. With 8
 /// rows a lane loads per step 8 values of A and 2 of B (8 lanes) for 128
 /// multiply-adds, where `matmul_strided` loads 4 and 8 for 32: for the
-/// products the vec4 kernels cannot take (N = 10). With 4 rows it is half
-/// the kernel for lavapipe to compile: the cold start's one matmul kernel.
-/// The entry point is `matmul_strided_sg` (8 rows) or `matmul_strided_sgR`.
+/// products the vec4 kernels cannot take (N = 10). With 2 rows it is a
+/// quarter of the kernel for lavapipe to compile: the cold start's one
+/// matmul kernel (`COLD_ROWS`). The entry point is `matmul_strided_sg`
+/// (8 rows) or `matmul_strided_sgR`.
 pub(crate) fn matmul_strided_sg_source(size: u32, rows: usize) -> &'static str {
     type Sources = Vec<((u32, usize), &'static str)>;
     static SOURCES: std::sync::Mutex<Sources> = std::sync::Mutex::new(Vec::new());
@@ -485,7 +486,8 @@ fn strided_sg_entry(rows: usize) -> &'static str {
     match rows {
         8 => "matmul_strided_sg",
         4 => "matmul_strided_sg4",
-        _ => unreachable!("matmul_strided_sg has 4 or 8 rows per lane"),
+        2 => "matmul_strided_sg2",
+        _ => unreachable!("matmul_strided_sg has 2, 4 or 8 rows per lane"),
     }
 }
 
@@ -496,12 +498,19 @@ pub(super) enum Subgroups {
     Off,
     /// `matmul_sg` where it can go, `matmul_strided_sg` elsewhere.
     On,
-    /// `matmul_strided_sg` with 4 rows per lane for every product: one
-    /// pipeline serves them all, so a process that computes one gradient
-    /// compiles one matmul kernel, the smaller (lavapipe compiles each at
-    /// its first dispatch: about 0.3 s for the 8-row unrolled kernels).
+    /// `matmul_strided_sg` with `COLD_ROWS` (2) rows per lane for every
+    /// product: one pipeline serves them all, so a process that computes
+    /// one gradient compiles one matmul kernel, a small one (lavapipe
+    /// compiles each at its first dispatch: about 0.3 s for the 8-row
+    /// unrolled kernels, about 0.2 s for 4 rows).
     StridedOnly,
 }
+
+/// Rows per lane of the cold start's kernel (`Subgroups::StridedOnly`):
+/// 2 rather than 4 made a cold process's first gradient about 7% faster
+/// on lavapipe (five alternating runs each, medians 590 and 633 ms), its
+/// products running slower only until their second sight.
+const COLD_ROWS: usize = 2;
 
 /// Variant and grid (z = batch) for an `op(A) @ op(B)` product of
 /// `[m, k] @ [k, n]`, op a transpose where `(ta, tb)` say so; `subgroup`
@@ -527,7 +536,7 @@ fn variant(
         _ if subgroup != 0 => {
             // The cold start's kernel is the smaller one (see `Subgroups`).
             let rows = if which == Subgroups::StridedOnly {
-                4
+                COLD_ROWS
             } else {
                 8
             };
@@ -757,6 +766,8 @@ fn rows_per_group(entry: &str) -> usize {
     match entry {
         "matmul_tiled" | "matmul_vec4" | "matmul_tn" | "matmul_nt" | "matmul_sg"
         | "matmul_strided_sg" => 64,
+        // 2 rows × 8 lanes or more.
+        "matmul_strided_sg2" => 16,
         // matmul_strided (4 rows × 8 invocations), matmul_strided_sg4
         // (4 rows × 8 lanes or more).
         _ => 32,
