@@ -16,7 +16,9 @@
 //! layers, 4 heads, width 64) at batch 32 × context 64; (9) `fanout`: one
 //! node read by 100,000 consumers, realized (graph planning is linear in
 //! fan-out; reported per node); (10) `replay`: CPU time per training step
-//! with plan replay on and off (digits MLP, the MLP step, the chain).
+//! with plan replay on and off (digits MLP, the MLP step, the chain);
+//! (11) `matmul4096`: matmul fwd+bwd at n = 4096, for real GPUs, run only
+//! when named (`scripts/device_bench.sh` runs it with the rest on a GPU).
 
 use std::time::Instant;
 
@@ -254,7 +256,7 @@ fn main() {
     // then warm); "cold" alone runs one cold start.
     let want = |name: &str| {
         if args.is_empty() {
-            name != "cold"
+            name != "cold" && name != "matmul4096"
         } else {
             args.iter().any(|a| a == name)
         }
@@ -264,6 +266,7 @@ fn main() {
     order.insert(5, "warm");
     order.push("fanout");
     order.push("replay");
+    order.push("matmul4096");
     for name in order {
         if want(name) {
             match name {

@@ -377,3 +377,30 @@ fn an_elementwise_chain_and_its_gradient_are_one_fused_kernel_each() {
     common::assert_close("forward", &values[0], &want[0], 1e-3, 1e-5);
     common::assert_close("gradient", &values[1], &want[1], 1e-3, 1e-5);
 }
+
+/// The seed of a product's adjoints — ones broadcast to the product's
+/// shape, read as a buffer by the matmul kernels — is one fill kernel of
+/// the broadcast shape, not a fill and a broadcasting copy.
+#[test]
+fn a_broadcast_seed_read_by_a_product_is_one_fill_kernel() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let a = Tensor::from_vec(&dev, common::data(32 * 16, -1.0, 1.0, 0.0, 12), [32, 16]);
+    let b = Tensor::from_vec(&dev, common::data(16 * 8, -1.0, 1.0, 0.0, 13), [16, 8]);
+    a.realize().unwrap();
+    b.realize().unwrap();
+    let g = grad(&a.matmul(&b).sum(), &[&a, &b]);
+    let (sa, sb) = (g[0].sum(), g[1].sum());
+    let (values, profile) = dev.profile(|| read_all_blocking(&[&sa, &sb]).unwrap());
+    let names: Vec<&str> = profile.kernels.iter().map(|k| k.name.as_str()).collect();
+    let others: Vec<&&str> = names
+        .iter()
+        .filter(|n| !n.starts_with("matmul") && !n.starts_with("sum"))
+        .collect();
+    assert_eq!(others.len(), 1, "{names:?}");
+    assert!(others[0].starts_with("broadcast_to"), "{names:?}");
+    let want = reference::eval_with(&[&sa, &sb], &[]).unwrap();
+    common::assert_close("sum of dA", &values[0], &want[0], 1e-3, 1e-5);
+    common::assert_close("sum of dB", &values[1], &want[1], 1e-3, 1e-5);
+}

@@ -53,6 +53,9 @@ pub fn build(group: &str, dev: &Device) -> Vec<Workload> {
         "conv" => vec![conv(dev)],
         "cnn" => vec![cnn(dev)],
         "gpt" => vec![gpt(dev)],
+        // Not in GROUPS: a real GPU's line (412 GFLOP per iteration, about
+        // 16 s on lavapipe); the bench runs it only when named.
+        "matmul4096" => vec![matmul(dev, 4096)],
         _ => Vec::new(),
     }
 }
@@ -91,7 +94,7 @@ fn matmul(dev: &Device, n: usize) -> Workload {
         // Forward and both adjoints: 3 products of 2n³.
         flops: Some(3.0 * 2.0 * (n as f64).powi(3)),
         warmup: 2,
-        repeats: if n == 1024 { 5 } else { 10 },
+        repeats: if n >= 1024 { 5 } else { 10 },
         step: Box::new(move || {
             let loss = a.matmul(&b).sum();
             let g = grad(&loss, &[&a, &b]);

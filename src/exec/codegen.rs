@@ -200,7 +200,7 @@ fn generate(
             stack.push((node.clone(), true, true));
             for input in node.inputs().iter().rev() {
                 // A fused broadcast is a load of its input, unless it
-                // broadcasts a constant it computes (`constant_broadcast`).
+                // broadcasts a constant it computes (the planner's `constant_chain`).
                 let computed = fused(&node, input)
                     && (!matches!(input.op, Op::Expand) || fused(input, &input.inputs()[0]));
                 stack.push((input.clone(), false, computed));

@@ -917,6 +917,14 @@ fn plan_in(
         leaves.insert(node.id, my_leaves);
         sizes.insert(node.id, size);
     }
+    // A broadcast constant read as a buffer (by a matmul: the seed of a
+    // product's adjoints) is one fill kernel of the broadcast shape, not
+    // a fill and a broadcasting copy.
+    for node in &pending {
+        if constant_broadcast(node) {
+            fused_edges.extend(constant_chain(node).into_iter().flatten());
+        }
+    }
     let fused = |c: &Node, i: &Node| fused_edges.contains(&(c.id, i.id));
 
     // A node gets a kernel (and a buffer) unless every consumer computes it itself.
