@@ -705,10 +705,12 @@ fn plan_in(
             || n.handles.get() > 0
             || matches!(n.op, Op::Input(_) | Op::Indices(_) | Op::Assign)
     };
-    // A broadcast (or reshape) of a constant that nobody reads as a buffer,
-    // such as a reverse pass's seed on its way to the summed elements: its
-    // edges down to the constant, so that a kernel fusing it computes the
-    // constant, which then gets no kernel and no buffer of its own.
+    // A broadcast (or reshape) of a constant that nobody else reads as a
+    // buffer, such as a reverse pass's seed: its edges down to the
+    // constant. They are fused: a kernel fusing the broadcast computes the
+    // constant, and a broadcast read as a buffer (by a matmul: the seed of
+    // a product's adjoints) is one fill kernel of its shape, not a fill and
+    // a broadcasting copy; the constant gets no kernel of its own.
     let constant_chain = |n: &Node| -> Option<Vec<(NodeId, NodeId)>> {
         if !matches!(n.op, Op::Expand | Op::Reshape) || n.is_realized() {
             return None;
@@ -727,7 +729,12 @@ fn plan_in(
             (id, c) = (c.id, next);
         }
     };
-    let constant_broadcast = |n: &Node| matches!(n.op, Op::Expand) && constant_chain(n).is_some();
+    let constant_chains: HashMap<NodeId, Vec<(NodeId, NodeId)>> = pending
+        .iter()
+        .filter(|n| matches!(n.op, Op::Expand))
+        .filter_map(|n| Some((n.id, constant_chain(n)?)))
+        .collect();
+    let constant_broadcast = |n: &Node| constant_chains.contains_key(&n.id);
     check_stale(&order)?;
     let in_place = in_place_updates(&pending);
     let overwritten_by = overwritten_buffers(&order, &in_place);
@@ -904,10 +911,6 @@ fn plan_in(
                 && size + candidate_size(input) <= MAX_FUSED_NODES
             {
                 fused_edges.insert((node.id, input.id));
-                if let Some(chain) = constant_chain(input) {
-                    // The broadcast computes its constant: no fill kernel.
-                    fused_edges.extend(chain);
-                }
                 my_leaves = merged;
                 size += candidate_size(input);
             } else if !my_leaves.contains(&input.id) {
@@ -917,14 +920,7 @@ fn plan_in(
         leaves.insert(node.id, my_leaves);
         sizes.insert(node.id, size);
     }
-    // A broadcast constant read as a buffer (by a matmul: the seed of a
-    // product's adjoints) is one fill kernel of the broadcast shape, not
-    // a fill and a broadcasting copy.
-    for node in &pending {
-        if constant_broadcast(node) {
-            fused_edges.extend(constant_chain(node).into_iter().flatten());
-        }
-    }
+    fused_edges.extend(constant_chains.values().flatten().copied());
     let fused = |c: &Node, i: &Node| fused_edges.contains(&(c.id, i.id));
 
     // A node gets a kernel (and a buffer) unless every consumer computes it itself.
