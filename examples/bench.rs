@@ -4,6 +4,7 @@
 //!
 //! cargo run --release --example bench            all workloads
 //! cargo run --release --example bench -- matmul  only the named ones
+//! cargo run --release --example bench -- --deterministic mlp   in deterministic mode
 //!
 //! Workloads: (1) matmul fwd+bwd at n = 256, 512, 1024; (2) a 1M-element
 //! elementwise chain fwd+bwd; (3) one SGD step of a 784-256-256-10 MLP;
@@ -241,11 +242,19 @@ fn main() {
     // RUST_LOG=webgrad=info shows autotune's timings, pipeline compiles
     // and rematerialization decisions.
     env_logger::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--cold-child") {
         return cold_child();
     }
-    let dev = Device::new_blocking().unwrap_or_else(|e| {
+    // `--deterministic`: the device in deterministic mode (no autotune), to
+    // measure what that mode costs.
+    let deterministic = args.iter().any(|a| a == "--deterministic");
+    args.retain(|a| a != "--deterministic");
+    let options = webgrad::DeviceOptions {
+        deterministic,
+        ..Default::default()
+    };
+    let dev = Device::with_options_blocking(options).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1)
     });

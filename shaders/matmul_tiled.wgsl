@@ -49,10 +49,10 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             let bo = kk * 64u + lid.x * 4u;
             let bv = vec4<f32>(tile_b[bo], tile_b[bo + 1u], tile_b[bo + 2u], tile_b[bo + 3u]);
             let ao = lid.y * 64u + kk;
-            acc0 += tile_a[ao] * bv;
-            acc1 += tile_a[ao + 16u] * bv;
-            acc2 += tile_a[ao + 32u] * bv;
-            acc3 += tile_a[ao + 48u] * bv;
+            acc0 = fma(vec4<f32>(tile_a[ao]), bv, acc0);
+            acc1 = fma(vec4<f32>(tile_a[ao + 16u]), bv, acc1);
+            acc2 = fma(vec4<f32>(tile_a[ao + 32u]), bv, acc2);
+            acc3 = fma(vec4<f32>(tile_a[ao + 48u]), bv, acc3);
         }
         workgroupBarrier();
     }

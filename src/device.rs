@@ -26,6 +26,19 @@ pub struct DeviceOptions {
     /// backend with application-managed caches in wgpu; elsewhere the
     /// driver or browser keeps its own).
     pub pipeline_cache: PipelineCacheDir,
+    /// Results that depend only on the graph, the seeds and the adapter,
+    /// like PyTorch's `torch.use_deterministic_algorithms(True)` with
+    /// `cudnn.benchmark = False`: no kernel is chosen by timing (a family
+    /// offering several lowerings always uses the one it expects to be
+    /// fastest for the shapes), and no tuning file is read or written. Off by default, because webgrad's own
+    /// families do not need it: every matmul variant sums each output in
+    /// the same order, so autotune's choice (timed, or read from the
+    /// tuning file) never changes a bit. It is the guarantee for families
+    /// that cannot promise that, and for runs that must not consult any
+    /// file an earlier run wrote. The pipeline cache stays as configured:
+    /// it holds compiled code, which cannot change a value. The cost is
+    /// speed where the untimed choice is not the fastest: see the README.
+    pub deterministic: bool,
 }
 
 /// Where [`DeviceOptions::pipeline_cache`] keeps the driver's compiled
@@ -141,6 +154,9 @@ pub(crate) struct Gpu {
     pub limits: wgpu::Limits,
     /// The matmul family in use (never `Auto`).
     pub matmul: MatmulKernel,
+    /// No timing-based kernel choice, no tuning file (see
+    /// [`DeviceOptions::deterministic`]).
+    pub deterministic: bool,
     /// Lanes of every subgroup, where kernels may use subgroup operations
     /// (0: they may not; see `subgroup_size`).
     pub subgroup: u32,
@@ -294,12 +310,15 @@ impl Device {
         let timestamps = device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let subgroup = subgroup_size(&device, &info);
         let mut pipelines = PipelineCache::default();
-        let tuning = crate::exec::tune::Tuning::load(
-            options
+        // A deterministic device neither reads nor writes a tuning file.
+        let tuning_file = match options.deterministic {
+            true => None,
+            false => options
                 .pipeline_cache
                 .resolve()
                 .map(|dir| dir.join(crate::exec::tune::file_name(&info.name, &info.driver_info))),
-        );
+        };
+        let tuning = crate::exec::tune::Tuning::load(tuning_file);
         if device.features().contains(wgpu::Features::PIPELINE_CACHE) {
             let file = wgpu::util::pipeline_cache_key(&info);
             if let (Some(dir), Some(file)) = (options.pipeline_cache.resolve(), file) {
@@ -366,6 +385,7 @@ impl Device {
                 summary,
                 limits,
                 matmul,
+                deterministic: options.deterministic,
                 subgroup,
                 pipelines: Mutex::new(pipelines),
                 pool: Arc::new(Mutex::new(BufferPool::default())),
@@ -412,6 +432,12 @@ impl Device {
     /// The matmul kernel family this device uses.
     pub fn matmul_kernel(&self) -> Option<MatmulKernel> {
         self.gpu.as_ref().map(|g| g.matmul)
+    }
+
+    /// Whether this device runs in deterministic mode
+    /// ([`DeviceOptions::deterministic`]); false for a reference-only one.
+    pub fn is_deterministic(&self) -> bool {
+        self.gpu.as_ref().is_some_and(|g| g.deterministic)
     }
 
     /// How many GPU buffers webgrad holds, live and pooled.

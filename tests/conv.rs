@@ -452,7 +452,7 @@ fn the_tiled_family_for_real_gpus_is_correct_too() {
     // (slowly), so they are checked here, forward and both adjoints.
     let options = webgrad::DeviceOptions {
         matmul: webgrad::MatmulKernel::Tiled,
-        ..Default::default()
+        ..common::test_options()
     };
     let dev = match webgrad::Device::with_options_blocking(options) {
         Ok(d) => d,

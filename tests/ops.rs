@@ -251,7 +251,7 @@ fn every_matmul_kernel_family_is_correct() {
     ] {
         let options = webgrad::DeviceOptions {
             matmul: family,
-            ..Default::default()
+            ..common::test_options()
         };
         let dev = match webgrad::Device::with_options_blocking(options) {
             Ok(d) => d,
@@ -381,7 +381,8 @@ fn matmul_gradients_of_a_shared_weight_over_many_rows() {
 /// where the adapter has fixed-size subgroups, as lavapipe does), forced
 /// one at a time, gives the reference's values and gradients at shapes
 /// that are not multiples of any block: edge rows and columns, batches,
-/// broadcast operands.
+/// broadcast operands; and every variant gives the same bits as the
+/// first (autotune's choice never changes a result).
 #[test]
 fn every_matmul_variant_matches_the_reference_at_edge_shapes() {
     let Some(dev) = common::private_device() else {
@@ -398,6 +399,8 @@ fn every_matmul_variant_matches_the_reference_at_edge_shapes() {
         (&[3, 9, 8], &[8, 16]),
         (&[2, 5, 12], &[2, 12, 8]),
     ];
+    // Every variant sums each output in the same order: the same bits.
+    let mut bits_of_variant_0: Vec<Vec<u32>> = Vec::new();
     for forced in [0usize, 1, 2, 3] {
         dev.force_variant(Some(forced));
         for (i, (sa, sb)) in cases.iter().enumerate() {
@@ -412,6 +415,17 @@ fn every_matmul_variant_matches_the_reference_at_edge_shapes() {
             let g = webgrad::grad(&(&c * &w).sum(), &[&a, &b]);
             let what = format!("{sa:?} @ {sb:?}, variant {forced}");
             let got = webgrad::read_all_blocking(&[&c, &g[0], &g[1]]).unwrap();
+            for (j, v) in got.iter().enumerate() {
+                let bits: Vec<u32> = v.iter().map(|x| x.to_bits()).collect();
+                if forced == 0 {
+                    bits_of_variant_0.push(bits);
+                } else {
+                    assert!(
+                        bits == bits_of_variant_0[3 * i + j],
+                        "{what}: output {j} differs in its bits from variant 0's"
+                    );
+                }
+            }
             for (name, t, v) in [
                 ("c", &c, &got[0]),
                 ("dA", &g[0], &got[1]),

@@ -336,6 +336,11 @@ impl Scheduler<'_> {
                         .load(std::sync::atomic::Ordering::Relaxed);
                     let choice = match known {
                         _ if forced != usize::MAX => forced.min(variants.len() - 1),
+                        // Deterministic mode: the family's untimed choice
+                        // (its tuning holds no file's choices either).
+                        _ if self.gpu.deterministic => f
+                            .untimed_variant(shape, &shapes, target)
+                            .min(variants.len() - 1),
                         Some(i) if i < variants.len() => i,
                         // A prediction assumes the first variant until one
                         // is timed; under a memory budget nothing is timed,

@@ -36,6 +36,13 @@ pub(crate) trait Family: Debug {
         vec![self.lower(out, inputs, target)]
     }
 
+    /// Which of [`Family::lower_variants`] deterministic mode runs, where
+    /// nothing is timed: the one the family expects to be fastest at these
+    /// shapes without measuring (the first by default).
+    fn untimed_variant(&self, _out: &Shape, _inputs: &[&Shape], _target: Target) -> usize {
+        0
+    }
+
     /// Partial adjoints of the inputs given the output's adjoint `g`
     /// (`None` where zero). They may come back in a shape that broadcasts
     /// to the input's: reverse mode sums them down centrally.

@@ -4,15 +4,28 @@
 
 use std::sync::OnceLock;
 
-use webgrad::{Device, Shape, Tensor, reference};
+use webgrad::{Device, DeviceOptions, PipelineCacheDir, Shape, Tensor, reference};
 
-/// The shared device, or `None` (test skipped, with a message) when no
-/// adapter exists — except under CI, where a missing adapter fails the test.
-pub fn device() -> Option<Device> {
-    static DEVICE: OnceLock<Result<Device, String>> = OnceLock::new();
-    let d = DEVICE.get_or_init(|| Device::new_blocking().map_err(|e| e.to_string()));
-    match d {
-        Ok(d) => Some(d.clone()),
+/// The options every test device starts from: no cache on disk (a test
+/// never reads or writes the user's caches, so its outcome cannot depend
+/// on what an earlier run left there) and deterministic mode (no kernel
+/// chosen by timing: two computations a test compares run the same
+/// kernels). Tests of autotune and of the caches set their own options,
+/// with a directory they create.
+pub fn test_options() -> DeviceOptions {
+    DeviceOptions {
+        pipeline_cache: PipelineCacheDir::Off,
+        deterministic: true,
+        ..Default::default()
+    }
+}
+
+/// A device with `options`, or `None` (test skipped, with a message) when
+/// no adapter exists — except under CI, where a missing adapter fails the
+/// test.
+pub fn device_with(options: DeviceOptions) -> Option<Device> {
+    match Device::with_options_blocking(options) {
+        Ok(d) => Some(d),
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!("CI is set and no GPU adapter was found: {e}")
         }
@@ -23,19 +36,17 @@ pub fn device() -> Option<Device> {
     }
 }
 
+/// The shared device (with [`test_options`]), or `None` under the rules of
+/// [`device_with`].
+pub fn device() -> Option<Device> {
+    static DEVICE: OnceLock<Option<Device>> = OnceLock::new();
+    DEVICE.get_or_init(|| device_with(test_options())).clone()
+}
+
 /// A device of the test's own (for counting buffers without other tests'
 /// interference); `None` under the same rules as [`device`].
 pub fn private_device() -> Option<Device> {
-    match Device::new_blocking() {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set and no GPU adapter was found: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
-    }
+    device_with(test_options())
 }
 
 /// `let dev = gpu!();` — the device, or return from the test (see [`device`]).

@@ -83,6 +83,7 @@ fn bench(extra: &[String]) -> Result {
 
 fn test(extra: &[String]) -> Result {
     prepare_gpu_environment()?;
+    let caches = EmptyCaches::new()?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     run("cargo", &args)?;
@@ -94,8 +95,39 @@ fn test(extra: &[String]) -> Result {
         )?;
     }
     browser_test()?;
+    drop(caches);
     println!("xtask: all tests passed");
     Ok(())
+}
+
+/// A fresh, empty cache directory for everything `test` starts, removed
+/// when dropped: webgrad's (`WEBGRAD_CACHE_DIR`), Mesa's shader cache and
+/// anything else under `XDG_CACHE_HOME` (Chromium's). The tests use no
+/// cache on disk of their own accord; this keeps whatever resolves the
+/// defaults away from the user's `~/.cache` too, and makes every run start
+/// from nothing, so a result that depended on an earlier run's caches
+/// fails here as it would on a fresh machine.
+struct EmptyCaches(PathBuf);
+
+impl EmptyCaches {
+    fn new() -> Result<EmptyCaches> {
+        let dir = std::env::temp_dir().join(format!("webgrad-test-caches-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("webgrad")).map_err(|e| e.to_string())?;
+        // SAFETY: xtask is single-threaded; the children inherit these.
+        unsafe {
+            std::env::set_var("XDG_CACHE_HOME", &dir);
+            std::env::set_var("WEBGRAD_CACHE_DIR", dir.join("webgrad"));
+        }
+        println!("xtask: caches for this run in {} (empty)", dir.display());
+        Ok(EmptyCaches(dir))
+    }
+}
+
+impl Drop for EmptyCaches {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Builds the WASM package and runs web/test/browser_test.mjs in headless Chromium.

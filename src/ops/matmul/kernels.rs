@@ -10,6 +10,12 @@
 //! - `matmul_strided_sg`: `matmul_strided`'s strides with `matmul_sg`'s
 //!   arrangement, for the products `matmul_sg` cannot take.
 //! - `matmul_tiled`: workgroups stage tiles in workgroup memory (real GPUs).
+//!
+//! Every variant computes each output the same way: an accumulator from 0,
+//! one `fma` per step along K in K's order (`fma_steps`). Blocking and
+//! loads differ, the arithmetic does not, so the variant autotune keeps
+//! (and the family: tiled or register-blocked) never changes a result's
+//! bits on a given adapter; `tests/determinism.rs` checks every variant.
 
 use std::borrow::Cow;
 
@@ -95,6 +101,18 @@ fn accumulators(rows: usize, groups: usize) -> String {
         }
     }
     s
+}
+
+/// `accIG` advanced by four steps along K, one `fma` each in order
+/// (`aI.x·b0G`, then `aI.y·b1G`, ...): every matmul variant accumulates
+/// each output this way, from 0 up along K, so the variant autotune picks
+/// cannot change a result's bits.
+pub(crate) fn fma_steps(i: usize, g: usize) -> String {
+    let mut sum = format!("acc{i}{g}");
+    for (q, lane) in ["x", "y", "z", "w"].iter().enumerate() {
+        sum = format!("fma(a{i}.{lane}{lane}{lane}{lane}, b{q}{g}, {sum})");
+    }
+    sum
 }
 
 /// Stores that block into a scalar `c` (row stride `n`, batch offset `cb`)
@@ -184,8 +202,8 @@ fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 /// `matmul_nt`: A·Bᵀ with B stored [n, k], the ∂L/∂A = G·Bᵀ of the backward
 /// pass, read in place: vec4 loads along K of 8 rows of A and 16 rows of
-/// stored B, 128 dot products per step into an 8×16 block (as many loads
-/// per multiply-add as `matmul_vec4`). For K a multiple of 4; any N (the
+/// stored B, 512 multiply-adds per step into an 8×16 block (as many loads
+/// per multiply-add as `matmul_vec4`), each output's four in K's order. For K a multiple of 4; any N (the
 /// block's columns are stored one by one, guarded).
 /// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch].
 pub(crate) fn matmul_nt_source() -> &'static str {
@@ -224,11 +242,19 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         for i in 0..8 {
             s += &format!("        let a{i} = a[ar{i} + kk];\n");
+            // Four steps along K in order, one fma each (not `dot`, whose
+            // order is the driver's): the same bits as every other variant.
             for q in 0..4 {
-                let dots: Vec<String> = (0..4)
-                    .map(|t| format!("dot(a{i}, b{})", 4 * q + t))
-                    .collect();
-                s += &format!("        acc{i}{q} += vec4<f32>({});\n", dots.join(", "));
+                let mut sum = format!("acc{i}{q}");
+                for lane in ["x", "y", "z", "w"] {
+                    let along: Vec<String> =
+                        (0..4).map(|t| format!("b{}.{lane}", 4 * q + t)).collect();
+                    sum = format!(
+                        "fma(a{i}.{lane}{lane}{lane}{lane}, vec4<f32>({}), {sum})",
+                        along.join(", ")
+                    );
+                }
+                s += &format!("        acc{i}{q} = {sum};\n");
             }
         }
         s += "    }\n";
@@ -355,9 +381,7 @@ pub(crate) fn matmul_sg_source(size: u32, (ta, tb): (bool, bool)) -> &'static st
             s += &format!("        let a{i} = a[ar{i} + kk];\n");
         }
         for g in 0..4 {
-            s += &format!(
-                "        acc{i}{g} += a{i}.x * b0{g} + a{i}.y * b1{g} + a{i}.z * b2{g} + a{i}.w * b3{g};\n"
-            );
+            s += &format!("        acc{i}{g} = {};\n", fma_steps(i, g));
         }
     }
     s += "    }\n";

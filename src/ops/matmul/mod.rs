@@ -137,6 +137,18 @@ impl Family for Matmul {
         variants
     }
 
+    /// With subgroups, the second: `matmul_sg` where it can go (the
+    /// fastest at most of the MLP's and the bench's shapes on lavapipe),
+    /// `matmul_strided_sg` with 8 rows per lane elsewhere; without, the
+    /// plain lowering. (The first, the cold start's small kernel, is the
+    /// slowest once compiled.)
+    fn untimed_variant(&self, _out: &Shape, _inputs: &[&Shape], target: Target) -> usize {
+        match (target.family, target.subgroup) {
+            (crate::device::MatmulKernel::Tiled, _) | (_, 0) => 0,
+            _ => 1,
+        }
+    }
+
     /// A multiply and an add per output element and inner index.
     fn flops(&self, out: &Shape, inputs: &[&Shape]) -> u64 {
         let k = op_shape(inputs[0], self.ta)
