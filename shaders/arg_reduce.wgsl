@@ -19,9 +19,14 @@ fn arg_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let i = t % inner;
     let o = t / inner;
     let base = o * size * inner + i;
-    var best = x[base];
+    // The first dispatch starts from element 0; the others from the
+    // extreme the last one stored.
     var at = 0u;
-    for (var k = 1u; k < size; k++) {
+    if (p[5] > 0u) {
+        at = dst[t];
+    }
+    var best = x[base + at * inner];
+    for (var k = max(p[5], 1u); k < p[6]; k++) {
         if (is_nan(best)) {
             break;
         }

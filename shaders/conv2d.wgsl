@@ -72,8 +72,18 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     var acc5 = vec4<f32>(0.0);
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
+    if (p[19] == 1u) {
+        acc0 = carried(((n * g.o + min(o0 + 0u, olast)) * g.p + pp) * g.q, q0, g.q);
+        acc1 = carried(((n * g.o + min(o0 + 1u, olast)) * g.p + pp) * g.q, q0, g.q);
+        acc2 = carried(((n * g.o + min(o0 + 2u, olast)) * g.p + pp) * g.q, q0, g.q);
+        acc3 = carried(((n * g.o + min(o0 + 3u, olast)) * g.p + pp) * g.q, q0, g.q);
+        acc4 = carried(((n * g.o + min(o0 + 4u, olast)) * g.p + pp) * g.q, q0, g.q);
+        acc5 = carried(((n * g.o + min(o0 + 5u, olast)) * g.p + pp) * g.q, q0, g.q);
+        acc6 = carried(((n * g.o + min(o0 + 6u, olast)) * g.p + pp) * g.q, q0, g.q);
+        acc7 = carried(((n * g.o + min(o0 + 7u, olast)) * g.p + pp) * g.q, q0, g.q);
+    }
     let iw0 = i32(q0) * g.sw - g.pw;
-    for (var c = 0u; c < cg; c++) {
+    for (var c = p[17]; c < p[18]; c++) {
         let plane = (n * g.c + grp * cg + c) * g.h * g.w;
         for (var r = 0u; r < g.r; r++) {
             let ih = i32(pp) * g.sh - g.ph + i32(r) * g.dh;
@@ -148,6 +158,12 @@ fn conv2d_input_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    if (p[19] == 1u) {
+        acc0 = carried(((n * g.c + grp * cg + min(c0 + 0u, clast)) * g.h + u32(ih)) * g.w, u32(iw0), g.w);
+        acc1 = carried(((n * g.c + grp * cg + min(c0 + 1u, clast)) * g.h + u32(ih)) * g.w, u32(iw0), g.w);
+        acc2 = carried(((n * g.c + grp * cg + min(c0 + 2u, clast)) * g.h + u32(ih)) * g.w, u32(iw0), g.w);
+        acc3 = carried(((n * g.c + grp * cg + min(c0 + 3u, clast)) * g.h + u32(ih)) * g.w, u32(iw0), g.w);
+    }
     for (var r = 0u; r < g.r; r++) {
         let ph = ih + g.ph - i32(r) * g.dh;
         if (ph < 0 || ph % g.sh != 0 || ph / g.sh >= i32(g.p)) {
@@ -166,7 +182,7 @@ fn conv2d_input_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             let v3 = pw + 3 >= 0 && (pw + 3) % g.sw == 0 && (pw + 3) / g.sw < i32(g.q) && iw0 + 3 < i32(g.w);
             let q3 = select(0u, u32((pw + 3) / g.sw), v3);
             let k = r * g.s + s;
-            for (var oo = 0u; oo < og; oo++) {
+            for (var oo = p[17]; oo < p[18]; oo++) {
                 let o = grp * og + oo;
                 let row = ((n * g.o + o) * g.p + pp) * g.q;
                 let dy = vec4<f32>(
@@ -254,6 +270,16 @@ fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     var acc5 = vec4<f32>(0.0);
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
+    if (p[19] == 1u) {
+        acc0 = carried(part * g.o * taps + min(o0 + 0u, olast) * taps, kfirst, taps);
+        acc1 = carried(part * g.o * taps + min(o0 + 1u, olast) * taps, kfirst, taps);
+        acc2 = carried(part * g.o * taps + min(o0 + 2u, olast) * taps, kfirst, taps);
+        acc3 = carried(part * g.o * taps + min(o0 + 3u, olast) * taps, kfirst, taps);
+        acc4 = carried(part * g.o * taps + min(o0 + 4u, olast) * taps, kfirst, taps);
+        acc5 = carried(part * g.o * taps + min(o0 + 5u, olast) * taps, kfirst, taps);
+        acc6 = carried(part * g.o * taps + min(o0 + 6u, olast) * taps, kfirst, taps);
+        acc7 = carried(part * g.o * taps + min(o0 + 7u, olast) * taps, kfirst, taps);
+    }
     let rows = g.n * g.p;
     let begin = rows * part / g.parts;
     let end = rows * (part + 1u) / g.parts;
@@ -266,7 +292,7 @@ fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         let plane1 = (n * g.c + c1) * g.h * g.w;
         let plane2 = (n * g.c + c2) * g.h * g.w;
         let plane3 = (n * g.c + c3) * g.h * g.w;
-        for (var qq = 0u; qq < g.q; qq++) {
+        for (var qq = p[17]; qq < p[18]; qq++) {
             let iw = i32(qq) * g.sw;
             let xv = vec4<f32>(
                 load_a(g, plane0, ih + r0, iw + s0),

@@ -1,7 +1,10 @@
 // Cumulative sum along one axis, the tensor viewed as [outer, size, inner]:
 // one invocation per (outer, inner) line adds in order (from the end when
-// p[3] = 1), so the same input gives the same bits.
-// p = [outer, size, inner, reverse]
+// p[3] = 1), so the same input gives the same bits. A dispatch covers steps
+// p[4]..p[5] of the line, carrying on from the sum the previous dispatch
+// stored (no invocation may loop more than MAX_LOOP_TRIPS times, so a long
+// axis takes several dispatches): the same additions in the same order.
+// p = [outer, size, inner, reverse, first step, end step]
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -16,8 +19,12 @@ fn cumsum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     let base = (t / inner) * size * inner + t % inner;
+    let first = p[4];
     var acc = 0.0;
-    for (var j = 0u; j < size; j++) {
+    if (first > 0u) {
+        acc = dst[base + select(first - 1u, size - first, p[3] == 1u) * inner];
+    }
+    for (var j = first; j < p[5]; j++) {
         let k = select(j, size - 1u - j, p[3] == 1u);
         acc += x[base + k * inner];
         dst[base + k * inner] = acc;

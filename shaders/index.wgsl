@@ -10,7 +10,13 @@
 // - argmax / argmin along the axis: out[o, i] = the first index of the
 //   largest (smallest) value, a NaN counting as larger (smaller) than
 //   every number: the first NaN wins, as in numpy.
-// p = [outer, size of the input axis, inner, size of the output axis, segments]
+// p = [outer, size of the input axis, inner, size of the output axis, segments,
+//      first step, end step]
+// The last two are the steps of the loop (along the axis, or through the
+// indices) this dispatch runs: no invocation may loop more than
+// MAX_LOOP_TRIPS times (lavapipe stops at 65,535, silently), so a long
+// loop is split over dispatches, each carrying on from what the last one
+// stored: the same steps in the same order as one loop.
 // An index past the axis (impossible for host indices, which are checked
 // when recorded) is clamped, so no kernel reads out of bounds.
 

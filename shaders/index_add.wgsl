@@ -19,13 +19,19 @@ fn index_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let d = (t / inner) % d_count;
     let o = t / (inner * d_count);
     let base = o * k_count * inner + i;
+    // Steps p[5]..p[6] of the sum, carrying on from the last dispatch's.
     var acc = 0.0;
+    if (p[5] > 0u) {
+        acc = dst[t];
+    }
     if (p[4] == 1u) {
-        for (var j = offsets[d]; j < offsets[d + 1u]; j++) {
+        let segment_end = offsets[d + 1u];
+        let end = min(offsets[d] + p[6], segment_end);
+        for (var j = offsets[d] + p[5]; j < end; j++) {
             acc += g[base + order[j] * inner];
         }
     } else {
-        for (var k = 0u; k < k_count; k++) {
+        for (var k = p[5]; k < p[6]; k++) {
             if (idx[k] == d) {
                 acc += g[base + k * inner];
             }

@@ -5,7 +5,10 @@
 // workgroup instead of once per invocation), then every invocation does 256
 // multiply-adds from it. On CPU rasterizers (lavapipe) the barriers make this
 // slower than the register-blocked kernels; the device picks per adapter.
-// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch] (strides in elements).
+// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch,
+//      first step, end step (of K, multiples of 16 but the last), carry on]
+// (strides in elements). A long K is split over dispatches (see
+// matmul_vec4.wgsl); with p[9] = 1 the accumulators start from C.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -14,6 +17,13 @@
 
 var<workgroup> tile_a: array<f32, 1024>; // 64 rows × 16
 var<workgroup> tile_b: array<f32, 1024>; // 16 × 64 columns
+
+/// Four consecutive values of C's row `row` from column `col`, clamped at the edge.
+fn load_c(cb: u32, row: u32, col: u32, n: u32) -> vec4<f32> {
+    let o = cb + row * n;
+    return vec4<f32>(c[o + min(col, n - 1u)], c[o + min(col + 1u, n - 1u)],
+                     c[o + min(col + 2u, n - 1u)], c[o + min(col + 3u, n - 1u)]);
+}
 
 @compute @workgroup_size(16, 16, 1)
 fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -32,7 +42,15 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < k; k0 += 16u) {
+    if (p[9] == 1u) {
+        let col = col0 + lid.x * 4u;
+        let row = row0 + lid.y * 4u;
+        acc0 = load_c(cb, min(row, m - 1u), col, n);
+        acc1 = load_c(cb, min(row + 1u, m - 1u), col, n);
+        acc2 = load_c(cb, min(row + 2u, m - 1u), col, n);
+        acc3 = load_c(cb, min(row + 3u, m - 1u), col, n);
+    }
+    for (var k0 = p[7]; k0 < p[8]; k0 += 16u) {
         for (var e = 0u; e < 4u; e++) {
             let idx = tid + e * 256u;
             let ar = row0 + idx / 16u;

@@ -5,7 +5,12 @@
 // 16 vec4 of B and does 512 multiply-adds. No workgroup memory or barriers:
 // on software rasterizers (lavapipe) loads are the bottleneck and barriers are
 // slow. Rows/columns past the edge are clamped on load and skipped on store.
-// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch] (strides in elements).
+// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch,
+//      first step, end step (of K/4), carry on] (strides in elements).
+// A long K is split over dispatches (no invocation may loop more than
+// MAX_LOOP_TRIPS times: lavapipe stops at 65,535, silently); with
+// p[9] = 1 the accumulators start from what the last dispatch stored, so
+// each output is the same fmas in the same order as in one loop.
 // The unrolled body was written out by a short script (one line per accumulator).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
@@ -48,7 +53,41 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc50 = vec4<f32>(0.0); var acc51 = vec4<f32>(0.0); var acc52 = vec4<f32>(0.0); var acc53 = vec4<f32>(0.0);
     var acc60 = vec4<f32>(0.0); var acc61 = vec4<f32>(0.0); var acc62 = vec4<f32>(0.0); var acc63 = vec4<f32>(0.0);
     var acc70 = vec4<f32>(0.0); var acc71 = vec4<f32>(0.0); var acc72 = vec4<f32>(0.0); var acc73 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < k4; kk++) {
+    if (p[9] == 1u) {
+        acc00 = c[cb + min(row0 + 0u, m - 1u) * n4 + min(col0 + 0u, n4 - 1u)];
+        acc01 = c[cb + min(row0 + 0u, m - 1u) * n4 + min(col0 + 1u, n4 - 1u)];
+        acc02 = c[cb + min(row0 + 0u, m - 1u) * n4 + min(col0 + 2u, n4 - 1u)];
+        acc03 = c[cb + min(row0 + 0u, m - 1u) * n4 + min(col0 + 3u, n4 - 1u)];
+        acc10 = c[cb + min(row0 + 1u, m - 1u) * n4 + min(col0 + 0u, n4 - 1u)];
+        acc11 = c[cb + min(row0 + 1u, m - 1u) * n4 + min(col0 + 1u, n4 - 1u)];
+        acc12 = c[cb + min(row0 + 1u, m - 1u) * n4 + min(col0 + 2u, n4 - 1u)];
+        acc13 = c[cb + min(row0 + 1u, m - 1u) * n4 + min(col0 + 3u, n4 - 1u)];
+        acc20 = c[cb + min(row0 + 2u, m - 1u) * n4 + min(col0 + 0u, n4 - 1u)];
+        acc21 = c[cb + min(row0 + 2u, m - 1u) * n4 + min(col0 + 1u, n4 - 1u)];
+        acc22 = c[cb + min(row0 + 2u, m - 1u) * n4 + min(col0 + 2u, n4 - 1u)];
+        acc23 = c[cb + min(row0 + 2u, m - 1u) * n4 + min(col0 + 3u, n4 - 1u)];
+        acc30 = c[cb + min(row0 + 3u, m - 1u) * n4 + min(col0 + 0u, n4 - 1u)];
+        acc31 = c[cb + min(row0 + 3u, m - 1u) * n4 + min(col0 + 1u, n4 - 1u)];
+        acc32 = c[cb + min(row0 + 3u, m - 1u) * n4 + min(col0 + 2u, n4 - 1u)];
+        acc33 = c[cb + min(row0 + 3u, m - 1u) * n4 + min(col0 + 3u, n4 - 1u)];
+        acc40 = c[cb + min(row0 + 4u, m - 1u) * n4 + min(col0 + 0u, n4 - 1u)];
+        acc41 = c[cb + min(row0 + 4u, m - 1u) * n4 + min(col0 + 1u, n4 - 1u)];
+        acc42 = c[cb + min(row0 + 4u, m - 1u) * n4 + min(col0 + 2u, n4 - 1u)];
+        acc43 = c[cb + min(row0 + 4u, m - 1u) * n4 + min(col0 + 3u, n4 - 1u)];
+        acc50 = c[cb + min(row0 + 5u, m - 1u) * n4 + min(col0 + 0u, n4 - 1u)];
+        acc51 = c[cb + min(row0 + 5u, m - 1u) * n4 + min(col0 + 1u, n4 - 1u)];
+        acc52 = c[cb + min(row0 + 5u, m - 1u) * n4 + min(col0 + 2u, n4 - 1u)];
+        acc53 = c[cb + min(row0 + 5u, m - 1u) * n4 + min(col0 + 3u, n4 - 1u)];
+        acc60 = c[cb + min(row0 + 6u, m - 1u) * n4 + min(col0 + 0u, n4 - 1u)];
+        acc61 = c[cb + min(row0 + 6u, m - 1u) * n4 + min(col0 + 1u, n4 - 1u)];
+        acc62 = c[cb + min(row0 + 6u, m - 1u) * n4 + min(col0 + 2u, n4 - 1u)];
+        acc63 = c[cb + min(row0 + 6u, m - 1u) * n4 + min(col0 + 3u, n4 - 1u)];
+        acc70 = c[cb + min(row0 + 7u, m - 1u) * n4 + min(col0 + 0u, n4 - 1u)];
+        acc71 = c[cb + min(row0 + 7u, m - 1u) * n4 + min(col0 + 1u, n4 - 1u)];
+        acc72 = c[cb + min(row0 + 7u, m - 1u) * n4 + min(col0 + 2u, n4 - 1u)];
+        acc73 = c[cb + min(row0 + 7u, m - 1u) * n4 + min(col0 + 3u, n4 - 1u)];
+    }
+    for (var kk = p[7]; kk < p[8]; kk++) {
         let br = kk * 4u * n4;
         let b00 = b[bc0 + br]; let b01 = b[bc1 + br]; let b02 = b[bc2 + br]; let b03 = b[bc3 + br];
         let b10 = b[bc0 + br + 1u * n4]; let b11 = b[bc1 + br + 1u * n4]; let b12 = b[bc2 + br + 1u * n4]; let b13 = b[bc3 + br + 1u * n4];

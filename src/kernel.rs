@@ -36,7 +36,23 @@ pub(crate) struct KernelCall {
     pub bindings: Vec<Buf>,
     /// Workgroups per dimension; each at most [`MAX_GROUPS_PER_DIM`].
     pub groups: [u32; 3],
+    /// The most loop iterations one invocation runs, all its loops
+    /// together (a loop unrolled at compile time counts none): at most
+    /// [`MAX_LOOP_TRIPS`], which the executor checks before dispatching.
+    pub loop_trips: u64,
 }
+
+/// The most loop iterations one invocation of any kernel may run, all its
+/// loops together. lavapipe (llvmpipe's gallivm) keeps one counter per
+/// shader invocation, decremented at the end of every iteration of every
+/// loop, and leaves the loop when it reaches 65,535 — silently, so a
+/// longer loop gives wrong values with no error. Kernels whose trip count
+/// grows with a size (a reduction's row, matmul's K, a scan, a pooling
+/// window, convolution taps, a scatter-add's segment) split the work over
+/// more invocations, passes or dispatches so that no invocation runs more
+/// than this; half the driver's limit leaves room for the loops a kernel
+/// runs besides its main one.
+pub(crate) const MAX_LOOP_TRIPS: u64 = 32_768;
 
 /// The kernels computing one node, with the scratch buffers they share.
 #[derive(Clone, Debug, Default)]
@@ -106,6 +122,7 @@ pub(crate) fn strided_copy(src: Buf, dst: Buf, w: &Window) -> KernelCall {
         params: vec![word(count)],
         bindings: vec![src, dst],
         groups: grid_1d(count as u64),
+        loop_trips: 0,
     }
 }
 
@@ -163,6 +180,7 @@ pub(crate) fn fill(dst: Buf, n: usize, value: f32) -> KernelCall {
         params: vec![n as u32, value.to_bits()],
         bindings: vec![dst],
         groups: grid_1d(n as u64),
+        loop_trips: 0,
     }
 }
 
@@ -175,6 +193,7 @@ pub(crate) fn sum_parts(src: Buf, dst: Buf, n: usize, parts: usize) -> KernelCal
         params: vec![word(n), word(parts)],
         bindings: vec![src, dst],
         groups: grid_1d(n as u64),
+        loop_trips: parts as u64,
     }
 }
 

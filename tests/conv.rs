@@ -423,7 +423,7 @@ fn shape_errors_name_the_op_and_the_shapes() {
                     o().padding(usize::MAX / 2 + 1),
                 );
             }),
-            "conv2d: sizes overflow for input [1, 3, 5, 5] and weight [4, 3, 3, 3]",
+            "conv2d: stride, padding, dilation and output_padding must be at most 1073741824 (2^30)",
         ),
         (
             Box::new(move || {

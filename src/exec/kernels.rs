@@ -62,13 +62,16 @@ pub(crate) fn reduce_source(op: ReduceOp, value: &ValueFn) -> String {
 /// A small reduction is one pass: a second dispatch costs more than the
 /// parallelism it buys (a bias gradient, [128, 256] summed over rows,
 /// is 32,768 additions).
+/// Always enough parts that no invocation folds more than
+/// `MAX_LOOP_TRIPS` elements (lavapipe stops longer loops, silently).
 pub(crate) fn reduce_parts(rows: usize, k: usize) -> usize {
     const TARGET_INVOCATIONS: usize = 16_384;
     const ONE_PASS: usize = 32_768;
+    let fewest = k.div_ceil(crate::kernel::MAX_LOOP_TRIPS as usize).max(1);
     if k <= 64 || rows >= TARGET_INVOCATIONS / 4 || rows.saturating_mul(k) <= ONE_PASS {
-        return 1;
+        return fewest;
     }
-    (k / 32).min((TARGET_INVOCATIONS / rows).max(1)).max(1)
+    (k / 32).min((TARGET_INVOCATIONS / rows).max(1)).max(fewest)
 }
 
 #[cfg(test)]
@@ -93,5 +96,18 @@ mod tests {
         assert!(reduce_parts(1, 1 << 16) > 1);
         let p = reduce_parts(1, 1 << 20);
         assert!(p > 1 && (1 << 20) / p >= 32);
+        // However many rows, no invocation folds more than the loop limit.
+        for (rows, k) in [
+            (4096, 100_000),
+            (1 << 20, 65_536),
+            (8, 1 << 30),
+            (1, 32_769),
+        ] {
+            let p = reduce_parts(rows, k);
+            assert!(
+                k.div_ceil(p) as u64 <= crate::kernel::MAX_LOOP_TRIPS,
+                "{rows} {k}: {p}"
+            );
+        }
     }
 }

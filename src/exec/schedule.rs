@@ -432,6 +432,15 @@ impl Scheduler<'_> {
     /// Records one kernel of the vocabulary, its buffers resolved by `buffer`
     /// (storage and element count of each role).
     fn run<'s>(&mut self, call: KernelCall, buffer: &dyn Fn(Buf) -> (&'s Storage, usize)) {
+        // A longer loop would stop early on lavapipe, silently: a family
+        // that lowered one is wrong, not the caller.
+        assert!(
+            call.loop_trips <= crate::kernel::MAX_LOOP_TRIPS,
+            "webgrad: kernel {} would run {} loop iterations per invocation (at most {}): its family must split the work",
+            call.entry,
+            call.loop_trips,
+            crate::kernel::MAX_LOOP_TRIPS
+        );
         let buffers = call.bindings.iter().map(|&b| buffer(b)).collect();
         let written = call
             .bindings

@@ -14,7 +14,7 @@ use crate::ops::matmul::{
     MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_sg_source, matmul_strided_sg_source,
     matmul_strided_source, matmul_tn_source,
 };
-use crate::ops::pool::POOL2D;
+use crate::ops::pool::{POOL2D_ARGMAX, POOL2D_GATHER, POOL2D_SCATTER};
 
 fn validate(name: &str, source: &str) {
     validate_with(name, source, naga::valid::Capabilities::default());
@@ -114,7 +114,9 @@ fn fixed_kernels_validate() {
         );
     }
     validate("sum_parts", SUM_PARTS);
-    validate("pool2d", POOL2D);
+    validate("pool2d_argmax", POOL2D_ARGMAX);
+    validate("pool2d_gather", POOL2D_GATHER);
+    validate("pool2d_scatter", POOL2D_SCATTER);
     use crate::ops::index::kernels_source as index_source;
     use crate::ops::index::{ARG_REDUCE, INDEX_ADD, INDEX_SELECT};
     validate("index_select", &index_source(INDEX_SELECT));

@@ -82,6 +82,7 @@ impl Family for DropoutMask {
                 ],
                 bindings: vec![Buf::Output],
                 groups: grid_1d(n as u64),
+                loop_trips: 0,
             }],
         }
     }

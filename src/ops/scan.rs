@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::kernel::{Buf, KernelCall, Lowering, Target, grid_1d, word};
+use crate::kernel::{Buf, KernelCall, Lowering, MAX_LOOP_TRIPS, Target, grid_1d, word};
 use crate::ops::family::Family;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -50,17 +50,28 @@ impl Family for CumSum {
     }
     fn lower(&self, out: &Shape, _: &[&Shape], _: Target) -> Lowering {
         let (outer, size, inner) = around(out, self.axis);
+        // One dispatch per MAX_LOOP_TRIPS steps along the axis, each
+        // carrying on from the sums the last one stored.
+        let chunk = MAX_LOOP_TRIPS as usize;
+        let kernels = (0..size.max(1))
+            .step_by(chunk)
+            .map(|first| {
+                let end = (first + chunk).min(size);
+                KernelCall {
+                    source: Cow::Borrowed(CUMSUM),
+                    entry: "cumsum",
+                    params: [outer, size, inner, self.reverse as usize, first, end]
+                        .map(word)
+                        .to_vec(),
+                    bindings: vec![Buf::Input(0), Buf::Output],
+                    groups: grid_1d((outer * inner) as u64),
+                    loop_trips: (end - first) as u64,
+                }
+            })
+            .collect();
         Lowering {
             temps: Vec::new(),
-            kernels: vec![KernelCall {
-                source: Cow::Borrowed(CUMSUM),
-                entry: "cumsum",
-                params: [outer, size, inner, self.reverse as usize]
-                    .map(word)
-                    .to_vec(),
-                bindings: vec![Buf::Input(0), Buf::Output],
-                groups: grid_1d((outer * inner) as u64),
-            }],
+            kernels,
         }
     }
     // y_i = Σ_{j ≤ i} x_j, so ∂L/∂x_j = Σ_{i ≥ j} g_i: the reversed cumsum.

@@ -11,7 +11,8 @@ use std::borrow::Cow;
 use super::Geometry;
 use crate::device::MatmulKernel;
 use crate::kernel::{
-    Buf, KernelCall, Lowering, MAX_GROUPS_PER_DIM, Target, grid_1d_of, sum_parts, word,
+    Buf, KernelCall, Lowering, MAX_GROUPS_PER_DIM, MAX_LOOP_TRIPS, Target, grid_1d_of, sum_parts,
+    word,
 };
 
 pub(crate) const CONV2D: &str = concat!(
@@ -93,11 +94,12 @@ fn store(g: Geometry, grp: u32, part: u32, row: u32, col: u32, v: f32) {
 ";
 
 /// The tiled kernel for `loaders`, or `None` when its grid would not fit
-/// one dispatch (64 × 64 tiles of an `m × n` product, per group and part).
+/// one dispatch (64 × 64 tiles of an `m × n` product, per group and part)
+/// or its sum over `k` (per part) would loop past `MAX_LOOP_TRIPS`.
 fn tiled(
     loaders: &str,
     g: &Geometry,
-    (m, n): (usize, usize),
+    (m, n, k): (usize, usize, usize),
     parts: usize,
     bindings: Vec<Buf>,
 ) -> Option<KernelCall> {
@@ -105,19 +107,32 @@ fn tiled(
     if groups.iter().any(|&x| x > MAX_GROUPS_PER_DIM as usize) {
         return None;
     }
+    // Per tile of 16 along the part's share of k: its loads (4) and its
+    // multiply-adds (16).
+    let loop_trips = (k.div_ceil(parts).div_ceil(16) * 21) as u64;
+    if loop_trips > MAX_LOOP_TRIPS {
+        // A sum too long for one invocation: the register-blocked kernels
+        // split theirs over dispatches.
+        return None;
+    }
     Some(KernelCall {
         source: Cow::Owned(CONV2D_TILED.replace("//LOADERS", loaders)),
         entry: "conv2d_tiled",
-        params: params(g, parts),
+        params: params(g, parts, (0, 0, false)),
         bindings,
         groups: groups.map(|x| x as u32),
+        loop_trips,
     })
 }
 
 /// Invocations per workgroup of the convolution kernels.
 const GROUP: u32 = 64;
 
-fn params(g: &Geometry, parts: usize) -> Vec<u32> {
+/// The loop iterations one invocation may spend on its main loop: the
+/// limit less its other loops (the stores' 8 × 4, the taps' rows).
+pub(crate) const LOOP_BUDGET: usize = MAX_LOOP_TRIPS as usize - 64;
+
+fn params(g: &Geometry, parts: usize, (first, end, carry): (usize, usize, bool)) -> Vec<u32> {
     [
         g.n,
         g.c,
@@ -136,32 +151,66 @@ fn params(g: &Geometry, parts: usize) -> Vec<u32> {
         g.dilation[1],
         g.groups,
         parts,
+        first,
+        end,
+        usize::from(carry),
     ]
     .map(word)
     .to_vec()
 }
 
-fn call(
+/// The dispatches of a register-blocked entry point: its longest loop (the
+/// forward's over input channels, the input gradient's over output
+/// channels, the weight gradient's over columns q) split into ranges short
+/// enough for `LOOP_BUDGET`, each dispatch carrying on the sums of the last.
+fn calls(
     entry: &'static str,
     g: &Geometry,
     parts: usize,
     threads: usize,
     bindings: Vec<Buf>,
-) -> KernelCall {
-    KernelCall {
-        source: Cow::Borrowed(CONV2D),
-        entry,
-        params: params(g, parts),
-        bindings,
-        groups: grid_1d_of(threads as u64, GROUP),
+) -> Vec<KernelCall> {
+    let (og, cg) = (g.o / g.groups, g.c / g.groups);
+    let rows_per_part = (g.n * g.p).div_ceil(parts);
+    // (length of the split loop, iterations of all loops for a range of `len`)
+    let (total, trips): (usize, &dyn Fn(usize) -> usize) = match entry {
+        "conv2d" => (cg, &|len| len * (g.r * (g.s + 1) + 1)),
+        "conv2d_input_grad" => (og, &|len| g.r * (g.s * (len + 1) + 1)),
+        _ => (g.q, &|len| rows_per_part * (len + 1)),
+    };
+    // The longest range within the budget (at least 1: the geometry's
+    // checks keep one step within it).
+    let mut chunk = total.max(1);
+    while chunk > 1 && trips(chunk) > LOOP_BUDGET {
+        chunk = chunk.div_ceil(2);
     }
+    (0..total.max(1))
+        .step_by(chunk)
+        .map(|first| {
+            let end = (first + chunk).min(total);
+            KernelCall {
+                source: Cow::Borrowed(CONV2D),
+                entry,
+                params: params(g, parts, (first, end, first > 0)),
+                bindings: bindings.clone(),
+                groups: grid_1d_of(threads as u64, GROUP),
+                loop_trips: (trips(end - first) + 40) as u64,
+            }
+        })
+        .collect()
 }
 
 pub(super) fn conv2d(g: &Geometry, target: Target) -> Lowering {
     let og = g.o / g.groups;
     let bindings = vec![Buf::Input(0), Buf::Input(1), Buf::Output];
     if target.family == MatmulKernel::Tiled
-        && let Some(call) = tiled(TILED_FORWARD, g, (og, g.n * g.p * g.q), 1, bindings.clone())
+        && let Some(call) = tiled(
+            TILED_FORWARD,
+            g,
+            (og, g.n * g.p * g.q, g.c / g.groups * g.r * g.s),
+            1,
+            bindings.clone(),
+        )
     {
         return Lowering {
             temps: Vec::new(),
@@ -171,7 +220,7 @@ pub(super) fn conv2d(g: &Geometry, target: Target) -> Lowering {
     let threads = g.n * g.groups * og.div_ceil(8) * g.p * g.q.div_ceil(4);
     Lowering {
         temps: Vec::new(),
-        kernels: vec![call("conv2d", g, 1, threads, bindings)],
+        kernels: calls("conv2d", g, 1, threads, bindings),
     }
 }
 
@@ -182,7 +231,7 @@ pub(super) fn conv_transpose2d(g: &Geometry, target: Target) -> Lowering {
         && let Some(call) = tiled(
             TILED_INPUT_GRAD,
             g,
-            (cg, g.n * g.h * g.w),
+            (cg, g.n * g.h * g.w, g.o / g.groups * g.r * g.s),
             1,
             bindings.clone(),
         )
@@ -195,7 +244,7 @@ pub(super) fn conv_transpose2d(g: &Geometry, target: Target) -> Lowering {
     let threads = g.n * g.groups * cg.div_ceil(4) * g.h * g.w.div_ceil(4);
     Lowering {
         temps: Vec::new(),
-        kernels: vec![call("conv2d_input_grad", g, 1, threads, bindings)],
+        kernels: calls("conv2d_input_grad", g, 1, threads, bindings),
     }
 }
 
@@ -214,14 +263,16 @@ pub(super) fn conv2d_weight_grad(g: &Geometry, target: Target) -> Lowering {
         // Few 64 × 64 tiles over a long sum: split the sum for more workgroups.
         let tiles = g.groups * og.div_ceil(64) * taps.div_ceil(64);
         let terms = g.n * g.p * g.q;
-        let parts = (512 / tiles.max(1)).clamp(1, (terms / 256).max(1));
+        let parts = (512 / tiles.max(1))
+            .clamp(1, (terms / 256).max(1))
+            .max(terms.div_ceil(LOOP_BUDGET * 16 / 21));
         let out = if parts == 1 {
             Buf::Output
         } else {
             Buf::Temp(0)
         };
         let bindings = vec![Buf::Input(0), Buf::Input(1), out];
-        if let Some(call) = tiled(TILED_WEIGHT_GRAD, g, (og, taps), parts, bindings) {
+        if let Some(call) = tiled(TILED_WEIGHT_GRAD, g, (og, taps, terms), parts, bindings) {
             let mut low = Lowering {
                 temps: Vec::new(),
                 kernels: vec![call],
@@ -235,22 +286,23 @@ pub(super) fn conv2d_weight_grad(g: &Geometry, target: Target) -> Lowering {
         }
     }
     let blocks = g.groups * og.div_ceil(8) * taps.div_ceil(4);
-    let parts = weight_grad_parts(blocks, g.n * g.p);
+    // Each part's rows, two columns at a time at least, within the budget.
+    let rows = g.n * g.p;
+    let parts = weight_grad_parts(blocks, rows).max(rows.div_ceil(LOOP_BUDGET / 3));
     let inputs = vec![Buf::Input(0), Buf::Input(1)];
     if parts == 1 {
         let bindings = [inputs, vec![Buf::Output]].concat();
         return Lowering {
             temps: Vec::new(),
-            kernels: vec![call("conv2d_weight_grad", g, 1, blocks, bindings)],
+            kernels: calls("conv2d_weight_grad", g, 1, blocks, bindings),
         };
     }
     let bindings = [inputs, vec![Buf::Temp(0)]].concat();
+    let mut kernels = calls("conv2d_weight_grad", g, parts, blocks * parts, bindings);
+    kernels.push(sum_parts(Buf::Temp(0), Buf::Output, weights, parts));
     Lowering {
         temps: vec![weights * parts],
-        kernels: vec![
-            call("conv2d_weight_grad", g, parts, blocks * parts, bindings),
-            sum_parts(Buf::Temp(0), Buf::Output, weights, parts),
-        ],
+        kernels,
     }
 }
 

@@ -150,7 +150,26 @@ fn check_common(op: &str, x: &Shape, w: &Shape, o: &Conv2dOptions) {
         o.stride.iter().all(|&s| s >= 1) && o.dilation.iter().all(|&d| d >= 1) && o.groups >= 1,
         "{op}: stride, dilation and groups must be at least 1, got {o:?}"
     );
+    // The kernels index the image with i32 (a position may lie in the
+    // padding, left of 0): every setting and the padded extents below fit.
+    let settings = [o.stride, o.padding, o.dilation, o.output_padding];
+    assert!(
+        settings.iter().flatten().all(|&v| v <= MAX_SETTING),
+        "{op}: stride, padding, dilation and output_padding must be at most {MAX_SETTING} (2^30), got {o:?}"
+    );
+    // One input channel's (forward) or output channel's (input gradient)
+    // taps must fit one invocation's loop budget (see `kernels::LOOP_BUDGET`).
+    let (r, s) = (w.dims()[2], w.dims()[3]);
+    assert!(
+        r.saturating_mul(s.saturating_mul(2).saturating_add(1)) <= kernels::LOOP_BUDGET,
+        "{op}: a {r}×{s} kernel has too many taps for one GPU invocation (kh·(2·kw + 1) must be at most {}): split it into smaller kernels",
+        kernels::LOOP_BUDGET
+    );
 }
+
+/// The largest stride, padding, dilation or output padding: 2^30, so that
+/// image positions computed from them fit the kernels' i32 arithmetic.
+const MAX_SETTING: usize = 1 << 30;
 
 /// Geometry of `conv2d(x, w)`.
 #[track_caller]
@@ -176,6 +195,10 @@ pub(crate) fn forward_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geome
             .checked_mul(2)
             .and_then(|p| size.checked_add(p));
         let padded = sized(padded, op, x, w);
+        assert!(
+            padded <= MAX_SETTING,
+            "{op}: the padded input ({padded}) exceeds {MAX_SETTING} (2^30) along an axis for input {x:?} and weight {w:?}"
+        );
         let span = sized(
             k.checked_sub(1)
                 .and_then(|k| k.checked_mul(o.dilation[axis]))
@@ -236,6 +259,10 @@ pub(crate) fn transpose_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geo
             .and_then(|v| v.checked_add(k.checked_sub(1)?.checked_mul(o.dilation[axis])?))
             .and_then(|v| v.checked_add(o.output_padding[axis] + 1));
         let grown = sized(grown, op, x, w);
+        assert!(
+            grown <= MAX_SETTING,
+            "{op}: the output before padding ({grown}) exceeds {MAX_SETTING} (2^30) along an axis for input {x:?} and weight {w:?}"
+        );
         assert!(
             input >= 1 && k >= 1 && grown / 2 >= o.padding[axis] && grown > 2 * o.padding[axis],
             "{op}: padding {:?} leaves no output for input {x:?} and weight {w:?}",

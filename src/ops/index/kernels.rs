@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::kernel::{Buf, KernelCall, Lowering, grid_1d, word};
+use crate::kernel::{Buf, KernelCall, Lowering, MAX_LOOP_TRIPS, grid_1d, word};
 
 const COMMON: &str = include_str!("../../../shaders/index.wgsl");
 pub(crate) const INDEX_SELECT: &str = include_str!("../../../shaders/index_select.wgsl");
@@ -22,15 +22,43 @@ fn one(
     bindings: Vec<Buf>,
     threads: usize,
 ) -> Lowering {
+    chunked(entry, source, params, bindings, threads, 0)
+}
+
+/// Dispatches of one kernel whose invocations each loop over up to `steps`
+/// steps (of an axis, or of the index list): one per MAX_LOOP_TRIPS
+/// steps, with the range as parameter words 5 and 6; each carries on from
+/// what the last stored (the kernels say how), so the steps run in the
+/// same order as in one loop. `steps` 0: one dispatch, no loop.
+fn chunked(
+    entry: &'static str,
+    source: String,
+    params: [usize; 5],
+    bindings: Vec<Buf>,
+    threads: usize,
+    steps: usize,
+) -> Lowering {
+    let chunk = MAX_LOOP_TRIPS as usize;
+    let source: Cow<'static, str> = Cow::Owned(source);
+    let kernels = (0..steps.max(1))
+        .step_by(chunk)
+        .map(|first| {
+            let end = (first + chunk).min(steps);
+            let mut words = params.to_vec();
+            words.extend([first, end]);
+            KernelCall {
+                source: source.clone(),
+                entry,
+                params: words.into_iter().map(word).collect(),
+                bindings: bindings.clone(),
+                groups: grid_1d(threads as u64),
+                loop_trips: (end - first) as u64,
+            }
+        })
+        .collect();
     Lowering {
         temps: Vec::new(),
-        kernels: vec![KernelCall {
-            source: Cow::Owned(source),
-            entry,
-            params: params.map(word).to_vec(),
-            bindings,
-            groups: grid_1d(threads as u64),
-        }],
+        kernels,
     }
 }
 
@@ -57,22 +85,25 @@ pub(super) fn index_add(
     } else {
         (Buf::Input(1), Buf::Input(1))
     };
-    one(
+    // A segment holds at most all k indices.
+    chunked(
         "index_add",
         source(INDEX_ADD),
         [outer, k, inner, size, segmented as usize],
         vec![Buf::Input(0), Buf::Input(1), Buf::Output, offsets, order],
         outer * size * inner,
+        k,
     )
 }
 
 pub(super) fn arg_reduce(outer: usize, size: usize, inner: usize, smallest: bool) -> Lowering {
     let body = ARG_REDUCE.replace("ARGMIN", if smallest { "true" } else { "false" });
-    one(
+    chunked(
         "arg_reduce",
         source(&body),
         [outer, size, inner, 0, 0],
         vec![Buf::Input(0), Buf::Output],
         outer * inner,
+        size,
     )
 }

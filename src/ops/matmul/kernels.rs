@@ -35,7 +35,9 @@ pub(crate) const MATMUL_TILED: &str = include_str!("../../../shaders/matmul_tile
 /// kernels cannot take (N = 10 classifier layers). A small block: these
 /// products are small, and a big unrolled kernel costs cold-start compile
 /// time. Generated (one line per accumulator) rather than written by hand.
-/// p = [M, N, K, first_batch, a_batch_stride, b_batch_stride, a_row, a_k, b_k, b_col].
+/// p = [M, N, K, first_batch, a_batch_stride, b_batch_stride, a_row, a_k, b_k, b_col,
+/// first step, end step, carry on] (the steps of K this dispatch takes: see
+/// [`accumulators`]).
 pub(crate) fn matmul_strided_source() -> &'static str {
     static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SOURCE.get_or_init(|| {
@@ -69,8 +71,8 @@ fn matmul_strided(@builtin(global_invocation_id) gid: vec3<u32>) {
         for j in 0..4 * Q {
             s += &format!("    let bc{j} = bb + min(col0 + {j}u, n - 1u) * p[9];\n");
         }
-        s += &accumulators(R, Q);
-        s += "    var ak = 0u;\n    var bk = 0u;\n    for (var kk = 0u; kk < k; kk++) {\n";
+        s += &accumulators(R, Q, 12, CLayout::Scalars);
+        s += "    var ak = p[10] * sak;\n    var bk = p[10] * sbk;\n    for (var kk = p[10]; kk < p[11]; kk++) {\n";
         for q in 0..Q {
             let l: Vec<String> = (0..4).map(|t| format!("b[bc{} + bk]", 4 * q + t)).collect();
             s += &format!("        let b{q} = vec4<f32>({});\n", l.join(", "));
@@ -91,17 +93,56 @@ fn matmul_strided(@builtin(global_invocation_id) gid: vec3<u32>) {
 const HEADER: &str = "@group(0) @binding(0) var<storage, read> p: array<u32>;
 ";
 
+/// Where a kernel's block of C lives, for [`accumulators`].
+#[derive(Clone, Copy)]
+enum CLayout {
+    /// `c: array<f32>`, row stride `n`, the block at `row0`, `col0` (elements).
+    Scalars,
+    /// `c: array<vec4<f32>>`, row stride `n4`, the block at `row0`, `col0` (vec4s).
+    Vec4s,
+}
+
 /// `var accIQ = vec4<f32>(0.0);` for a block of `rows` × `groups` vec4
-/// accumulators (rows of C × groups of 4 columns).
-fn accumulators(rows: usize, groups: usize) -> String {
+/// accumulators (rows of C × groups of 4 columns) or, when parameter word
+/// `flag` is 1, the values of C the previous dispatch stored there: a
+/// product whose K is split over dispatches (see [`K_CHUNK`]) carries each
+/// sum on where the last dispatch left it, the same fmas in the same order
+/// as one loop. Reads past the edge are clamped (their sums are never
+/// stored).
+fn accumulators(rows: usize, groups: usize, flag: usize, c: CLayout) -> String {
     let mut s = String::new();
     for i in 0..rows {
         for q in 0..groups {
             s += &format!("    var acc{i}{q} = vec4<f32>(0.0);\n");
         }
     }
+    s += &format!("    if (p[{flag}] == 1u) {{\n");
+    for i in 0..rows {
+        let row = format!("cb + min(row0 + {i}u, m - 1u)");
+        for q in 0..groups {
+            let load = match c {
+                CLayout::Scalars => {
+                    let l: Vec<String> = (0..4)
+                        .map(|t| format!("c[{row} * n + min(col0 + {}u, n - 1u)]", 4 * q + t))
+                        .collect();
+                    format!("vec4<f32>({})", l.join(", "))
+                }
+                CLayout::Vec4s => format!("c[{row} * n4 + min(col0 + {q}u, n4 - 1u)]"),
+            };
+            s += &format!("        acc{i}{q} = {load};\n");
+        }
+    }
+    s += "    }\n";
     s
 }
+
+/// Steps along K one dispatch of a product takes at most: a longer K is
+/// split over dispatches, each carrying the sums on (see [`accumulators`]),
+/// so that no invocation loops more than `MAX_LOOP_TRIPS` times (the
+/// strided kernels take one step of K per iteration, the vec4 ones four,
+/// the tiled one sixteen). A multiple of 16, so every chunk but the last
+/// is whole vec4s and whole tiles.
+pub(crate) const K_CHUNK: usize = 16_384;
 
 /// `accIG` advanced by four steps along K, one `fma` each in order
 /// (`aI.x·b0G`, then `aI.y·b1G`, ...): every matmul variant accumulates
@@ -140,7 +181,8 @@ fn store_scalars(rows: usize, groups: usize) -> String {
 /// (8 rows of op(A)) and four vec4 of B's row, an outer product into the
 /// same 8×16 block of accumulators as `matmul_vec4` (as many loads per
 /// multiply-add). For M and N multiples of 4.
-/// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch].
+/// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch, first
+/// step, end step, carry on] (steps of K, or of K/4 for vec4 loads along K).
 pub(crate) fn matmul_tn_source() -> &'static str {
     static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SOURCE.get_or_init(|| {
@@ -170,8 +212,8 @@ fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
         for q in 0..4 {
             s += &format!("    let bc{q} = bb + min(col0 + {q}u, n4 - 1u);\n");
         }
-        s += &accumulators(8, 4);
-        s += "    for (var kk = 0u; kk < k; kk++) {\n        let ar = kk * m4;\n        let br = kk * n4;\n";
+        s += &accumulators(8, 4, 9, CLayout::Vec4s);
+        s += "    for (var kk = p[7]; kk < p[8]; kk++) {\n        let ar = kk * m4;\n        let br = kk * n4;\n";
         s += "        let a0 = a[ac0 + ar];\n        let a1 = a[ac1 + ar];\n";
         for q in 0..4 {
             s += &format!("        let b{q} = b[bc{q} + br];\n");
@@ -205,7 +247,8 @@ fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
 /// stored B, 512 multiply-adds per step into an 8×16 block (as many loads
 /// per multiply-add as `matmul_vec4`), each output's four in K's order. For K a multiple of 4; any N (the
 /// block's columns are stored one by one, guarded).
-/// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch].
+/// p = [M, N, K, batch, a_batch_stride, b_batch_stride, first_batch, first
+/// step, end step, carry on] (steps of K, or of K/4 for vec4 loads along K).
 pub(crate) fn matmul_nt_source() -> &'static str {
     static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SOURCE.get_or_init(|| {
@@ -235,8 +278,8 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
         for j in 0..16 {
             s += &format!("    let bc{j} = bb + min(col0 + {j}u, n - 1u) * k4;\n");
         }
-        s += &accumulators(8, 4);
-        s += "    for (var kk = 0u; kk < k4; kk++) {\n";
+        s += &accumulators(8, 4, 9, CLayout::Scalars);
+        s += "    for (var kk = p[7]; kk < p[8]; kk++) {\n";
         for j in 0..16 {
             s += &format!("        let b{j} = b[bc{j} + kk];\n");
         }
@@ -327,8 +370,8 @@ pub(crate) fn matmul_sg_source(size: u32, (ta, tb): (bool, bool)) -> &'static st
             );
         }
     }
-    s += &accumulators(8, 4);
-    s += "    for (var kk = 0u; kk < k4; kk++) {\n";
+    s += &accumulators(8, 4, 9, CLayout::Vec4s);
+    s += "    for (var kk = p[7]; kk < p[8]; kk++) {\n";
     for j in 0..loads {
         if tb {
             s += &format!("        let l{j} = b[bo{j} + kk];\n");
@@ -457,10 +500,10 @@ fn {entry}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id
             j * lanes
         );
     }
-    s += &accumulators(rows, 4);
-    s += "    var ak = 0u;
-    var bk = 0u;
-    for (var kk = 0u; kk < k; kk++) {
+    s += &accumulators(rows, 4, 12, CLayout::Scalars);
+    s += "    var ak = p[10] * sak;
+    var bk = p[10] * sbk;
+    for (var kk = p[10]; kk < p[11]; kk++) {
 ";
     for j in 0..loads {
         s += &format!(
@@ -641,6 +684,11 @@ pub(super) fn lower_with(
         low.kernels.push(fill(Buf::Output, out.numel(), 0.0));
         return low;
     }
+    if super::wide::too_wide(n) && !super::wide::too_wide(m) {
+        return super::wide::through_transpose(out, |out_t| {
+            lower_with(out_t, b, a, (!tb, !ta), target, copy_transposed, subgroups)
+        });
+    }
     let mut operand = |x: &Shape, input: usize, rows: usize, cols: usize| -> (Buf, usize) {
         let xb: usize = x.dims()[..x.rank() - 2].iter().product();
         if xb == batch {
@@ -811,27 +859,44 @@ fn push_products(
     bindings: [Buf; 3],
 ) {
     let (source, entry, groups) = variant(target.family, (m, n, k), (ta, tb), subgroup);
+    // Steps along K per loop iteration: vec4 loads along K take four.
+    let per_step = match entry {
+        "matmul_vec4" | "matmul_nt" | "matmul_sg" => 4,
+        _ => 1,
+    };
     let per_dispatch = MAX_GROUPS_PER_DIM as usize;
-    for first in (0..batch).step_by(per_dispatch) {
-        let z = (batch - first).min(per_dispatch) as u32;
-        let params = if entry.starts_with("matmul_strided") {
-            // Element strides of A (row, k) and B (k, column) as stored.
-            let (a_row, a_k) = if ta { (1, m) } else { (k, 1) };
-            let (b_k, b_col) = if tb { (1, k) } else { (n, 1) };
-            [m, n, k, first, stride_a, stride_b, a_row, a_k, b_k, b_col]
-                .map(word)
-                .to_vec()
-        } else {
-            [m, n, k, batch, stride_a, stride_b, first]
-                .map(word)
-                .to_vec()
+    for k_first in (0..k).step_by(K_CHUNK) {
+        let k_end = (k_first + K_CHUNK).min(k);
+        let carry = usize::from(k_first > 0);
+        let (first_step, end_step) = (k_first / per_step, k_end / per_step);
+        let loop_trips = match entry {
+            // Per tile of 16: its loads (4) and its multiply-adds (16).
+            "matmul_tiled" => (k_end - k_first).div_ceil(16) * 21,
+            _ => end_step - first_step,
         };
-        low.kernels.push(KernelCall {
-            source: Cow::Borrowed(source),
-            entry,
-            params,
-            bindings: bindings.to_vec(),
-            groups: [groups[0], groups[1], z],
-        });
+        for first in (0..batch).step_by(per_dispatch) {
+            let z = (batch - first).min(per_dispatch) as u32;
+            let params: Vec<usize> = if entry.starts_with("matmul_strided") {
+                // Element strides of A (row, k) and B (k, column) as stored.
+                let (a_row, a_k) = if ta { (1, m) } else { (k, 1) };
+                let (b_k, b_col) = if tb { (1, k) } else { (n, 1) };
+                vec![
+                    m, n, k, first, stride_a, stride_b, a_row, a_k, b_k, b_col, first_step,
+                    end_step, carry,
+                ]
+            } else {
+                vec![
+                    m, n, k, batch, stride_a, stride_b, first, first_step, end_step, carry,
+                ]
+            };
+            low.kernels.push(KernelCall {
+                source: Cow::Borrowed(source),
+                entry,
+                params: params.into_iter().map(word).collect(),
+                bindings: bindings.to_vec(),
+                groups: [groups[0], groups[1], z],
+                loop_trips: loop_trips as u64,
+            });
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 mod kernels;
 mod reference;
+mod wide;
 
 use crate::kernel::{Lowering, Target};
 use crate::ops::family::Family;

@@ -19,7 +19,9 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 #[cfg(test)]
-pub(crate) use kernels::POOL2D;
+pub(crate) use kernels::{
+    ARGMAX as POOL2D_ARGMAX, GATHER as POOL2D_GATHER, SCATTER as POOL2D_SCATTER,
+};
 
 /// Sizes of a pooling: input `[n, c, h, w]`, windows `[r, s]`, output `[n, c, p, q]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +105,14 @@ impl Tensor {
         padding: [usize; 2],
     ) -> Tensor {
         let geom = geometry("max_pool2d", self.shape(), kernel, stride, padding);
+        // With padding at most half the kernel every window of a non-empty
+        // image covers a pixel; of an empty one, only padding (no maximum).
+        assert!(
+            geom.h >= 1 && geom.w >= 1,
+            "max_pool2d: the image is empty ({}×{}), so every window would cover only padding {padding:?}, which has no maximum",
+            geom.h,
+            geom.w
+        );
         gather(self, self, geom)
     }
 
@@ -169,7 +179,7 @@ impl Family for MaxPoolGather {
         describe("max_pool2d", &self.geom)
     }
     fn lower(&self, _: &Shape, _: &[&Shape], _: Target) -> Lowering {
-        kernels::lower("max_pool2d_gather", &self.geom, self.geom.y_shape().numel())
+        kernels::lower(kernels::Direction::Gather, &self.geom)
     }
     // Linear in v, piecewise constant in x: ∂/∂v = scatter(x, g), ∂/∂x = 0.
     fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
@@ -200,11 +210,7 @@ impl Family for MaxPoolScatter {
         describe("max_pool2d_scatter", &self.geom)
     }
     fn lower(&self, _: &Shape, _: &[&Shape], _: Target) -> Lowering {
-        kernels::lower(
-            "max_pool2d_scatter",
-            &self.geom,
-            self.geom.x_shape().numel(),
-        )
+        kernels::lower(kernels::Direction::Scatter, &self.geom)
     }
     // The gather's adjoint, so its own adjoint is the gather: ∂/∂g = gather(x, G).
     fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
