@@ -26,7 +26,10 @@ fn arg_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         at = dst[t];
     }
     var best = x[base + at * inner];
-    for (var k = max(p[5], 1u); k < p[6]; k++) {
+    // The bound in a register: read from storage on every iteration it
+    // costs a load per lane on CPU rasterizers.
+    let k_end = p[6];
+    for (var k = max(p[5], 1u); k < k_end; k++) {
         if (is_nan(best)) {
             break;
         }

@@ -83,13 +83,15 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         acc7 = carried(((n * g.o + min(o0 + 7u, olast)) * g.p + pp) * g.q, q0, g.q);
     }
     let iw0 = i32(q0) * g.sw - g.pw;
-    for (var c = p[17]; c < p[18]; c++) {
+    // The bound in a register: read from storage on every iteration it
+    // costs a load per lane on CPU rasterizers.
+    let c_end = p[18];
+    for (var c = p[17]; c < c_end; c++) {
         let plane = (n * g.c + grp * cg + c) * g.h * g.w;
         for (var r = 0u; r < g.r; r++) {
+            // A row of padding is not skipped: padding is zeros that
+            // multiply like any value (∞·0 = NaN, as in PyTorch).
             let ih = i32(pp) * g.sh - g.ph + i32(r) * g.dh;
-            if (ih < 0 || ih >= i32(g.h)) {
-                continue;
-            }
             for (var s = 0u; s < g.s; s++) {
                 let iw = iw0 + i32(s) * g.dw;
                 let xv = vec4<f32>(
@@ -133,6 +135,9 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(64)
 fn conv2d_input_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let g = geometry();
+    // The split loop's bounds, in registers (see conv2d).
+    let oo_first = p[17];
+    let oo_end = p[18];
     let og = g.o / g.groups;
     let cg = g.c / g.groups;
     let cblocks = (cg + 3u) / 4u;
@@ -166,23 +171,24 @@ fn conv2d_input_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     }
     for (var r = 0u; r < g.r; r++) {
         let ph = ih + g.ph - i32(r) * g.dh;
-        if (ph < 0 || ph % g.sh != 0 || ph / g.sh >= i32(g.p)) {
-            continue;
-        }
-        let pp = u32(ph / g.sh);
+        // A row of taps that meets no output multiplies zeros, as padding
+        // does in the forward pass (not skipped: an infinite weight gives
+        // NaN here as it does in the tiled kernel and the reference).
+        let row_ok = ph >= 0 && ph % g.sh == 0 && ph / g.sh < i32(g.p);
+        let pp = select(0u, u32(ph / g.sh), row_ok);
         for (var s = 0u; s < g.s; s++) {
             let pw = iw0 + g.pw - i32(s) * g.dw;
             // Column i of the block reads dy at q = (pw + i) / sw where that divides.
-            let v0 = pw + 0 >= 0 && (pw + 0) % g.sw == 0 && (pw + 0) / g.sw < i32(g.q) && iw0 + 0 < i32(g.w);
+            let v0 = row_ok && pw + 0 >= 0 && (pw + 0) % g.sw == 0 && (pw + 0) / g.sw < i32(g.q) && iw0 + 0 < i32(g.w);
             let q0 = select(0u, u32((pw + 0) / g.sw), v0);
-            let v1 = pw + 1 >= 0 && (pw + 1) % g.sw == 0 && (pw + 1) / g.sw < i32(g.q) && iw0 + 1 < i32(g.w);
+            let v1 = row_ok && pw + 1 >= 0 && (pw + 1) % g.sw == 0 && (pw + 1) / g.sw < i32(g.q) && iw0 + 1 < i32(g.w);
             let q1 = select(0u, u32((pw + 1) / g.sw), v1);
-            let v2 = pw + 2 >= 0 && (pw + 2) % g.sw == 0 && (pw + 2) / g.sw < i32(g.q) && iw0 + 2 < i32(g.w);
+            let v2 = row_ok && pw + 2 >= 0 && (pw + 2) % g.sw == 0 && (pw + 2) / g.sw < i32(g.q) && iw0 + 2 < i32(g.w);
             let q2 = select(0u, u32((pw + 2) / g.sw), v2);
-            let v3 = pw + 3 >= 0 && (pw + 3) % g.sw == 0 && (pw + 3) / g.sw < i32(g.q) && iw0 + 3 < i32(g.w);
+            let v3 = row_ok && pw + 3 >= 0 && (pw + 3) % g.sw == 0 && (pw + 3) / g.sw < i32(g.q) && iw0 + 3 < i32(g.w);
             let q3 = select(0u, u32((pw + 3) / g.sw), v3);
             let k = r * g.s + s;
-            for (var oo = p[17]; oo < p[18]; oo++) {
+            for (var oo = oo_first; oo < oo_end; oo++) {
                 let o = grp * og + oo;
                 let row = ((n * g.o + o) * g.p + pp) * g.q;
                 let dy = vec4<f32>(
@@ -221,6 +227,9 @@ fn conv2d_input_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 @compute @workgroup_size(64)
 fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let g = geometry();
+    // The split loop's bounds, in registers (see conv2d).
+    let qq_first = p[17];
+    let qq_end = p[18];
     let og = g.o / g.groups;
     let cg = g.c / g.groups;
     let taps = cg * g.r * g.s;
@@ -292,7 +301,7 @@ fn conv2d_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         let plane1 = (n * g.c + c1) * g.h * g.w;
         let plane2 = (n * g.c + c2) * g.h * g.w;
         let plane3 = (n * g.c + c3) * g.h * g.w;
-        for (var qq = p[17]; qq < p[18]; qq++) {
+        for (var qq = qq_first; qq < qq_end; qq++) {
             let iw = i32(qq) * g.sw;
             let xv = vec4<f32>(
                 load_a(g, plane0, ih + r0, iw + s0),

@@ -6,10 +6,15 @@
 // and written to
 //   dst[dst_offset + Σ_d coord_d · dst_stride_d].
 // A broadcast axis has source stride 0. The window's sizes, strides and
-// offsets are compiled in as constants (spliced at the INDEX marker, one
+// strides are compiled in as constants (spliced at the INDEX marker, one
 // line per axis, innermost first): a division by a constant is a multiply
 // and a shift, while a division by a value read at run time is, on CPU
-// rasterizers, one scalar instruction per lane. p = [n]
+// rasterizers, one scalar instruction per lane. Nonzero offsets are read
+// from the parameters (the INDEX code starts with `s = p[1]; d = p[2];`),
+// so that windows of one shape at many offsets (a concat of many parts,
+// its gradient's slices) share one pipeline; a window at offset 0 (a
+// permute, a broadcast) reads none.
+// p = [n, src_offset, dst_offset]
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> src: array<f32>;

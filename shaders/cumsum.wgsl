@@ -24,7 +24,10 @@ fn cumsum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if (first > 0u) {
         acc = dst[base + select(first - 1u, size - first, p[3] == 1u) * inner];
     }
-    for (var j = first; j < p[5]; j++) {
+    // The bound in a register: read from storage on every iteration it
+    // costs a load per lane on CPU rasterizers.
+    let j_end = p[5];
+    for (var j = first; j < j_end; j++) {
         let k = select(j, size - 1u - j, p[3] == 1u);
         acc += x[base + k * inner];
         dst[base + k * inner] = acc;

@@ -50,7 +50,10 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         acc2 = load_c(cb, min(row + 2u, m - 1u), col, n);
         acc3 = load_c(cb, min(row + 3u, m - 1u), col, n);
     }
-    for (var k0 = p[7]; k0 < p[8]; k0 += 16u) {
+    // The bound in a register: read from storage on every iteration it
+    // costs a load per lane on CPU rasterizers.
+    let k0_end = p[8];
+    for (var k0 = p[7]; k0 < k0_end; k0 += 16u) {
         for (var e = 0u; e < 4u; e++) {
             let idx = tid + e * 256u;
             let ar = row0 + idx / 16u;

@@ -87,7 +87,10 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc72 = c[cb + min(row0 + 7u, m - 1u) * n4 + min(col0 + 2u, n4 - 1u)];
         acc73 = c[cb + min(row0 + 7u, m - 1u) * n4 + min(col0 + 3u, n4 - 1u)];
     }
-    for (var kk = p[7]; kk < p[8]; kk++) {
+    // The bound in a register: read from storage on every iteration it
+    // costs a load per lane on CPU rasterizers.
+    let kk_end = p[8];
+    for (var kk = p[7]; kk < kk_end; kk++) {
         let br = kk * 4u * n4;
         let b00 = b[bc0 + br]; let b01 = b[bc1 + br]; let b02 = b[bc2 + br]; let b03 = b[bc3 + br];
         let b10 = b[bc0 + br + 1u * n4]; let b11 = b[bc1 + br + 1u * n4]; let b12 = b[bc2 + br + 1u * n4]; let b13 = b[bc3 + br + 1u * n4];

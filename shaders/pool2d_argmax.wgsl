@@ -21,7 +21,10 @@ fn max_pool2d_argmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if (best_at != NONE) {
         best = src_x[best_at];
     }
-    for (var t = p[12]; t < p[13]; t++) {
+    // The bound in a register: read from storage on every iteration it
+    // costs a load per lane on CPU rasterizers.
+    let t_end = p[13];
+    for (var t = p[12]; t < t_end; t++) {
         let ih = h0 + i32(t / p[7]);
         let iw = w0 + i32(t % p[7]);
         if (ih < 0 || ih >= i32(h) || iw < 0 || iw >= i32(w)) {

@@ -34,7 +34,10 @@ fn max_pool2d_scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     // The windows covering (ih, iw), r then s ascending: steps p[12]..p[13]
     // of the rows.y · cols.y of them.
     let count = u32(rows.y * cols.y);
-    for (var t = p[12]; t < min(p[13], count); t++) {
+    // The bound in a register: read from storage on every iteration it
+    // costs a load per lane on CPU rasterizers.
+    let t_end = min(p[13], count);
+    for (var t = p[12]; t < t_end; t++) {
         let r = rows.x + i32(t / u32(cols.y)) * sh;
         let s = cols.x + i32(t % u32(cols.y)) * sw;
         let pp = u32((ih + i32(p[10]) - r) / sh);

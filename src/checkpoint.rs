@@ -50,12 +50,24 @@ pub async fn to_bytes(named: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
 }
 
 /// Loads named tensors into variables of the same names and shapes (one
-/// submit, in place). A missing name, a shape or dtype that differs, or a
+/// submit, in place). A missing name, a shape or dtype that differs, a
+/// tensor in the file that no name asks for (a checkpoint of another
+/// model: see [`from_bytes_partial`] to load a part on purpose), or a
 /// malformed file is an [`Error::Checkpoint`]; nothing is written then.
 pub fn from_bytes(bytes: &[u8], named: &[(&str, &Tensor)]) -> Result<()> {
+    load_named(bytes, named, false)
+}
+
+/// [`from_bytes`], but tensors in the file that no name asks for are left
+/// unread (loading part of a model, say its encoder, from a larger one).
+pub fn from_bytes_partial(bytes: &[u8], named: &[(&str, &Tensor)]) -> Result<()> {
+    load_named(bytes, named, true)
+}
+
+fn load_named(bytes: &[u8], named: &[(&str, &Tensor)], partial: bool) -> Result<()> {
     let file =
         SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
-    let mut uploads = Vec::with_capacity(named.len());
+    let mut views = Vec::with_capacity(named.len());
     for (name, target) in named {
         assert!(target.is_variable(), "checkpoint: {name} is not a variable");
         let view = file
@@ -74,6 +86,34 @@ pub fn from_bytes(bytes: &[u8], named: &[(&str, &Tensor)]) -> Result<()> {
                 target.dims()
             )));
         }
+        views.push((view, *target));
+    }
+    // After the names' own checks: a missing or mis-shaped tensor is the
+    // more specific error.
+    if !partial {
+        let wanted: std::collections::HashSet<&str> = named.iter().map(|(n, _)| *n).collect();
+        let mut unused: Vec<String> = file
+            .names()
+            .into_iter()
+            .filter(|n| !wanted.contains(n))
+            .map(str::to_string)
+            .collect();
+        if !unused.is_empty() {
+            unused.sort();
+            return Err(err(format!(
+                "the checkpoint has {} tensor(s) the model does not: {} (a checkpoint of another model? load a part on purpose with the _partial functions)",
+                unused.len(),
+                unused
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let mut uploads = Vec::with_capacity(views.len());
+    for (view, target) in views {
         let data: Vec<f32> = view
             .data()
             .chunks_exact(4)
@@ -125,11 +165,22 @@ pub fn save_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Re
 }
 
 /// Loads every parameter of `module` from a file written by
-/// [`save_module`]: each name must be present with the same shape.
+/// [`save_module`]: each name must be present with the same shape, and
+/// the file must hold no other tensor.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
     let named = module.named_parameters();
     load(path, &borrowed(&named))
+}
+
+/// [`load_module`] from a file that may hold more tensors than `module`
+/// has (see [`from_bytes_partial`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_module_partial(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
+    let named = module.named_parameters();
+    let bytes = std::fs::read(path.as_ref())
+        .map_err(|e| err(format!("reading {}: {e}", path.as_ref().display())))?;
+    from_bytes_partial(&bytes, &borrowed(&named))
 }
 
 fn borrowed<'a>(named: &'a [(String, &'a Tensor)]) -> Vec<(&'a str, &'a Tensor)> {

@@ -151,7 +151,8 @@ impl Dataset {
         )
     }
 
-    /// The fraction of samples whose largest logit (rows of `classes`) is their label.
+    /// The fraction of samples whose largest logit (rows of `classes`) is
+    /// their label; a row holding a NaN counts as wrong.
     #[track_caller]
     pub fn accuracy(&self, logits: &[f32]) -> f64 {
         assert_eq!(
@@ -159,11 +160,13 @@ impl Dataset {
             self.len() * self.classes,
             "accuracy: logits do not match the data set"
         );
+        // A row holding a NaN predicts nothing: it is never correct.
         let predicted = argmax_rows(logits, self.classes);
         predicted
             .iter()
             .zip(&self.labels)
-            .filter(|(p, l)| p == l)
+            .zip(logits.chunks(self.classes))
+            .filter(|((p, l), row)| p == l && !row.iter().any(|v| v.is_nan()))
             .count() as f64
             / self.len().max(1) as f64
     }

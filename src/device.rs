@@ -517,9 +517,13 @@ impl Device {
     /// Anomaly detection, like PyTorch's `detect_anomaly`: while on, every
     /// read (and, natively, every realize) first computes the pending ops
     /// one at a time, forward and backward alike, and fails with
-    /// [`crate::Error::Anomaly`] naming the first whose output holds a NaN
-    /// or an infinity, its shape, and the ops that made its inputs. Slow
-    /// (a submit and a readback per op, every value kept): for debugging.
+    /// [`crate::Error::Anomaly`] naming the first that makes a NaN from
+    /// inputs holding none, or an infinity from finite inputs, its shape,
+    /// and the ops that made its inputs. A NaN or infinity carried on from
+    /// an input, or written as a constant (a causal mask's −∞ fill), is
+    /// intended and not reported, so every built-in layer runs under it.
+    /// Slow (a submit and a readback per op and input, every value kept):
+    /// for debugging.
     pub fn set_detect_anomaly(&self, on: bool) {
         if let Some(g) = &self.gpu {
             g.anomaly.store(on, std::sync::atomic::Ordering::Relaxed);
@@ -564,11 +568,18 @@ impl Device {
     /// ops on the same inputs, rounded alike where the kernels fuse alike);
     /// the cost is the recomputation ([`crate::predict_memory`] reports
     /// it). [`Device::set_auto_remat`]`(false)` refuses instead of
-    /// recomputing. `None` lifts the budget. While set, each realize plans
+    /// recomputing. `None` lifts the budget; `Some(0)` panics (no graph
+    /// fits in no memory). While set, each realize plans
     /// at least twice (the prediction, then the run), a rematerialized one
     /// a few times more, and autotune times no new shape (a timed variant
     /// could need scratch memory the prediction did not count).
+    #[track_caller]
     pub fn set_memory_budget(&self, bytes: Option<u64>) {
+        // 0 is stored as "no budget": as a budget it could never be met.
+        assert!(
+            bytes != Some(0),
+            "set_memory_budget: the budget must be at least 1 byte, got Some(0) (None lifts the budget)"
+        );
         if let Some(g) = &self.gpu {
             g.budget
                 .store(bytes.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);

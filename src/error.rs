@@ -49,6 +49,16 @@ pub enum Error {
     /// it, its shape, the element and the ops that made its inputs.
     #[error("anomaly: {0}")]
     Anomaly(String),
+    /// An index computed on the GPU (an `argmax` fed to `index_select` or
+    /// `embedding`) is out of range for the axis it indexes. The realize
+    /// that ran the op reports it; the message names the op, the axis and
+    /// the largest offending index. (`IndexTensor::clamp` makes indices
+    /// fit instead, where that is what is meant.) The values that realize
+    /// computed are marked failed: reading them, or anything made from
+    /// them, returns this error again; so does a variable the same realize
+    /// updated (create or load it anew).
+    #[error("index out of range: {0}")]
+    IndexOutOfRange(String),
     /// An op was recorded before an update of a variable it reads, and that
     /// update has since been written: the value it read no longer exists.
     /// Realize reads together with (or before) the updates they precede.

@@ -172,6 +172,10 @@ pub(crate) struct Node {
     /// other nodes it reads are what the backward pass keeps alive, which
     /// automatic rematerialization may recompute instead (`exec/budget.rs`).
     pub adjoint: bool,
+    /// The error of the realize that computed this value, if one of its
+    /// checks failed (an index computed on the GPU out of range): every
+    /// later realize that reads the value fails with it.
+    pub failed: RefCell<Option<crate::error::Error>>,
 }
 
 thread_local! {
@@ -207,6 +211,7 @@ impl Node {
             handles: Cell::new(0),
             recompute: Cell::new(false),
             adjoint: RECORDING_ADJOINTS.with(|d| d.get() > 0),
+            failed: RefCell::new(None),
         })
     }
 

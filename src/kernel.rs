@@ -21,6 +21,13 @@ pub(crate) enum Buf {
     Output,
     /// Scratch buffer `i` of [`Lowering::temps`], live for this lowering only.
     Temp(usize),
+    /// Two u32 status words, zeroed before the lowering's kernels and
+    /// read back by the realize: a kernel that meets a fault it cannot
+    /// compute past (an index computed on the GPU that is out of range)
+    /// sets word 0 to nonzero and raises word 1 to the value at fault,
+    /// both with `atomicMax`. The realize then fails with the family's
+    /// [`status_meaning`](crate::ops::family::Family::status_meaning).
+    Status,
 }
 
 /// One dispatch of one compute kernel.
@@ -113,13 +120,16 @@ pub(crate) struct Window<'a> {
 
 /// The one strided-copy kernel (`shaders/copy.wgsl`), behind permute,
 /// broadcast_to, slice, pad, concat and operand gathers, specialized to the
-/// window: its sizes and strides become constants of the shader.
+/// window: its sizes and strides become constants of the shader, nonzero
+/// offsets parameters (so that the parts of a concat, or the slices of
+/// its gradient, of one shape share one pipeline however many there are;
+/// a window at offset 0 reads none).
 pub(crate) fn strided_copy(src: Buf, dst: Buf, w: &Window) -> KernelCall {
     let count: usize = w.dims.iter().product();
     KernelCall {
         source: Cow::Owned(COPY.replace("//INDEX", &copy_index(w))),
         entry: "copy_strided",
-        params: vec![word(count)],
+        params: vec![word(count), word(w.src_offset), word(w.dst_offset)],
         bindings: vec![src, dst],
         groups: grid_1d(count as u64),
         loop_trips: 0,
@@ -132,7 +142,7 @@ pub(crate) fn strided_copy(src: Buf, dst: Buf, w: &Window) -> KernelCall {
 fn copy_index(w: &Window) -> String {
     if w.dims.contains(&0) {
         // Nothing to copy (and no size to divide by: `% 0u` is invalid WGSL).
-        return "    s = 0u;\n    d = 0u;\n".into();
+        return String::new();
     }
     let mut axes: Vec<(usize, usize, usize)> = Vec::new(); // (size, src stride, dst stride), outermost first
     for d in 0..w.dims.len() {
@@ -147,11 +157,12 @@ fn copy_index(w: &Window) -> String {
             _ => axes.push(axis),
         }
     }
-    let mut code = format!(
-        "    s = {}u;\n    d = {}u;\n",
-        word(w.src_offset),
-        word(w.dst_offset)
-    );
+    // Offsets from the parameters where there are any (see copy.wgsl).
+    let mut code = if w.src_offset != 0 || w.dst_offset != 0 {
+        "    s = p[1];\n    d = p[2];\n".to_string()
+    } else {
+        String::new()
+    };
     for (k, &(size, ss, ds)) in axes.iter().enumerate().rev() {
         let coord = if k == 0 {
             // The outermost axis takes what is left: no division needed.

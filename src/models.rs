@@ -109,13 +109,13 @@ impl CharTransformer {
     /// step), `None` in evaluation.
     #[track_caller]
     pub fn forward(&self, ids: &IndexTensor, dropout_seed: Option<u64>) -> Tensor {
-        let t = ids.dims()[1];
         assert!(
-            ids.dims().len() == 2 && t <= self.config.context,
-            "CharTransformer::forward: ids must be [batch, T] with T ≤ {}, got {:?}",
+            ids.dims().len() == 2 && (1..=self.config.context).contains(&ids.dims()[1]),
+            "CharTransformer::forward: ids must be [batch, T] with 1 ≤ T ≤ {}, got {:?}",
             self.config.context,
             ids.dims()
         );
+        let t = ids.dims()[1];
         let positions = IndexTensor::from_usize(ids.device(), &(0..t).collect::<Vec<_>>(), [t]);
         let mut x = &self.tokens.forward(ids) + &self.positions.forward(&positions);
         for (l, block) in self.blocks.iter().enumerate() {

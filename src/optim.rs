@@ -29,6 +29,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::ops::Bound;
 
 use crate::error::Result;
 use crate::graph::NodeId;
@@ -93,6 +94,28 @@ fn check_step(op: &str, params: &[&Tensor], grads: &[Tensor]) {
     }
 }
 
+/// Panics unless `value` lies in `range` (and is not NaN), naming the
+/// optimizer, the setting and the range.
+#[track_caller]
+fn check_setting(
+    op: &str,
+    name: &str,
+    value: f32,
+    range: impl std::ops::RangeBounds<f32>,
+    says: &str,
+) {
+    assert!(
+        range.contains(&value),
+        "{op}: {name} must be {says}, got {value}"
+    );
+}
+
+/// [`check_setting`] for a setting that must be finite and at least 0.
+#[track_caller]
+fn check_non_negative(op: &str, name: &str, value: f32) {
+    check_setting(op, name, value, 0.0..f32::INFINITY, "finite and at least 0");
+}
+
 /// Zeros like `p`, as a variable: optimizer state, created on first use.
 fn state<'a>(slots: &'a mut HashMap<NodeId, Tensor>, p: &Tensor) -> Result<&'a Tensor> {
     let slot = match slots.entry(p.id()) {
@@ -113,21 +136,38 @@ pub struct Sgd {
 }
 
 impl Sgd {
+    /// SGD with learning rate `lr` (finite, ≥ 0), no momentum, no decay.
+    #[track_caller]
     pub fn new(lr: f32) -> Sgd {
-        Sgd {
+        let sgd = Sgd {
             lr,
             momentum: 0.0,
             weight_decay: 0.0,
             velocity: HashMap::new(),
-        }
+        };
+        sgd.check("Sgd::new");
+        sgd
     }
+    /// With momentum μ (finite, ≥ 0).
+    #[track_caller]
     pub fn with_momentum(mut self, momentum: f32) -> Sgd {
         self.momentum = momentum;
+        self.check("Sgd::with_momentum");
         self
     }
+    /// With weight decay λ (finite, ≥ 0).
+    #[track_caller]
     pub fn with_weight_decay(mut self, weight_decay: f32) -> Sgd {
         self.weight_decay = weight_decay;
+        self.check("Sgd::with_weight_decay");
         self
+    }
+    /// The settings are public fields: checked where given and at each step.
+    #[track_caller]
+    fn check(&self, op: &str) {
+        check_non_negative(op, "the learning rate", self.lr);
+        check_non_negative(op, "the momentum", self.momentum);
+        check_non_negative(op, "the weight decay", self.weight_decay);
     }
 }
 
@@ -135,6 +175,7 @@ impl Optimizer for Sgd {
     #[track_caller]
     fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>> {
         check_step("Sgd::step", params, grads);
+        self.check("Sgd::step");
         let mut updates = Vec::with_capacity(params.len());
         for (&p, g) in params.iter().zip(grads) {
             let g = if self.weight_decay != 0.0 {
@@ -172,9 +213,10 @@ pub struct Adam {
 }
 
 impl Adam {
-    /// Adam with β1 = 0.9, β2 = 0.999, ε = 1e-8.
+    /// Adam with β1 = 0.9, β2 = 0.999, ε = 1e-8; `lr` finite, ≥ 0.
+    #[track_caller]
     pub fn new(lr: f32) -> Adam {
-        Adam {
+        let adam = Adam {
             lr,
             beta1: 0.9,
             beta2: 0.999,
@@ -184,15 +226,37 @@ impl Adam {
             t: 0,
             m: HashMap::new(),
             v: HashMap::new(),
-        }
+        };
+        adam.check("Adam::new");
+        adam
     }
-    /// AdamW: Adam with decoupled weight decay.
+    /// AdamW: Adam with decoupled weight decay (finite, ≥ 0).
+    #[track_caller]
     pub fn adamw(lr: f32, weight_decay: f32) -> Adam {
-        Adam {
+        let adam = Adam {
             weight_decay,
             decoupled: true,
             ..Adam::new(lr)
-        }
+        };
+        adam.check("Adam::adamw");
+        adam
+    }
+    /// The settings are public fields: checked where given and at each
+    /// step. β1 = 1 or β2 = 1 would divide by 1 − βᵗ = 0, and ε = 0 makes a
+    /// zero gradient 0/0.
+    #[track_caller]
+    fn check(&self, op: &str) {
+        check_non_negative(op, "the learning rate", self.lr);
+        check_setting(op, "beta1", self.beta1, 0.0..1.0, "in [0, 1)");
+        check_setting(op, "beta2", self.beta2, 0.0..1.0, "in [0, 1)");
+        check_setting(
+            op,
+            "eps",
+            self.eps,
+            (Bound::Excluded(0.0), Bound::Excluded(f32::INFINITY)),
+            "positive and finite",
+        );
+        check_non_negative(op, "the weight decay", self.weight_decay);
     }
     /// Steps taken so far.
     pub fn steps(&self) -> i32 {
@@ -204,6 +268,7 @@ impl Optimizer for Adam {
     #[track_caller]
     fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>> {
         check_step("Adam::step", params, grads);
+        self.check("Adam::step");
         self.t += 1;
         // Bias corrections are host-side scalars: kernel parameters, not new shaders.
         let c1 = 1.0 / (1.0 - self.beta1.powi(self.t));

@@ -143,6 +143,10 @@ impl Tensor {
         seed: u64,
     ) -> Tensor {
         let shape = shape.into();
+        assert!(
+            mean.is_finite() && std.is_finite() && std >= 0.0,
+            "rand_normal: the mean must be finite and the standard deviation finite and at least 0, got mean {mean} and std {std}"
+        );
         if let Some(t) = Tensor::too_large_for(device, &shape) {
             return t;
         }

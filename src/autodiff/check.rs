@@ -114,6 +114,11 @@ pub async fn check_gradients(
     tolerance: Tolerance,
     seed: u64,
 ) -> Result<GradientReport> {
+    let Tolerance { atol, rtol } = tolerance;
+    assert!(
+        atol >= 0.0 && rtol >= 0.0 && atol.is_finite() && rtol.is_finite(),
+        "check_gradients: the tolerances must be finite and at least 0, got atol {atol} and rtol {rtol}"
+    );
     let xs: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
     let y = f(&xs);
     let u = Tensor::rand_uniform(y.device(), y.shape().clone(), -1.0, 1.0, seed);

@@ -47,6 +47,16 @@ impl Difference {
     }
 }
 
+/// Panics unless `step` is a usable finite-difference step: positive and
+/// finite (0 divides by zero, a negative or NaN one means nothing).
+#[track_caller]
+pub(crate) fn check_step(op: &str, step: f64) {
+    assert!(
+        step > 0.0 && step.is_finite(),
+        "{op}: the step must be positive and finite, got {step}"
+    );
+}
+
 fn step_for(x: f64, step: f64) -> f64 {
     step * x.abs().max(1.0)
 }
@@ -60,6 +70,7 @@ pub async fn numerical_grad(
     step: Option<f64>,
 ) -> Result<Vec<Vec<f32>>> {
     let step = step.unwrap_or(scheme.default_step_f32());
+    check_step("numerical_grad", step);
     let values = read_all(inputs).await?;
     let base: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
     let mut evals: Vec<Tensor> = Vec::new();
@@ -140,6 +151,7 @@ pub fn numerical_grad_reference(
         y.shape()
     );
     let step = step.unwrap_or(scheme.default_step_f64());
+    check_step("numerical_grad_reference", step);
     let values = reference::eval_many(inputs)?;
     let at = |k: usize, data: &[f64]| -> Result<f64> {
         Ok(reference::eval_with(&[y], &[(inputs[k], data)])?[0][0])
@@ -194,6 +206,9 @@ pub fn step_sweep(
         exact.iter().map(Vec::len).collect::<Vec<_>>(),
         inputs.iter().map(|x| x.shape().clone()).collect::<Vec<_>>()
     );
+    for &step in steps {
+        check_step("step_sweep", step);
+    }
     let base: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
     let y = f(&base);
     let err32 = |g: Vec<Vec<f32>>| -> f64 {

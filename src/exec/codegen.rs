@@ -223,7 +223,14 @@ fn generate(
                 let c = u.constant().map(&mut constant).unwrap_or_default();
                 u.rule().wgsl.replace("{x}", &args[0]).replace("{c}", &c)
             }
-            Op::Where => format!("select({}, {}, {} != 0.0)", args[2], args[1], args[0]),
+            // NaN counts as nonzero (the reference's rule); drivers may
+            // compare `!=` ordered, so NaN is tested by its bits.
+            Op::Where => format!(
+                "select({}, {}, {m} != 0.0 || wg_isnan({m}))",
+                args[2],
+                args[1],
+                m = args[0]
+            ),
             // A broadcast or reshaped constant (the scheduler fuses these
             // edges only above a constant): the constant itself.
             Op::Expand | Op::Reshape => args[0].clone(),
@@ -478,6 +485,15 @@ fn wg_expm1(x: f32) -> f32 {
 const WG_ERF: &str = "
 fn wg_erf(x: f32) -> f32 {
     let a = abs(x);
+    if (a < 0.5) {
+        // Maclaurin series to x^11 (the next term is below f32's relative
+        // precision here): relative accuracy down to 0 and subnormals,
+        // where the rational fit's absolute error (1.5e-7) would swamp
+        // erf(x) ≈ 1.128·x.
+        let z = x * x;
+        let s = 1.0 - z * (1.0 / 3.0 - z * (1.0 / 10.0 - z * (1.0 / 42.0 - z * (1.0 / 216.0 - z * (1.0 / 1320.0)))));
+        return 1.1283791670955126 * x * s;
+    }
     let t = 1.0 / (1.0 + 0.3275911 * a);
     let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
     let y = 1.0 - poly * exp(-a * a);

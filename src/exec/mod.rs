@@ -12,6 +12,7 @@ pub(crate) mod pool;
 pub(crate) mod profile;
 pub(crate) mod replay;
 mod schedule;
+mod status;
 pub(crate) mod tune;
 
 use std::rc::Rc;
@@ -222,7 +223,10 @@ pub(crate) fn predict_memory(tensors: &[&Tensor]) -> Result<crate::tensor::Memor
 /// completion. A browser reports errors only to a promise, which a
 /// synchronous call cannot wait for: on wasm32 this submits without error
 /// scopes, so an error reaches the device's uncaptured-error handler and is
-/// returned by a later call; `realize_async` reports it itself.
+/// returned by a later call; `realize_async` reports it itself. For the
+/// same reason a browser's synchronous realize cannot read the kernels'
+/// status words back (an index computed on the GPU out of range): there
+/// only `realize_async` and reads report those.
 pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -271,8 +275,10 @@ pub(crate) async fn realize_async(tensors: &[&Tensor]) -> Result<()> {
     let call_start = profile::now(&gpu);
     let planned = schedule::plan(&gpu, &nodes);
     let plan_ns = call_start.and_then(|s| Some(profile::now(&gpu)? - s));
+    let mut staged = status::Staged::default();
     if let Ok(plan) = &planned {
-        submit(&gpu, plan, &[], plan_ns);
+        staged = status::stage(&gpu, plan);
+        submit(&gpu, plan, &status::copies(&staged), plan_ns);
     }
     profile::finish_call(&gpu, call_start);
     drop(submitting);
@@ -284,7 +290,8 @@ pub(crate) async fn realize_async(tensors: &[&Tensor]) -> Result<()> {
         return Err(Error::from_wgpu(e));
     }
     planned?;
-    pending_error(&gpu)
+    pending_error(&gpu)?;
+    status::verdict(&gpu, staged).await
 }
 
 /// Realizes `tensors` and `also` in one submit and reads `tensors` back
@@ -320,17 +327,20 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
     let planned = schedule::plan(&gpu, &nodes);
     let plan_ns = call_start.and_then(|s| Some(profile::now(&gpu)? - s));
     let mut staging = Vec::new();
+    let mut checks = status::Staged::default();
     if let Ok(plan) = &planned {
         for (t, storage) in tensors.iter().zip(&plan.targets) {
             // Realized above, so it fit in a binding: no overflow here.
             let bytes = (t.numel() * 4) as u64;
             staging.push((storage.buffer().clone(), take_staging(&gpu, bytes), bytes));
         }
-        let copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> = staging
+        checks = status::stage(&gpu, plan);
+        let mut copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> = staging
             .iter()
             .filter(|s| s.2 > 0)
             .map(|(s, d, b)| (s, d, *b))
             .collect();
+        copies.extend(status::copies(&checks));
         submit(&gpu, plan, &copies, plan_ns);
     }
     drop(submitting);
@@ -343,6 +353,7 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
     }
     drop(planned?);
     pending_error(&gpu)?;
+    status::verdict(&gpu, checks).await?;
 
     let mut out = Vec::with_capacity(staging.len());
     for (_, buffer, bytes) in &staging {

@@ -85,6 +85,8 @@ pub(crate) struct Program {
     events: Vec<Event>,
     dispatches: Vec<RecordedDispatch>,
     targets: Vec<Slot>,
+    /// Status words the kernels may set, with their meaning.
+    checks: Vec<(Slot, String)>,
     temps: usize,
 }
 
@@ -327,6 +329,7 @@ pub(crate) struct Recorder {
     events: Vec<Event>,
     bindings: Vec<Vec<(Slot, u64)>>,
     constants: Vec<Vec<(u32, u32)>>,
+    checks: Vec<(Slot, String)>,
     temps: u32,
     /// A buffer no slot explains was bound: the plan is not recorded.
     broken: bool,
@@ -357,6 +360,7 @@ impl Recorder {
             events: Vec::new(),
             bindings: Vec::new(),
             constants: Vec::new(),
+            checks: Vec::new(),
             temps: 0,
             broken: false,
         }
@@ -422,6 +426,12 @@ impl Recorder {
         self.bindings.push(bound);
     }
 
+    /// Status words the plan reads back after its submit.
+    pub fn check(&mut self, s: &Storage, meaning: &str) {
+        let slot = self.slot(s);
+        self.checks.push((slot, meaning.to_string()));
+    }
+
     pub fn upload(&mut self, node: NodeId, s: &Storage) {
         let slot = self.slot(s);
         let node = self.position[&node];
@@ -462,6 +472,7 @@ impl Recorder {
             events: std::mem::take(&mut self.events),
             dispatches,
             targets,
+            checks: std::mem::take(&mut self.checks),
             temps: self.temps as usize,
         })
     }
@@ -485,6 +496,8 @@ pub(crate) fn replay(gpu: &Gpu, program: &Program, order: &[Rc<Node>], profiling
         dispatches: Vec::with_capacity(program.dispatches.len()),
         uploads: Vec::new(),
         targets: Vec::new(),
+        checks: Vec::new(),
+        kept: Vec::new(),
     };
     let leaf = |i: u32| -> Storage {
         order[i as usize]
@@ -535,6 +548,7 @@ pub(crate) fn replay(gpu: &Gpu, program: &Program, order: &[Rc<Node>], profiling
             }
             Event::Keep { node, slot } => {
                 *order[node as usize].storage.borrow_mut() = Some(resolve(&temps, slot));
+                plan.kept.push(order[node as usize].clone());
             }
         }
     }
@@ -542,6 +556,11 @@ pub(crate) fn replay(gpu: &Gpu, program: &Program, order: &[Rc<Node>], profiling
         .targets
         .iter()
         .map(|&slot| resolve(&temps, slot))
+        .collect();
+    plan.checks = program
+        .checks
+        .iter()
+        .map(|(slot, meaning)| (resolve(&temps, *slot), meaning.clone()))
         .collect();
     plan
 }

@@ -83,6 +83,11 @@ pub(crate) struct Plan {
     pub uploads: Vec<(wgpu::Buffer, Rc<[f32]>)>,
     /// The targets' values, in the order asked.
     pub targets: Vec<Storage>,
+    /// Status words ([`Buf::Status`]) the kernels may set, each with what
+    /// a nonzero one means: read back after the submit.
+    pub checks: Vec<(Storage, String)>,
+    /// The nodes this plan gives a value (marked failed if a check fails).
+    pub kept: Vec<Rc<Node>>,
 }
 
 struct Scheduler<'g> {
@@ -382,11 +387,13 @@ impl Scheduler<'_> {
                     .map(|&n| self.alloc(&Shape::new(&[n])))
                     .collect::<Result<Vec<Storage>>>()?;
                 let srcs: Vec<Storage> = inputs.iter().map(|i| self.value(i)).collect();
+                let status = self.status_words(&lowering, || f.status_meaning(shape, &shapes))?;
                 for call in lowering.kernels {
                     self.run(call, &|b| match b {
                         Buf::Input(i) => (&srcs[i], inputs[i].shape.numel()),
                         Buf::Output => (&out, shape.numel()),
                         Buf::Temp(t) => (&temps[t], lowering.temps[t]),
+                        Buf::Status => (status.as_ref().expect("allocated when bound"), 2),
                     });
                 }
                 // The scratch buffers go back to the pool: kernels after
@@ -394,6 +401,30 @@ impl Scheduler<'_> {
                 Ok(out)
             }
         }
+    }
+
+    /// Zeroed status words for `lowering` if a kernel of it binds them,
+    /// kept by the plan (with their meaning) until the realize reads them.
+    fn status_words(
+        &mut self,
+        lowering: &crate::kernel::Lowering,
+        meaning: impl FnOnce() -> String,
+    ) -> Result<Option<Storage>> {
+        if !lowering
+            .kernels
+            .iter()
+            .any(|k| k.bindings.contains(&Buf::Status))
+        {
+            return Ok(None);
+        }
+        // A fill of f32 zeros is u32 zeros.
+        let status = self.zeros(&Shape::new(&[2]))?;
+        let meaning = meaning();
+        if let Some(r) = self.recorder.borrow_mut().as_mut() {
+            r.check(&status, &meaning);
+        }
+        self.plan.checks.push((status.clone(), meaning));
+        Ok(Some(status))
     }
 
     /// A strided copy of `input` into a fresh contiguous tensor of `shape`.
@@ -705,12 +736,15 @@ fn plan_in(
     simulated: Option<std::sync::Arc<std::sync::Mutex<BufferPool>>>,
 ) -> Result<Plan> {
     // The pending order (a post-order from the targets) is the emission
-    // order's default. Starting from the targets recorded last puts, in a
-    // training step, the last layer's update right after its gradient, then
-    // the layer before's: each gradient is freed as soon as its update ran,
-    // instead of every gradient being held until the first layer's update.
+    // order's default. The reverse pass records the last layer's adjoints
+    // first, so the targets go in the order of the adjoints they are made
+    // of (`adjoint_key`): in a training step the last layer's update comes
+    // right after its gradient, then the layer before's, and each gradient
+    // is freed as soon as its update ran; in a realize of gradients alone
+    // each is computed as soon as its layer's adjoint is, and the values it
+    // reads are freed then, instead of all being held until the end.
     let mut roots: Vec<Rc<Node>> = targets.to_vec();
-    roots.sort_by_key(|n| std::cmp::Reverse(n.id));
+    roots.sort_by_key(|n| (adjoint_key(n), std::cmp::Reverse(n.id)));
     let order = topo_order(&roots, |n| n.is_realized());
     let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
     let pending: Vec<&Rc<Node>> = order.iter().filter(|n| !n.is_realized()).collect();
@@ -750,6 +784,10 @@ fn plan_in(
         .collect();
     let constant_broadcast = |n: &Node| constant_chains.contains_key(&n.id);
     check_stale(&order)?;
+    // A value computed by a realize whose check failed is not a value.
+    if let Some(e) = order.iter().find_map(|n| n.failed.borrow().clone()) {
+        return Err(e);
+    }
     let in_place = in_place_updates(&pending);
     let overwritten_by = overwritten_buffers(&order, &in_place);
     let profiling = gpu
@@ -1090,6 +1128,7 @@ fn plan_in(
                     r.keep(&s.pool, node.id, &value);
                 }
                 *node.storage.borrow_mut() = Some(value);
+                s.plan.kept.push((*node).clone());
             }
         }
     }
@@ -1112,6 +1151,34 @@ fn plan_in(
 
 /// Realized detached values and updates forget the graph that produced
 /// them (an update keeps its variable, to which its gradient goes).
+/// Where a target's computation sits in the reverse pass: the newest
+/// adjoint node it is made of, found above the adjoints (an optimizer's
+/// update arithmetic) within a few nodes; the target's own id if it is an
+/// adjoint or none is found that near (a forward value).
+fn adjoint_key(target: &Rc<Node>) -> NodeId {
+    const LOOK: usize = 64;
+    if target.adjoint {
+        return target.id;
+    }
+    let mut newest = None;
+    let mut stack = vec![target.clone()];
+    let mut visited = 0;
+    while let Some(n) = stack.pop() {
+        visited += 1;
+        if visited > LOOK {
+            break;
+        }
+        for i in n.inputs().iter() {
+            if i.adjoint {
+                newest = newest.max(Some(i.id));
+            } else if !i.is_realized() {
+                stack.push(i.clone());
+            }
+        }
+    }
+    newest.unwrap_or(target.id)
+}
+
 fn forget_graphs(pending: &[&Rc<Node>], in_place: &HashSet<NodeId>) {
     for node in pending {
         if !node.is_realized() {
@@ -1184,6 +1251,8 @@ impl Scheduler<'_> {
                 dispatches: Vec::new(),
                 uploads: Vec::new(),
                 targets: Vec::new(),
+                checks: Vec::new(),
+                kept: Vec::new(),
             },
             values: HashMap::default(),
             in_place: HashSet::default(),
@@ -1257,11 +1326,14 @@ fn fastest(
                 .iter()
                 .map(|&n| s.alloc(&Shape::new(&[n])))
                 .collect::<Result<_>>()?;
+            // Scratch status words: timing reads no verdict.
+            let status = s.alloc(&Shape::new(&[2]))?;
             for call in lowering.kernels.clone() {
                 s.run(call, &|b| match b {
                     Buf::Input(i) => (&srcs[i], inputs[i].numel()),
                     Buf::Output => (&output, out.numel()),
                     Buf::Temp(t) => (&temps[t], lowering.temps[t]),
+                    Buf::Status => (&status, 2),
                 });
             }
             s.compile_pipelines();

@@ -114,13 +114,21 @@ fn fixed_kernels_validate() {
         );
     }
     validate("sum_parts", SUM_PARTS);
+    validate("cumsum", crate::ops::scan::CUMSUM);
+    validate("dropout_mask", crate::ops::dropout::DROPOUT_MASK);
     validate("pool2d_argmax", POOL2D_ARGMAX);
     validate("pool2d_gather", POOL2D_GATHER);
     validate("pool2d_scatter", POOL2D_SCATTER);
     use crate::ops::index::kernels_source as index_source;
     use crate::ops::index::{ARG_REDUCE, INDEX_ADD, INDEX_SELECT};
-    validate("index_select", &index_source(INDEX_SELECT));
-    validate("index_add", &index_source(INDEX_ADD));
+    use crate::ops::index::{checked_source, clamp_source};
+    for check in [false, true] {
+        let select = checked_source(INDEX_SELECT, check);
+        validate(&format!("index_select {check}"), &index_source(&select));
+        let add = checked_source(INDEX_ADD, check);
+        validate(&format!("index_add {check}"), &index_source(&add));
+    }
+    validate("index_clamp", &clamp_source());
     validate(
         "argmax",
         &index_source(&ARG_REDUCE.replace("ARGMIN", "false")),

@@ -31,6 +31,11 @@ impl Conv2d {
             inputs % groups == 0 && outputs % groups == 0,
             "Conv2d::new: {inputs} inputs and {outputs} outputs must divide into {groups} groups"
         );
+        // Fan-in 0 would make the initializer's range infinite.
+        assert!(
+            inputs >= 1 && outputs >= 1 && kernel[0] >= 1 && kernel[1] >= 1,
+            "Conv2d::new: inputs, outputs and both kernel sizes must be at least 1, got {inputs} inputs, {outputs} outputs, kernel {kernel:?}"
+        );
         let taps = kernel[0] * kernel[1];
         let shape = [outputs, inputs / groups, kernel[0], kernel[1]];
         let (fan_in, fan_out) = (inputs / groups * taps, outputs / groups * taps);

@@ -13,6 +13,7 @@ pub struct Linear {
 
 impl Linear {
     /// A layer with `init` weights and zero bias.
+    #[track_caller]
     pub fn new(
         device: &Device,
         inputs: usize,

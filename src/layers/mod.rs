@@ -33,6 +33,7 @@ pub enum Init {
 
 impl Init {
     /// A `[fan_in, fan_out]` weight as a variable.
+    #[track_caller]
     pub fn weight(
         self,
         device: &Device,
@@ -55,6 +56,15 @@ impl Init {
         seed: u64,
     ) -> Result<Tensor> {
         let shape = shape.into();
+        // A fan of 0 makes the range infinite (a layer with no inputs).
+        let fan_needed = match self {
+            Init::XavierUniform | Init::XavierNormal => fan_in.saturating_add(fan_out),
+            Init::KaimingUniform | Init::KaimingNormal => fan_in,
+        };
+        assert!(
+            fan_needed >= 1,
+            "{self:?}: fan_in must be at least 1 (fan_in + fan_out for Xavier), got fan_in {fan_in}, fan_out {fan_out} for a weight of shape {shape:?}"
+        );
         let (i, o) = (fan_in as f32, fan_out as f32);
         let t = match self {
             Init::XavierUniform => {

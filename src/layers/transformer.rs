@@ -69,8 +69,17 @@ pub struct Dropout {
 }
 
 impl Dropout {
+    /// Dropout with probability `p`, in [0, 1).
+    #[track_caller]
+    pub fn new(p: f32) -> Dropout {
+        crate::ops::dropout::check_probability("Dropout::new", p);
+        Dropout { p }
+    }
+
     #[track_caller]
     pub fn forward(&self, x: &Tensor, seed: Option<u64>) -> Tensor {
+        // `p` is a public field: checked here too, with or without a seed.
+        crate::ops::dropout::check_probability("Dropout::forward", self.p);
         match seed {
             Some(seed) if self.p > 0.0 => x.dropout(self.p, seed),
             _ => x.clone(),

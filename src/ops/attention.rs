@@ -33,6 +33,13 @@ impl Tensor {
             k.shape(),
             v.shape()
         );
+        // The softmax over no keys, and the scale 1/√0, mean nothing.
+        assert!(
+            s > 0 && d > 0,
+            "scaled_dot_product_attention: needs at least one key and a key width of at least 1, got queries {:?} and keys {:?}",
+            q.shape(),
+            k.shape()
+        );
         let scores = q.matmul(&k.t()) * (1.0 / (d as f32).sqrt());
         let scores = if causal {
             assert!(

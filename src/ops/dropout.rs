@@ -20,11 +20,7 @@ impl Tensor {
     /// seed each step. The gradient passes through the same mask.
     #[track_caller]
     pub fn dropout(&self, p: f32, seed: u64) -> Tensor {
-        assert!(
-            (0.0..1.0).contains(&p),
-            "dropout: p must be in [0, 1), got {p} (input {:?})",
-            self.shape()
-        );
+        check_probability("dropout", p);
         if p == 0.0 {
             return self.clone();
         }
@@ -32,8 +28,19 @@ impl Tensor {
     }
 }
 
+/// Panics unless `p` is a dropout probability: in [0, 1) (NaN is not).
+#[track_caller]
+pub(crate) fn check_probability(op: &str, p: f32) {
+    assert!(
+        (0.0..1.0).contains(&p),
+        "{op}: the probability p must be in [0, 1), got {p}"
+    );
+}
+
 /// The mask alone: 1/(1 − p) where kept, 0 where dropped.
+#[track_caller]
 pub fn dropout_mask(device: &Device, shape: Shape, p: f32, seed: u64) -> Tensor {
+    check_probability("dropout_mask", p);
     let node = Node::new(
         Op::Family(std::rc::Rc::new(DropoutMask { p, seed })),
         Vec::new(),

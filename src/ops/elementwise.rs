@@ -96,8 +96,8 @@ impl Unary {
             Sign      => r("sign",    "select(sign({x}), {x}, wg_isnan({x}))", |x, _| if x.is_nan() { x } else if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 }, |_, _, _, _| None),
             // (log(1 + x))' = 1 / (1 + x)
             Log1p     => r("log1p",   "wg_log1p({x})",           |x, _| x.ln_1p(),                  |x, _, g, _| Some(g / &x.add_scalar(1.0))),
-            // (eˣ − 1)' = eˣ = y + 1
-            Expm1     => r("expm1",   "wg_expm1({x})",           |x, _| x.exp_m1(),                 |_, y, g, _| Some(g * &y.add_scalar(1.0))),
+            // (eˣ − 1)' = eˣ, not y + 1, which rounds to 0 below x ≈ −17
+            Expm1     => r("expm1",   "wg_expm1({x})",           |x, _| x.exp_m1(),                 |x, _, g, _| Some(g * &x.exp())),
             // softplus' = σ(x)
             Softplus  => r("softplus", "max({x}, 0.0) + wg_log1p(exp(-abs({x})))", softplus_f64,    |x, _, g, _| Some(g * &x.sigmoid())),
             // (x·σ)' = σ·(1 + x·(1 − σ))

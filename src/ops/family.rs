@@ -71,6 +71,23 @@ pub(crate) trait Family: Debug {
     fn integer_output(&self) -> bool {
         false
     }
+
+    /// For a family with [`integer_output`](Family::integer_output): a
+    /// bound every index it computes stays below, if one is known from
+    /// the shapes (argmax over an axis of n entries: n). An index op whose
+    /// indices are known to fit needs no check on the GPU.
+    fn index_bound(&self, _inputs: &[&Shape]) -> Option<usize> {
+        None
+    }
+
+    /// What a nonzero status word ([`Buf::Status`](crate::kernel::Buf))
+    /// of this family's kernels means; `{value}` stands for status word 1.
+    fn status_meaning(&self, _out: &Shape, _inputs: &[&Shape]) -> String {
+        format!(
+            "{}: a kernel reported a fault (value {{value}})",
+            self.name()
+        )
+    }
 }
 
 impl Tensor {

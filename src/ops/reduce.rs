@@ -100,10 +100,13 @@ impl Tensor {
     #[track_caller]
     pub fn mean_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
         let sum = self.reduce_named(ReduceOp::Sum, axes, keepdim, "mean");
-        // The sum checked the axes (in range, none repeated). The mean of
-        // nothing is 0 · (1/0) = NaN, as in numpy.
+        // The sum checked the axes (in range, none repeated). Divided by
+        // the count, not multiplied by its rounded reciprocal, so that the
+        // mean of equal values is that value (in f64 too: the reference
+        // must not see a difference f32 rounds away). The mean of nothing
+        // is 0 / 0 = NaN, as in numpy.
         let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
-        sum * (1.0 / count as f32)
+        sum / count as f32
     }
     /// Largest element.
     pub fn max(&self) -> Tensor {

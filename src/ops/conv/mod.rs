@@ -139,6 +139,18 @@ fn sized(v: Option<usize>, op: &str, x: &Shape, w: &Shape) -> usize {
     }
 }
 
+/// Panics, naming the op and its operands, if the output shape `dims`
+/// has more elements than a usize counts (large padding can do that).
+#[track_caller]
+fn output_fits(op: &str, dims: [usize; 4], x: &Shape, w: &Shape) {
+    assert!(
+        dims.iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .is_some(),
+        "{op}: the output {dims:?} for input {x:?} and weight {w:?} has more elements than a usize can count"
+    );
+}
+
 /// Checks the settings and the channel counts common to both directions.
 #[track_caller]
 fn check_common(op: &str, x: &Shape, w: &Shape, o: &Conv2dOptions) {
@@ -199,6 +211,10 @@ pub(crate) fn forward_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geome
             padded <= MAX_SETTING,
             "{op}: the padded input ({padded}) exceeds {MAX_SETTING} (2^30) along an axis for input {x:?} and weight {w:?}"
         );
+        assert!(
+            k >= 1,
+            "{op}: the kernel must have at least one tap along each axis, got weight {w:?}"
+        );
         let span = sized(
             k.checked_sub(1)
                 .and_then(|k| k.checked_mul(o.dilation[axis]))
@@ -213,6 +229,7 @@ pub(crate) fn forward_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geome
         );
         out[axis] = (padded - span) / o.stride[axis] + 1;
     }
+    output_fits(op, [n, oc, out[0], out[1]], x, w);
     Geometry {
         n,
         c,
@@ -270,9 +287,11 @@ pub(crate) fn transpose_geometry(x: &Shape, w: &Shape, o: &Conv2dOptions) -> Geo
         );
         size[axis] = grown - 2 * o.padding[axis];
     }
+    let out_channels = sized(og.checked_mul(g), op, x, w);
+    output_fits(op, [n, out_channels, size[0], size[1]], x, w);
     Geometry {
         n,
-        c: sized(og.checked_mul(g), op, x, w),
+        c: out_channels,
         h: size[0],
         w: size[1],
         o: c,
@@ -346,6 +365,7 @@ impl Tensor {
             self.shape(),
             weight.shape()
         );
+        check_conv1d(self.shape(), weight.shape(), &options);
         let (x, w) = (self.dims(), weight.dims());
         let o = Conv2dOptions {
             stride: [1, options.stride[1]],
@@ -361,6 +381,57 @@ impl Tensor {
         let d = y.dims().to_vec();
         y.reshape([d[0], d[1], d[3]])
     }
+}
+
+/// Everything conv2d would check of conv1d's view, said in conv1d's
+/// terms (its shapes, the settings' second entries the caller wrote), so
+/// that no message names the 2-D view the caller never made.
+#[track_caller]
+fn check_conv1d(x: &Shape, w: &Shape, o: &Conv2dOptions) {
+    let op = "conv1d";
+    let (stride, padding, dilation) = (o.stride[1], o.padding[1], o.dilation[1]);
+    assert!(
+        stride >= 1 && dilation >= 1 && o.groups >= 1,
+        "{op}: stride, dilation and groups must be at least 1, got stride {stride}, dilation {dilation}, groups {}",
+        o.groups
+    );
+    assert!(
+        o.output_padding == [0, 0],
+        "{op}: output_padding is for conv_transpose2d only, got {:?}",
+        o.output_padding
+    );
+    assert!(
+        stride.max(padding).max(dilation) <= MAX_SETTING,
+        "{op}: stride, padding and dilation must be at most {MAX_SETTING} (2^30), got stride {stride}, padding {padding}, dilation {dilation}"
+    );
+    let (c, length) = (x.dims()[1], x.dims()[2]);
+    let (oc, cg, k) = (w.dims()[0], w.dims()[1], w.dims()[2]);
+    let g = o.groups;
+    assert!(
+        c % g == 0 && oc % g == 0 && cg.checked_mul(g) == Some(c),
+        "{op}: input {x:?} and weight {w:?} do not match {g} group(s): the weight must be [out, in / groups, k] with in and out divisible by groups"
+    );
+    assert!(
+        k.saturating_mul(2).saturating_add(1) <= kernels::LOOP_BUDGET,
+        "{op}: a kernel of {k} taps is too long for one GPU invocation (2·k + 1 must be at most {})",
+        kernels::LOOP_BUDGET
+    );
+    let padded = padding.checked_mul(2).and_then(|p| length.checked_add(p));
+    let padded = sized(padded, op, x, w);
+    assert!(
+        padded <= MAX_SETTING,
+        "{op}: the padded input ({padded}) exceeds {MAX_SETTING} (2^30) for input {x:?} and weight {w:?}"
+    );
+    assert!(
+        k >= 1,
+        "{op}: the kernel must have at least one tap, got weight {w:?}"
+    );
+    let span = (k - 1).checked_mul(dilation).map(|v| v + 1);
+    let span = sized(span, op, x, w);
+    assert!(
+        k >= 1 && span <= padded,
+        "{op}: kernel {k} (dilated to {span}) is longer than the padded input ({padded}) for input {x:?} and weight {w:?}"
+    );
 }
 
 fn conv2d(x: &Tensor, w: &Tensor, geom: Geometry) -> Tensor {

@@ -9,6 +9,26 @@ const COMMON: &str = include_str!("../../../shaders/index.wgsl");
 pub(crate) const INDEX_SELECT: &str = include_str!("../../../shaders/index_select.wgsl");
 pub(crate) const INDEX_ADD: &str = include_str!("../../../shaders/index_add.wgsl");
 pub(crate) const ARG_REDUCE: &str = include_str!("../../../shaders/arg_reduce.wgsl");
+const INDEX_CLAMP: &str = include_str!("../../../shaders/index_clamp.wgsl");
+
+/// A kernel body with its CHECK lines (reporting indices past the axis in
+/// status words) kept or dropped.
+pub(crate) fn checked(body: &str, check: bool) -> String {
+    let marker = "//CHECK ";
+    if check {
+        body.replace(marker, "")
+    } else {
+        body.lines()
+            .filter(|l| !l.trim_start().starts_with(marker))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The index_clamp kernel's source.
+pub(crate) fn clamp_source() -> String {
+    source(INDEX_CLAMP)
+}
 
 /// The layout header followed by one entry point's bindings and body.
 pub(crate) fn source(body: &str) -> String {
@@ -62,13 +82,33 @@ fn chunked(
     }
 }
 
-pub(super) fn index_select(outer: usize, size: usize, inner: usize, count: usize) -> Lowering {
+pub(super) fn index_select(
+    outer: usize,
+    size: usize,
+    inner: usize,
+    count: usize,
+    check: bool,
+) -> Lowering {
+    let mut bindings = vec![Buf::Input(0), Buf::Input(1), Buf::Output];
+    if check {
+        bindings.push(Buf::Status);
+    }
     one(
         "index_select",
-        source(INDEX_SELECT),
+        source(&checked(INDEX_SELECT, check)),
         [outer, size, inner, count, 0],
-        vec![Buf::Input(0), Buf::Input(1), Buf::Output],
+        bindings,
         outer * count * inner,
+    )
+}
+
+pub(super) fn index_clamp(count: usize, size: u32) -> Lowering {
+    one(
+        "index_clamp",
+        clamp_source(),
+        [count, size as usize, 0, 0, 0],
+        vec![Buf::Input(0), Buf::Output],
+        count,
     )
 }
 
@@ -78,6 +118,7 @@ pub(super) fn index_add(
     inner: usize,
     size: usize,
     segmented: bool,
+    check: bool,
 ) -> Lowering {
     // Unsegmented, the segment bindings are unused: bind the indices there.
     let (offsets, order) = if segmented {
@@ -85,12 +126,16 @@ pub(super) fn index_add(
     } else {
         (Buf::Input(1), Buf::Input(1))
     };
+    let mut bindings = vec![Buf::Input(0), Buf::Input(1), Buf::Output, offsets, order];
+    if check {
+        bindings.push(Buf::Status);
+    }
     // A segment holds at most all k indices.
     chunked(
         "index_add",
-        source(INDEX_ADD),
+        source(&checked(INDEX_ADD, check)),
         [outer, k, inner, size, segmented as usize],
-        vec![Buf::Input(0), Buf::Input(1), Buf::Output, offsets, order],
+        bindings,
         outer * size * inner,
         k,
     )

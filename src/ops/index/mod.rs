@@ -25,7 +25,10 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 #[cfg(test)]
-pub(crate) use kernels::{ARG_REDUCE, INDEX_ADD, INDEX_SELECT, source as kernels_source};
+pub(crate) use kernels::{
+    ARG_REDUCE, INDEX_ADD, INDEX_SELECT, checked as checked_source, clamp_source,
+    source as kernels_source,
+};
 
 /// A tensor of u32 indices on the GPU. Cheap to clone (a graph handle).
 #[derive(Clone)]
@@ -113,6 +116,53 @@ impl IndexTensor {
         Ok(values.into_iter().map(|v| v as u32).collect())
     }
 
+    /// These indices, each clamped to at most `size - 1`: JAX's rule for
+    /// an index out of range, as an explicit choice. Indices computed on
+    /// the GPU (an argmax) that may not fit an axis are otherwise checked
+    /// when the op using them runs, and the realize fails naming the op
+    /// and the largest offending index ([`crate::Error::IndexOutOfRange`]);
+    /// clamped ones need no check. The gradient of `index_select` goes to
+    /// the clamped rows, the rows the forward pass read.
+    #[track_caller]
+    pub fn clamp(&self, size: usize) -> IndexTensor {
+        assert!(
+            size > 0,
+            "IndexTensor::clamp: size must be at least 1 (no index fits an empty axis)"
+        );
+        let Ok(size) = u32::try_from(size) else {
+            panic!("IndexTensor::clamp: size {size} exceeds u32")
+        };
+        IndexTensor {
+            t: Tensor::record_family(IndexClamp { size }, &[&self.t], self.shape().clone()),
+        }
+    }
+
+    /// A bound all these indices are known to stay below, without running
+    /// anything: the largest uploaded index + 1, an argmax's axis size, a
+    /// clamp's size (through any reshapes). None if not known.
+    fn bound(&self) -> Option<usize> {
+        let mut node = self.t.node.clone();
+        loop {
+            let next = match &node.op {
+                Op::Indices(data) => return Some(data.iter().max().map_or(0, |&m| m as usize + 1)),
+                Op::Reshape => node.inputs()[0].clone(),
+                Op::Family(f) => {
+                    let inputs = node.inputs();
+                    let shapes: Vec<&Shape> = inputs.iter().map(|i| &i.shape).collect();
+                    return f.index_bound(&shapes);
+                }
+                _ => return None,
+            };
+            node = next;
+        }
+    }
+
+    /// Whether an op indexing an axis of `size` must check these indices
+    /// on the GPU: they were computed there and may not fit.
+    fn needs_check(&self, size: usize) -> bool {
+        self.bound().is_none_or(|b| b > size)
+    }
+
     /// The host data behind these indices, if they were uploaded (through
     /// any reshapes), so that bounds and segments can be computed on the host.
     fn host_data(&self) -> Option<Rc<[u32]>> {
@@ -149,7 +199,7 @@ impl Tensor {
 
     /// `index_select` whose messages name `op`, the call the user made.
     #[track_caller]
-    fn select_checked(&self, op: &str, axis: usize, indices: &IndexTensor) -> Tensor {
+    fn select_checked(&self, op: &'static str, axis: usize, indices: &IndexTensor) -> Tensor {
         self.shape().check_axis(op, axis);
         assert!(
             indices.t.rank() == 1,
@@ -167,7 +217,12 @@ impl Tensor {
         }
         let mut dims = self.dims().to_vec();
         dims[axis] = indices.numel();
-        Tensor::record_family(IndexSelect { axis }, &[self, &indices.t], Shape::new(&dims))
+        let check = indices.needs_check(size);
+        Tensor::record_family(
+            IndexSelect { axis, op, check },
+            &[self, &indices.t],
+            Shape::new(&dims),
+        )
     }
 
     /// Embedding lookup: rows of this `[vocabulary, width]` table at `ids`
@@ -216,9 +271,21 @@ impl Tensor {
 }
 
 /// out = x with `axis` replaced by x[…, idx[k], …]; inputs (x, idx).
+/// With `check`, the kernel reports an index past the axis (indices
+/// computed on the GPU); `op` is the user's call, for that message.
 #[derive(Debug)]
 pub(crate) struct IndexSelect {
     axis: usize,
+    op: &'static str,
+    check: bool,
+}
+
+/// What an index past the axis reported by `op`'s kernel means.
+fn out_of_range(op: &str, axis: usize, size: usize) -> String {
+    format!(
+        "{op}: an index computed on the GPU is out of range for axis {axis} of size {size}: \
+         the largest is {{value}} (IndexTensor::clamp makes indices fit where that is meant)"
+    )
 }
 
 impl Family for IndexSelect {
@@ -227,13 +294,22 @@ impl Family for IndexSelect {
     }
     fn lower(&self, out: &Shape, inputs: &[&Shape], _: Target) -> Lowering {
         let (outer, size, inner) = around(inputs[0], self.axis);
-        kernels::index_select(outer, size, inner, out.dims()[self.axis])
+        kernels::index_select(outer, size, inner, out.dims()[self.axis], self.check)
+    }
+    fn status_meaning(&self, _: &Shape, inputs: &[&Shape]) -> String {
+        out_of_range(self.op, self.axis, inputs[0].dims()[self.axis])
     }
     // Linear in x: ∂L/∂x[d] = Σ_{k : idx[k] = d} g[k]; indices get none.
     fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
         let idx = IndexTensor { t: x[1].clone() };
         vec![
-            Some(index_add(g, self.axis, &idx, x[0].dims()[self.axis])),
+            Some(index_add(
+                g,
+                self.axis,
+                &idx,
+                x[0].dims()[self.axis],
+                self.op,
+            )),
             None,
         ]
     }
@@ -244,9 +320,9 @@ impl Family for IndexSelect {
         dx: &[Option<Tensor>],
         lead: &[usize],
     ) -> Option<Tensor> {
-        let axis = self.axis;
+        let (axis, op) = (self.axis, self.op);
         multilinear_jvp(x, dx, lead, &[0], &|a| {
-            a[0].index_select(axis, &IndexTensor { t: a[1].clone() })
+            a[0].select_checked(op, axis, &IndexTensor { t: a[1].clone() })
         })
     }
     fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64> {
@@ -256,7 +332,14 @@ impl Family for IndexSelect {
 
 /// The adjoint of index_select: g's entries along `axis` added into `size`
 /// slots at `idx`. Inputs (g, idx) or, segmented, (g, idx, offsets, order).
-pub(crate) fn index_add(g: &Tensor, axis: usize, idx: &IndexTensor, size: usize) -> Tensor {
+/// `op` is the user's call whose gradient this is, for messages.
+pub(crate) fn index_add(
+    g: &Tensor,
+    axis: usize,
+    idx: &IndexTensor,
+    size: usize,
+    op: &'static str,
+) -> Tensor {
     let mut dims = g.dims().to_vec();
     dims[axis] = size;
     let shape = Shape::new(&dims);
@@ -283,6 +366,8 @@ pub(crate) fn index_add(g: &Tensor, axis: usize, idx: &IndexTensor, size: usize)
                 IndexAdd {
                     axis,
                     segmented: true,
+                    op,
+                    check: false,
                 },
                 &[g, &idx.t, &offsets.t, &order.t],
                 shape,
@@ -292,6 +377,8 @@ pub(crate) fn index_add(g: &Tensor, axis: usize, idx: &IndexTensor, size: usize)
             IndexAdd {
                 axis,
                 segmented: false,
+                op,
+                check: idx.needs_check(size),
             },
             &[g, &idx.t],
             shape,
@@ -299,10 +386,14 @@ pub(crate) fn index_add(g: &Tensor, axis: usize, idx: &IndexTensor, size: usize)
     }
 }
 
+/// With `check`, the kernel reports an index past the axis (as in
+/// [`IndexSelect`]); host indices are checked when recorded.
 #[derive(Debug)]
 pub(crate) struct IndexAdd {
     axis: usize,
     segmented: bool,
+    op: &'static str,
+    check: bool,
 }
 
 impl Family for IndexAdd {
@@ -311,12 +402,17 @@ impl Family for IndexAdd {
     }
     fn lower(&self, out: &Shape, inputs: &[&Shape], _: Target) -> Lowering {
         let (outer, k, inner) = around(inputs[0], self.axis);
-        kernels::index_add(outer, k, inner, out.dims()[self.axis], self.segmented)
+        let size = out.dims()[self.axis];
+        kernels::index_add(outer, k, inner, size, self.segmented, self.check)
+    }
+    fn status_meaning(&self, out: &Shape, _: &[&Shape]) -> String {
+        let op = format!("the gradient of {}", self.op);
+        out_of_range(&op, self.axis, out.dims()[self.axis])
     }
     // The adjoint of a scatter-add is the gather: ∂L/∂g[k] = G[idx[k]].
     fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
         let mut out = vec![None; x.len()];
-        out[0] = Some(g.index_select(self.axis, &IndexTensor { t: x[1].clone() }));
+        out[0] = Some(g.select_checked(self.op, self.axis, &IndexTensor { t: x[1].clone() }));
         out
     }
     fn jvp(
@@ -326,9 +422,9 @@ impl Family for IndexAdd {
         dx: &[Option<Tensor>],
         lead: &[usize],
     ) -> Option<Tensor> {
-        let (axis, size) = (self.axis, y.dims()[self.axis]);
+        let (axis, size, op) = (self.axis, y.dims()[self.axis], self.op);
         multilinear_jvp(x, dx, lead, &[0], &|a| {
-            index_add(&a[0], axis, &IndexTensor { t: a[1].clone() }, size)
+            index_add(&a[0], axis, &IndexTensor { t: a[1].clone() }, size, op)
         })
     }
     fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64> {
@@ -364,5 +460,40 @@ impl Family for ArgReduce {
     }
     fn integer_output(&self) -> bool {
         true
+    }
+    fn index_bound(&self, inputs: &[&Shape]) -> Option<usize> {
+        Some(inputs[0].dims()[self.axis])
+    }
+}
+
+/// Indices clamped to at most `size - 1` (see [`IndexTensor::clamp`]).
+#[derive(Debug)]
+pub(crate) struct IndexClamp {
+    size: u32,
+}
+
+impl Family for IndexClamp {
+    fn name(&self) -> String {
+        format!("clamp[{}]", self.size)
+    }
+    fn lower(&self, out: &Shape, _: &[&Shape], _: Target) -> Lowering {
+        kernels::index_clamp(out.numel(), self.size)
+    }
+    // Integer-valued: no gradient and no tangent.
+    fn vjp(&self, _: &[Tensor], _: &Tensor, _: &Tensor) -> Vec<Option<Tensor>> {
+        vec![None]
+    }
+    fn jvp(&self, _: &[Tensor], _: &Tensor, _: &[Option<Tensor>], _: &[usize]) -> Option<Tensor> {
+        None
+    }
+    fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
+        let top = f64::from(self.size - 1);
+        x[0].iter().map(|&i| i.min(top)).collect()
+    }
+    fn integer_output(&self) -> bool {
+        true
+    }
+    fn index_bound(&self, _: &[&Shape]) -> Option<usize> {
+        Some(self.size as usize)
     }
 }

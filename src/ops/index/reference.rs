@@ -44,6 +44,7 @@ pub(super) fn index_add(
     for o in 0..outer {
         for (k, &d) in idx.iter().enumerate().take(k_count) {
             let d = d as usize;
+            assert!(d < size, "index_add: index {d} out of range {size}");
             for i in 0..inner {
                 result[(o * size + d) * inner + i] += g[(o * k_count + k) * inner + i];
             }

@@ -72,7 +72,7 @@ fn matmul_strided(@builtin(global_invocation_id) gid: vec3<u32>) {
             s += &format!("    let bc{j} = bb + min(col0 + {j}u, n - 1u) * p[9];\n");
         }
         s += &accumulators(R, Q, 12, CLayout::Scalars);
-        s += "    var ak = p[10] * sak;\n    var bk = p[10] * sbk;\n    for (var kk = p[10]; kk < p[11]; kk++) {\n";
+        s += "    var ak = p[10] * sak;\n    var bk = p[10] * sbk;\n    let kk_end = p[11];\n    for (var kk = p[10]; kk < kk_end; kk++) {\n";
         for q in 0..Q {
             let l: Vec<String> = (0..4).map(|t| format!("b[bc{} + bk]", 4 * q + t)).collect();
             s += &format!("        let b{q} = vec4<f32>({});\n", l.join(", "));
@@ -213,7 +213,7 @@ fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
             s += &format!("    let bc{q} = bb + min(col0 + {q}u, n4 - 1u);\n");
         }
         s += &accumulators(8, 4, 9, CLayout::Vec4s);
-        s += "    for (var kk = p[7]; kk < p[8]; kk++) {\n        let ar = kk * m4;\n        let br = kk * n4;\n";
+        s += "    let kk_end = p[8];\n    for (var kk = p[7]; kk < kk_end; kk++) {\n        let ar = kk * m4;\n        let br = kk * n4;\n";
         s += "        let a0 = a[ac0 + ar];\n        let a1 = a[ac1 + ar];\n";
         for q in 0..4 {
             s += &format!("        let b{q} = b[bc{q} + br];\n");
@@ -279,7 +279,7 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
             s += &format!("    let bc{j} = bb + min(col0 + {j}u, n - 1u) * k4;\n");
         }
         s += &accumulators(8, 4, 9, CLayout::Scalars);
-        s += "    for (var kk = p[7]; kk < p[8]; kk++) {\n";
+        s += "    let kk_end = p[8];\n    for (var kk = p[7]; kk < kk_end; kk++) {\n";
         for j in 0..16 {
             s += &format!("        let b{j} = b[bc{j} + kk];\n");
         }
@@ -371,7 +371,7 @@ pub(crate) fn matmul_sg_source(size: u32, (ta, tb): (bool, bool)) -> &'static st
         }
     }
     s += &accumulators(8, 4, 9, CLayout::Vec4s);
-    s += "    for (var kk = p[7]; kk < p[8]; kk++) {\n";
+    s += "    let kk_end = p[8];\n    for (var kk = p[7]; kk < kk_end; kk++) {\n";
     for j in 0..loads {
         if tb {
             s += &format!("        let l{j} = b[bo{j} + kk];\n");
@@ -503,7 +503,8 @@ fn {entry}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id
     s += &accumulators(rows, 4, 12, CLayout::Scalars);
     s += "    var ak = p[10] * sak;
     var bk = p[10] * sbk;
-    for (var kk = p[10]; kk < p[11]; kk++) {
+    let kk_end = p[11];
+    for (var kk = p[10]; kk < kk_end; kk++) {
 ";
     for j in 0..loads {
         s += &format!(

@@ -37,6 +37,10 @@ pub(super) fn transposed(x: &[f64], s: &Shape, t: bool) -> (Vec<f64>, Shape) {
     let mut dims = s.dims().to_vec();
     dims.swap(r - 2, r - 1);
     let mut out = vec![0.0; x.len()];
+    if x.is_empty() {
+        // No matrices, or empty ones (`chunks` needs a nonzero size).
+        return (out, Shape::new(&dims));
+    }
     for (b, chunk) in x.chunks(rows * cols).enumerate() {
         for i in 0..rows {
             for j in 0..cols {

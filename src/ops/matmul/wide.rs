@@ -39,6 +39,7 @@ pub(super) fn through_transpose(
         Buf::Input(i) => Buf::Input(i),
         Buf::Output => Buf::Temp(0),
         Buf::Temp(t) => Buf::Temp(t + 1),
+        Buf::Status => Buf::Status,
     };
     let mut low = Lowering {
         temps: std::iter::once(batch * m * n).chain(inner.temps).collect(),
