@@ -55,6 +55,18 @@ impl Shape {
         }
         s
     }
+    /// `(outer, size, inner)` around `axis`: the products of the axes
+    /// before it, its size, the product of the axes after it (the view of
+    /// the tensor as `[outer, size, inner]` that axis-wise ops take).
+    pub(crate) fn around(&self, axis: usize) -> (usize, usize, usize) {
+        let d = self.dims();
+        (
+            d[..axis].iter().product(),
+            d[axis],
+            d[axis + 1..].iter().product(),
+        )
+    }
+
     /// Checks an axis index, naming the op on failure.
     #[track_caller]
     pub fn check_axis(&self, op: &str, axis: usize) {

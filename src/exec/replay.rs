@@ -289,35 +289,16 @@ fn constant_of(op: &Op) -> f32 {
     }
 }
 
-/// A number per unary op (its constant is not structure).
+/// A number per unary op, its constant left out (not structure): the
+/// hash of the variant's discriminant, which follows the enum by itself.
+/// (FxHash of one word is that word times an odd constant: distinct
+/// variants never share a code. Signatures live within one process, where
+/// discriminants are fixed.)
 fn unary_code(u: Unary) -> u64 {
-    use Unary::*;
-    match u {
-        Neg => 1,
-        Exp => 2,
-        Log => 3,
-        Sin => 4,
-        Cos => 5,
-        Tan => 6,
-        Tanh => 7,
-        Sigmoid => 8,
-        Relu => 9,
-        Sqrt => 10,
-        Square => 11,
-        Abs => 12,
-        PowScalar(_) => 13,
-        Scale(_) => 14,
-        AddScalar(_) => 15,
-        Step => 16,
-        Sign => 17,
-        Log1p => 18,
-        Expm1 => 19,
-        Softplus => 20,
-        Silu => 21,
-        Erf => 22,
-        Gelu => 23,
-        GeluTanh => 24,
-    }
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    std::mem::discriminant(&u).hash(&mut h);
+    h.finish()
 }
 
 /// Watches a plan being made and writes it down as a [`Program`]. Buffers
@@ -563,4 +544,34 @@ pub(crate) fn replay(gpu: &Gpu, program: &Program, order: &[Rc<Node>], profiling
         .map(|(slot, meaning)| (resolve(&temps, *slot), meaning.clone()))
         .collect();
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unary_code;
+    use crate::ops::elementwise::{ALL_UNARY, Unary};
+
+    /// Every unary op has a code of its own, and a constant is not part of it.
+    #[test]
+    fn unary_codes_are_distinct_and_ignore_constants() {
+        let mut codes: Vec<u64> = ALL_UNARY.iter().map(|&u| unary_code(u)).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        // ALL_UNARY may list a variant twice, with two constants.
+        let variants: Vec<_> = ALL_UNARY.iter().map(std::mem::discriminant).collect();
+        let distinct = variants
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| !variants[..*i].contains(v))
+            .count();
+        assert_eq!(codes.len(), distinct);
+        assert_eq!(
+            unary_code(Unary::Scale(2.0)),
+            unary_code(Unary::Scale(-0.5))
+        );
+        assert_ne!(
+            unary_code(Unary::Scale(2.0)),
+            unary_code(Unary::AddScalar(2.0))
+        );
+    }
 }

@@ -30,15 +30,6 @@ pub(crate) struct CumSum {
     reverse: bool,
 }
 
-fn around(shape: &Shape, axis: usize) -> (usize, usize, usize) {
-    let d = shape.dims();
-    (
-        d[..axis].iter().product(),
-        d[axis],
-        d[axis + 1..].iter().product(),
-    )
-}
-
 impl Family for CumSum {
     fn name(&self) -> String {
         let op = if self.reverse {
@@ -49,7 +40,7 @@ impl Family for CumSum {
         format!("{op}[{}]", self.axis)
     }
     fn lower(&self, out: &Shape, _: &[&Shape], _: Target) -> Lowering {
-        let (outer, size, inner) = around(out, self.axis);
+        let (outer, size, inner) = out.around(self.axis);
         // One dispatch per MAX_LOOP_TRIPS steps along the axis, each
         // carrying on from the sums the last one stored.
         let chunk = MAX_LOOP_TRIPS as usize;
@@ -94,7 +85,7 @@ impl Family for CumSum {
         ))
     }
     fn reference(&self, out: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
-        let (outer, size, inner) = around(out, self.axis);
+        let (outer, size, inner) = out.around(self.axis);
         let mut y = vec![0.0; out.numel()];
         for o in 0..outer {
             for i in 0..inner {

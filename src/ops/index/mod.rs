@@ -178,16 +178,6 @@ impl IndexTensor {
     }
 }
 
-/// `[outer, size, inner]` around `axis` of `shape`.
-fn around(shape: &Shape, axis: usize) -> (usize, usize, usize) {
-    let d = shape.dims();
-    (
-        d[..axis].iter().product(),
-        d[axis],
-        d[axis + 1..].iter().product(),
-    )
-}
-
 impl Tensor {
     /// The entries `indices` (a 1-D [`IndexTensor`]) along `axis`, in that
     /// order; repeats allowed. The gradient adds back into the selected
@@ -293,7 +283,7 @@ impl Family for IndexSelect {
         format!("index_select[{}]", self.axis)
     }
     fn lower(&self, out: &Shape, inputs: &[&Shape], _: Target) -> Lowering {
-        let (outer, size, inner) = around(inputs[0], self.axis);
+        let (outer, size, inner) = inputs[0].around(self.axis);
         kernels::index_select(outer, size, inner, out.dims()[self.axis], self.check)
     }
     fn status_meaning(&self, _: &Shape, inputs: &[&Shape]) -> String {
@@ -401,7 +391,7 @@ impl Family for IndexAdd {
         format!("index_add[{}]", self.axis)
     }
     fn lower(&self, out: &Shape, inputs: &[&Shape], _: Target) -> Lowering {
-        let (outer, k, inner) = around(inputs[0], self.axis);
+        let (outer, k, inner) = inputs[0].around(self.axis);
         let size = out.dims()[self.axis];
         kernels::index_add(outer, k, inner, size, self.segmented, self.check)
     }
@@ -445,7 +435,7 @@ impl Family for ArgReduce {
         format!("{op}[{}]", self.axis)
     }
     fn lower(&self, _: &Shape, inputs: &[&Shape], _: Target) -> Lowering {
-        let (outer, size, inner) = around(inputs[0], self.axis);
+        let (outer, size, inner) = inputs[0].around(self.axis);
         kernels::arg_reduce(outer, size, inner, self.smallest)
     }
     // Piecewise constant: no gradient and no tangent.

@@ -3,15 +3,6 @@
 
 use crate::shape::Shape;
 
-fn around(shape: &Shape, axis: usize) -> (usize, usize, usize) {
-    let d = shape.dims();
-    (
-        d[..axis].iter().product(),
-        d[axis],
-        d[axis + 1..].iter().product(),
-    )
-}
-
 pub(super) fn index_select(
     x_shape: &Shape,
     axis: usize,
@@ -19,7 +10,7 @@ pub(super) fn index_select(
     idx: &[f64],
     out: &Shape,
 ) -> Vec<f64> {
-    let (outer, size, inner) = around(x_shape, axis);
+    let (outer, size, inner) = x_shape.around(axis);
     let mut result = Vec::with_capacity(out.numel());
     for o in 0..outer {
         for &k in idx {
@@ -38,7 +29,7 @@ pub(super) fn index_add(
     idx: &[f64],
     out: &Shape,
 ) -> Vec<f64> {
-    let (outer, k_count, inner) = around(g_shape, axis);
+    let (outer, k_count, inner) = g_shape.around(axis);
     let size = out.dims()[axis];
     let mut result = vec![0.0; out.numel()];
     for o in 0..outer {
@@ -54,7 +45,7 @@ pub(super) fn index_add(
 }
 
 pub(super) fn arg_reduce(x_shape: &Shape, axis: usize, x: &[f64], smallest: bool) -> Vec<f64> {
-    let (outer, size, inner) = around(x_shape, axis);
+    let (outer, size, inner) = x_shape.around(axis);
     let mut result = Vec::with_capacity(outer * inner);
     for o in 0..outer {
         for i in 0..inner {
