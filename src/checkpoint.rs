@@ -150,6 +150,18 @@ pub async fn module_to_bytes(module: &dyn Module) -> Result<Vec<u8>> {
     to_bytes(&borrowed(&named)).await
 }
 
+/// [`to_bytes`], run to completion (natively; a browser must await).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn to_bytes_blocking(named: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
+    pollster::block_on(to_bytes(named))
+}
+
+/// [`module_to_bytes`], run to completion (natively; a browser must await).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn module_to_bytes_blocking(module: &dyn Module) -> Result<Vec<u8>> {
+    pollster::block_on(module_to_bytes(module))
+}
+
 /// Loads every parameter of `module` from bytes written by
 /// [`module_to_bytes`] or [`save_module`] (see [`from_bytes`]).
 pub fn module_from_bytes(bytes: &[u8], module: &dyn Module) -> Result<()> {

@@ -324,7 +324,7 @@ fn forward_mode_and_empty_argument_lists_name_the_real_problem() {
     )
     .unwrap();
     assert!(g.is_empty());
-    let bytes = pollster::block_on(checkpoint::to_bytes(&[])).unwrap();
+    let bytes = checkpoint::to_bytes_blocking(&[]).unwrap();
     checkpoint::from_bytes(&bytes, &[]).unwrap();
 }
 

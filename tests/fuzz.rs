@@ -70,7 +70,7 @@ fn the_checkpoint_loader_never_panics_on_damaged_files() {
     let w = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0], [3])
         .to_variable()
         .unwrap();
-    let good = pollster::block_on(checkpoint::to_bytes(&[("w", &w)])).unwrap();
+    let good = checkpoint::to_bytes_blocking(&[("w", &w)]).unwrap();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 500,
         ..ProptestConfig::default()

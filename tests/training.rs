@@ -210,3 +210,28 @@ fn checkpoints_round_trip_bit_for_bit() {
     }
     std::fs::remove_file(&path).ok();
 }
+
+/// A module's parameters to bytes and back with no async runtime: the
+/// blocking twin of `module_to_bytes` round-trips every bit.
+#[test]
+fn a_module_round_trips_through_bytes_blocking() {
+    let dev = gpu!();
+    let model = Mlp::new(&dev, &[6, 5, 3], Activation::Tanh, Init::XavierNormal, 3).unwrap();
+    let bytes = checkpoint::module_to_bytes_blocking(&model).unwrap();
+    let fresh = Mlp::new(&dev, &[6, 5, 3], Activation::Tanh, Init::XavierNormal, 9).unwrap();
+    checkpoint::module_from_bytes(&bytes, &fresh).unwrap();
+    for ((name, a), (_, b)) in model
+        .named_parameters()
+        .iter()
+        .zip(fresh.named_parameters())
+    {
+        let bits = |t: &Tensor| -> Vec<u32> {
+            t.to_vec_blocking()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(a), bits(b), "{name}");
+    }
+}
