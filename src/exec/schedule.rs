@@ -86,7 +86,8 @@ pub(crate) struct Plan {
     /// Status words ([`Buf::Status`]) the kernels may set, each with what
     /// a nonzero one means: read back after the submit.
     pub checks: Vec<(Storage, String)>,
-    /// The nodes this plan gives a value (marked failed if a check fails).
+    /// The nodes this plan gives a value, listed only where it has
+    /// `checks` (they are marked failed if one fails).
     pub kept: Vec<Rc<Node>>,
 }
 
@@ -1128,9 +1129,16 @@ fn plan_in(
                     r.keep(&s.pool, node.id, &value);
                 }
                 *node.storage.borrow_mut() = Some(value);
-                s.plan.kept.push((*node).clone());
             }
         }
+    }
+    // Only a plan with status words needs to know (no list per step else).
+    if !s.dry && !s.plan.checks.is_empty() {
+        s.plan.kept = pending
+            .iter()
+            .filter(|n| n.is_realized())
+            .map(|n| (*n).clone())
+            .collect();
     }
     s.plan.recomputed = s.recomputed;
     if s.dry {
