@@ -1,0 +1,268 @@
+//! Fusion decisions: which edges (consumer → input) are computed inside
+//! the consumer's kernel instead of through a buffer, and so which nodes
+//! get a kernel of their own and which buffers each kernel binds.
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::rc::Rc;
+
+use super::Pending;
+use super::reduce::reduce_layout;
+use crate::exec::codegen::{MAX_FUSED_INPUTS, MAX_FUSED_NODES};
+use crate::graph::{Node, NodeId, Op};
+
+/// Largest tree a node with several consumers may have to be recomputed in
+/// each of them instead of being written to memory once.
+const RECOMPUTE_LIMIT: usize = 8;
+
+/// The fused edges and, for each node that roots a fused tree, the buffers
+/// its kernel binds (its leaves).
+pub(super) struct Fusion {
+    edges: HashSet<(NodeId, NodeId)>,
+    leaves: HashMap<NodeId, Vec<NodeId>>,
+}
+
+impl Fusion {
+    /// Whether consumer `c` computes its input `i` itself.
+    pub fn fused(&self, c: &Node, i: &Node) -> bool {
+        self.edges.contains(&(c.id, i.id))
+    }
+
+    /// A node gets a kernel (and a buffer) unless every consumer computes it itself.
+    pub fn materialized(&self, pending: &Pending, n: &Node) -> bool {
+        pending.keep(n)
+            || pending
+                .consumers
+                .get(&n.id)
+                .is_none_or(|users| users.iter().any(|u| !self.fused(u, n)))
+    }
+
+    /// The buffers the kernel of `node` reads, for counting the uses left
+    /// of each value.
+    pub fn kernel_inputs(&self, node: &Node) -> Vec<NodeId> {
+        match self.leaves.get(&node.id) {
+            Some(l) => l.clone(),
+            None => {
+                let mut ids: Vec<NodeId> = node.inputs().iter().map(|i| i.id).collect();
+                ids.dedup();
+                ids
+            }
+        }
+    }
+}
+
+/// A broadcast (or reshape) of a constant that nobody else reads as a
+/// buffer, such as a reverse pass's seed: its edges down to the constant.
+/// They are fused: a kernel fusing the broadcast computes the constant,
+/// and a broadcast read as a buffer (by a matmul: the seed of a product's
+/// adjoints) is one fill kernel of its shape, not a fill and a
+/// broadcasting copy; the constant gets no kernel of its own.
+fn constant_chain(pending: &Pending, n: &Node) -> Option<Vec<(NodeId, NodeId)>> {
+    if !matches!(n.op, Op::Expand | Op::Reshape) || n.is_realized() {
+        return None;
+    }
+    let mut edges = Vec::new();
+    let (mut id, mut c) = (n.id, n.inputs()[0].clone());
+    loop {
+        edges.push((id, c.id));
+        if matches!(c.op, Op::Fill(_)) {
+            return (!c.is_realized() && !pending.keep(&c)).then_some(edges);
+        }
+        if !matches!(c.op, Op::Expand | Op::Reshape) || c.is_realized() || pending.keep(&c) {
+            return None;
+        }
+        let next = c.inputs()[0].clone();
+        (id, c) = (c.id, next);
+    }
+}
+
+/// Whether `c` can compute an input inside its own kernel: elementwise
+/// ops, and reductions whose kept and reduced axes each collapse to one.
+fn fusing_consumer(c: &Node) -> bool {
+    match &c.op {
+        op if op.is_elementwise() => true,
+        Op::Reduce { axes, .. } => {
+            let layout = reduce_layout(&c.inputs()[0].shape, axes);
+            layout.so.is_some() && layout.sr.is_some()
+        }
+        _ => false,
+    }
+}
+
+/// Fusion decisions, inputs first. For each node that could root a fused
+/// tree we track the buffers its kernel would bind and the tree's size; an
+/// edge (consumer → input) is fused when the input can be computed inside
+/// the consumer's kernel within the budget (`MAX_FUSED_INPUTS` bindings,
+/// `MAX_FUSED_NODES` nodes).
+pub(super) fn decide(pending: &Pending) -> Fusion {
+    let constant_chains: HashMap<NodeId, Vec<(NodeId, NodeId)>> = pending
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Expand))
+        .filter_map(|n| Some((n.id, constant_chain(pending, n)?)))
+        .collect();
+    // Whether every consumer of a node could compute it itself, decided once
+    // per node (asking it per consumer would make planning quadratic in
+    // fan-out).
+    let all_fusing: HashMap<NodeId, bool> = pending
+        .consumers
+        .iter()
+        .map(|(&id, users)| (id, users.iter().all(|u| fusing_consumer(u))))
+        .collect();
+    let mut fusion = Fusion {
+        edges: HashSet::default(),
+        leaves: HashMap::default(),
+    };
+    let mut sizes: HashMap<NodeId, usize> = HashMap::default();
+    for node in &pending.nodes {
+        let is_reduce = matches!(node.op, Op::Reduce { .. });
+        let is_assign = matches!(node.op, Op::Assign);
+        if !(node.op.is_elementwise() || is_assign || is_reduce && fusing_consumer(node)) {
+            continue;
+        }
+        if is_assign && !pending.in_place.contains(&node.id) {
+            // A copy of the value into a buffer of its own.
+            fusion.leaves.insert(node.id, vec![node.inputs()[1].id]);
+            sizes.insert(node.id, 0);
+            continue;
+        }
+        let tree = Tree {
+            pending,
+            node,
+            constant_chains: &constant_chains,
+            all_fusing: &all_fusing,
+            leaves: &fusion.leaves,
+            sizes: &sizes,
+        };
+        let (edges, my_leaves, size) = tree.grow();
+        fusion.edges.extend(edges);
+        fusion.leaves.insert(node.id, my_leaves);
+        sizes.insert(node.id, size);
+    }
+    fusion
+        .edges
+        .extend(constant_chains.values().flatten().copied());
+    fusion
+}
+
+/// One node's fused tree, grown from its inputs' decided trees.
+struct Tree<'p, 'a> {
+    pending: &'p Pending<'a>,
+    node: &'p Rc<Node>,
+    constant_chains: &'p HashMap<NodeId, Vec<(NodeId, NodeId)>>,
+    all_fusing: &'p HashMap<NodeId, bool>,
+    leaves: &'p HashMap<NodeId, Vec<NodeId>>,
+    sizes: &'p HashMap<NodeId, usize>,
+}
+
+impl Tree<'_, '_> {
+    fn is_reduce(&self) -> bool {
+        matches!(self.node.op, Op::Reduce { .. })
+    }
+
+    fn is_assign(&self) -> bool {
+        matches!(self.node.op, Op::Assign)
+    }
+
+    fn users_of(&self, i: &Node) -> usize {
+        self.pending.consumers.get(&i.id).map_or(0, Vec::len)
+    }
+
+    /// Whether `input` could be computed inside this node's kernel.
+    fn is_candidate(&self, input: &Rc<Node>) -> bool {
+        let node = self.node;
+        if input.is_realized() || self.pending.keep(input) {
+            return false;
+        }
+        // A checkpoint's recomputed value is read from memory by the
+        // adjoints, as the forward value it replaces would be: computed
+        // inside an adjoint's kernel instead, the compiler may round it
+        // differently (fused multiply-adds) and the gradient would not be
+        // bit-identical to the one without checkpoints.
+        if input.recompute.get() && !node.recompute.get() {
+            return false;
+        }
+        if self.is_assign() {
+            // The update expression, computed in the variable's own buffer.
+            // It may read its own variable (each element before it is
+            // written) but no buffer another update overwrites.
+            let overwritten_by = &self.pending.overwritten_by;
+            return matches!(
+                input.op,
+                Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Fill(_)
+            ) && self.users_of(input) == 1
+                && input.shape == node.shape
+                && self.leaves.get(&input.id).is_none_or(|l| {
+                    l.iter()
+                        .all(|id| overwritten_by.get(id).is_none_or(|a| *a == node.id))
+                });
+        }
+        match input.op {
+            // Constants cost nothing to compute anywhere.
+            Op::Fill(_) => true,
+            _ if self.constant_chains.contains_key(&input.id) => true,
+            // A broadcast is a load with stride-0 axes.
+            Op::Expand => !self.is_reduce(),
+            Op::Unary(_) | Op::Binary(_) | Op::Where => {
+                (self.is_reduce() || input.shape == node.shape)
+                    && (self.users_of(input) == 1
+                        || (self.sizes[&input.id] <= RECOMPUTE_LIMIT && self.all_fusing[&input.id]))
+            }
+            _ => false,
+        }
+    }
+
+    /// The buffers `input`'s tree binds if it is fused.
+    fn candidate_leaves(&self, input: &Rc<Node>) -> Vec<NodeId> {
+        match input.op {
+            Op::Fill(_) => Vec::new(),
+            _ if self.constant_chains.contains_key(&input.id) => Vec::new(),
+            Op::Expand => vec![input.inputs()[0].id],
+            _ => self.leaves[&input.id].clone(),
+        }
+    }
+
+    fn candidate_size(&self, input: &Rc<Node>) -> usize {
+        if input.op.is_elementwise() {
+            self.sizes[&input.id]
+        } else {
+            0
+        }
+    }
+
+    /// The edges fused into this node, the buffers its kernel binds and
+    /// the tree's size.
+    fn grow(&self) -> (Vec<(NodeId, NodeId)>, Vec<NodeId>, usize) {
+        let node = self.node;
+        let inputs: Vec<Rc<Node>> = node.inputs().clone();
+        // Buffer inputs that cannot be fused are bound whatever else is decided.
+        let mut my_leaves: Vec<NodeId> = Vec::new();
+        for input in inputs.iter().filter(|i| !self.is_candidate(i)) {
+            if !my_leaves.contains(&input.id) {
+                my_leaves.push(input.id);
+            }
+        }
+        let mut edges = Vec::new();
+        let mut size = usize::from(!(self.is_reduce() || self.is_assign()));
+        let candidates: Vec<&Rc<Node>> = inputs.iter().filter(|i| self.is_candidate(i)).collect();
+        for (j, input) in candidates.iter().enumerate() {
+            let mut merged = my_leaves.clone();
+            for l in self.candidate_leaves(input) {
+                if !merged.contains(&l) {
+                    merged.push(l);
+                }
+            }
+            // Leave a binding free for each later candidate, in case it is rejected.
+            let later = candidates.len() - j - 1;
+            if merged.len() + later <= MAX_FUSED_INPUTS
+                && size + self.candidate_size(input) <= MAX_FUSED_NODES
+            {
+                edges.push((node.id, input.id));
+                my_leaves = merged;
+                size += self.candidate_size(input);
+            } else if !my_leaves.contains(&input.id) {
+                my_leaves.push(input.id);
+            }
+        }
+        (edges, my_leaves, size)
+    }
+}

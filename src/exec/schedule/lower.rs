@@ -1,0 +1,146 @@
+//! Lowering: the kernels that compute one node.
+
+use std::rc::Rc;
+
+use super::Scheduler;
+use super::encoder::elementwise_value;
+use crate::error::Result;
+use crate::exec::codegen::FusedEdge;
+use crate::exec::pool::Storage;
+use crate::graph::{Node, Op};
+use crate::kernel::{Buf, Target, Window};
+use crate::ops::family::Family;
+use crate::shape::{Shape, broadcast_strides};
+
+impl Scheduler<'_> {
+    /// Encodes the kernel(s) computing `node` and returns its value.
+    pub(super) fn emit(&mut self, node: &Rc<Node>, fused: FusedEdge) -> Result<Storage> {
+        let inputs: Vec<Rc<Node>> = node.inputs().clone();
+        let shape = &node.shape;
+        match &node.op {
+            Op::Input(data) => {
+                let out = self.alloc(shape)?;
+                if !self.dry {
+                    self.plan.uploads.push((out.buffer().clone(), data.clone()));
+                }
+                Ok(out)
+            }
+            Op::Indices(data) => {
+                // The same bytes: uploads are byte copies.
+                let out = self.alloc(shape)?;
+                if !self.dry {
+                    let bits: Rc<[f32]> = data.iter().map(|&i| f32::from_bits(i)).collect();
+                    self.plan.uploads.push((out.buffer().clone(), bits));
+                }
+                Ok(out)
+            }
+            // A broadcast or reshaped constant whose consumers compute it
+            // (`constant_chain`), needed as a buffer too: a fill kernel.
+            Op::Expand | Op::Reshape if fused(node, &inputs[0]) => {
+                self.elementwise(shape, elementwise_value(node, fused, None))
+            }
+            Op::Reshape | Op::Detach | Op::Checkpoint(_) => Ok(self.value(&inputs[0])),
+            Op::Variable(_) => unreachable!("variables are always realized"),
+            Op::Assign => {
+                let (target, value) = (&inputs[0], &inputs[1]);
+                // An update superseded within this realize (or recorded
+                // before one already written) keeps its value in a buffer
+                // of its own: program order (see `Tensor::assign`).
+                let dst = if self.in_place.contains(&node.id) {
+                    self.value(target)
+                } else {
+                    self.alloc(shape)?
+                };
+                if fused(node, value) {
+                    // The update expression computed in place: dst[i] = value(i).
+                    let v = elementwise_value(value, fused, Some(target.id));
+                    self.elementwise_into(&dst, shape, v);
+                } else {
+                    let src = self.value(value);
+                    let strides = shape.strides();
+                    let window = Window {
+                        dims: shape.dims(),
+                        src_offset: 0,
+                        src_strides: &strides,
+                        dst_offset: 0,
+                        dst_strides: &strides,
+                    };
+                    self.copy_window(&src, &dst, window);
+                }
+                Ok(dst)
+            }
+            Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where => {
+                self.elementwise(shape, elementwise_value(node, fused, None))
+            }
+            Op::Permute(perm) => {
+                let in_strides = inputs[0].shape.strides();
+                let src: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+                self.copy(&inputs[0], shape, shape.dims(), 0, &src, 0)
+            }
+            Op::Expand => {
+                let src = broadcast_strides(&inputs[0].shape, shape);
+                self.copy(&inputs[0], shape, shape.dims(), 0, &src, 0)
+            }
+            Op::Slice { starts } => {
+                let in_strides = inputs[0].shape.strides();
+                let offset = starts.iter().zip(&in_strides).map(|(s, t)| s * t).sum();
+                self.copy(&inputs[0], shape, shape.dims(), offset, &in_strides, 0)
+            }
+            Op::Pad { starts } => {
+                let out = self.zeros(shape)?;
+                let out_strides = shape.strides();
+                let offset = starts.iter().zip(&out_strides).map(|(s, t)| s * t).sum();
+                let src = self.value(&inputs[0]);
+                let in_strides = inputs[0].shape.strides();
+                let window = Window {
+                    dims: inputs[0].shape.dims(),
+                    src_offset: 0,
+                    src_strides: &in_strides,
+                    dst_offset: offset,
+                    dst_strides: &out_strides,
+                };
+                self.copy_window(&src, &out, window);
+                Ok(out)
+            }
+            Op::Reduce { op, axes } => {
+                let prologue = fused(node, &inputs[0]).then_some(fused);
+                self.reduce(*op, &inputs[0], axes, shape, prologue)
+            }
+            Op::Family(f) => self.emit_family(node, f.as_ref()),
+        }
+    }
+
+    /// The kernels of an op family's node: its variants lowered, one
+    /// chosen (`choose_variant`), its scratch and status buffers bound.
+    fn emit_family(&mut self, node: &Rc<Node>, f: &dyn Family) -> Result<Storage> {
+        let inputs: Vec<Rc<Node>> = node.inputs().clone();
+        let shape = &node.shape;
+        let shapes: Vec<&Shape> = inputs.iter().map(|i| &i.shape).collect();
+        let target = Target {
+            family: self.gpu.matmul,
+            subgroup: self.gpu.subgroup,
+        };
+        let mut variants = f.lower_variants(shape, &shapes, target);
+        let choice = self.choose_variant(f, &variants, shape, &shapes, target)?;
+        let lowering = variants.swap_remove(choice);
+        let out = self.alloc(shape)?;
+        let temps = lowering
+            .temps
+            .iter()
+            .map(|&n| self.alloc(&Shape::new(&[n])))
+            .collect::<Result<Vec<Storage>>>()?;
+        let srcs: Vec<Storage> = inputs.iter().map(|i| self.value(i)).collect();
+        let status = self.status_words(&lowering, || f.status_meaning(shape, &shapes))?;
+        for call in lowering.kernels {
+            self.run(call, &|b| match b {
+                Buf::Input(i) => (&srcs[i], inputs[i].shape.numel()),
+                Buf::Output => (&out, shape.numel()),
+                Buf::Temp(t) => (&temps[t], lowering.temps[t]),
+                Buf::Status => (status.as_ref().expect("allocated when bound"), 2),
+            });
+        }
+        // The scratch buffers go back to the pool: kernels after this one
+        // in the submit run after it (in-order execution).
+        Ok(out)
+    }
+}
