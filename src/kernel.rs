@@ -26,7 +26,7 @@ pub(crate) enum Buf {
     /// compute past (an index computed on the GPU that is out of range)
     /// sets word 0 to nonzero and raises word 1 to the value at fault,
     /// both with `atomicMax`. The realize then fails with the family's
-    /// [`status_meaning`](crate::ops::family::Family::status_meaning).
+    /// [`status_meaning`](crate::graph::family::Family::status_meaning).
     Status,
 }
 

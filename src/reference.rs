@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::error::Result;
+use crate::graph::ReduceOp;
 use crate::graph::{Node, NodeId, Op, topo_order};
-use crate::ops::reduce::ReduceOp;
 use crate::shape::{Shape, broadcast_strides, unravel};
 use crate::tensor::Tensor;
 

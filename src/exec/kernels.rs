@@ -3,7 +3,7 @@
 //! families describe their kernels themselves (see `kernel.rs`).
 
 use super::codegen::ValueFn;
-use crate::ops::reduce::ReduceOp;
+use crate::graph::ReduceOp;
 
 pub(crate) const ELEMENTWISE_TEMPLATE: &str = include_str!("../../shaders/elementwise.wgsl");
 pub(crate) const REDUCE_TEMPLATE: &str = include_str!("../../shaders/reduce.wgsl");

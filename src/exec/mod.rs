@@ -435,6 +435,3 @@ async fn map_read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()> {
     })
     .await
 }
-
-#[cfg(test)]
-mod shader_tests;

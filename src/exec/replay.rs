@@ -37,8 +37,8 @@ use super::pool::{BufferPool, Storage, allocate};
 use super::profile::KernelInfo;
 use super::schedule::{Dispatch, Plan};
 use crate::device::Gpu;
+use crate::graph::Unary;
 use crate::graph::{Node, NodeId, Op};
-use crate::ops::elementwise::Unary;
 
 /// Most programs a device keeps; the one used longest ago goes first.
 const MAX_PROGRAMS: usize = 64;
@@ -551,7 +551,7 @@ pub(crate) fn replay(gpu: &Gpu, program: &Program, order: &[Rc<Node>], profiling
 #[cfg(test)]
 mod tests {
     use super::unary_code;
-    use crate::ops::elementwise::{ALL_UNARY, Unary};
+    use crate::graph::{ALL_UNARY, Unary};
 
     /// Every unary op has a code of its own, and a constant is not part of it.
     #[test]

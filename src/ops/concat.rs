@@ -1,8 +1,8 @@
 //! concat: tensors joined along one axis. A family in one file: shape rule,
 //! kernels (one strided copy per part), rules and f64 reference.
 
+use crate::graph::family::Family;
 use crate::kernel::{Buf, Lowering, Target, Window, strided_copy};
-use crate::ops::family::Family;
 use crate::shape::{Shape, unravel};
 use crate::tensor::Tensor;
 

@@ -6,9 +6,9 @@
 use std::borrow::Cow;
 
 use crate::device::Device;
+use crate::graph::family::Family;
 use crate::graph::{Node, Op};
 use crate::kernel::{Buf, KernelCall, Lowering, Target, grid_1d, word};
-use crate::ops::family::Family;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 

@@ -9,49 +9,9 @@
 //! shape; the graph un-broadcasts it centrally.
 
 use crate::graph::Op;
+pub use crate::graph::{ALL_BINARY, ALL_UNARY, Binary, Unary};
 use crate::shape::broadcast_shapes;
 use crate::tensor::Tensor;
-
-/// Unary elementwise ops. The ones with an `f32` carry a scalar constant.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Unary {
-    Neg,
-    Exp,
-    Log,
-    Sin,
-    Cos,
-    Tan,
-    Tanh,
-    Sigmoid,
-    Relu,
-    Sqrt,
-    Square,
-    Abs,
-    /// x^c for a constant c (negative x allowed for integer c).
-    PowScalar(f32),
-    /// x·c
-    Scale(f32),
-    /// x + c
-    AddScalar(f32),
-    /// 1 where x > 0, else 0 (relu's derivative; its own derivative is 0).
-    Step,
-    /// −1, 0 or 1 (abs's derivative; its own derivative is 0).
-    Sign,
-    /// log(1 + x), accurate near 0.
-    Log1p,
-    /// eˣ − 1, accurate near 0.
-    Expm1,
-    /// log(1 + eˣ), computed without overflow.
-    Softplus,
-    /// x·σ(x) (also called swish).
-    Silu,
-    /// The error function.
-    Erf,
-    /// x·Φ(x) with Φ the standard normal CDF (the exact GELU).
-    Gelu,
-    /// GELU's tanh approximation, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
-    GeluTanh,
-}
 
 type UnaryVjp = fn(x: &Tensor, y: &Tensor, g: &Tensor, c: f32) -> Option<Tensor>;
 
@@ -194,26 +154,6 @@ fn gelu_tanh_slope(x: &Tensor) -> Tensor {
 pub(crate) fn pow_f64(x: f64, c: f64) -> f64 {
     // IEEE 754 pow, which Rust's powf follows; the kernels' wg_pow matches it.
     x.powf(c)
-}
-
-/// Binary elementwise ops with numpy broadcasting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Binary {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Maximum,
-    Minimum,
-    /// 1 where a ≥ b, else 0 (a mask: its derivative is 0).
-    Ge,
-    /// 1 where a < b, else 0 (a mask: its derivative is 0).
-    Lt,
-    /// 1 where a = b, else 0 (a mask).
-    Eq,
-    /// 1 where a ≠ b, else 0 (a mask).
-    Ne,
 }
 
 type BinaryVjp =
@@ -520,47 +460,3 @@ impl std::ops::Neg for Tensor {
         self.unary(Unary::Neg)
     }
 }
-
-/// Every unary op, for tests and documentation (constants filled with typical values).
-pub const ALL_UNARY: &[Unary] = &[
-    Unary::Neg,
-    Unary::Exp,
-    Unary::Log,
-    Unary::Sin,
-    Unary::Cos,
-    Unary::Tan,
-    Unary::Tanh,
-    Unary::Sigmoid,
-    Unary::Relu,
-    Unary::Sqrt,
-    Unary::Square,
-    Unary::Abs,
-    Unary::PowScalar(3.0),
-    Unary::PowScalar(0.5),
-    Unary::Scale(-2.5),
-    Unary::AddScalar(1.5),
-    Unary::Step,
-    Unary::Sign,
-    Unary::Log1p,
-    Unary::Expm1,
-    Unary::Softplus,
-    Unary::Silu,
-    Unary::Erf,
-    Unary::Gelu,
-    Unary::GeluTanh,
-];
-
-/// Every binary op, for tests and documentation.
-pub const ALL_BINARY: &[Binary] = &[
-    Binary::Add,
-    Binary::Sub,
-    Binary::Mul,
-    Binary::Div,
-    Binary::Pow,
-    Binary::Maximum,
-    Binary::Minimum,
-    Binary::Ge,
-    Binary::Lt,
-    Binary::Eq,
-    Binary::Ne,
-];

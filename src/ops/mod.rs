@@ -1,14 +1,13 @@
 //! Op families. Elementwise ops are table rows (`elementwise.rs`: name,
 //! WGSL snippet, f64 reference and vjp rule in one row); reductions and
 //! movement ops are graph variants the scheduler fuses; every other family
-//! implements [`family::Family`] in one file or folder of its own.
+//! implements [`Family`](crate::graph::family::Family) in one file or folder of its own.
 
 pub mod attention;
 pub mod concat;
 pub mod conv;
 pub mod dropout;
 pub mod elementwise;
-pub(crate) mod family;
 pub mod index;
 pub mod matmul;
 pub mod movement;
@@ -17,3 +16,6 @@ pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod scan;
+
+#[cfg(test)]
+mod shader_tests;

@@ -4,25 +4,9 @@
 //! is a reshape on top. Mean is sum times 1/count, so it needs no rule of its own.
 
 use crate::graph::Op;
+pub use crate::graph::ReduceOp;
 use crate::shape::{Shape, reduced_shape};
 use crate::tensor::Tensor;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceOp {
-    Sum,
-    Max,
-    Min,
-}
-
-impl ReduceOp {
-    pub fn name(self) -> &'static str {
-        match self {
-            ReduceOp::Sum => "sum",
-            ReduceOp::Max => "max",
-            ReduceOp::Min => "min",
-        }
-    }
-}
 
 impl Tensor {
     #[track_caller]

@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::graph::family::Family;
 use crate::kernel::{Buf, KernelCall, Lowering, MAX_LOOP_TRIPS, Target, grid_1d, word};
-use crate::ops::family::Family;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 

@@ -7,9 +7,9 @@ use super::encoder::elementwise_value;
 use crate::error::Result;
 use crate::exec::codegen::FusedEdge;
 use crate::exec::pool::Storage;
+use crate::graph::family::Family;
 use crate::graph::{Node, Op};
 use crate::kernel::{Buf, Target, Window};
-use crate::ops::family::Family;
 use crate::shape::{Shape, broadcast_strides};
 
 impl Scheduler<'_> {

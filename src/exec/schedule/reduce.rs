@@ -24,7 +24,7 @@ impl Scheduler<'_> {
     /// (`value_fn_vec4`).
     pub(super) fn reduce(
         &mut self,
-        op: crate::ops::reduce::ReduceOp,
+        op: crate::graph::ReduceOp,
         input: &Rc<Node>,
         axes: &[usize],
         shape: &Shape,

@@ -4,9 +4,9 @@ use super::Scheduler;
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::exec::pool::{BufferPool, Storage};
+use crate::graph::family::Family;
 use crate::kernel::Buf;
 use crate::kernel::{Lowering, Target};
-use crate::ops::family::Family;
 use crate::shape::Shape;
 
 /// The fastest of `variants` (lowerings of one node: output `out`, inputs

@@ -17,8 +17,8 @@
 mod kernels;
 mod reference;
 
+use crate::graph::family::{Family, multilinear_jvp};
 use crate::kernel::{Lowering, Target};
-use crate::ops::family::{Family, multilinear_jvp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 

@@ -18,9 +18,9 @@ use std::rc::Rc;
 
 use crate::device::Device;
 use crate::error::Result;
+use crate::graph::family::{Family, multilinear_jvp};
 use crate::graph::{Node, Op};
 use crate::kernel::{Lowering, Target};
-use crate::ops::family::{Family, multilinear_jvp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 

@@ -7,8 +7,8 @@ mod kernels;
 mod reference;
 mod wide;
 
+use crate::graph::family::Family;
 use crate::kernel::{Lowering, Target};
-use crate::ops::family::Family;
 use crate::shape::{Shape, broadcast_shapes};
 use crate::tensor::Tensor;
 

@@ -12,9 +12,9 @@
 mod kernels;
 mod reference;
 
+use crate::graph::family::{Family, multilinear_jvp};
 use crate::kernel::{Lowering, Target};
 use crate::ops::conv::Conv2dOptions;
-use crate::ops::family::{Family, multilinear_jvp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 

@@ -6,8 +6,8 @@ use crate::ops::elementwise::{ALL_BINARY, ALL_UNARY};
 use crate::ops::reduce::ReduceOp;
 use crate::tensor::Tensor;
 
-use super::codegen::{load_fn, load_fn_vec4, value_fn, value_fn_in_place, value_fn_vec4};
-use super::kernels::{ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_source};
+use crate::exec::codegen::{load_fn, load_fn_vec4, value_fn, value_fn_in_place, value_fn_vec4};
+use crate::exec::kernels::{ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_source};
 use crate::kernel::{COPY, FILL, SUM_PARTS};
 use crate::ops::conv::CONV2D;
 use crate::ops::matmul::{

@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::device::Device;
 use crate::exec::pool::Storage;
-use crate::ops::elementwise::{Binary, Unary};
-use crate::ops::family::Family;
-use crate::ops::reduce::ReduceOp;
+pub(crate) mod family;
+mod primitives;
+
 use crate::shape::Shape;
+pub(crate) use family::Family;
+pub use primitives::{ALL_BINARY, ALL_UNARY, Binary, ReduceOp, Unary};
 
 /// Identifies a node for the lifetime of the process.
 pub type NodeId = u64;
