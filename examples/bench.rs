@@ -135,7 +135,7 @@ fn cold_start(dev: &Device, warm: bool) {
 
 /// What plan replay saves: CPU time per training step (recording the
 /// graph, planning or replaying, encoding and submitting: the time until
-/// `realize_all` returns) and whole-step time, with replay on and off,
+/// `realize_all_blocking` returns) and whole-step time, with replay on and off,
 /// alternating in rounds within this one run. Steps: the digits MLP of
 /// `train_mlp` (64-128-64-10, Adam, batch 32), the bench's MLP step and
 /// the 1000-op chain.
@@ -184,7 +184,7 @@ fn replay(dev: &Device) {
                     let t = Instant::now();
                     let it = step();
                     let all: Vec<&Tensor> = it.read.iter().chain(&it.realize).collect();
-                    webgrad::realize_all(&all).unwrap();
+                    webgrad::realize_all_blocking(&all).unwrap();
                     let cpu = t.elapsed().as_secs_f64() * 1e3;
                     dev.synchronize().unwrap();
                     let total = t.elapsed().as_secs_f64() * 1e3;

@@ -1,6 +1,6 @@
 //! CPU time per step of the digits MLP (64-128-64-10, Adam, batch 32, a new
 //! batch uploaded each step): recording, planning or replaying, encoding and
-//! submitting, until `realize_all` returns; then the step is waited for by
+//! submitting, until `realize_all_blocking` returns; then the step is waited for by
 //! reading the loss back. It uses only API that predates plan replay, so the
 //! same file builds at older commits for before/after comparisons (README,
 //! "Plan replay"). `cargo run --release --example cpu_step`
@@ -31,7 +31,7 @@ fn main() {
         let updates = adam.step(&params, &grads).unwrap();
         let mut all: Vec<&Tensor> = updates.iter().collect();
         all.push(&loss);
-        webgrad::realize_all(&all).unwrap();
+        webgrad::realize_all_blocking(&all).unwrap();
         let c = t.elapsed().as_secs_f64() * 1e3;
         loss.item_blocking().unwrap();
         if batch >= 10 {

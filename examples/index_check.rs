@@ -63,7 +63,7 @@ fn main() -> Result<()> {
     let short = Tensor::rand_uniform(&dev, [1000, WIDTH], -1.0, 1.0, 1);
     let full = Tensor::rand_uniform(&dev, [LOGITS, WIDTH], -1.0, 1.0, 1);
     for t in [&logits, &short, &full] {
-        t.realize()?;
+        t.realize_blocking()?;
     }
     let (mut checked, mut clamped) = (Vec::new(), Vec::new());
     for round in 0..rounds {

@@ -22,7 +22,7 @@ use webgrad::layers::{Activation, Init, Mlp, Module};
 #[allow(dead_code)]
 mod workloads;
 use webgrad::optim::{Optimizer, Sgd};
-use webgrad::{Device, Tensor, grad, read_and_realize_blocking, remat};
+use webgrad::{Device, Tensor, checkpoint, grad, read_and_realize_blocking};
 
 fn arg(name: &str, default: usize) -> usize {
     std::env::args()
@@ -236,7 +236,7 @@ fn main() {
     let data = webgrad::data::Dataset::digits().unwrap();
     let rows: Vec<usize> = (0..128).collect();
     let (xd, labels) = data.select(&rows).tensors(&dev);
-    xd.realize().unwrap();
+    xd.realize_blocking().unwrap();
     let params: Vec<Tensor> = mlp.parameters().into_iter().cloned().collect();
     let digits = |every: usize| -> Tensor {
         let mut h = xd.clone();
@@ -250,7 +250,7 @@ fn main() {
             h = if every == 0 {
                 f(&[h.clone(), w.clone(), b.clone()])
             } else {
-                remat(f, &[&h, w, b])
+                checkpoint(f, &[&h, w, b])
             };
         }
         h.cross_entropy(&labels)
@@ -266,7 +266,7 @@ fn main() {
     // The digits CNN (batch 128) and the character transformer (2 layers,
     // width 64, batch 32 × 64): budgets only.
     let (cnn, pixels, cnn_labels) = workloads::cnn_model(&dev);
-    pixels.realize().unwrap();
+    pixels.realize_blocking().unwrap();
     let cnn_params: Vec<Tensor> = cnn.parameters().into_iter().cloned().collect();
     let cnn_loss = |_: usize| cnn.forward(&pixels).cross_entropy(&cnn_labels);
     table("digits CNN, batch 128", &dev, &cnn_params, &cnn_loss, 0);
@@ -296,7 +296,7 @@ fn main() {
         })
         .collect();
     let x = Tensor::rand_uniform(&dev, [batch, width], -1.0, 1.0, 1000);
-    x.realize().unwrap();
+    x.realize_blocking().unwrap();
     let deep = |every: usize| -> Tensor {
         let mut h = x.clone();
         if every == 0 {
@@ -307,7 +307,7 @@ fn main() {
             for seg in ws.chunks(every) {
                 let mut inputs: Vec<&Tensor> = vec![&h];
                 inputs.extend(seg.iter());
-                h = remat(
+                h = checkpoint(
                     |v: &[Tensor]| {
                         let mut h = v[0].clone();
                         for w in &v[1..] {
@@ -350,7 +350,7 @@ fn main() {
     dev.set_memory_budget(Some(1));
     let least = {
         let all = step(&mut opt);
-        match webgrad::realize_all(&all.iter().collect::<Vec<_>>()) {
+        match webgrad::realize_all_blocking(&all.iter().collect::<Vec<_>>()) {
             Err(webgrad::Error::OutOfBudget { needed, .. }) => needed,
             other => panic!("a budget of one byte: {other:?}"),
         }

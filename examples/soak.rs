@@ -123,7 +123,7 @@ fn misuse(dev: &Device, model: &Mlp, which: usize) -> &'static str {
             assert!(panicked(&mut || drop(model.forward(&x))));
             "shape panic"
         }
-        1 => match Tensor::zeros(dev, [1 << 30]).realize() {
+        1 => match Tensor::zeros(dev, [1 << 30]).realize_blocking() {
             Err(Error::TooLarge { .. }) => "TooLarge",
             other => panic!("expected TooLarge, got {other:?}"),
         },
@@ -131,7 +131,7 @@ fn misuse(dev: &Device, model: &Mlp, which: usize) -> &'static str {
             // A read recorded before an update that has been written since.
             let v = Tensor::zeros(dev, [4]).to_variable().unwrap();
             let old = &v * 2.0;
-            v.assign(&(&v + 1.0)).realize().unwrap();
+            v.assign(&(&v + 1.0)).realize_blocking().unwrap();
             match old.to_vec_blocking() {
                 Err(Error::StaleRead(_)) => "StaleRead",
                 other => panic!("expected StaleRead, got {other:?}"),
@@ -145,10 +145,8 @@ fn misuse(dev: &Device, model: &Mlp, which: usize) -> &'static str {
             }
         }
         4 => {
-            let params: Vec<(String, &Tensor)> = model.named_parameters();
-            let named: Vec<(&str, &Tensor)> =
-                params.iter().map(|(n, t)| (n.as_str(), *t)).collect();
-            match webgrad::checkpoint::from_bytes(b"\x10\0\0\0\0\0\0\0{not json at all", &named) {
+            let named = model.named_parameters();
+            match webgrad::io::from_bytes(b"\x10\0\0\0\0\0\0\0{not json at all", &named) {
                 Err(Error::Checkpoint(_)) => "Checkpoint",
                 other => panic!("expected a checkpoint error, got {other:?}"),
             }

@@ -17,8 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use webgrad::data::Dataset;
 use webgrad::layers::Module;
 use webgrad::models::DigitsCnn;
-use webgrad::optim::{Adam, Optimizer};
-use webgrad::{Device, Result, checkpoint};
+use webgrad::optim::{Adam, LrSchedule, Optimizer};
+use webgrad::{Device, Result, io};
 
 struct Args {
     epochs: usize,
@@ -63,10 +63,10 @@ fn main() -> Result<()> {
     );
     let model = DigitsCnn::new(&dev, args.seed)?;
     let params = model.parameters();
-    let base_lr = 3e-3;
-    let mut opt = Adam::new(base_lr);
     let batch_size = 32;
     let total = train.len().div_ceil(batch_size) * args.epochs;
+    // Cosine decay of the learning rate from 3e-3 to zero over the run.
+    let mut opt = Adam::new(LrSchedule::cosine(3e-3, total));
     let start = Instant::now();
     let bar = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("[{bar:30}] {msg} {per_sec:>12}")
@@ -79,9 +79,6 @@ fn main() -> Result<()> {
         let epoch_seed = args.seed * 1000 + epoch as u64;
         let shifted = train.shifted_images(8, 1, epoch_seed);
         for batch in shifted.batches(batch_size, epoch_seed) {
-            // Cosine decay of the learning rate to zero over the run.
-            opt.lr =
-                base_lr * 0.5 * (1.0 + (std::f32::consts::PI * step as f32 / total as f32).cos());
             let (x, labels) = batch.tensors(&dev);
             let loss = model.forward(&x).cross_entropy(&labels);
             let value = opt.minimize_blocking(&loss, &params)?;
@@ -108,7 +105,7 @@ fn main() -> Result<()> {
         (test_acc * test.len() as f64).round(),
         test.len()
     );
-    checkpoint::save_module(&args.save, &model)?;
+    io::save_module_blocking(&args.save, &model)?;
     println!("saved the parameters to {}", args.save);
     Ok(())
 }

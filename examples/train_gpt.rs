@@ -17,9 +17,9 @@ use std::time::Instant;
 
 use webgrad::layers::Module;
 use webgrad::models::{CharTransformer, TransformerConfig};
-use webgrad::optim::{Adam, Optimizer};
+use webgrad::optim::{Adam, LrSchedule, Optimizer};
 use webgrad::text::{CharCorpus, batch};
-use webgrad::{Device, IndexTensor, Result, checkpoint};
+use webgrad::{Device, IndexTensor, Result, io};
 
 struct Args {
     minutes: f64,
@@ -88,7 +88,7 @@ fn generate(
         let v = model.config.vocabulary;
         let last = logits
             .reshape([window.len(), v])
-            .narrow(0, window.len() - 1, 1);
+            .narrow(0, window.len() - 1..(window.len() - 1) + 1);
         let probs = (last * (1.0 / temperature)).softmax(1).to_vec_blocking()?;
         // xorshift64 for the draw.
         state ^= state << 13;
@@ -129,9 +129,8 @@ fn main() -> Result<()> {
         config.vocabulary,
         dev.adapter().unwrap().name
     );
-    let base_lr = args.lr;
-    let mut opt = Adam::adamw(base_lr, 0.01);
-    let warmup = 50;
+    // Linear warm-up over 50 steps, then constant: the run's length is set by time.
+    let mut opt = Adam::new(LrSchedule::warmup(args.lr, 50)).decoupled_weight_decay(0.01);
     let budget = args.minutes * 60.0;
     let start = Instant::now();
     println!(
@@ -141,8 +140,6 @@ fn main() -> Result<()> {
     let mut step = 0;
     let mut smoothed = f32::NAN;
     while step < args.steps && start.elapsed().as_secs_f64() < budget {
-        // Linear warm-up, then constant: the run's length is set by time.
-        opt.lr = base_lr * ((step + 1) as f32 / warmup as f32).min(1.0);
         let b = batch(
             &dev,
             train,
@@ -188,7 +185,7 @@ fn main() -> Result<()> {
         args.seed + 7,
     )?;
     println!("sample (temperature 0.8):\n{sample}");
-    checkpoint::save_module(&args.save, &model)?;
+    io::save_module_blocking(&args.save, &model)?;
     println!("saved the parameters to {}", args.save);
     Ok(())
 }

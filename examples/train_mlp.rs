@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use webgrad::data::Dataset;
 use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::optim::{Adam, Optimizer};
-use webgrad::{Device, Result, Tensor, checkpoint, grad, read_and_realize_blocking, realize_all};
+use webgrad::{Device, Result, Tensor, grad, io, read_and_realize_blocking, realize_all_blocking};
 
 struct Args {
     epochs: usize,
@@ -54,10 +54,6 @@ fn accuracy(model: &Mlp, set: &Dataset, dev: &Device) -> Result<f64> {
     Ok(set.accuracy(&model.forward(&x).to_vec_blocking()?))
 }
 
-fn named(model: &Mlp) -> Vec<(String, &Tensor)> {
-    model.named_parameters()
-}
-
 fn main() -> Result<()> {
     let args = args();
     let dev = Device::new_blocking()?;
@@ -76,11 +72,7 @@ fn main() -> Result<()> {
         args.seed,
     )?;
     if let Some(path) = &args.load {
-        let n = named(&model);
-        checkpoint::load(
-            path,
-            &n.iter().map(|(k, t)| (k.as_str(), *t)).collect::<Vec<_>>(),
-        )?;
+        io::load(path, &model.named_parameters())?;
         println!(
             "loaded {path}: test accuracy {:.1}%",
             100.0 * accuracy(&model, &test, &dev)?
@@ -109,7 +101,7 @@ fn main() -> Result<()> {
             if step % 10 == 0 {
                 loss_shown = read_and_realize_blocking(&[&loss], &handles)?[0][0];
             } else {
-                realize_all(&handles)?;
+                realize_all_blocking(&handles)?;
             }
             bar.set_message(format!(
                 "epoch {:>2}/{} loss {loss_shown:.4}",
@@ -133,11 +125,7 @@ fn main() -> Result<()> {
         test.len()
     );
     if let Some(path) = &args.save {
-        let n = named(&model);
-        checkpoint::save(
-            path,
-            &n.iter().map(|(k, t)| (k.as_str(), *t)).collect::<Vec<_>>(),
-        )?;
+        io::save_blocking(path, &model.named_parameters())?;
         println!("saved the parameters to {path}");
     }
     Ok(())

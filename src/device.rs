@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::exec::pipelines::PipelineCache;
 use crate::exec::pool::BufferPool;
+use crate::kernel::KernelFamily;
 
 /// How to pick and configure the GPU.
 #[derive(Clone, Debug, Default)]
@@ -21,7 +22,7 @@ pub struct DeviceOptions {
     pub low_power: bool,
     /// Which kernel family matmul and the convolutions use (chosen per
     /// adapter by default).
-    pub matmul: MatmulKernel,
+    pub kernel_family: KernelFamily,
     /// Where compiled pipelines persist across runs (Vulkan only: the one
     /// backend with application-managed caches in wgpu; elsewhere the
     /// driver or browser keeps its own).
@@ -76,20 +77,6 @@ impl PipelineCacheDir {
             }
         }
     }
-}
-
-/// The matmul kernel families.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MatmulKernel {
-    /// Register-blocked on CPU adapters (lavapipe, SwiftShader), tiled elsewhere.
-    #[default]
-    Auto,
-    /// Each invocation computes a block of C from vec4 loads straight from
-    /// the storage buffers: fastest where workgroup memory and barriers are
-    /// slow (CPU rasterizers).
-    RegisterBlocked,
-    /// Workgroups stage tiles of A and B in workgroup memory: what real GPUs want.
-    Tiled,
 }
 
 /// What the adapter says about itself.
@@ -153,13 +140,13 @@ pub(crate) struct Gpu {
     pub summary: AdapterSummary,
     pub limits: wgpu::Limits,
     /// The matmul family in use (never `Auto`).
-    pub matmul: MatmulKernel,
+    pub kernel_family: KernelFamily,
     /// No timing-based kernel choice, no tuning file (see
     /// [`DeviceOptions::deterministic`]).
     pub deterministic: bool,
     /// Lanes of every subgroup, where kernels may use subgroup operations
-    /// (0: they may not; see `subgroup_size`).
-    pub subgroup: u32,
+    /// (`None`: they may not; see `subgroup_size`).
+    pub subgroup: Option<u32>,
     pub pipelines: Mutex<PipelineCache>,
     pub pool: Arc<Mutex<BufferPool>>,
     /// Held from planning to submit. Planning hands buffers back to the pool
@@ -176,8 +163,8 @@ pub(crate) struct Gpu {
     /// Anomaly detection on (see `Device::set_detect_anomaly`).
     pub anomaly: std::sync::atomic::AtomicBool,
     /// Variant every multi-variant family uses (see `Device::force_variant`;
-    /// `usize::MAX`: autotune chooses).
-    pub forced_variant: std::sync::atomic::AtomicUsize,
+    /// `None`: autotune chooses).
+    pub forced_variant: Mutex<Option<usize>>,
     /// The next submit records an invalid command (see `Device::inject_validation_error`).
     pub inject_error: std::sync::atomic::AtomicBool,
     /// Autotune's choices among a family's lowerings (see `exec/tune.rs`).
@@ -235,14 +222,14 @@ fn wanted_features() -> wgpu::Features {
 
 /// The subgroup size kernels may rely on: the device has subgroup
 /// operations and every subgroup has the same size, a power of two from 8
-/// to 64 (lavapipe: 8 on 256-bit vectors); else 0.
-fn subgroup_size(device: &wgpu::Device, info: &wgpu::AdapterInfo) -> u32 {
+/// to 64 (lavapipe: 8 on 256-bit vectors).
+fn subgroup_size(device: &wgpu::Device, info: &wgpu::AdapterInfo) -> Option<u32> {
     let (lo, hi) = (info.subgroup_min_size, info.subgroup_max_size);
     let usable = device.features().contains(wgpu::Features::SUBGROUP)
         && lo == hi
         && lo.is_power_of_two()
         && (8..=64).contains(&lo);
-    if usable { lo } else { 0 }
+    usable.then_some(lo)
 }
 
 const NO_ADAPTER_HELP: &str = "webgrad needs a GPU driver for Vulkan, Metal, DX12 or WebGPU. \
@@ -363,11 +350,11 @@ impl Device {
                 .trim()
                 .to_string(),
         };
-        let matmul = match options.matmul {
-            MatmulKernel::Auto if info.device_type == wgpu::DeviceType::Cpu => {
-                MatmulKernel::RegisterBlocked
+        let kernel_family = match options.kernel_family {
+            KernelFamily::Auto if info.device_type == wgpu::DeviceType::Cpu => {
+                KernelFamily::RegisterBlocked
             }
-            MatmulKernel::Auto => MatmulKernel::Tiled,
+            KernelFamily::Auto => KernelFamily::Tiled,
             chosen => chosen,
         };
         log::info!(
@@ -384,7 +371,7 @@ impl Device {
                 queue,
                 summary,
                 limits,
-                matmul,
+                kernel_family,
                 deterministic: options.deterministic,
                 subgroup,
                 pipelines: Mutex::new(pipelines),
@@ -396,7 +383,7 @@ impl Device {
                 plans: Default::default(),
                 anomaly: Default::default(),
                 inject_error: Default::default(),
-                forced_variant: std::sync::atomic::AtomicUsize::new(usize::MAX),
+                forced_variant: Mutex::new(None),
                 bind_groups: Default::default(),
                 replay: Default::default(),
                 plan_replay: std::sync::atomic::AtomicBool::new(true),
@@ -429,9 +416,9 @@ impl Device {
         self.gpu.as_ref().map(|g| &g.limits)
     }
 
-    /// The matmul kernel family this device uses.
-    pub fn matmul_kernel(&self) -> Option<MatmulKernel> {
-        self.gpu.as_ref().map(|g| g.matmul)
+    /// The kernel family (matmul and convolutions) this device uses.
+    pub fn kernel_family(&self) -> Option<KernelFamily> {
+        self.gpu.as_ref().map(|g| g.kernel_family)
     }
 
     /// Whether this device runs in deterministic mode
@@ -635,9 +622,7 @@ impl Device {
     #[doc(hidden)]
     pub fn force_variant(&self, variant: Option<usize>) {
         if let Some(g) = &self.gpu {
-            let v = variant.map_or(usize::MAX, |v| v.min(usize::MAX - 1));
-            g.forced_variant
-                .store(v, std::sync::atomic::Ordering::Relaxed);
+            *g.forced_variant.lock().unwrap_or_else(|e| e.into_inner()) = variant;
             g.replay.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
     }

@@ -67,10 +67,10 @@ pub enum Error {
     /// Realizing these tensors would need more GPU memory at its peak than
     /// the device's budget (`Device::set_memory_budget`) allows, or no
     /// checkpointing policy fits a requested budget; `needed` is the
-    /// smallest peak found (checkpointing, `webgrad::remat`, lowers it).
+    /// smallest peak found (checkpointing, `webgrad::checkpoint`, lowers it).
     #[error(
         "a peak of {needed} bytes is needed, over the memory budget of {budget} bytes \
-         (checkpoint more of the model with webgrad::remat, or raise the budget)"
+         (checkpoint more of the model with webgrad::checkpoint, or raise the budget)"
     )]
     OutOfBudget { needed: u64, budget: u64 },
     /// The tensor lives on a reference-only device, which has no GPU.

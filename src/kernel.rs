@@ -10,8 +10,6 @@
 
 use std::borrow::Cow;
 
-use crate::device::MatmulKernel;
-
 /// Where a bound buffer comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Buf {
@@ -73,11 +71,11 @@ pub(crate) struct Lowering {
 /// family (register-blocked on CPU rasterizers, tiled on real GPUs).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Target {
-    pub family: MatmulKernel,
+    pub family: KernelFamily,
     /// The adapter's subgroup size where every subgroup has that size and
-    /// the device has subgroup operations (natively; 0 otherwise): the
-    /// register-blocked matmul then offers `matmul_sg`.
-    pub subgroup: u32,
+    /// the device has subgroup operations (natively; `None` otherwise):
+    /// the register-blocked matmul then offers `matmul_sg`.
+    pub subgroup: Option<u32>,
 }
 
 /// Invocations per workgroup of the 1-D kernels (elementwise, copy, reduce, fill).
@@ -215,4 +213,19 @@ pub(crate) fn sum_parts(src: Buf, dst: Buf, n: usize, parts: usize) -> KernelCal
 /// element count and offset of a bound buffer fits.
 pub(crate) fn word(n: usize) -> u32 {
     u32::try_from(n).expect("webgrad: a kernel parameter exceeds u32 (a size check was missed)")
+}
+
+/// The kernel families that matmul and the convolutions choose between,
+/// per adapter (`DeviceOptions::kernel_family` forces one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KernelFamily {
+    /// Register-blocked on CPU adapters (lavapipe, SwiftShader), tiled elsewhere.
+    #[default]
+    Auto,
+    /// Each invocation computes a block of C from vec4 loads straight from
+    /// the storage buffers: fastest where workgroup memory and barriers are
+    /// slow (CPU rasterizers).
+    RegisterBlocked,
+    /// Workgroups stage tiles of A and B in workgroup memory: what real GPUs want.
+    Tiled,
 }

@@ -27,51 +27,61 @@
 //! # Ok::<(), webgrad::Error>(())
 //! ```
 
-pub mod autodiff;
-pub mod checkpoint;
+//! What is public, and where: the core (devices, tensors, shapes, errors,
+//! the ops' option types and the differentiation functions) at the root;
+//! everything else in one module per area: [`layers`], [`optim`],
+//! [`data`], [`io`] (saving and loading), [`models`], [`text`],
+//! [`symbolic`], [`reference`], [`profile`]. Each item has one path.
+
+mod autodiff;
 pub mod data;
-pub mod device;
-pub mod error;
+mod device;
+mod error;
 mod exec;
 mod graph;
+pub mod io;
 mod kernel;
 pub mod layers;
 pub mod models;
-pub mod ops;
+mod ops;
 pub mod optim;
 pub mod profile;
 mod random;
 pub mod reference;
-pub mod shape;
+mod shape;
 pub mod symbolic;
-pub mod tensor;
+mod tensor;
 pub mod text;
 
-/// Gradient checkpointing (rematerialization): [`autodiff::checkpoint`]
-/// under the name that does not collide with the [`checkpoint`] module
-/// (saving and loading parameters).
-pub use autodiff::remat::checkpoint as remat;
+pub use autodiff::numerical::SweepRow;
 pub use autodiff::{
-    Difference, GradientReport, Gradients, Tolerance, TraceStep, backward_trace, check_gradients,
-    grad, grad_with_seed, hessian, hessian_reverse, hvp, jacfwd, jacrev, jvp, jvp_batched,
-    numerical_grad, numerical_grad_reference, tangent, tangent_batched, vjp,
+    Difference, GradientReport, Gradients, Layer, Tolerance, TraceStep, backward_trace,
+    check_gradients, checkpoint, checkpoint_sequential, choose_segments, grad, grad_with_seed,
+    hessian, hessian_reverse, hvp, jacfwd, jacrev, jvp, jvp_batched, numerical_grad,
+    numerical_grad_reference, tangent, tangent_batched, vjp,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use autodiff::{check_gradients_blocking, numerical_grad_blocking, step_sweep};
-pub use device::{
-    AdapterSummary, Counters, Device, DeviceOptions, MatmulKernel, MemoryStats, PipelineCacheDir,
-};
+pub use device::{AdapterSummary, Counters, Device, DeviceOptions, MemoryStats, PipelineCacheDir};
 pub use error::{Error, Result};
-pub use ops::conv::Conv2dOptions;
-pub use ops::elementwise::{Binary, Unary};
+pub use graph::{ALL_BINARY, ALL_UNARY, Binary, ReduceOp, Unary};
+pub use kernel::KernelFamily;
+pub use ops::attention::AttentionMask;
+pub use ops::conv::{Conv1dOptions, Conv2dOptions};
+pub use ops::dropout::dropout_mask;
 pub use ops::index::IndexTensor;
 pub use ops::nn::one_hot;
 pub use ops::norm::BatchNormMode;
-pub use ops::reduce::ReduceOp;
-pub use shape::Shape;
+pub use ops::pool::Pool2dOptions;
+pub use shape::{MAX_RANK, Shape};
 pub use tensor::{
     MemoryPrediction, Tensor, graph_size, predict_memory, predict_peak_bytes, read_all,
-    read_and_realize, realize_all, realize_all_async,
+    read_and_realize, realize_all, submit,
 };
 #[cfg(not(target_arch = "wasm32"))]
-pub use tensor::{read_all_blocking, read_and_realize_blocking};
+pub use tensor::{read_all_blocking, read_and_realize_blocking, realize_all_blocking};
+
+/// The README's examples, compiled (the first also run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -203,10 +203,10 @@ mod tests {
         assert_eq!(eval(&a.matmul(&b)).unwrap(), vec![19.0, 22.0, 43.0, 50.0]);
         let m = t(&d, &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], &[2, 3]);
         assert_eq!(eval(&m.t()).unwrap(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
-        assert_eq!(eval(&m.sum_axes(&[0], false)).unwrap(), vec![3.0, 5.0, 7.0]);
-        assert_eq!(eval(&m.max_axes(&[1], false)).unwrap(), vec![2.0, 5.0]);
+        assert_eq!(eval(&m.sum_axes(&[0])).unwrap(), vec![3.0, 5.0, 7.0]);
+        assert_eq!(eval(&m.max_axes(&[1])).unwrap(), vec![2.0, 5.0]);
         assert_eq!(eval(&m.min()).unwrap(), vec![0.0]);
-        assert_eq!(eval(&m.slice(&[(1, 2), (1, 3)])).unwrap(), vec![4.0, 5.0]);
+        assert_eq!(eval(&m.slice(&[1..2, 1..3])).unwrap(), vec![4.0, 5.0]);
         let row = t(&d, &[10.0, 20.0, 30.0], &[3]);
         assert_eq!(
             eval(&(&m + &row)).unwrap(),
@@ -217,7 +217,7 @@ mod tests {
             vec![10.0, 20.0, 30.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
         );
         assert_eq!(
-            eval(&row.narrow(0, 1, 1).pad_into([3], &[2])).unwrap(),
+            eval(&row.narrow(0, 1..2).pad_into([3], &[2])).unwrap(),
             vec![0.0, 0.0, 20.0]
         );
         let p = eval(&m.softmax(1)).unwrap();

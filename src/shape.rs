@@ -83,6 +83,12 @@ impl fmt::Debug for Shape {
     }
 }
 
+impl From<&Shape> for Shape {
+    fn from(s: &Shape) -> Shape {
+        s.clone()
+    }
+}
+
 impl From<&[usize]> for Shape {
     #[track_caller]
     fn from(d: &[usize]) -> Shape {

@@ -230,7 +230,7 @@ impl Tensor {
             }
             _ => self.add_scalar(0.0),
         };
-        copy.realize()?;
+        crate::exec::realize(&[&copy])?;
         let storage = copy.node.storage.borrow().clone();
         let node = Node::new(
             Op::Variable(Rc::default()),
@@ -302,15 +302,16 @@ impl Tensor {
         Tensor::from_node(node)
     }
 
-    /// Runs every pending kernel this tensor needs, in one submit.
-    pub fn realize(&self) -> Result<()> {
-        crate::exec::realize(&[self])
+    /// Runs every pending kernel this tensor needs, in one submit, and
+    /// waits for the device's verdict (see [`realize_all`]).
+    pub async fn realize(&self) -> Result<()> {
+        crate::exec::realize_async(&[self]).await
     }
 
-    /// [`Tensor::realize`] that waits for the device's verdict, so a GPU
-    /// error is returned by this call on every platform (see [`realize_all_async`]).
-    pub async fn realize_async(&self) -> Result<()> {
-        crate::exec::realize_async(&[self]).await
+    /// [`Tensor::realize`], run to completion (native code).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn realize_blocking(&self) -> Result<()> {
+        crate::exec::realize(&[self])
     }
 
     /// Reads the value back (row-major). Async because browsers cannot block.
@@ -407,7 +408,7 @@ pub fn predict_peak_bytes(tensors: &[&Tensor]) -> Result<u64> {
 pub struct MemoryPrediction {
     /// The most bytes live at once (see [`predict_peak_bytes`]).
     pub peak_bytes: u64,
-    /// Kernels that recompute checkpointed values (`webgrad::remat`, or
+    /// Kernels that recompute checkpointed values (`webgrad::checkpoint`, or
     /// automatic rematerialization under a budget), the bytes those values
     /// take and the floating-point operations they cost: the price of the
     /// memory recomputation saves.
@@ -425,16 +426,25 @@ pub fn predict_memory(tensors: &[&Tensor]) -> Result<MemoryPrediction> {
     crate::exec::predict_memory(tensors)
 }
 
-/// Realizes several tensors in one submit, without reading them back.
-/// In a browser, prefer [`realize_all_async`]: only it can return an
-/// error of the GPU from the call that caused it.
-pub fn realize_all(tensors: &[&Tensor]) -> Result<()> {
+/// Runs every pending kernel the tensors need in one submit, without
+/// reading them back, and waits for the device's verdict on that submit:
+/// a validation or out-of-memory error, or an index computed on the GPU
+/// out of range, is returned by this call on every platform.
+pub async fn realize_all(tensors: &[&Tensor]) -> Result<()> {
+    crate::exec::realize_async(tensors).await
+}
+
+/// [`realize_all`], run to completion (native code).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn realize_all_blocking(tensors: &[&Tensor]) -> Result<()> {
     crate::exec::realize(tensors)
 }
 
-/// [`realize_all`] that waits for the device's verdict on its submit, so
-/// that a validation or out-of-memory error is returned here on every
-/// platform (a browser reports such errors only asynchronously).
-pub async fn realize_all_async(tensors: &[&Tensor]) -> Result<()> {
-    crate::exec::realize_async(tensors).await
+/// Submits the kernels the tensors need and returns without waiting for
+/// the GPU: for a browser's loop that must not await every step. An error
+/// the GPU reports later is returned by the next call on the device, and a
+/// GPU-computed index out of range is not seen (use [`realize_all`] or a
+/// read for that). Natively it is [`realize_all_blocking`], which waits.
+pub fn submit(tensors: &[&Tensor]) -> Result<()> {
+    crate::exec::realize(tensors)
 }

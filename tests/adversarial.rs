@@ -6,6 +6,7 @@
 
 mod common;
 
+use webgrad::AttentionMask;
 use webgrad::data;
 use webgrad::layers::{
     Activation, Conv2d, Embedding, Init, LayerNorm, Linear, Mlp, MultiHeadAttention,
@@ -76,7 +77,7 @@ fn shape_errors_of_every_op_name_the_op_and_the_shapes() {
         }),
         ("select", "[4]", {
             let (m, a, b) = (t(d, &[4]), t(d, &[3]), t(d, &[3]));
-            Box::new(move || drop(m.select(&a, &b)))
+            Box::new(move || drop(m.where_cond(&a, &b)))
         }),
         ("matmul inner", "[2, 3]", {
             let (a, b) = (t(d, &[2, 3]), t(d, &[4, 5]));
@@ -116,27 +117,27 @@ fn shape_errors_of_every_op_name_the_op_and_the_shapes() {
         }),
         ("slice past end", "slice", {
             let a = t(d, &[4]);
-            Box::new(move || drop(a.slice(&[(2, 6)])))
+            Box::new(move || drop(a.slice(&[2..6])))
         }),
         ("slice reversed", "slice", {
             let a = t(d, &[4]);
-            Box::new(move || drop(a.slice(&[(3, 1)])))
+            Box::new(move || drop(a.slice(&[3..1])))
         }),
         ("slice rank", "slice", {
             let a = t(d, &[4, 4]);
-            Box::new(move || drop(a.slice(&[(0, 1)])))
+            Box::new(move || drop(a.slice(&[0..1])))
         }),
         ("narrow", "narrow", {
             let a = t(d, &[4]);
-            Box::new(move || drop(a.narrow(0, 3, 2)))
+            Box::new(move || drop(a.narrow(0, 3..3 + 2)))
         }),
         ("narrow axis", "narrow", {
             let a = t(d, &[4]);
-            Box::new(move || drop(a.narrow(1, 0, 1)))
+            Box::new(move || drop(a.narrow(1, 0..1)))
         }),
-        ("pad_into smaller", "pad_into", {
+        ("pad ranks", "pad", {
             let a = t(d, &[4]);
-            Box::new(move || drop(a.pad_into([3], &[0])))
+            Box::new(move || drop(a.pad(&[(0, 0), (1, 1)])))
         }),
         ("concat ranks", "concat", {
             let (a, b) = (t(d, &[2, 3]), t(d, &[3]));
@@ -157,11 +158,11 @@ fn shape_errors_of_every_op_name_the_op_and_the_shapes() {
         ),
         ("sum_axes range", "sum", {
             let a = t(d, &[2, 3]);
-            Box::new(move || drop(a.sum_axes(&[2], false)))
+            Box::new(move || drop(a.sum_axes(&[2])))
         }),
         ("max_axes range", "max", {
             let a = t(d, &[2, 3]);
-            Box::new(move || drop(a.max_axes(&[5], true)))
+            Box::new(move || drop(a.max_axes_keepdim(&[5])))
         }),
         ("sum_to", "sum_to", {
             let a = t(d, &[2, 3]);
@@ -221,7 +222,7 @@ fn shape_errors_of_every_op_name_the_op_and_the_shapes() {
         }),
         ("conv1d rank", "conv1d", {
             let (x, w) = (t(d, &[1, 3, 8, 8]), t(d, &[4, 3, 3]));
-            Box::new(move || drop(x.conv1d(&w, None, Conv2dOptions::default())))
+            Box::new(move || drop(x.conv1d(&w, None, webgrad::Conv1dOptions::default())))
         }),
         ("conv_transpose2d output_padding", "output_padding", {
             let (x, w) = (t(d, &[1, 4, 4, 4]), t(d, &[4, 3, 3, 3]));
@@ -230,15 +231,33 @@ fn shape_errors_of_every_op_name_the_op_and_the_shapes() {
         }),
         ("max_pool2d window", "max_pool2d", {
             let x = t(d, &[1, 1, 2, 2]);
-            Box::new(move || drop(x.max_pool2d([3, 3], [1, 1], [0, 0])))
+            Box::new(move || {
+                drop(x.max_pool2d(webgrad::Pool2dOptions {
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    padding: [0, 0],
+                }))
+            })
         }),
         ("max_pool2d stride 0", "max_pool2d", {
             let x = t(d, &[1, 1, 4, 4]);
-            Box::new(move || drop(x.max_pool2d([2, 2], [0, 0], [0, 0])))
+            Box::new(move || {
+                drop(x.max_pool2d(webgrad::Pool2dOptions {
+                    kernel: [2, 2],
+                    stride: [0, 0],
+                    padding: [0, 0],
+                }))
+            })
         }),
         ("avg_pool2d rank", "avg_pool2d", {
             let x = t(d, &[4, 4]);
-            Box::new(move || drop(x.avg_pool2d([2, 2], [2, 2], [0, 0])))
+            Box::new(move || {
+                drop(x.avg_pool2d(webgrad::Pool2dOptions {
+                    kernel: [2, 2],
+                    stride: [2, 2],
+                    padding: [0, 0],
+                }))
+            })
         }),
         ("global_avg_pool2d rank", "global_avg_pool2d", {
             let x = t(d, &[4, 4]);
@@ -262,11 +281,11 @@ fn shape_errors_of_every_op_name_the_op_and_the_shapes() {
         }),
         ("attention widths", "attention", {
             let (q, k, v) = (t(d, &[2, 4, 8]), t(d, &[2, 4, 6]), t(d, &[2, 4, 8]));
-            Box::new(move || drop(q.scaled_dot_product_attention(&k, &v, false)))
+            Box::new(move || drop(q.scaled_dot_product_attention(&k, &v, AttentionMask::None)))
         }),
         ("attention lengths", "attention", {
             let (q, k, v) = (t(d, &[2, 4, 8]), t(d, &[2, 5, 8]), t(d, &[2, 4, 8]));
-            Box::new(move || drop(q.scaled_dot_product_attention(&k, &v, false)))
+            Box::new(move || drop(q.scaled_dot_product_attention(&k, &v, AttentionMask::None)))
         }),
         ("split_heads", "split_heads", {
             let x = t(d, &[2, 4, 6]);
@@ -501,7 +520,7 @@ fn shape_errors_of_transforms_layers_optimizers_and_helpers_name_the_call() {
         (
             "checkpoint without inputs",
             "checkpoint: a region needs at least one input",
-            Box::new(|| drop(webgrad::remat(|v: &[Tensor]| v[0].clone(), &[]))),
+            Box::new(|| drop(webgrad::checkpoint(|v: &[Tensor]| v[0].clone(), &[]))),
         ),
         (
             "argmax_rows width 0",
@@ -572,7 +591,7 @@ fn special_values_through_every_elementwise_op_and_its_gradient() {
             }
         })
         .collect();
-    for &op in webgrad::ops::elementwise::ALL_UNARY {
+    for &op in webgrad::ALL_UNARY {
         let x = Tensor::from_vec(&dev, SPECIAL.to_vec(), [SPECIAL.len()]);
         let xf = Tensor::from_vec(&dev, flushed.clone(), [SPECIAL.len()]);
         let y = x.unary(op);
@@ -631,7 +650,7 @@ fn special_values_through_every_elementwise_op_and_its_gradient() {
             failures.push(format!("{}(NaN) = {}", op.name(), got[0][0]));
         }
     }
-    for &op in webgrad::ops::elementwise::ALL_BINARY {
+    for &op in webgrad::ALL_BINARY {
         // Every pair of special values, both ways round.
         let n = SPECIAL.len();
         let a: Vec<f32> = (0..n * n).map(|i| SPECIAL[i / n]).collect();
@@ -750,7 +769,7 @@ fn empty_tensors_flow_through_every_op_and_its_gradient() {
         ("exp", x.exp(), vec![0, 3]),
         ("add broadcast", &x + &e(&[3]), vec![0, 3]),
         ("mul by [0, 1]", &x * &e(&[0, 1]), vec![0, 3]),
-        ("select", x.gt(&x).select(&x, &x), vec![0, 3]),
+        ("where_cond", x.gt(&x).where_cond(&x, &x), vec![0, 3]),
         ("matmul 0 rows", x.matmul(&e(&[3, 4])), vec![0, 4]),
         (
             "matmul 0 columns",
@@ -762,17 +781,17 @@ fn empty_tensors_flow_through_every_op_and_its_gradient() {
             e(&[0, 2, 3]).matmul(&e(&[0, 3, 4])),
             vec![0, 2, 4],
         ),
-        ("sum over axis 1", x.sum_axes(&[1], false), vec![0]),
+        ("sum over axis 1", x.sum_axes(&[1]), vec![0]),
         ("softmax", x.softmax(1), vec![0, 3]),
         ("cumsum", x.cumsum(0), vec![0, 3]),
         ("transpose", x.t(), vec![3, 0]),
-        ("slice to nothing", e(&[4]).slice(&[(2, 2)]), vec![0]),
+        ("slice to nothing", e(&[4]).slice(&[2..2]), vec![0]),
         (
             "concat with empty",
             Tensor::concat(&[&x, &e(&[2, 3])], 0),
             vec![2, 3],
         ),
-        ("pad_into", x.pad_into([2, 3], &[1, 0]), vec![2, 3]),
+        ("pad", x.pad(&[(1, 1), (0, 0)]), vec![2, 3]),
         (
             "conv2d batch 0",
             e(&[0, 3, 5, 5]).conv2d(&e(&[2, 3, 3, 3]), None, Conv2dOptions::default()),
@@ -780,7 +799,11 @@ fn empty_tensors_flow_through_every_op_and_its_gradient() {
         ),
         (
             "max_pool2d batch 0",
-            e(&[0, 1, 4, 4]).max_pool2d([2, 2], [2, 2], [0, 0]),
+            e(&[0, 1, 4, 4]).max_pool2d(webgrad::Pool2dOptions {
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: [0, 0],
+            }),
             vec![0, 1, 2, 2],
         ),
         (
@@ -813,7 +836,7 @@ fn empty_tensors_flow_through_every_op_and_its_gradient() {
     assert_eq!(x.sum().item_blocking().unwrap(), 0.0);
     assert!(x.mean().item_blocking().unwrap().is_nan());
     assert_eq!(
-        e(&[2, 0]).sum_axes(&[1], false).to_vec_blocking().unwrap(),
+        e(&[2, 0]).sum_axes(&[1]).to_vec_blocking().unwrap(),
         vec![0.0, 0.0]
     );
     // An inner dimension of 0: zeros, and so are its gradients' shapes.
@@ -829,7 +852,7 @@ fn empty_tensors_flow_through_every_op_and_its_gradient() {
     // An optimizer step on an empty parameter is a no-op, not an error.
     let p = e(&[0]).to_variable().unwrap();
     let updates = Adam::new(0.1).step(&[&p], &[e(&[0])]).unwrap();
-    webgrad::realize_all(&updates.iter().collect::<Vec<_>>()).unwrap();
+    webgrad::realize_all_blocking(&updates.iter().collect::<Vec<_>>()).unwrap();
     assert!(p.to_vec_blocking().unwrap().is_empty());
     // jacrev of an 8-axis input to a scalar: 8 axes, no ninth in between.
     let x8 = Tensor::ones(d, vec![1, 1, 1, 1, 1, 1, 1, 2]);
@@ -852,7 +875,7 @@ fn sizes_at_and_past_the_device_limits() {
     drop((x, y));
     dev.trim_pool();
     // One more is TooLarge, with the byte counts.
-    let err = Tensor::zeros(&dev, [n + 1]).realize().unwrap_err();
+    let err = Tensor::zeros(&dev, [n + 1]).realize_blocking().unwrap_err();
     match err {
         Error::TooLarge { bytes, limit: l } => {
             assert_eq!(bytes, (n as u64 + 1) * 4);
@@ -862,7 +885,7 @@ fn sizes_at_and_past_the_device_limits() {
     }
     // Element counts past u32 (kernels index with u32): TooLarge, not a wrap.
     let err = Tensor::zeros(&dev, [1 << 16, 1 << 16])
-        .realize()
+        .realize_blocking()
         .unwrap_err();
     assert!(matches!(err, Error::TooLarge { .. }), "{err}");
     // The largest u32 index is a valid index value; beyond it a clear panic
@@ -898,17 +921,17 @@ fn malformed_files_and_expressions_are_errors_with_the_reason() {
         ),
     ];
     for (what, bytes, want) in cases {
-        let err = webgrad::checkpoint::from_bytes(&bytes, &named).unwrap_err();
+        let err = webgrad::io::from_bytes(&bytes, &named).unwrap_err();
         assert!(matches!(err, Error::Checkpoint(_)), "{what}: {err}");
         assert!(err.to_string().contains(want), "{what}: {err}");
     }
     // A valid file that lacks the name, or has another shape.
     let other = Tensor::zeros(&dev, [3]).to_variable().unwrap();
-    let bytes = pollster::block_on(webgrad::checkpoint::to_bytes(&[("v", &other)])).unwrap();
-    let err = webgrad::checkpoint::from_bytes(&bytes, &named).unwrap_err();
+    let bytes = pollster::block_on(webgrad::io::to_bytes(&[("v", &other)])).unwrap();
+    let err = webgrad::io::from_bytes(&bytes, &named).unwrap_err();
     assert!(err.to_string().contains("w"), "{err}");
-    let bytes = pollster::block_on(webgrad::checkpoint::to_bytes(&[("w", &other)])).unwrap();
-    let err = webgrad::checkpoint::from_bytes(&bytes, &named).unwrap_err();
+    let bytes = pollster::block_on(webgrad::io::to_bytes(&[("w", &other)])).unwrap();
+    let err = webgrad::io::from_bytes(&bytes, &named).unwrap_err();
     assert!(
         err.to_string().contains("[3]") || err.to_string().contains("shape"),
         "{err}"

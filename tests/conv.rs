@@ -194,7 +194,11 @@ fn conv_jacobians_forward_and_reverse_agree() {
     let x = Tensor::from_vec(&dev, xd, xs);
     let f = |x: &Tensor| {
         x.conv2d(&w, None, Conv2dOptions::default().padding(1))
-            .max_pool2d([2, 2], [2, 2], [0, 0])
+            .max_pool2d(webgrad::Pool2dOptions {
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: [0, 0],
+            })
     };
     let forward = jacfwd(f, &x).to_vec_blocking().unwrap();
     let reverse = jacrev(f, &x).to_vec_blocking().unwrap();
@@ -214,7 +218,10 @@ fn conv1d_is_a_view_of_conv2d() {
             t[0].conv1d(
                 &t[1],
                 Some(&t[2]),
-                Conv2dOptions::default().stride(2).padding(1).dilation(2),
+                webgrad::Conv1dOptions::default()
+                    .stride(2)
+                    .padding(1)
+                    .dilation(2),
             )
         },
     );
@@ -270,7 +277,13 @@ fn max_pool2d_matches_the_reference_with_gradients() {
             &dev,
             &format!("max_pool2d {name}"),
             &[input(&x, 200 + i as u64)],
-            &|t| t[0].max_pool2d(k, s, p),
+            &|t| {
+                t[0].max_pool2d(webgrad::Pool2dOptions {
+                    kernel: k,
+                    stride: s,
+                    padding: p,
+                })
+            },
         );
     }
     // Second order: the gradient of a pooled loss, differentiated again.
@@ -280,7 +293,14 @@ fn max_pool2d_matches_the_reference_with_gradients() {
         &[input(&[1, 2, 6, 6], 300)],
         &|t| {
             grad(
-                &t[0].max_pool2d([3, 3], [2, 2], [1, 1]).sin().sum(),
+                &t[0]
+                    .max_pool2d(webgrad::Pool2dOptions {
+                        kernel: [3, 3],
+                        stride: [2, 2],
+                        padding: [1, 1],
+                    })
+                    .sin()
+                    .sum(),
                 &[&t[0]],
             )[0]
             .clone()
@@ -292,13 +312,21 @@ fn max_pool2d_matches_the_reference_with_gradients() {
 fn max_pool2d_sends_the_gradient_to_the_first_maximum_and_propagates_nan() {
     let dev = gpu!();
     let x = Tensor::from_vec(&dev, vec![1.0, 3.0, 3.0, 2.0], [1, 1, 2, 2]);
-    let y = x.max_pool2d([2, 2], [1, 1], [0, 0]);
+    let y = x.max_pool2d(webgrad::Pool2dOptions {
+        kernel: [2, 2],
+        stride: [1, 1],
+        padding: [0, 0],
+    });
     assert_eq!(y.to_vec_blocking().unwrap(), vec![3.0]);
     let g = grad(&y.sum(), &[&x]);
     assert_eq!(g[0].to_vec_blocking().unwrap(), vec![0.0, 1.0, 0.0, 0.0]);
     let x = Tensor::from_vec(&dev, vec![1.0, f32::NAN, 5.0, 2.0], [1, 1, 2, 2]);
     let y = x
-        .max_pool2d([2, 2], [2, 2], [0, 0])
+        .max_pool2d(webgrad::Pool2dOptions {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0, 0],
+        })
         .to_vec_blocking()
         .unwrap();
     assert!(y[0].is_nan(), "max_pool2d of a window holding NaN: {y:?}");
@@ -308,7 +336,11 @@ fn max_pool2d_sends_the_gradient_to_the_first_maximum_and_propagates_nan() {
 fn avg_and_global_pooling() {
     let dev = gpu!();
     check_op(&dev, "avg_pool2d", &[input(&[2, 3, 7, 6], 1)], &|t| {
-        t[0].avg_pool2d([3, 3], [2, 2], [1, 1])
+        t[0].avg_pool2d(webgrad::Pool2dOptions {
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [1, 1],
+        })
     });
     check_op(
         &dev,
@@ -319,15 +351,23 @@ fn avg_and_global_pooling() {
     // Closed form: the mean of 1..=4 and of a window with padding counted.
     let x = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0, 4.0], [1, 1, 2, 2]);
     assert_eq!(
-        x.avg_pool2d([2, 2], [2, 2], [0, 0])
-            .to_vec_blocking()
-            .unwrap(),
+        x.avg_pool2d(webgrad::Pool2dOptions {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0, 0]
+        })
+        .to_vec_blocking()
+        .unwrap(),
         vec![2.5]
     );
     assert_eq!(
-        x.avg_pool2d([2, 2], [2, 2], [1, 1])
-            .to_vec_blocking()
-            .unwrap(),
+        x.avg_pool2d(webgrad::Pool2dOptions {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [1, 1]
+        })
+        .to_vec_blocking()
+        .unwrap(),
         vec![0.25, 0.5, 0.75, 1.0]
     );
 }
@@ -428,14 +468,22 @@ fn shape_errors_name_the_op_and_the_shapes() {
         (
             Box::new(move || {
                 let d = webgrad::Device::reference_only();
-                Tensor::zeros(&d, [1, 3, 5, 5]).max_pool2d([2, 2], [2, 2], [2, 0]);
+                Tensor::zeros(&d, [1, 3, 5, 5]).max_pool2d(webgrad::Pool2dOptions {
+                    kernel: [2, 2],
+                    stride: [2, 2],
+                    padding: [2, 0],
+                });
             }),
             "max_pool2d: padding [2, 0] must be at most half the kernel [2, 2] (input [1, 3, 5, 5])",
         ),
         (
             Box::new(move || {
                 let d = webgrad::Device::reference_only();
-                Tensor::zeros(&d, [1, 3, 5]).max_pool2d([2, 2], [2, 2], [0, 0]);
+                Tensor::zeros(&d, [1, 3, 5]).max_pool2d(webgrad::Pool2dOptions {
+                    kernel: [2, 2],
+                    stride: [2, 2],
+                    padding: [0, 0],
+                });
             }),
             "max_pool2d: input must be [batch, channels, height, width], got [1, 3, 5]",
         ),
@@ -451,7 +499,7 @@ fn the_tiled_family_for_real_gpus_is_correct_too() {
     // Real GPUs get the shared-memory tiled kernels; lavapipe runs them too
     // (slowly), so they are checked here, forward and both adjoints.
     let options = webgrad::DeviceOptions {
-        matmul: webgrad::MatmulKernel::Tiled,
+        kernel_family: webgrad::KernelFamily::Tiled,
         ..common::test_options()
     };
     let dev = match webgrad::Device::with_options_blocking(options) {

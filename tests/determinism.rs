@@ -13,7 +13,7 @@ use webgrad::data::Dataset;
 use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::models::DigitsCnn;
 use webgrad::optim::{Adam, Optimizer};
-use webgrad::{Device, DeviceOptions, MatmulKernel, PipelineCacheDir, Tensor};
+use webgrad::{Device, DeviceOptions, KernelFamily, PipelineCacheDir, Tensor};
 
 /// The product, its two adjoints (`matmul(Aᵀ)`, `matmul(Bᵀ)`) and a
 /// batched product, as bits.
@@ -45,15 +45,15 @@ fn bits(v: &[f32]) -> Vec<u32> {
 /// adapter they agree to the bit (lavapipe runs both).
 #[test]
 fn the_tiled_and_register_blocked_families_give_the_same_bits() {
-    let with = |matmul| {
+    let with = |kernel_family| {
         common::device_with(DeviceOptions {
-            matmul,
+            kernel_family,
             ..test_options()
         })
     };
     let (Some(tiled), Some(blocked)) = (
-        with(MatmulKernel::Tiled),
-        with(MatmulKernel::RegisterBlocked),
+        with(KernelFamily::Tiled),
+        with(KernelFamily::RegisterBlocked),
     ) else {
         return;
     };
@@ -106,7 +106,7 @@ fn deterministic_mode_ignores_tuning_files_and_autotune_changes_no_bits() {
     let want = products_bits(&fresh);
     let dir = tempfile::tempdir().unwrap();
     let options = |deterministic| DeviceOptions {
-        matmul: MatmulKernel::RegisterBlocked,
+        kernel_family: KernelFamily::RegisterBlocked,
         pipeline_cache: PipelineCacheDir::Dir(dir.path().to_path_buf()),
         deterministic,
         ..Default::default()

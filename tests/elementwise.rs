@@ -3,7 +3,7 @@
 
 mod common;
 
-use webgrad::ops::elementwise::{ALL_BINARY, ALL_UNARY};
+use webgrad::{ALL_BINARY, ALL_UNARY};
 use webgrad::{Binary, Shape, Tensor, Unary};
 
 use common::{check_op, data};
@@ -34,17 +34,17 @@ fn new_activations_match_closed_forms_at_the_edges() {
     let dev = gpu!();
     let x = Tensor::from_vec(&dev, vec![1e-7, -1e-7, 100.0, -100.0, 0.5, -2.0], [6]);
     let got = |t: Tensor| t.to_vec_blocking().unwrap();
-    let log1p = got(x.narrow(0, 0, 2).log1p());
+    let log1p = got(x.narrow(0, 0..2).log1p());
     assert!(
         (log1p[0] - 1e-7).abs() < 1e-13 && (log1p[1] + 1e-7).abs() < 1e-13,
         "{log1p:?}"
     );
-    let expm1 = got(x.narrow(0, 0, 2).expm1());
+    let expm1 = got(x.narrow(0, 0..2).expm1());
     assert!(
         (expm1[0] - 1e-7).abs() < 1e-13 && (expm1[1] + 1e-7).abs() < 1e-13,
         "{expm1:?}"
     );
-    let softplus = got(x.narrow(0, 2, 2).softplus());
+    let softplus = got(x.narrow(0, 2..2 + 2).softplus());
     assert_eq!(softplus[0], 100.0);
     // e^−100 is subnormal in f32: drivers may flush it to 0.
     assert!((0.0..1e-37).contains(&softplus[1]), "{softplus:?}");
@@ -54,13 +54,13 @@ fn new_activations_match_closed_forms_at_the_edges() {
         "softplus(−20) = {small}"
     );
     // erf(0.5) = 0.5204998778, erf(−2) = −0.9953222650
-    let erf = got(x.narrow(0, 4, 2).erf());
+    let erf = got(x.narrow(0, 4..4 + 2).erf());
     assert!(
         (erf[0] - 0.520_499_9).abs() < 2e-7 && (erf[1] + 0.995_322_3).abs() < 2e-7,
         "{erf:?}"
     );
     // gelu(−2) = −2·Φ(−2) = −0.0455002639
-    let gelu = got(x.narrow(0, 5, 1).gelu());
+    let gelu = got(x.narrow(0, 5..5 + 1).gelu());
     assert!((gelu[0] + 0.045_500_26).abs() < 1e-6, "{gelu:?}");
     let clamped = got(x.clamp(-1.0, 1.0));
     assert_eq!(clamped, vec![1e-7, -1e-7, 1.0, -1.0, 0.5, -1.0]);
@@ -78,7 +78,7 @@ fn select_chooses_broadcasts_and_routes_gradients() {
             (data(12, -2.0, 2.0, 0.0, 3), Shape::new(&[3, 4])),
             (data(4, -2.0, 2.0, 0.0, 4), Shape::new(&[4])),
         ],
-        &|t| mask.select(&t[0].sin(), &t[1].exp()),
+        &|t| mask.where_cond(&t[0].sin(), &t[1].exp()),
     );
     // The branch not taken may hold NaN: the value never sees it (unlike
     // mask·a + (1 − mask)·b). Its gradient is 0 there, but, as in PyTorch,
@@ -87,12 +87,12 @@ fn select_chooses_broadcasts_and_routes_gradients() {
     let x = Tensor::from_vec(&dev, vec![-1.0, 4.0], [2]);
     let positive = x.gt(&Tensor::zeros(&dev, [2]));
     let zeros = Tensor::zeros(&dev, [2]);
-    let y = positive.select(&x.sqrt(), &zeros);
+    let y = positive.where_cond(&x.sqrt(), &zeros);
     assert_eq!(y.to_vec_blocking().unwrap(), vec![0.0, 2.0]);
     let g = webgrad::grad(&y.sum(), &[&x])[0].to_vec_blocking().unwrap();
     assert!(g[0].is_nan() && g[1] == 0.25, "{g:?}");
-    let safe = positive.select(&x, &Tensor::ones(&dev, [2]));
-    let y = positive.select(&safe.sqrt(), &zeros);
+    let safe = positive.where_cond(&x, &Tensor::ones(&dev, [2]));
+    let y = positive.where_cond(&safe.sqrt(), &zeros);
     let g = webgrad::grad(&y.sum(), &[&x]);
     assert_eq!(g[0].to_vec_blocking().unwrap(), vec![0.0, 0.25]);
     // Comparisons give masks.

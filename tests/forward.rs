@@ -73,7 +73,7 @@ fn jacobians_by_forward_and_reverse_mode_agree_with_finite_differences() {
     // Row i against central differences of output i on the reference.
     let y = vector_fn(&x);
     for i in 0..3 {
-        let yi = y.narrow(0, i, 1).sum();
+        let yi = y.narrow(0, i..i + 1).sum();
         let fd = numerical_grad_reference(&yi, &[&x], Difference::Central, None).unwrap();
         assert_close(
             &format!("Jacobian row {i}"),
@@ -106,8 +106,8 @@ fn batched_tangents_equal_one_pass_per_direction() {
                 f,
                 &[&a, &b],
                 &[
-                    &da.narrow(0, i, 1).reshape([2, 3]),
-                    &db.narrow(0, i, 1).reshape([3]),
+                    &da.narrow(0, i..i + 1).reshape([2, 3]),
+                    &db.narrow(0, i..i + 1).reshape([3]),
                 ],
             )
             .1
@@ -125,7 +125,7 @@ fn batched_tangents_equal_one_pass_per_direction() {
 
 fn cubic(x: &Tensor) -> Tensor {
     // f = Σ x_i³ + x0·x1: H = diag(6 x) + (e0 e1ᵀ + e1 e0ᵀ).
-    &x.powf(3.0).sum() + &(&x.narrow(0, 0, 1) * &x.narrow(0, 1, 1)).sum()
+    &x.powf(3.0).sum() + &(&x.narrow(0, 0..1) * &x.narrow(0, 1..1 + 1)).sum()
 }
 
 #[test]
@@ -218,7 +218,7 @@ fn the_step_sweep_shows_truncation_and_round_off() {
         .collect();
     let steps: Vec<f64> = (1..=12).map(|k| 10f64.powi(-k)).collect();
     let rows = step_sweep(f, &[&x], &[exact], &steps).unwrap();
-    let best = |pick: fn(&webgrad::autodiff::numerical::SweepRow) -> f64| {
+    let best = |pick: fn(&webgrad::SweepRow) -> f64| {
         rows.iter()
             .enumerate()
             .min_by(|a, b| pick(a.1).total_cmp(&pick(b.1)))

@@ -7,7 +7,7 @@ mod common;
 
 use proptest::prelude::*;
 use webgrad::symbolic::ExprGraph;
-use webgrad::{Error, Tensor, checkpoint};
+use webgrad::{Error, Tensor, io};
 
 /// Strings built from the expression language's tokens, with stray
 /// characters, so that most are malformed and some are not.
@@ -70,7 +70,7 @@ fn the_checkpoint_loader_never_panics_on_damaged_files() {
     let w = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0], [3])
         .to_variable()
         .unwrap();
-    let good = checkpoint::to_bytes_blocking(&[("w", &w)]).unwrap();
+    let good = io::to_bytes_blocking(&[("w", &w)]).unwrap();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 500,
         ..ProptestConfig::default()
@@ -90,7 +90,7 @@ fn the_checkpoint_loader_never_panics_on_damaged_files() {
             let target = Tensor::from_vec(&dev, vec![7.0, 8.0, 9.0], [3])
                 .to_variable()
                 .unwrap();
-            match checkpoint::from_bytes(&bytes, &[("w", &target)]) {
+            match io::from_bytes(&bytes, &[("w", &target)]) {
                 Ok(()) => {}
                 Err(Error::Checkpoint(_)) => {
                     prop_assert_eq!(target.to_vec_blocking().unwrap(), vec![7.0, 8.0, 9.0]);

@@ -5,14 +5,15 @@
 mod common;
 
 use common::{data, panic_message, test_options};
-use webgrad::{Device, DeviceOptions, MatmulKernel, Tensor, grad, reference};
+use webgrad::AttentionMask;
+use webgrad::{Device, DeviceOptions, KernelFamily, Tensor, grad, reference};
 
 /// A product wider than one dispatch's 65,535 workgroups along x (and its
 /// gradients, one of them as wide), on every variant and the tiled family.
 #[test]
 fn products_wider_than_one_dispatch_are_computed() {
     let tiled = common::device_with(DeviceOptions {
-        matmul: MatmulKernel::Tiled,
+        kernel_family: KernelFamily::Tiled,
         ..test_options()
     });
     let (Some(blocked), Some(tiled)) = (common::private_device(), tiled) else {
@@ -55,7 +56,7 @@ fn the_gpu_and_the_reference_agree_at_the_edges() {
     let mask = Tensor::from_vec(&dev, vec![f32::NAN, 0.0, 1.0, -0.0], [4]);
     let a = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0, 4.0], [4]);
     let b = Tensor::from_vec(&dev, vec![10.0, 20.0, 30.0, 40.0], [4]);
-    let s = mask.select(&a, &b);
+    let s = mask.where_cond(&a, &b);
     assert_eq!(s.to_vec_blocking().unwrap(), [1.0, 20.0, 3.0, 40.0]);
     assert_eq!(reference::eval(&s).unwrap(), [1.0, 20.0, 3.0, 40.0]);
     // Zero padding is zeros that multiply: an infinite tap on padding
@@ -73,7 +74,7 @@ fn the_gpu_and_the_reference_agree_at_the_edges() {
     // The input gradient likewise: a tap that meets no output (between
     // strides, off the edge) multiplies a zero, on both kernel families.
     let tiled = common::device_with(DeviceOptions {
-        matmul: MatmulKernel::Tiled,
+        kernel_family: KernelFamily::Tiled,
         ..test_options()
     })
     .expect("an adapter (gpu! found one)");
@@ -151,7 +152,15 @@ fn meaningless_settings_are_refused_where_given() {
     let x = || Tensor::zeros(&d, [1, 3, 5, 5]);
     let cases: Vec<(Case, &str)> = vec![
         (
-            Box::new(|| drop(Tensor::zeros(&d, [1, 1, 0, 0]).max_pool2d([2, 2], [1, 1], [1, 1]))),
+            Box::new(|| {
+                drop(
+                    Tensor::zeros(&d, [1, 1, 0, 0]).max_pool2d(webgrad::Pool2dOptions {
+                        kernel: [2, 2],
+                        stride: [1, 1],
+                        padding: [1, 1],
+                    }),
+                )
+            }),
             "max_pool2d: the image is empty (0×0)",
         ),
         (
@@ -195,14 +204,7 @@ fn meaningless_settings_are_refused_where_given() {
             "Dropout::forward: the probability p must be in [0, 1), got NaN",
         ),
         (
-            Box::new(|| {
-                drop(webgrad::ops::dropout::dropout_mask(
-                    &d,
-                    webgrad::Shape::new(&[2]),
-                    1.0,
-                    0,
-                ))
-            }),
+            Box::new(|| drop(webgrad::dropout_mask(&d, webgrad::Shape::new(&[2]), 1.0, 0))),
             "dropout_mask: the probability p must be in [0, 1), got 1",
         ),
         (
@@ -214,11 +216,11 @@ fn meaningless_settings_are_refused_where_given() {
             "Sgd::new: the learning rate must be finite and at least 0, got -1",
         ),
         (
-            Box::new(|| drop(webgrad::optim::Sgd::new(0.1).with_weight_decay(-0.1))),
+            Box::new(|| drop(webgrad::optim::Sgd::new(0.1).weight_decay(-0.1))),
             "Sgd::with_weight_decay: the weight decay must be finite and at least 0",
         ),
         (
-            Box::new(|| drop(webgrad::optim::Adam::adamw(0.1, f32::NAN))),
+            Box::new(|| drop(webgrad::optim::Adam::new(0.1).decoupled_weight_decay(f32::NAN))),
             "Adam::adamw: the weight decay must be finite and at least 0, got NaN",
         ),
         (
@@ -248,7 +250,7 @@ fn meaningless_settings_are_refused_where_given() {
             Box::new(|| {
                 let q = Tensor::zeros(&d, [1, 2, 4]);
                 let kv = Tensor::zeros(&d, [1, 0, 4]);
-                drop(q.scaled_dot_product_attention(&kv, &kv, false))
+                drop(q.scaled_dot_product_attention(&kv, &kv, AttentionMask::None))
             }),
             "scaled_dot_product_attention: needs at least one key",
         ),
@@ -262,7 +264,7 @@ fn meaningless_settings_are_refused_where_given() {
         (
             Box::new(|| {
                 let w = Tensor::zeros(&d, [4, 3, 2]);
-                let o = webgrad::Conv2dOptions::default().stride(0);
+                let o = webgrad::Conv1dOptions::default().stride(0);
                 drop(Tensor::zeros(&d, [1, 3, 5]).conv1d(&w, None, o))
             }),
             "conv1d: stride, dilation and groups must be at least 1, got stride 0",
@@ -318,7 +320,7 @@ fn settings_checked_at_use() {
             "Adam::step: eps must be positive and finite, got 0",
         ),
         (
-            Box::new(|a: &mut Adam| a.lr = f32::INFINITY),
+            Box::new(|a: &mut Adam| a.lr = f32::INFINITY.into()),
             "Adam::step: the learning rate must be finite and at least 0, got inf",
         ),
     ] {
@@ -368,7 +370,7 @@ fn settings_checked_at_use() {
 /// tensors (the model is left as it was), unless a partial load is asked for.
 #[test]
 fn a_checkpoint_of_another_model_is_refused_unless_partial() {
-    use webgrad::checkpoint;
+    use webgrad::io;
     use webgrad::layers::{Activation, Init, Mlp, Module};
     let dev = gpu!();
     let big = Mlp::new(
@@ -382,11 +384,9 @@ fn a_checkpoint_of_another_model_is_refused_unless_partial() {
     let small = Mlp::new(&dev, &[2, 3, 3], Activation::Tanh, Init::XavierUniform, 2).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("big.safetensors");
-    checkpoint::save_module(&file, &big).unwrap();
+    io::save_module_blocking(&file, &big).unwrap();
     let before = small.parameters()[0].to_vec_blocking().unwrap();
-    let e = checkpoint::load_module(&file, &small)
-        .unwrap_err()
-        .to_string();
+    let e = io::load_module(&file, &small).unwrap_err().to_string();
     assert!(
         e.contains("the checkpoint has 2 tensor(s) the model does not"),
         "{e}"
@@ -396,7 +396,7 @@ fn a_checkpoint_of_another_model_is_refused_unless_partial() {
         before,
         "untouched"
     );
-    checkpoint::load_module_partial(&file, &small).unwrap();
+    io::load_module_partial(&file, &small).unwrap();
     let want = big.parameters()[0].to_vec_blocking().unwrap();
     assert_eq!(small.parameters()[0].to_vec_blocking().unwrap(), want);
 }
@@ -488,7 +488,7 @@ fn models_and_the_reference_take_edge_shapes() {
     let q = Tensor::zeros(&dev, [1, 0, 4]);
     let k = Tensor::from_vec(&dev, data(12, -1.0, 1.0, 0.0, 3), [1, 3, 4]);
     let v = Tensor::from_vec(&dev, data(6, -1.0, 1.0, 0.0, 4), [1, 3, 2]);
-    let y = q.scaled_dot_product_attention(&k, &v, false);
+    let y = q.scaled_dot_product_attention(&k, &v, AttentionMask::None);
     let g = grad(&y.sum(), &[&k, &v]);
     assert!(reference::eval(&y).unwrap().is_empty());
     assert!(y.to_vec_blocking().unwrap().is_empty());

@@ -7,7 +7,7 @@ mod common;
 use webgrad::layers::{Conv2d, Embedding, LayerNorm, Module, MultiHeadAttention, TransformerBlock};
 use webgrad::models::{CharTransformer, DigitsCnn, TransformerConfig};
 use webgrad::optim::{Adam, Optimizer, Sgd};
-use webgrad::{Conv2dOptions, IndexTensor, Tensor, checkpoint};
+use webgrad::{Conv2dOptions, IndexTensor, Tensor, io};
 
 use common::{check_forward, data};
 
@@ -66,8 +66,8 @@ fn whole_models_save_and_load_by_name() {
     let path = dir.join("gpt.safetensors");
     let a = CharTransformer::new(&dev, small_config(), 1).unwrap();
     let b = CharTransformer::new(&dev, small_config(), 2).unwrap();
-    checkpoint::save_module(&path, &a).unwrap();
-    checkpoint::load_module(&path, &b).unwrap();
+    io::save_module_blocking(&path, &a).unwrap();
+    io::load_module(&path, &b).unwrap();
     for ((name, x), (_, y)) in a.named_parameters().into_iter().zip(b.named_parameters()) {
         assert_eq!(
             x.to_vec_blocking().unwrap(),
@@ -86,9 +86,7 @@ fn whole_models_save_and_load_by_name() {
     )
     .unwrap();
     let before = other.tokens.table.to_vec_blocking().unwrap();
-    let err = checkpoint::load_module(&path, &other)
-        .unwrap_err()
-        .to_string();
+    let err = io::load_module(&path, &other).unwrap_err().to_string();
     assert!(
         err.contains("tokens.table has shape [11, 16] in the checkpoint but [11, 8] in the model"),
         "{err}"

@@ -8,14 +8,14 @@
 mod common;
 
 use common::{assert_close, data, test_options};
-use webgrad::{Device, DeviceOptions, IndexTensor, MatmulKernel, Tensor, grad, reference};
+use webgrad::{Device, DeviceOptions, IndexTensor, KernelFamily, Tensor, grad, reference};
 
 /// Sizes around the limit and twice it.
 const AROUND: [usize; 4] = [65_535, 65_537, 131_071, 131_073];
 
 fn tiled() -> Option<Device> {
     common::device_with(DeviceOptions {
-        matmul: MatmulKernel::Tiled,
+        kernel_family: KernelFamily::Tiled,
         ..test_options()
     })
 }
@@ -100,7 +100,7 @@ fn reductions_over_long_rows_fold_every_element() {
     for k in AROUND {
         for rows in [1, 3, 200] {
             let x = Tensor::ones(&dev, [rows, k]);
-            let s = x.sum_axes(&[1], false).to_vec_blocking().unwrap();
+            let s = x.sum_axes(&[1]).to_vec_blocking().unwrap();
             assert!(
                 s.iter().all(|&v| v == k as f32),
                 "sum of {rows}×{k} ones: {:?}",
@@ -110,7 +110,7 @@ fn reductions_over_long_rows_fold_every_element() {
         let v = data(k, -1.0, 1.0, 0.0, 5);
         let want = v.iter().copied().fold(f32::MIN, f32::max);
         let x = Tensor::from_vec(&dev, v, [1, k]).broadcast_to([3, k]);
-        let got = x.max_axes(&[1], false).to_vec_blocking().unwrap();
+        let got = x.max_axes(&[1]).to_vec_blocking().unwrap();
         assert_eq!(got, [want; 3], "max over {k}");
     }
 }
@@ -206,7 +206,11 @@ fn max_pooling_over_a_huge_window_finds_the_maximum_and_its_pixel() {
         let at = 300 * side + 400;
         v[at] = 1.0;
         let x = Tensor::from_vec(dev, v, [1, 1, side, side]);
-        let y = x.max_pool2d([side, side], [1, 1], [0, 0]);
+        let y = x.max_pool2d(webgrad::Pool2dOptions {
+            kernel: [side, side],
+            stride: [1, 1],
+            padding: [0, 0],
+        });
         let g = grad(&y.sum(), &[&x]);
         let got = webgrad::read_all_blocking(&[&y, &g[0]]).unwrap();
         assert_eq!(got[0], [1.0]);
@@ -221,7 +225,11 @@ fn max_pooling_over_a_huge_window_finds_the_maximum_and_its_pixel() {
         data(320 * 320, -1.0, 1.0, 0.0, 4),
         [1, 1, 320, 320],
     );
-    let y = x.max_pool2d([300, 300], [4, 4], [0, 0]);
+    let y = x.max_pool2d(webgrad::Pool2dOptions {
+        kernel: [300, 300],
+        stride: [4, 4],
+        padding: [0, 0],
+    });
     let w = Tensor::from_vec(
         &blocked,
         data(y.numel(), -1.0, 1.0, 0.0, 6),

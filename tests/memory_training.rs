@@ -6,7 +6,7 @@ mod common;
 use webgrad::data::Dataset;
 use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::optim::{Adam, Optimizer};
-use webgrad::{MemoryStats, grad, read_and_realize_blocking, realize_all};
+use webgrad::{MemoryStats, grad, read_and_realize_blocking, realize_all_blocking};
 
 fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -39,7 +39,7 @@ fn adam_training_keeps_the_same_buffers_and_resident_memory() {
         if step % 10 == 0 {
             read_and_realize_blocking(&[&loss], &handles).unwrap();
         } else {
-            realize_all(&[&[&loss][..], &handles].concat()).unwrap();
+            realize_all_blocking(&[&[&loss][..], &handles].concat()).unwrap();
         }
         if step == 100 || step == 1000 {
             // The measure: webgrad's live and pooled GPU buffers (count and

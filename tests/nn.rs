@@ -4,7 +4,8 @@
 
 mod common;
 
-use webgrad::ops::norm::BatchNormMode;
+use webgrad::AttentionMask;
+use webgrad::BatchNormMode;
 use webgrad::{Shape, Tensor, grad};
 
 use common::{assert_close, check_op, data};
@@ -179,7 +180,17 @@ fn attention_matches_the_reference_with_gradients() {
                 input(&[2, 5, 4], 2),
                 input(&[2, 5, 3], 3),
             ],
-            &|t| t[0].scaled_dot_product_attention(&t[1], &t[2], causal),
+            &|t| {
+                t[0].scaled_dot_product_attention(
+                    &t[1],
+                    &t[2],
+                    if causal {
+                        AttentionMask::Causal
+                    } else {
+                        AttentionMask::None
+                    },
+                )
+            },
         );
     }
     // More keys than queries: query i sees keys ≤ i + (S − T).
@@ -187,7 +198,7 @@ fn attention_matches_the_reference_with_gradients() {
         &dev,
         "attention causal, 3 queries over 5 keys",
         &[input(&[3, 2], 4), input(&[5, 2], 5), input(&[5, 2], 6)],
-        &|t| t[0].scaled_dot_product_attention(&t[1], &t[2], true),
+        &|t| t[0].scaled_dot_product_attention(&t[1], &t[2], AttentionMask::Causal),
     );
     // Closed form: under the causal mask the first position sees only itself.
     let (qd, qs) = input(&[1, 4, 8], 7);
@@ -196,7 +207,7 @@ fn attention_matches_the_reference_with_gradients() {
     let v = Tensor::from_vec(&dev, vd.clone(), vs);
     let y = q
         .split_heads(2)
-        .scaled_dot_product_attention(&q.split_heads(2), &v.split_heads(2), true)
+        .scaled_dot_product_attention(&q.split_heads(2), &v.split_heads(2), AttentionMask::Causal)
         .merge_heads();
     assert_eq!(y.dims(), &[1, 4, 8]);
     let first = y.to_vec_blocking().unwrap();

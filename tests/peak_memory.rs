@@ -36,7 +36,7 @@ fn predicted_peak_memory_equals_the_measured_peak() {
     )
     .unwrap();
     let x = Tensor::rand_uniform(&dev, [32, 64], 0.0, 1.0, 1);
-    x.realize().unwrap();
+    x.realize_blocking().unwrap();
     let labels: Vec<usize> = (0..32).map(|i| i % 10).collect();
     let mut opt = Sgd::new(0.1);
     for step in 0..3 {
@@ -53,7 +53,7 @@ fn predicted_peak_memory_equals_the_measured_peak() {
         .to_variable()
         .unwrap();
     let h0 = Tensor::rand_uniform(&dev, [16, 64], -1.0, 1.0, 3);
-    h0.realize().unwrap();
+    h0.realize_blocking().unwrap();
     let mut h = h0.clone();
     for _ in 0..200 {
         h = h.matmul(&w).tanh();
@@ -68,9 +68,9 @@ fn predicted_peak_memory_equals_the_measured_peak() {
     let a = Tensor::rand_uniform(&dev, [512, 1], -1.0, 1.0, 4);
     let b = Tensor::rand_uniform(&dev, [1, 384], -1.0, 1.0, 5);
     let c = Tensor::rand_uniform(&dev, [384], -1.0, 1.0, 6);
-    webgrad::realize_all(&[&a, &b, &c]).unwrap();
+    webgrad::realize_all_blocking(&[&a, &b, &c]).unwrap();
     let outer = (&(&a + &b) * &c).exp();
-    let y = (&outer.sum_axes(&[1], true) * &a).sum() + outer.max();
+    let y = (&outer.sum_axes_keepdim(&[1]) * &a).sum() + outer.max();
     let g = grad(&y, &[&a, &b, &c]);
     let (p, m) = predicted_and_measured(&dev, &[&y], &[&g[0], &g[1], &g[2]]);
     assert_eq!(p, m, "broadcasts: predicted {p}, measured {m}");

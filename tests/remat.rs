@@ -4,7 +4,7 @@
 
 mod common;
 
-use webgrad::{Tensor, grad, hvp, predict_peak_bytes, read_all_blocking, remat};
+use webgrad::{Tensor, checkpoint, grad, hvp, predict_peak_bytes, read_all_blocking};
 
 fn bits(ts: &[Tensor]) -> Vec<Vec<u32>> {
     let refs: Vec<&Tensor> = ts.iter().collect();
@@ -31,7 +31,7 @@ fn gradients_are_bit_identical_with_and_without_checkpoints() {
         let mut h = x.clone();
         for w in &ws {
             h = if checkpointed {
-                remat(layer, &[&h, w])
+                checkpoint(layer, &[&h, w])
             } else {
                 layer(&[h.clone(), w.clone()])
             };
@@ -67,7 +67,7 @@ fn gradients_are_bit_identical_with_and_without_checkpoints() {
     let mut b = x.clone();
     for _ in 0..25 {
         a = segment(&[a]);
-        b = remat(segment, &[&b]);
+        b = checkpoint(segment, &[&b]);
     }
     let ga = grad(&a.sum(), &[&x]);
     let gb = grad(&b.sum(), &[&x]);
@@ -78,7 +78,7 @@ fn gradients_are_bit_identical_with_and_without_checkpoints() {
     let region = |v: &[Tensor]| (&v[0].exp() * &v[0].sin()).matmul(&v[0]);
     let f = |checkpointed: bool| {
         let r = if checkpointed {
-            remat(region, &[&u])
+            checkpoint(region, &[&u])
         } else {
             region(std::slice::from_ref(&u))
         };
@@ -101,7 +101,7 @@ fn higher_derivatives_go_through_a_checkpoint() {
     // grad of grad: d/dx Σ (∂/∂x Σ f(x))² through the recomputed copy.
     let second = |checkpointed: bool| {
         let y = if checkpointed {
-            remat(region, &[&x])
+            checkpoint(region, &[&x])
         } else {
             region(std::slice::from_ref(&x))
         };
@@ -115,7 +115,7 @@ fn higher_derivatives_go_through_a_checkpoint() {
     );
     // Forward over reverse: a Hessian-vector product.
     let plain = hvp(|t| region(std::slice::from_ref(t)).sum(), &x, &v);
-    let kept = hvp(|t| remat(region, &[t]).sum(), &x, &v);
+    let kept = hvp(|t| checkpoint(region, &[t]).sum(), &x, &v);
     assert_eq!(bits(&[plain]), bits(&[kept]), "hvp");
 }
 
@@ -135,7 +135,7 @@ fn checkpoints_lower_the_peak_memory_of_a_deep_chain() {
         .to_variable()
         .unwrap();
     let x = Tensor::rand_uniform(&dev, [batch, width], -1.0, 1.0, 7);
-    x.realize().unwrap();
+    x.realize_blocking().unwrap();
     let run = |checkpointed: bool| {
         let mut h = x.clone();
         for _ in 0..depth / every {
@@ -147,7 +147,7 @@ fn checkpoints_lower_the_peak_memory_of_a_deep_chain() {
                 h
             };
             h = if checkpointed {
-                remat(segment, &[&h, &w])
+                checkpoint(segment, &[&h, &w])
             } else {
                 segment(&[h.clone(), w.clone()])
             };
@@ -217,7 +217,7 @@ fn tensors_a_region_captures_get_their_gradients() {
     let b = Tensor::rand_normal(&dev, [8], 0.0, 0.3, 10);
     // The weights captured by the closure, not passed as arguments.
     let (wc, bc) = (w.clone(), b.clone());
-    let kept = remat(move |v: &[Tensor]| (&v[0].matmul(&wc) + &bc).tanh(), &[&x]);
+    let kept = checkpoint(move |v: &[Tensor]| (&v[0].matmul(&wc) + &bc).tanh(), &[&x]);
     let plain = (&x.matmul(&w) + &b).tanh();
     let gk = grad(&kept.square().sum(), &[&x, &w, &b]);
     let gp = grad(&plain.square().sum(), &[&x, &w, &b]);
@@ -233,8 +233,8 @@ fn tensors_a_region_captures_get_their_gradients() {
 #[test]
 fn a_chain_trains_within_a_memory_budget_that_plain_reverse_mode_exceeds() {
     use std::rc::Rc;
-    use webgrad::autodiff::{Layer, checkpoint_sequential, choose_segments};
     use webgrad::optim::{Optimizer, Sgd};
+    use webgrad::{Layer, checkpoint_sequential, choose_segments};
     let Some(dev) = common::private_device() else {
         return;
     };
@@ -255,7 +255,7 @@ fn a_chain_trains_within_a_memory_budget_that_plain_reverse_mode_exceeds() {
         .collect();
     let x = Tensor::rand_uniform(&dev, [batch, width], -1.0, 1.0, 99);
     let target = Tensor::rand_uniform(&dev, [batch, width], -0.5, 0.5, 98);
-    webgrad::realize_all(&[&x, &target]).unwrap();
+    webgrad::realize_all_blocking(&[&x, &target]).unwrap();
     let mut opt = Sgd::new(0.5);
     let refs: Vec<&Tensor> = ws.iter().collect();
     let mut step = |y: &Tensor| {
@@ -283,7 +283,7 @@ fn a_chain_trains_within_a_memory_budget_that_plain_reverse_mode_exceeds() {
     // Plain reverse mode does not fit: refused before anything runs.
     let plain = step(&checkpoint_sequential(&layers, &x, 0));
     let kernels = dev.counters().kernels;
-    match webgrad::realize_all(&plain.iter().collect::<Vec<_>>()) {
+    match webgrad::realize_all_blocking(&plain.iter().collect::<Vec<_>>()) {
         Err(webgrad::Error::OutOfBudget { needed, budget: b }) => {
             assert_eq!((needed, b), (plain_peak, budget));
         }
@@ -322,7 +322,7 @@ fn a_variable_updated_between_forward_and_backward_is_refused() {
         .to_variable()
         .unwrap();
     let x = Tensor::rand_uniform(&dev, [2, 4], -1.0, 1.0, 12);
-    let y = remat(|v: &[Tensor]| v[0].matmul(&v[1]).tanh(), &[&x, &w]);
+    let y = checkpoint(|v: &[Tensor]| v[0].matmul(&v[1]).tanh(), &[&x, &w]);
     // An update recorded after the region: re-running it would read the
     // new weights, so the backward pass refuses instead of differentiating
     // something else.
@@ -349,7 +349,7 @@ fn deep_mlp(
         })
         .collect();
     let x = Tensor::rand_uniform(dev, [batch, width], -1.0, 1.0, 7);
-    x.realize().unwrap();
+    x.realize_blocking().unwrap();
     (ws, x)
 }
 
@@ -489,7 +489,7 @@ fn a_budget_nothing_meets_names_the_smallest_peak() {
     let budget = dev.memory_stats().live_bytes + 1;
     dev.set_memory_budget(Some(budget));
     let kernels = dev.counters().kernels;
-    match webgrad::realize_all(&refs_g) {
+    match webgrad::realize_all_blocking(&refs_g) {
         Err(webgrad::Error::OutOfBudget { needed, budget: b }) => {
             assert_eq!(b, budget);
             assert!(needed > budget && needed < peak, "{needed} vs plain {peak}");
@@ -500,7 +500,7 @@ fn a_budget_nothing_meets_names_the_smallest_peak() {
     dev.set_memory_budget(None);
     // The graph is as it was: without the budget it runs as planned.
     assert_eq!(predict_peak_bytes(&refs_g).unwrap(), peak);
-    webgrad::realize_all(&refs_g).unwrap();
+    webgrad::realize_all_blocking(&refs_g).unwrap();
 }
 
 /// A realize of gradients alone (no loss, no update) is rematerialized

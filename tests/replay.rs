@@ -10,7 +10,7 @@ mod common;
 
 use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::optim::{Adam, Optimizer};
-use webgrad::{Device, Tensor, grad, read_all_blocking, realize_all, reference};
+use webgrad::{Device, Tensor, grad, read_all_blocking, realize_all_blocking, reference};
 
 /// (plans from scratch, replays) so far.
 fn plans(dev: &Device) -> (u64, u64) {
@@ -102,7 +102,7 @@ fn new_constants_replay_with_their_own_values() {
         return;
     };
     let x = Tensor::from_vec(&dev, vec![0.5, -1.0, 2.0, 3.0], [4]);
-    x.realize().unwrap();
+    x.realize_blocking().unwrap();
     let before = plans(&dev);
     for k in 0..8 {
         let c = 0.25 * k as f32 + 0.3;
@@ -131,20 +131,20 @@ fn a_changed_shape_op_axis_or_setting_is_planned_anew() {
     let a = Tensor::from_vec(&dev, common::data(12, -1.0, 1.0, 0.0, 1), [3, 4]);
     let b = Tensor::from_vec(&dev, common::data(12, -1.0, 1.0, 0.0, 2), [4, 3]);
     let c = Tensor::from_vec(&dev, common::data(16, -1.0, 1.0, 0.0, 3), [4, 4]);
-    realize_all(&[&a, &b, &c]).unwrap();
+    realize_all_blocking(&[&a, &b, &c]).unwrap();
     // Variants of one graph that differ in one structural detail each,
     // cycled so that each is planned, recorded and then replayed.
     let variants: Vec<Box<dyn Fn() -> Tensor>> = vec![
-        Box::new(|| a.sin().sum_axes(&[0], false)),
-        Box::new(|| a.cos().sum_axes(&[0], false)),
-        Box::new(|| a.sin().sum_axes(&[1], false)),
-        Box::new(|| b.sin().sum_axes(&[0], false)),
+        Box::new(|| a.sin().sum_axes(&[0])),
+        Box::new(|| a.cos().sum_axes(&[0])),
+        Box::new(|| a.sin().sum_axes(&[1])),
+        Box::new(|| b.sin().sum_axes(&[0])),
         Box::new(|| a.matmul(&b)),
         Box::new(|| c.matmul(&c.t())),
         Box::new(|| c.t().matmul(&c)),
         Box::new(|| c.permute(&[1, 0]).exp()),
-        Box::new(|| c.narrow(0, 1, 2).exp()),
-        Box::new(|| c.narrow(1, 1, 2).exp()),
+        Box::new(|| c.narrow(0, 1..1 + 2).exp()),
+        Box::new(|| c.narrow(1, 1..1 + 2).exp()),
     ];
     let before = plans(&dev);
     for round in 0..4 {
@@ -173,7 +173,7 @@ fn a_kept_handle_is_structure() {
         return;
     };
     let x = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0], [3]);
-    x.realize().unwrap();
+    x.realize_blocking().unwrap();
     // Rounds that hold the intermediate `h` while realizing must keep its
     // value on it, readable afterwards without a new kernel; the pattern
     // records the structure without the handle first.
@@ -184,7 +184,7 @@ fn a_kept_handle_is_structure() {
         let h = x.exp();
         let y = (&h * 2.0).sum();
         if hold {
-            y.realize().unwrap();
+            y.realize_blocking().unwrap();
             let kernels = dev.counters().kernels;
             let h_value = h.to_vec_blocking().unwrap();
             assert_eq!(
@@ -195,7 +195,7 @@ fn a_kept_handle_is_structure() {
             assert_close(&h_value, &[1f64.exp(), 2f64.exp(), 3f64.exp()], "h");
         } else {
             drop(h);
-            y.realize().unwrap();
+            y.realize_blocking().unwrap();
         }
         let e: f64 = (1..=3).map(|i| 2.0 * (i as f64).exp()).sum();
         assert_close(&y.to_vec_blocking().unwrap(), &[e], "y");
@@ -216,7 +216,7 @@ fn replayed_updates_write_their_variables_in_place() {
     for k in 1..=10 {
         // v ← v·½ + k: the constant changes, the structure does not.
         v.assign(&(&v * 0.5).add_scalar(k as f32))
-            .realize()
+            .realize_blocking()
             .unwrap();
         for w in &mut want {
             *w = *w * 0.5 + k as f64;
@@ -237,12 +237,12 @@ fn realized_values_that_share_a_buffer_are_structure() {
         return;
     };
     let v = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0, 4.0], [4]);
-    v.realize().unwrap();
+    v.realize_blocking().unwrap();
     // A realized view of v: another node, v's buffer.
     let same = v.reshape([1, 4]);
-    same.realize().unwrap();
+    same.realize_blocking().unwrap();
     let other = Tensor::from_vec(&dev, vec![10.0, 20.0, 30.0, 40.0], [1, 4]);
-    other.realize().unwrap();
+    other.realize_blocking().unwrap();
     // The second operand shares the first's buffer, or does not; the
     // pattern records the shared case first.
     for (round, shared) in [true, true, false, false, false, true]
@@ -285,7 +285,7 @@ fn a_profile_of_a_replayed_step_names_its_kernels() {
         return;
     };
     let x = Tensor::from_vec(&dev, vec![0.1, 0.2, 0.3], [3]);
-    x.realize().unwrap();
+    x.realize_blocking().unwrap();
     let step = || x.tanh().sum().item_blocking().unwrap();
     for _ in 0..3 {
         step();
@@ -320,7 +320,7 @@ fn empty_tensors_beside_a_product_replay() {
         vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
         [3, 3],
     );
-    webgrad::realize_all(&[&empty, &m, &eye]).unwrap();
+    webgrad::realize_all_blocking(&[&empty, &m, &eye]).unwrap();
     for k in 0..6 {
         let c = k as f32 + 0.5;
         // Recorded first, planned last: the product runs right after the

@@ -3,7 +3,7 @@
 
 mod common;
 
-use webgrad::{Device, Error, Tensor, grad, read_all_blocking, realize_all, reference};
+use webgrad::{Device, Error, Tensor, grad, read_all_blocking, realize_all_blocking, reference};
 
 #[test]
 fn ops_record_nodes_and_run_nothing_until_read() {
@@ -30,7 +30,7 @@ fn one_realize_computes_several_outputs() {
     let x = Tensor::rand_uniform(&dev, [64], -1.0, 1.0, 3);
     let a = x.sin();
     let b = x.cos();
-    realize_all(&[&a, &b]).unwrap();
+    realize_all_blocking(&[&a, &b]).unwrap();
     let v = read_all_blocking(&[&a, &b]).unwrap();
     for ((s, c), xv) in v[0].iter().zip(&v[1]).zip(x.to_vec_blocking().unwrap()) {
         assert!((s - xv.sin()).abs() < 1e-6 && (c - xv.cos()).abs() < 1e-6);
@@ -45,7 +45,7 @@ fn dropped_tensors_return_their_buffers_to_the_pool() {
     };
     let x = Tensor::rand_uniform(&dev, [1000], -1.0, 1.0, 1);
     let y = x.exp();
-    y.realize().unwrap();
+    y.realize_blocking().unwrap();
     let live = dev.memory_stats();
     assert_eq!(live.live_buffers, 2, "{live:?}");
     drop(y);
@@ -55,7 +55,7 @@ fn dropped_tensors_return_their_buffers_to_the_pool() {
     assert!(after.pooled_buffers >= 2);
     // The next tensor reuses a pooled buffer instead of allocating.
     let z = Tensor::rand_uniform(&dev, [900], -1.0, 1.0, 2);
-    z.realize().unwrap();
+    z.realize_blocking().unwrap();
     assert_eq!(
         dev.memory_stats().live_buffers + dev.memory_stats().pooled_buffers,
         after.pooled_buffers
@@ -100,7 +100,7 @@ fn a_tensor_of_20_million_elements() {
 fn a_tensor_larger_than_a_binding_is_an_error() {
     let dev = gpu!();
     let big = Tensor::full(&dev, [40_000_000], 1.0); // 160 MB > 128 MiB
-    match big.sum().realize() {
+    match big.sum().realize_blocking() {
         Err(Error::TooLarge { bytes, limit }) => assert!(bytes > limit),
         other => panic!("expected TooLarge, got {other:?}"),
     }
@@ -116,7 +116,7 @@ fn reference_only_devices_evaluate_on_the_cpu() {
     let dev = Device::reference_only();
     let x = Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
     let y = (&x * &x).sum();
-    assert!(matches!(y.realize(), Err(Error::NoGpu)));
+    assert!(matches!(y.realize_blocking(), Err(Error::NoGpu)));
     assert_eq!(reference::eval(&y).unwrap(), vec![5.0]);
     assert_eq!(
         reference::eval(&grad(&y, &[&x])[0]).unwrap(),
@@ -128,9 +128,9 @@ fn reference_only_devices_evaluate_on_the_cpu() {
 fn reductions_are_bitwise_deterministic() {
     let dev = gpu!();
     let x = Tensor::rand_normal(&dev, [3, 100_000], 0.0, 1.0, 9);
-    let a = x.sum_axes(&[1], false).to_vec_blocking().unwrap();
+    let a = x.sum_axes(&[1]).to_vec_blocking().unwrap();
     for _ in 0..3 {
-        let b = x.sum_axes(&[1], false).to_vec_blocking().unwrap();
+        let b = x.sum_axes(&[1]).to_vec_blocking().unwrap();
         assert_eq!(
             a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
@@ -189,15 +189,15 @@ fn a_gpu_error_is_reported_by_the_realize_that_caused_it() {
     let x = Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
     let y = &x * 3.0;
     dev.inject_validation_error();
-    let err = pollster::block_on(webgrad::realize_all_async(&[&y])).unwrap_err();
+    let err = pollster::block_on(webgrad::realize_all(&[&y])).unwrap_err();
     assert!(matches!(err, webgrad::Error::Validation(_)), "{err}");
     // The next calls succeed: the error was not left for them.
     let z = &x + 1.0;
-    z.realize().unwrap();
+    z.realize_blocking().unwrap();
     assert_eq!(z.to_vec_blocking().unwrap(), vec![2.0, 3.0]);
     // The same through the blocking realize and a read.
     dev.inject_validation_error();
-    let err = (&x * 2.0).realize().unwrap_err();
+    let err = (&x * 2.0).realize_blocking().unwrap_err();
     assert!(matches!(err, webgrad::Error::Validation(_)), "{err}");
     dev.inject_validation_error();
     let err = (&x * 2.0).to_vec_blocking().unwrap_err();
@@ -215,8 +215,8 @@ fn the_profiler_records_every_kernel_with_its_work_and_time() {
     };
     let a = Tensor::rand_uniform(&dev, [32, 48], -1.0, 1.0, 1);
     let b = Tensor::rand_uniform(&dev, [48, 16], -1.0, 1.0, 2);
-    a.realize().unwrap();
-    b.realize().unwrap();
+    a.realize_blocking().unwrap();
+    b.realize_blocking().unwrap();
     let before = dev.counters();
     let (value, profile) = dev.profile(|| {
         let y = a.matmul(&b).tanh().sum();
@@ -274,7 +274,7 @@ fn the_profiler_records_every_kernel_with_its_work_and_time() {
     );
     assert!(events.iter().any(|e| e["name"] == "plan" && e["ph"] == "X"));
     // Profiling is off again afterwards: nothing more is recorded.
-    (&a * 2.0).realize().unwrap();
+    (&a * 2.0).realize_blocking().unwrap();
 }
 
 /// Kernels that read and write four elements at a time (element counts
@@ -332,10 +332,10 @@ fn four_at_a_time_kernels_agree_with_the_one_element_kernels() {
     }
     let x = Tensor::from_vec(&dev, values, [6, 1024]);
     for (what, y, atol) in [
-        ("sum of rows", x.sum_axes(&[1], false), 1e-3),
-        ("max of rows", x.max_axes(&[1], false), 0.0),
-        ("min of rows", x.min_axes(&[1], false), 0.0),
-        ("sum of exp", x.exp().sum_axes(&[1], false), 1e-2),
+        ("sum of rows", x.sum_axes(&[1]), 1e-3),
+        ("max of rows", x.max_axes(&[1]), 0.0),
+        ("min of rows", x.min_axes(&[1]), 0.0),
+        ("sum of exp", x.exp().sum_axes(&[1]), 1e-2),
         ("max", x.max(), 0.0),
     ] {
         let got = y.to_vec_blocking().unwrap();
@@ -365,7 +365,7 @@ fn an_elementwise_chain_and_its_gradient_are_one_fused_kernel_each() {
         return;
     };
     let x = Tensor::from_vec(&dev, common::data(4096, -1.0, 1.0, 0.0, 8), [4096]);
-    x.realize().unwrap();
+    x.realize_blocking().unwrap();
     let y = (&(&(&x.sin() * &x.exp()) + &(&x * &x)) - &x.tanh()).sum();
     let g = grad(&y, &[&x])[0].sum();
     let (values, profile) = dev.profile(|| read_all_blocking(&[&y, &g]).unwrap());
@@ -388,8 +388,8 @@ fn a_broadcast_seed_read_by_a_product_is_one_fill_kernel() {
     };
     let a = Tensor::from_vec(&dev, common::data(32 * 16, -1.0, 1.0, 0.0, 12), [32, 16]);
     let b = Tensor::from_vec(&dev, common::data(16 * 8, -1.0, 1.0, 0.0, 13), [16, 8]);
-    a.realize().unwrap();
-    b.realize().unwrap();
+    a.realize_blocking().unwrap();
+    b.realize_blocking().unwrap();
     let g = grad(&a.matmul(&b).sum(), &[&a, &b]);
     let (sa, sb) = (g[0].sum(), g[1].sum());
     let (values, profile) = dev.profile(|| read_all_blocking(&[&sa, &sb]).unwrap());

@@ -6,7 +6,7 @@ mod common;
 use webgrad::data::Dataset;
 use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::optim::{Adam, Optimizer, Sgd};
-use webgrad::{Error, Tensor, checkpoint, grad, read_and_realize_blocking, realize_all};
+use webgrad::{Error, Tensor, grad, io, read_and_realize_blocking, realize_all_blocking};
 
 use common::{assert_close, data};
 
@@ -23,7 +23,7 @@ fn gpu_steps(
     for g in grads {
         let g = Tensor::from_vec(dev, g.clone(), [g.len()]);
         let updates = opt.step(&[&w], &[g]).unwrap();
-        realize_all(&updates.iter().collect::<Vec<_>>()).unwrap();
+        realize_all_blocking(&updates.iter().collect::<Vec<_>>()).unwrap();
     }
     w.to_vec_blocking().unwrap()
 }
@@ -40,7 +40,7 @@ fn sgd_with_momentum_and_weight_decay_matches_f64() {
     let dev = gpu!();
     let (w0, grads) = inputs();
     for (momentum, wd) in [(0.0, 0.0), (0.9, 0.0), (0.9, 0.01), (0.0, 0.05)] {
-        let mut opt = Sgd::new(0.1).with_momentum(momentum).with_weight_decay(wd);
+        let mut opt = Sgd::new(0.1).momentum(momentum).weight_decay(wd);
         let got = gpu_steps(&dev, &mut opt, &w0, &grads);
         let mut w: Vec<f64> = w0.iter().map(|&x| x as f64).collect();
         let mut v = vec![0.0; w.len()];
@@ -67,7 +67,7 @@ fn adam_and_adamw_match_f64() {
     let (w0, grads) = inputs();
     for (mut opt, decoupled, wd) in [
         (Adam::new(0.01), false, 0.0),
-        (Adam::adamw(0.01, 0.1), true, 0.1),
+        (Adam::new(0.01).decoupled_weight_decay(0.1), true, 0.1),
         {
             let mut a = Adam::new(0.01);
             a.weight_decay = 0.05;
@@ -124,7 +124,7 @@ fn an_mlp_learns_the_digits() {
             let loss = model.forward(&x).cross_entropy(&labels);
             let grads = grad(&loss, &params);
             let updates = opt.step(&params, &grads).unwrap();
-            realize_all(&updates.iter().collect::<Vec<_>>()).unwrap();
+            realize_all_blocking(&updates.iter().collect::<Vec<_>>()).unwrap();
         }
     }
     let after = accuracy(&model, &test, &dev);
@@ -150,11 +150,11 @@ fn checkpoints_round_trip_bit_for_bit() {
         let updates = opt.step(&params, &grads).unwrap();
         read_and_realize_blocking(&[&loss], &updates.iter().collect::<Vec<_>>()).unwrap();
     }
-    let named = model.named_parameters();
-    let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    // What named_parameters() returns is what save and load take.
+    let refs = model.named_parameters();
     let path =
         std::env::temp_dir().join(format!("webgrad-ckpt-{}.safetensors", std::process::id()));
-    checkpoint::save(&path, &refs).unwrap();
+    io::save_blocking(&path, &refs).unwrap();
 
     let fresh = Mlp::new(
         &dev,
@@ -164,10 +164,8 @@ fn checkpoints_round_trip_bit_for_bit() {
         99,
     )
     .unwrap();
-    let fresh_named = fresh.named_parameters();
-    let fresh_refs: Vec<(&str, &Tensor)> =
-        fresh_named.iter().map(|(n, t)| (n.as_str(), *t)).collect();
-    checkpoint::load(&path, &fresh_refs).unwrap();
+    let fresh_refs = fresh.named_parameters();
+    io::load(&path, &fresh_refs).unwrap();
     for ((_, a), (_, b)) in refs.iter().zip(&fresh_refs) {
         let (a, b) = (a.to_vec_blocking().unwrap(), b.to_vec_blocking().unwrap());
         assert_eq!(
@@ -185,11 +183,9 @@ fn checkpoints_round_trip_bit_for_bit() {
 
     // Missing and mis-shaped tensors are errors, and leave the model untouched.
     let other = Mlp::new(&dev, &[64, 8, 10], Activation::Tanh, Init::XavierNormal, 5).unwrap();
-    let other_named = other.named_parameters();
-    let other_refs: Vec<(&str, &Tensor)> =
-        other_named.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let other_refs = other.named_parameters();
     let before = other.layers[0].weight.to_vec_blocking().unwrap();
-    match checkpoint::load(&path, &other_refs) {
+    match io::load(&path, &other_refs) {
         Err(Error::Checkpoint(msg)) => assert!(
             msg.contains("shape [64, 16]") && msg.contains("[64, 8]"),
             "{msg}"
@@ -198,13 +194,13 @@ fn checkpoints_round_trip_bit_for_bit() {
     }
     assert_eq!(other.layers[0].weight.to_vec_blocking().unwrap(), before);
     let extra = Tensor::zeros(&dev, [3]).to_variable().unwrap();
-    match checkpoint::load(&path, &[("layers.9.weight", &extra)]) {
+    match io::load(&path, &[("layers.9.weight", &extra)]) {
         Err(Error::Checkpoint(msg)) => {
             assert!(msg.contains("no tensor named layers.9.weight"), "{msg}")
         }
         r => panic!("expected a missing-tensor error, got {r:?}"),
     }
-    match checkpoint::from_bytes(b"not a checkpoint", &fresh_refs) {
+    match io::from_bytes(b"not a checkpoint", &fresh_refs) {
         Err(Error::Checkpoint(msg)) => assert!(msg.contains("not a safetensors file"), "{msg}"),
         r => panic!("expected a format error, got {r:?}"),
     }
@@ -217,9 +213,9 @@ fn checkpoints_round_trip_bit_for_bit() {
 fn a_module_round_trips_through_bytes_blocking() {
     let dev = gpu!();
     let model = Mlp::new(&dev, &[6, 5, 3], Activation::Tanh, Init::XavierNormal, 3).unwrap();
-    let bytes = checkpoint::module_to_bytes_blocking(&model).unwrap();
+    let bytes = io::module_to_bytes_blocking(&model).unwrap();
     let fresh = Mlp::new(&dev, &[6, 5, 3], Activation::Tanh, Init::XavierNormal, 9).unwrap();
-    checkpoint::module_from_bytes(&bytes, &fresh).unwrap();
+    io::module_from_bytes(&bytes, &fresh).unwrap();
     for ((name, a), (_, b)) in model
         .named_parameters()
         .iter()

@@ -2,7 +2,7 @@
 
 mod common;
 
-use webgrad::{Tensor, grad, read_all_blocking, realize_all};
+use webgrad::{Tensor, grad, read_all_blocking, realize_all_blocking};
 
 #[test]
 fn assign_updates_a_variable_in_place() {
@@ -18,7 +18,7 @@ fn assign_updates_a_variable_in_place() {
     let g = Tensor::from_vec(&dev, vec![10.0, 20.0, 30.0], [3]);
     for _ in 0..3 {
         let step = w.assign(&(&w - &(&g * 0.1)));
-        step.realize().unwrap();
+        step.realize_blocking().unwrap();
     }
     // w − 3·0.1·g, computed in w's own buffer.
     assert_eq!(w.to_vec_blocking().unwrap(), vec![-2.0, -4.0, -6.0]);
@@ -45,7 +45,7 @@ fn reads_in_the_same_submit_see_the_old_value_and_updates_chain() {
         vec![vec![2.0, -2.0], vec![0.8, -0.8]]
     );
     // The realized update forgot its graph: realizing again does not re-apply it.
-    realize_all(&[&w_new]).unwrap();
+    realize_all_blocking(&[&w_new]).unwrap();
     assert_eq!(w.to_vec_blocking().unwrap(), vec![0.8, -0.8]);
 }
 
@@ -83,7 +83,9 @@ fn reads_follow_program_order_within_one_realize() {
     assert_eq!(got[4], vec![2.0, 3.0]);
     assert_eq!(v.to_vec_blocking().unwrap(), vec![6.0, 9.0]);
     // And keeps it after later updates.
-    v.assign(&Tensor::zeros(&dev, [2])).realize().unwrap();
+    v.assign(&Tensor::zeros(&dev, [2]))
+        .realize_blocking()
+        .unwrap();
     assert_eq!(first.to_vec_blocking().unwrap(), vec![2.0, 3.0]);
 }
 
@@ -99,8 +101,8 @@ fn two_updates_keep_program_order_whatever_is_realized_first() {
     let second = v.assign(&d);
     // Realizing the later update first, then the earlier one: the variable
     // keeps the later value, the earlier handle its own.
-    second.realize().unwrap();
-    first.realize().unwrap();
+    second.realize_blocking().unwrap();
+    first.realize_blocking().unwrap();
     assert_eq!(v.to_vec_blocking().unwrap(), vec![7.0]);
     assert_eq!(first.to_vec_blocking().unwrap(), vec![5.0]);
     assert_eq!(second.to_vec_blocking().unwrap(), vec![7.0]);
@@ -121,13 +123,13 @@ fn a_swap_through_a_temporary_reads_the_old_values() {
     let old_b = &b * 1.0;
     let ua = a.assign(&old_b);
     let ub = b.assign(&old_a);
-    realize_all(&[&ua, &ub]).unwrap();
+    realize_all_blocking(&[&ua, &ub]).unwrap();
     assert_eq!(a.to_vec_blocking().unwrap(), vec![3.0, 4.0]);
     assert_eq!(b.to_vec_blocking().unwrap(), vec![1.0, 2.0]);
     // Sequential semantics without the temporary: b = new a = old b.
     let ua = a.assign(&b);
     let ub = b.assign(&a);
-    realize_all(&[&ub, &ua]).unwrap();
+    realize_all_blocking(&[&ub, &ua]).unwrap();
     assert_eq!(a.to_vec_blocking().unwrap(), vec![1.0, 2.0]);
     assert_eq!(b.to_vec_blocking().unwrap(), vec![1.0, 2.0]);
 }
@@ -139,15 +141,15 @@ fn reading_a_value_whose_variable_was_overwritten_since_is_an_error() {
         .to_variable()
         .unwrap();
     let old = &v * 2.0; // recorded before the update, not realized
-    v.assign(&(&v + 1.0)).realize().unwrap();
+    v.assign(&(&v + 1.0)).realize_blocking().unwrap();
     let err = old.to_vec_blocking().unwrap_err();
     assert!(matches!(err, webgrad::Error::StaleRead(_)), "{err}");
     assert!(err.to_string().contains("scale(2)"), "{err}");
     // An update's handle is its variable's buffer until the next update.
     let u1 = v.assign(&(&v * 2.0));
-    u1.realize().unwrap();
+    u1.realize_blocking().unwrap();
     assert_eq!(u1.to_vec_blocking().unwrap(), vec![4.0, 6.0]);
-    v.assign(&(&v * 2.0)).realize().unwrap();
+    v.assign(&(&v * 2.0)).realize_blocking().unwrap();
     let err = u1.to_vec_blocking().unwrap_err();
     assert!(matches!(err, webgrad::Error::StaleRead(_)), "{err}");
     // Realized together, the same read is fine.
@@ -156,7 +158,7 @@ fn reading_a_value_whose_variable_was_overwritten_since_is_an_error() {
         .unwrap();
     let old = &w * 2.0;
     let up = w.assign(&(&w + 1.0));
-    realize_all(&[&up, &old]).unwrap();
+    realize_all_blocking(&[&up, &old]).unwrap();
     assert_eq!(old.to_vec_blocking().unwrap(), vec![2.0]);
 }
 
@@ -188,13 +190,13 @@ fn variables_from_host_data_are_uploads_of_their_own() {
     let v = x.to_variable().unwrap();
     let zeros = Tensor::zeros(&dev, [2, 3]).to_variable().unwrap();
     assert_eq!(dev.counters().kernels, before, "no kernel for uploads");
-    v.assign(&(&v * 2.0)).realize().unwrap();
+    v.assign(&(&v * 2.0)).realize_blocking().unwrap();
     assert_eq!(v.to_vec_blocking().unwrap(), vec![2.0, 4.0, 6.0]);
     assert_eq!(x.to_vec_blocking().unwrap(), vec![1.0, 2.0, 3.0]);
     assert_eq!(zeros.to_vec_blocking().unwrap(), vec![0.0; 6]);
     // x is realized now: a second variable is still a buffer of its own.
     let w = x.to_variable().unwrap();
-    w.assign(&(&w + 1.0)).realize().unwrap();
+    w.assign(&(&w + 1.0)).realize_blocking().unwrap();
     assert_eq!(w.to_vec_blocking().unwrap(), vec![2.0, 3.0, 4.0]);
     assert_eq!(x.to_vec_blocking().unwrap(), vec![1.0, 2.0, 3.0]);
     // A computed value is copied by a kernel.

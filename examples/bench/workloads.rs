@@ -252,7 +252,7 @@ pub fn gpt_model(dev: &Device) -> (CharTransformer, webgrad::IndexTensor, Vec<us
 
 fn gpt(dev: &Device) -> Workload {
     let (model, ids, targets) = gpt_model(dev);
-    let mut opt = Adam::adamw(1e-3, 0.01);
+    let mut opt = Adam::new(1e-3).decoupled_weight_decay(0.01);
     Workload {
         name: "gpt_adamw_step",
         fields: r#""batch":32,"context":64"#.into(),

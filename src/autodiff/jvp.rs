@@ -68,7 +68,7 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
                 d.as_ref()
                     .map_or(zero.clone(), |d| lift(d, lead, out.len()))
             };
-            Some(inputs[0].select(&branch(&dx[1]), &branch(&dx[2])))
+            Some(inputs[0].where_cond(&branch(&dx[1]), &branch(&dx[2])))
         }
         Op::Binary(b) => {
             let rule = b.info().vjp;
@@ -87,7 +87,7 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
         Op::Reduce {
             op: ReduceOp::Sum,
             axes,
-        } => Some(dx[0].as_ref()?.sum_axes(&shifted(axes, lead), true)),
+        } => Some(dx[0].as_ref()?.sum_axes_keepdim(&shifted(axes, lead))),
         // The extreme moves with the elements attaining it (ties share evenly).
         Op::Reduce { op, axes } => {
             let x = &inputs[0];
@@ -96,8 +96,8 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
             } else {
                 y.ge(x)
             };
-            let count = mask.sum_axes(axes, true);
-            Some(&(dx[0].as_ref()? * &mask).sum_axes(&shifted(axes, lead), true) / &count)
+            let count = mask.sum_axes_keepdim(axes);
+            Some(&(dx[0].as_ref()? * &mask).sum_axes_keepdim(&shifted(axes, lead)) / &count)
         }
         Op::Family(f) => f.jvp(&inputs, &y, dx, lead),
         Op::Reshape => Some(dx[0].as_ref()?.reshape(with_lead(lead, out))),
@@ -109,10 +109,10 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
             Some(lift(dx[0].as_ref()?, lead, out.len()).broadcast_to(with_lead(lead, out)))
         }
         Op::Slice { starts } => {
-            let ranges: Vec<(usize, usize)> = lead
+            let ranges: Vec<std::ops::Range<usize>> = lead
                 .iter()
-                .map(|&k| (0, k))
-                .chain(starts.iter().zip(out).map(|(&s, &d)| (s, s + d)))
+                .map(|&k| 0..k)
+                .chain(starts.iter().zip(out).map(|(&s, &d)| s..s + d))
                 .collect();
             Some(dx[0].as_ref()?.slice(&ranges))
         }

@@ -49,8 +49,8 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
             let zero = Tensor::zeros(g.device(), crate::Shape::scalar());
             vec![
                 None,
-                Some(inputs[0].select(g, &zero)),
-                Some(inputs[0].select(&zero, g)),
+                Some(inputs[0].where_cond(g, &zero)),
+                Some(inputs[0].where_cond(&zero, g)),
             ]
         }
         Op::Binary(b) => {
@@ -71,7 +71,7 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
             } else {
                 y.ge(x)
             };
-            let count = mask.sum_axes(axes, true);
+            let count = mask.sum_axes_keepdim(axes);
             vec![Some(&mask * &(g / &count))]
         }
         Op::Family(f) => f.vjp(&inputs, &y(), g),
@@ -87,10 +87,10 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
         Op::Expand => vec![Some(g.clone())],
         Op::Slice { starts } => vec![Some(g.pad_into(inputs[0].shape().clone(), starts))],
         Op::Pad { starts } => {
-            let ranges: Vec<(usize, usize)> = starts
+            let ranges: Vec<std::ops::Range<usize>> = starts
                 .iter()
                 .zip(inputs[0].dims())
-                .map(|(&s, &d)| (s, s + d))
+                .map(|(&s, &d)| s..s + d)
                 .collect();
             vec![Some(g.slice(&ranges))]
         }

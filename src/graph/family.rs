@@ -131,7 +131,7 @@ pub(crate) fn multilinear_jvp(
             let parts: Vec<Tensor> = (0..count)
                 .map(|l| {
                     let mut args = x.to_vec();
-                    args[k] = flat.narrow(0, l, 1).reshape(x[k].shape().clone());
+                    args[k] = flat.narrow(0, l..l + 1).reshape(x[k].shape().clone());
                     let y = apply(&args);
                     y.reshape(crate::autodiff::jvp::with_lead(&[1], y.dims()))
                 })

@@ -79,6 +79,10 @@ impl MaxPool2d {
 
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.max_pool2d(self.kernel, self.stride, self.padding)
+        x.max_pool2d(crate::ops::pool::Pool2dOptions {
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+        })
     }
 }

@@ -106,7 +106,7 @@ impl Activation {
 ///
 /// A model made of layers names its parameters by field, with
 /// [`prefixed`]: `conv1.weight`, `blocks.0.attention.query.weight`, ...
-/// [`crate::checkpoint::save_module`] and [`crate::checkpoint::load_module`]
+/// [`crate::io::save_module`] and [`crate::io::load_module`]
 /// save and load every parameter of a module by these names.
 pub trait Module {
     /// Every parameter with a stable, unique name.

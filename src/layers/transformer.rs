@@ -4,6 +4,7 @@
 use super::{Init, Linear, Module, prefixed};
 use crate::device::Device;
 use crate::error::Result;
+use crate::ops::attention::AttentionMask;
 use crate::ops::index::IndexTensor;
 use crate::tensor::Tensor;
 
@@ -120,8 +121,11 @@ impl MultiHeadAttention {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let width = x.dims()[2];
         let qkv = self.qkv.forward(x);
-        let part = |i: usize| qkv.narrow(2, i * width, width).split_heads(self.heads);
-        let y = part(0).scaled_dot_product_attention(&part(1), &part(2), true);
+        let part = |i: usize| {
+            qkv.narrow(2, i * width..(i * width) + width)
+                .split_heads(self.heads)
+        };
+        let y = part(0).scaled_dot_product_attention(&part(1), &part(2), AttentionMask::Causal);
         self.out.forward(&y.merge_heads())
     }
 }

@@ -4,17 +4,28 @@
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
+/// Which keys each query of [`Tensor::scaled_dot_product_attention`] sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AttentionMask {
+    /// Every key.
+    #[default]
+    None,
+    /// Query i sees keys j ≤ i + S − T: the keys up to its own position
+    /// (a decoder's mask; S ≥ T).
+    Causal,
+}
+
 impl Tensor {
     /// softmax(q·kᵀ / √d) · v for queries `self` `[..., T, d]`, keys
     /// `[..., S, d]` and values `[..., S, e]` (leading axes broadcast, as in
-    /// matmul), giving `[..., T, e]`. With `causal`, query i attends only to
-    /// keys j ≤ i + S − T (the keys up to its own position).
+    /// matmul), giving `[..., T, e]`, with the keys each query sees chosen by
+    /// `mask` ([`AttentionMask::Causal`]: keys j ≤ i + S − T).
     #[track_caller]
     pub fn scaled_dot_product_attention(
         &self,
         keys: &Tensor,
         values: &Tensor,
-        causal: bool,
+        mask: AttentionMask,
     ) -> Tensor {
         let (q, k, v) = (self, keys, values);
         assert!(
@@ -41,7 +52,7 @@ impl Tensor {
             k.shape()
         );
         let scores = q.matmul(&k.t()) * (1.0 / (d as f32).sqrt());
-        let scores = if causal {
+        let scores = if mask == AttentionMask::Causal {
             assert!(
                 s >= t,
                 "scaled_dot_product_attention: a causal mask needs at least as many keys ({s}) as queries ({t})"
@@ -51,7 +62,7 @@ impl Tensor {
                 .collect();
             let mask = Tensor::from_vec(q.device(), allowed, Shape::new(&[t, s]));
             let blocked = Tensor::full(q.device(), Shape::scalar(), f32::NEG_INFINITY);
-            mask.select(&scores, &blocked)
+            mask.where_cond(&scores, &blocked)
         } else {
             scores
         };

@@ -70,7 +70,7 @@ impl Family for Concat {
             .map(|x| {
                 let len = x.dims()[self.axis];
                 offset += len;
-                Some(g.narrow(self.axis, offset - len, len))
+                Some(g.narrow(self.axis, offset - len..(offset - len) + len))
             })
             .collect()
     }

@@ -39,12 +39,12 @@ pub(crate) fn check_probability(op: &str, p: f32) {
 
 /// The mask alone: 1/(1 − p) where kept, 0 where dropped.
 #[track_caller]
-pub fn dropout_mask(device: &Device, shape: Shape, p: f32, seed: u64) -> Tensor {
+pub fn dropout_mask(device: &Device, shape: impl Into<Shape>, p: f32, seed: u64) -> Tensor {
     check_probability("dropout_mask", p);
     let node = Node::new(
         Op::Family(std::rc::Rc::new(DropoutMask { p, seed })),
         Vec::new(),
-        shape,
+        shape.into(),
         device.clone(),
     );
     Tensor::from_node(node)

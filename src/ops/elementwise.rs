@@ -9,7 +9,7 @@
 //! shape; the graph un-broadcasts it centrally.
 
 use crate::graph::Op;
-pub use crate::graph::{ALL_BINARY, ALL_UNARY, Binary, Unary};
+pub use crate::graph::{Binary, Unary};
 use crate::shape::broadcast_shapes;
 use crate::tensor::Tensor;
 
@@ -110,8 +110,8 @@ pub(crate) fn nan_min(a: f64, b: f64) -> f64 {
 /// 0 where a = 0.
 fn pow_vjp(a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> (Option<Tensor>, Option<Tensor>) {
     let zero = Tensor::zeros(a.device(), crate::shape::Shape::scalar());
-    let da = b.eq(&zero).select(&zero, &(b * &a.pow(&(b - 1.0))));
-    let db = a.eq(&zero).select(&zero, &(y * &a.log()));
+    let da = b.eq(&zero).where_cond(&zero, &(b * &a.pow(&(b - 1.0))));
+    let db = a.eq(&zero).where_cond(&zero, &(y * &a.log()));
     (Some(g * &da), Some(g * &db))
 }
 
@@ -296,9 +296,9 @@ impl Tensor {
     /// broadcast together. The value and the gradient flow through the
     /// chosen branch only. As in PyTorch, a branch whose own derivative is
     /// NaN where it is not taken (√x at x < 0) still passes 0·NaN = NaN on
-    /// to its input: feed such a branch a safe value with a second select.
+    /// to its input: feed such a branch a safe value with a second `where_cond`.
     #[track_caller]
-    pub fn select(&self, on_true: &Tensor, on_false: &Tensor) -> Tensor {
+    pub fn where_cond(&self, on_true: &Tensor, on_false: &Tensor) -> Tensor {
         let shape = broadcast_shapes("select", self.shape(), on_true.shape());
         let shape = broadcast_shapes("select", &shape, on_false.shape());
         Tensor::record(Op::Where, &[self, on_true, on_false], shape)

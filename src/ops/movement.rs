@@ -87,9 +87,10 @@ impl Tensor {
         Tensor::record(Op::Expand, &[self], shape)
     }
 
-    /// The window `ranges[i].0 .. ranges[i].1` along each axis.
+    /// The window `ranges[i]` (`start..end`) along each axis:
+    /// `x.slice(&[0..2, 1..3])`.
     #[track_caller]
-    pub fn slice(&self, ranges: &[(usize, usize)]) -> Tensor {
+    pub fn slice(&self, ranges: &[std::ops::Range<usize>]) -> Tensor {
         assert_eq!(
             ranges.len(),
             self.rank(),
@@ -97,49 +98,73 @@ impl Tensor {
             ranges.len(),
             self.shape()
         );
-        for (i, &(s, e)) in ranges.iter().enumerate() {
+        for (i, r) in ranges.iter().enumerate() {
+            let (s, e) = (r.start, r.end);
             assert!(
                 s <= e && e <= self.dims()[i],
                 "slice: range {s}..{e} is out of bounds for axis {i} of shape {:?}",
                 self.shape()
             );
         }
-        let dims: Vec<usize> = ranges.iter().map(|&(s, e)| e - s).collect();
+        let dims: Vec<usize> = ranges.iter().map(|r| r.end - r.start).collect();
         if dims == self.dims() {
             return self.clone();
         }
-        let starts = ranges.iter().map(|r| r.0).collect();
+        let starts = ranges.iter().map(|r| r.start).collect();
         Tensor::record(Op::Slice { starts }, &[self], Shape::new(&dims))
     }
 
-    /// `len` entries of `axis` starting at `start`.
+    /// The entries `range` (`start..end`) of `axis`, every other axis whole.
     #[track_caller]
-    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Tensor {
+    pub fn narrow(&self, axis: usize, range: std::ops::Range<usize>) -> Tensor {
         self.shape().check_axis("narrow", axis);
         let size = self.dims()[axis];
         assert!(
-            start.checked_add(len).is_some_and(|end| end <= size),
-            "narrow: {len} entries from {start} do not fit axis {axis} of shape {:?}",
+            range.start <= range.end && range.end <= size,
+            "narrow: range {}..{} does not fit axis {axis} of shape {:?}",
+            range.start,
+            range.end,
             self.shape()
         );
-        let ranges: Vec<(usize, usize)> = self
+        let ranges: Vec<std::ops::Range<usize>> = self
             .dims()
             .iter()
             .enumerate()
-            .map(|(i, &d)| {
-                if i == axis {
-                    (start, start + len)
-                } else {
-                    (0, d)
-                }
-            })
+            .map(|(i, &d)| if i == axis { range.clone() } else { 0..d })
             .collect();
         self.slice(&ranges)
     }
 
+    /// Zeros added around the tensor: `(before, after)` entries along each
+    /// axis, numpy's `pad_width` (`x.pad(&[(0, 0), (1, 2)])`).
+    #[track_caller]
+    pub fn pad(&self, widths: &[(usize, usize)]) -> Tensor {
+        assert_eq!(
+            widths.len(),
+            self.rank(),
+            "pad: {} (before, after) pairs given for a tensor of shape {:?}",
+            widths.len(),
+            self.shape()
+        );
+        let dims: Option<Vec<usize>> = self
+            .dims()
+            .iter()
+            .zip(widths)
+            .map(|(&d, &(b, a))| d.checked_add(b)?.checked_add(a))
+            .collect();
+        let dims = dims.unwrap_or_else(|| {
+            panic!(
+                "pad: padding {widths:?} of shape {:?} overflows a usize",
+                self.shape()
+            )
+        });
+        let starts: Vec<usize> = widths.iter().map(|w| w.0).collect();
+        self.pad_into(dims, &starts)
+    }
+
     /// Zeros of `shape` with this tensor written at `starts` (slice's adjoint).
     #[track_caller]
-    pub fn pad_into(&self, shape: impl Into<Shape>, starts: &[usize]) -> Tensor {
+    pub(crate) fn pad_into(&self, shape: impl Into<Shape>, starts: &[usize]) -> Tensor {
         let shape = shape.into();
         assert!(
             starts.len() == self.rank()

@@ -11,9 +11,9 @@ impl Tensor {
     #[track_caller]
     pub fn softmax(&self, axis: usize) -> Tensor {
         self.shape().check_axis("softmax", axis);
-        let shifted = self - &self.max_axes(&[axis], true).detach();
+        let shifted = self - &self.max_axes_keepdim(&[axis]).detach();
         let e = shifted.exp();
-        &e / &e.sum_axes(&[axis], true)
+        &e / &e.sum_axes_keepdim(&[axis])
     }
 
     /// log(softmax(x)) along `axis`, as (x − max) − log Σ exp(x − max):
@@ -21,8 +21,8 @@ impl Tensor {
     #[track_caller]
     pub fn log_softmax(&self, axis: usize) -> Tensor {
         self.shape().check_axis("log_softmax", axis);
-        let shifted = self - &self.max_axes(&[axis], true).detach();
-        &shifted - &shifted.exp().sum_axes(&[axis], true).log()
+        let shifted = self - &self.max_axes_keepdim(&[axis]).detach();
+        &shifted - &shifted.exp().sum_axes_keepdim(&[axis]).log()
     }
 
     /// Mean cross-entropy of `[batch, classes]` logits against one-hot (or

@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// The last `count` axes of a rank-`rank` tensor.
 #[track_caller]
-fn trailing(op: &str, shape: &Shape, count: usize) -> Vec<usize> {
+fn trailing_axes(op: &str, shape: &Shape, count: usize) -> Vec<usize> {
     assert!(
         count >= 1 && count <= shape.rank(),
         "{op}: cannot normalize over the last {count} axes of shape {shape:?}"
@@ -39,33 +39,34 @@ fn affine(y: Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Tensor {
 }
 
 impl Tensor {
-    /// Layer normalization over the last `axes` axes: (x − mean) / √(var + ε),
+    /// Layer normalization over the last `trailing` axes (PyTorch's
+    /// `normalized_shape`): (x − mean) / √(var + ε),
     /// with the biased variance, then · weight + bias (each of the normalized
     /// axes' shape, optional).
     #[track_caller]
     pub fn layer_norm(
         &self,
-        axes: usize,
+        trailing: usize,
         weight: Option<&Tensor>,
         bias: Option<&Tensor>,
         eps: f32,
     ) -> Tensor {
-        let over = trailing("layer_norm", self.shape(), axes);
-        let want = &self.dims()[self.rank() - axes..];
+        let over = trailing_axes("layer_norm", self.shape(), trailing);
+        let want = &self.dims()[self.rank() - trailing..];
         check_affine("layer_norm", "weight", weight, want, self.shape());
         check_affine("layer_norm", "bias", bias, want, self.shape());
-        let centered = self - &self.mean_axes(&over, true);
-        let var = centered.square().mean_axes(&over, true);
+        let centered = self - &self.mean_axes_keepdim(&over);
+        let var = centered.square().mean_axes_keepdim(&over);
         affine(&centered * &var.add_scalar(eps).powf(-0.5), weight, bias)
     }
 
-    /// RMS normalization over the last `axes` axes: x / √(mean(x²) + ε) · weight.
+    /// RMS normalization over the last `trailing` axes: x / √(mean(x²) + ε) · weight.
     #[track_caller]
-    pub fn rms_norm(&self, axes: usize, weight: Option<&Tensor>, eps: f32) -> Tensor {
-        let over = trailing("rms_norm", self.shape(), axes);
-        let want = &self.dims()[self.rank() - axes..];
+    pub fn rms_norm(&self, trailing: usize, weight: Option<&Tensor>, eps: f32) -> Tensor {
+        let over = trailing_axes("rms_norm", self.shape(), trailing);
+        let want = &self.dims()[self.rank() - trailing..];
         check_affine("rms_norm", "weight", weight, want, self.shape());
-        let ms = self.square().mean_axes(&over, true);
+        let ms = self.square().mean_axes_keepdim(&over);
         affine(self * &ms.add_scalar(eps).powf(-0.5), weight, None)
     }
 
@@ -114,9 +115,9 @@ impl Tensor {
                     "batch_norm: training needs more than one value per channel, got shape {:?}",
                     self.shape()
                 );
-                let mean = self.mean_axes(&over, true);
+                let mean = self.mean_axes_keepdim(&over);
                 let centered = self - &mean;
-                let var = centered.square().mean_axes(&over, true);
+                let var = centered.square().mean_axes_keepdim(&over);
                 let y = &centered * &var.add_scalar(eps).powf(-0.5);
                 let unbiased = var.reshape([c]).detach() * (count as f32 / (count - 1) as f32);
                 let update = |r: &Tensor, batch: &Tensor| {

@@ -72,17 +72,32 @@ impl Tensor {
     pub fn sum(&self) -> Tensor {
         self.reduce(ReduceOp::Sum, &self.all_axes(), false)
     }
-    /// Sum over `axes`; with `keepdim` the reduced axes stay as size 1.
+    /// Sum over `axes`, which are removed from the shape.
     #[track_caller]
-    pub fn sum_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
-        self.reduce(ReduceOp::Sum, axes, keepdim)
+    pub fn sum_axes(&self, axes: &[usize]) -> Tensor {
+        self.reduce(ReduceOp::Sum, axes, false)
+    }
+    /// Sum over `axes`, which stay in the shape with size 1.
+    #[track_caller]
+    pub fn sum_axes_keepdim(&self, axes: &[usize]) -> Tensor {
+        self.reduce(ReduceOp::Sum, axes, true)
     }
     /// Mean of all elements.
     pub fn mean(&self) -> Tensor {
-        self.mean_axes(&self.all_axes(), false)
+        self.mean_over(&self.all_axes(), false)
+    }
+    /// Mean over `axes`, which are removed from the shape.
+    #[track_caller]
+    pub fn mean_axes(&self, axes: &[usize]) -> Tensor {
+        self.mean_over(axes, false)
+    }
+    /// Mean over `axes`, which stay in the shape with size 1.
+    #[track_caller]
+    pub fn mean_axes_keepdim(&self, axes: &[usize]) -> Tensor {
+        self.mean_over(axes, true)
     }
     #[track_caller]
-    pub fn mean_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
+    fn mean_over(&self, axes: &[usize], keepdim: bool) -> Tensor {
         let sum = self.reduce_named(ReduceOp::Sum, axes, keepdim, "mean");
         // The sum checked the axes (in range, none repeated). Divided by
         // the count, not multiplied by its rounded reciprocal, so that the
@@ -96,23 +111,36 @@ impl Tensor {
     pub fn max(&self) -> Tensor {
         self.reduce(ReduceOp::Max, &self.all_axes(), false)
     }
+    /// Largest element over `axes`, which are removed from the shape.
     #[track_caller]
-    pub fn max_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
-        self.reduce(ReduceOp::Max, axes, keepdim)
+    pub fn max_axes(&self, axes: &[usize]) -> Tensor {
+        self.reduce(ReduceOp::Max, axes, false)
+    }
+    /// Largest element over `axes`, which stay in the shape with size 1.
+    #[track_caller]
+    pub fn max_axes_keepdim(&self, axes: &[usize]) -> Tensor {
+        self.reduce(ReduceOp::Max, axes, true)
     }
     /// Smallest element.
     pub fn min(&self) -> Tensor {
         self.reduce(ReduceOp::Min, &self.all_axes(), false)
     }
+    /// Smallest element over `axes`, which are removed from the shape.
     #[track_caller]
-    pub fn min_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
-        self.reduce(ReduceOp::Min, axes, keepdim)
+    pub fn min_axes(&self, axes: &[usize]) -> Tensor {
+        self.reduce(ReduceOp::Min, axes, false)
+    }
+    /// Smallest element over `axes`, which stay in the shape with size 1.
+    #[track_caller]
+    pub fn min_axes_keepdim(&self, axes: &[usize]) -> Tensor {
+        self.reduce(ReduceOp::Min, axes, true)
     }
 
     /// Sums a broadcast tensor back down to `shape` (the un-broadcast that
     /// reverse mode applies to the adjoint of every broadcast input).
     #[track_caller]
-    pub fn sum_to(&self, shape: &Shape) -> Tensor {
+    pub fn sum_to(&self, shape: impl Into<Shape>) -> Tensor {
+        let shape = &shape.into();
         if self.shape() == shape {
             return self.clone();
         }
@@ -122,6 +150,6 @@ impl Tensor {
             self.shape()
         );
         let axes = crate::shape::broadcast_axes(shape, self.shape());
-        self.sum_axes(&axes, true).reshape(shape.clone())
+        self.sum_axes_keepdim(&axes).reshape(shape.clone())
     }
 }

@@ -2,7 +2,7 @@
 //! with naga under WebGPU's default capabilities (no GPU needed).
 
 use crate::device::Device;
-use crate::ops::elementwise::{ALL_BINARY, ALL_UNARY};
+use crate::graph::{ALL_BINARY, ALL_UNARY};
 use crate::ops::reduce::ReduceOp;
 use crate::tensor::Tensor;
 

@@ -161,7 +161,7 @@ pub async fn differentiate(
     let memory = |checkpointed: bool| -> Result<u64, String> {
         let y = if checkpointed {
             let (g2, vars2, dev2) = (g.clone(), vars.clone(), dev.clone());
-            webgrad::remat(
+            webgrad::checkpoint(
                 move |xs: &[Tensor]| {
                     let bind: Vec<(&str, &Tensor)> =
                         vars2.iter().map(String::as_str).zip(xs.iter()).collect();

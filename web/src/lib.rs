@@ -130,12 +130,12 @@ impl Session {
             let x = webgrad::Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
             let y = &x * 3.0;
             dev.inject_validation_error();
-            let caught = match y.realize_async().await {
+            let caught = match y.realize().await {
                 Err(webgrad::Error::Validation(msg)) => msg,
                 other => return Err(js_err(format!("the failing realize returned {other:?}"))),
             };
             let z = &x + 1.0;
-            z.realize_async()
+            z.realize()
                 .await
                 .map_err(|e| js_err(format!("the next realize failed: {e}")))?;
             let got = z

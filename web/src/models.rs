@@ -87,7 +87,7 @@ impl CnnTrainer {
         let values = read_all(&[&probs]).await?.remove(0);
         let class = webgrad::data::argmax_rows(&values, 10)[0];
         // Reverse mode from the top class's logit to the pixels.
-        let top = logits.narrow(1, class, 1).sum();
+        let top = logits.narrow(1, class..class + 1).sum();
         let saliency = grad(&top, &[&x]);
         let saliency = read_all(&[&saliency[0]]).await?.remove(0);
         Ok(Prediction {

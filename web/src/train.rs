@@ -4,7 +4,7 @@
 use webgrad::data::{Dataset, argmax_rows, grid_points, spiral};
 use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::optim::{Adam, Optimizer};
-use webgrad::{Device, Result, Tensor, grad, read_all, read_and_realize, realize_all};
+use webgrad::{Device, Result, Tensor, grad, read_all, read_and_realize, submit};
 
 pub const CLASSES: usize = 3;
 
@@ -54,7 +54,7 @@ impl Trainer {
             if s + 1 == steps {
                 last = read_and_realize(&[&loss], &handles).await?[0][0];
             } else {
-                realize_all(&handles)?;
+                submit(&handles)?;
             }
             self.steps += 1;
         }

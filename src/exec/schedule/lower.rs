@@ -117,7 +117,7 @@ impl Scheduler<'_> {
         let shape = &node.shape;
         let shapes: Vec<&Shape> = inputs.iter().map(|i| &i.shape).collect();
         let target = Target {
-            family: self.gpu.matmul,
+            family: self.gpu.kernel_family,
             subgroup: self.gpu.subgroup,
         };
         let mut variants = f.lower_variants(shape, &shapes, target);

@@ -108,12 +108,15 @@ impl Scheduler<'_> {
         let key = format!("{} {shape:?} <- {shapes:?}", f.name());
         let tuning = || self.gpu.tuning.lock().unwrap_or_else(|e| e.into_inner());
         let known = tuning().get(&key);
-        let forced = self
+        let forced = *self
             .gpu
             .forced_variant
-            .load(std::sync::atomic::Ordering::Relaxed);
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(forced) = forced {
+            return Ok(forced.min(variants.len() - 1));
+        }
         Ok(match known {
-            _ if forced != usize::MAX => forced.min(variants.len() - 1),
             // Deterministic mode: the family's untimed choice (its tuning
             // holds no file's choices either).
             _ if self.gpu.deterministic => f

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use super::Geometry;
-use crate::device::MatmulKernel;
+use crate::kernel::KernelFamily;
 use crate::kernel::{
     Buf, KernelCall, Lowering, MAX_GROUPS_PER_DIM, MAX_LOOP_TRIPS, Target, grid_1d_of, sum_parts,
     word,
@@ -203,7 +203,7 @@ fn calls(
 pub(super) fn conv2d(g: &Geometry, target: Target) -> Lowering {
     let og = g.o / g.groups;
     let bindings = vec![Buf::Input(0), Buf::Input(1), Buf::Output];
-    if target.family == MatmulKernel::Tiled
+    if target.family == KernelFamily::Tiled
         && let Some(call) = tiled(
             TILED_FORWARD,
             g,
@@ -227,7 +227,7 @@ pub(super) fn conv2d(g: &Geometry, target: Target) -> Lowering {
 pub(super) fn conv_transpose2d(g: &Geometry, target: Target) -> Lowering {
     let cg = g.c / g.groups;
     let bindings = vec![Buf::Input(0), Buf::Input(1), Buf::Output];
-    if target.family == MatmulKernel::Tiled
+    if target.family == KernelFamily::Tiled
         && let Some(call) = tiled(
             TILED_INPUT_GRAD,
             g,
@@ -259,7 +259,7 @@ fn weight_grad_parts(blocks: usize, rows: usize) -> usize {
 pub(super) fn conv2d_weight_grad(g: &Geometry, target: Target) -> Lowering {
     let weights = g.w_shape().numel();
     let (og, taps) = (g.o / g.groups, g.c / g.groups * g.r * g.s);
-    if target.family == MatmulKernel::Tiled {
+    if target.family == KernelFamily::Tiled {
         // Few 64 × 64 tiles over a long sum: split the sum for more workgroups.
         let tiles = g.groups * og.div_ceil(64) * taps.div_ceil(64);
         let terms = g.n * g.p * g.q;

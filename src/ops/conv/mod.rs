@@ -82,6 +82,49 @@ impl Conv2dOptions {
     }
 }
 
+/// Settings of a 1-D convolution along the length. The default is stride
+/// 1, no padding, dilation 1, one group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv1dOptions {
+    pub stride: usize,
+    /// Zeros added at each end of the input.
+    pub padding: usize,
+    /// Spacing between kernel taps.
+    pub dilation: usize,
+    /// Input and output channels split into this many independent groups.
+    pub groups: usize,
+}
+
+impl Default for Conv1dOptions {
+    fn default() -> Self {
+        Conv1dOptions {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+impl Conv1dOptions {
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = s;
+        self
+    }
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = p;
+        self
+    }
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = d;
+        self
+    }
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+}
+
 /// The forward convolution's sizes, which all three families share:
 /// x `[n, c, h, w]`, weight `[o, c / groups, r, s]`, y `[n, o, p, q]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -356,9 +399,9 @@ impl Tensor {
 
     /// 1-D convolution of `[batch, in, length]` with a weight
     /// `[out, in / groups, k]` (and bias `[out]`), a view of conv2d with a
-    /// height of 1. `options` act along the length (their second entries).
+    /// height of 1.
     #[track_caller]
-    pub fn conv1d(&self, weight: &Tensor, bias: Option<&Tensor>, options: Conv2dOptions) -> Tensor {
+    pub fn conv1d(&self, weight: &Tensor, bias: Option<&Tensor>, options: Conv1dOptions) -> Tensor {
         assert!(
             self.rank() == 3 && weight.rank() == 3,
             "conv1d: input must be [batch, channels, length] and weight [out, in / groups, k], got {:?} and {:?}",
@@ -368,10 +411,11 @@ impl Tensor {
         check_conv1d(self.shape(), weight.shape(), &options);
         let (x, w) = (self.dims(), weight.dims());
         let o = Conv2dOptions {
-            stride: [1, options.stride[1]],
-            padding: [0, options.padding[1]],
-            dilation: [1, options.dilation[1]],
-            ..options
+            stride: [1, options.stride],
+            padding: [0, options.padding],
+            dilation: [1, options.dilation],
+            groups: options.groups,
+            output_padding: [0, 0],
         };
         let y = self.reshape([x[0], x[1], 1, x[2]]).conv2d(
             &weight.reshape([w[0], w[1], 1, w[2]]),
@@ -384,21 +428,16 @@ impl Tensor {
 }
 
 /// Everything conv2d would check of conv1d's view, said in conv1d's
-/// terms (its shapes, the settings' second entries the caller wrote), so
-/// that no message names the 2-D view the caller never made.
+/// terms (its shapes and settings), so that no message names the 2-D view
+/// the caller never made.
 #[track_caller]
-fn check_conv1d(x: &Shape, w: &Shape, o: &Conv2dOptions) {
+fn check_conv1d(x: &Shape, w: &Shape, o: &Conv1dOptions) {
     let op = "conv1d";
-    let (stride, padding, dilation) = (o.stride[1], o.padding[1], o.dilation[1]);
+    let (stride, padding, dilation) = (o.stride, o.padding, o.dilation);
     assert!(
         stride >= 1 && dilation >= 1 && o.groups >= 1,
         "{op}: stride, dilation and groups must be at least 1, got stride {stride}, dilation {dilation}, groups {}",
         o.groups
-    );
-    assert!(
-        o.output_padding == [0, 0],
-        "{op}: output_padding is for conv_transpose2d only, got {:?}",
-        o.output_padding
     );
     assert!(
         stride.max(padding).max(dilation) <= MAX_SETTING,

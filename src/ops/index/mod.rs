@@ -238,6 +238,18 @@ impl Tensor {
         self.arg_reduce(axis, false, "argmax")
     }
 
+    /// [`Tensor::argmax`] with `axis` kept in the shape with size 1.
+    #[track_caller]
+    pub fn argmax_keepdim(&self, axis: usize) -> IndexTensor {
+        self.argmax(axis).reshape(keep_axis(self.dims(), axis))
+    }
+
+    /// [`Tensor::argmin`] with `axis` kept in the shape with size 1.
+    #[track_caller]
+    pub fn argmin_keepdim(&self, axis: usize) -> IndexTensor {
+        self.argmin(axis).reshape(keep_axis(self.dims(), axis))
+    }
+
     /// Index of the smallest entry along `axis`; see [`Tensor::argmax`].
     #[track_caller]
     pub fn argmin(&self, axis: usize) -> IndexTensor {
@@ -486,4 +498,11 @@ impl Family for IndexClamp {
     fn index_bound(&self, _: &[&Shape]) -> Option<usize> {
         Some(self.size as usize)
     }
+}
+
+/// `dims` with `axis` of size 1 (checked by the reduction before).
+fn keep_axis(dims: &[usize], axis: usize) -> Vec<usize> {
+    let mut kept = dims.to_vec();
+    kept[axis] = 1;
+    kept
 }

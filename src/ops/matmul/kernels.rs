@@ -19,7 +19,7 @@
 
 use std::borrow::Cow;
 
-use crate::device::MatmulKernel;
+use crate::kernel::KernelFamily;
 use crate::kernel::{
     Buf, KernelCall, Lowering, MAX_GROUPS_PER_DIM, Target, Window, fill, strided_copy, word,
 };
@@ -582,18 +582,22 @@ const COLD_ROWS: usize = 2;
 
 /// Variant and grid (z = batch) for an `op(A) @ op(B)` product of
 /// `[m, k] @ [k, n]`, op a transpose where `(ta, tb)` say so; `subgroup`
-/// the adapter's subgroup size (0 where the kernels may not use them).
+/// the adapter's subgroup size (`None` where the kernels may not use them).
 fn variant(
-    family: MatmulKernel,
+    family: KernelFamily,
     (m, n, k): (usize, usize, usize),
     (ta, tb): (bool, bool),
-    (subgroup, which): (u32, Subgroups),
+    (subgroup, which): (Option<u32>, Subgroups),
 ) -> (&'static str, &'static str, [u32; 2]) {
     let blocks = |cols: usize, rows: usize| [(cols as u32).div_ceil(8), (rows as u32).div_ceil(8)];
-    let subgroup = if which == Subgroups::Off { 0 } else { subgroup };
+    let subgroup = if which == Subgroups::Off {
+        None
+    } else {
+        subgroup
+    };
     let vec4_sg = which == Subgroups::On && k % 4 == 0 && n % 4 == 0 && k > 0;
-    match (ta, tb) {
-        _ if subgroup != 0 && vec4_sg && (!ta || m % 4 == 0) => (
+    match (ta, tb, subgroup) {
+        (_, _, Some(subgroup)) if vec4_sg && (!ta || m % 4 == 0) => (
             matmul_sg_source(subgroup, (ta, tb)),
             "matmul_sg",
             [
@@ -601,7 +605,7 @@ fn variant(
                 m.div_ceil(8 * subgroup as usize) as u32,
             ],
         ),
-        _ if subgroup != 0 => {
+        (_, _, Some(subgroup)) => {
             // The cold start's kernel is the smaller one (see `Subgroups`).
             let rows = if which == Subgroups::StridedOnly {
                 COLD_ROWS
@@ -617,22 +621,22 @@ fn variant(
                 ],
             )
         }
-        (false, false) if family == MatmulKernel::Tiled => (
+        (false, false, _) if family == KernelFamily::Tiled => (
             MATMUL_TILED,
             "matmul_tiled",
             [n.div_ceil(64) as u32, m.div_ceil(64) as u32],
         ),
-        (false, false) if k % 4 == 0 && n % 4 == 0 && k > 0 => (
+        (false, false, _) if k % 4 == 0 && n % 4 == 0 && k > 0 => (
             MATMUL_VEC4,
             "matmul_vec4",
             blocks((n / 4).div_ceil(4), m.div_ceil(8)),
         ),
-        (true, false) if m % 4 == 0 && n % 4 == 0 => (
+        (true, false, _) if m % 4 == 0 && n % 4 == 0 => (
             matmul_tn_source(),
             "matmul_tn",
             blocks((n / 4).div_ceil(4), m.div_ceil(8)),
         ),
-        (false, true) if k % 4 == 0 && k > 0 => (
+        (false, true, _) if k % 4 == 0 && k > 0 => (
             matmul_nt_source(),
             "matmul_nt",
             blocks(n.div_ceil(16), m.div_ceil(8)),
@@ -722,7 +726,7 @@ pub(super) fn lower_with(
     let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
     let (sa, stride_a) = operand(a, 0, a_rows, a_cols);
     let (sb, stride_b) = operand(b, 1, b_rows, b_cols);
-    let in_place = target.family != MatmulKernel::Tiled && !copy_transposed;
+    let in_place = target.family != KernelFamily::Tiled && !copy_transposed;
     let max_rows = {
         let (_, entry, _) = variant(target.family, (m, n, k), (ta, tb), sg);
         rows_per_group(entry) * MAX_GROUPS_PER_DIM as usize
@@ -852,7 +856,7 @@ fn rows_per_group(entry: &str) -> usize {
 /// z needs.
 fn push_products(
     low: &mut Lowering,
-    (target, subgroup): (Target, (u32, Subgroups)),
+    (target, subgroup): (Target, (Option<u32>, Subgroups)),
     (m, n, k): (usize, usize, usize),
     batch: usize,
     (stride_a, stride_b): (usize, usize),

@@ -8,7 +8,7 @@ mod reference;
 mod wide;
 
 use crate::graph::family::Family;
-use crate::kernel::{Lowering, Target};
+use crate::kernel::{KernelFamily, Lowering, Target};
 use crate::shape::{Shape, broadcast_shapes};
 use crate::tensor::Tensor;
 
@@ -115,13 +115,13 @@ impl Family for Matmul {
     fn lower_variants(&self, out: &Shape, inputs: &[&Shape], target: Target) -> Vec<Lowering> {
         use kernels::Subgroups;
         let plain = self.lower(out, inputs, target);
-        if target.family == crate::device::MatmulKernel::Tiled {
+        if target.family == KernelFamily::Tiled {
             return vec![plain];
         }
         let (a, b) = (inputs[0], inputs[1]);
         let flags = (self.ta, self.tb);
         let lower = |copy, sg| kernels::lower_with(out, a, b, flags, target, copy, sg);
-        if target.subgroup == 0 {
+        if target.subgroup.is_none() {
             if flags == (false, false) {
                 return vec![plain];
             }
@@ -145,7 +145,7 @@ impl Family for Matmul {
     /// slowest once compiled.)
     fn untimed_variant(&self, _out: &Shape, _inputs: &[&Shape], target: Target) -> usize {
         match (target.family, target.subgroup) {
-            (crate::device::MatmulKernel::Tiled, _) | (_, 0) => 0,
+            (KernelFamily::Tiled, _) | (_, None) => 0,
             _ => 1,
         }
     }
@@ -195,7 +195,7 @@ impl Family for Matmul {
                     true,
                     false,
                 )
-                .sum_axes(&[0], false)
+                .sum_axes(&[0])
             } else {
                 matmul_t(a, g, true, false)
             }

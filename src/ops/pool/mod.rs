@@ -93,17 +93,56 @@ fn geometry(
     }
 }
 
+/// Settings of 2-D pooling, `[height, width]` pairs: the window, how far
+/// it moves (by default its own size, as in PyTorch) and the padding added
+/// on each side (at most half the window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Pool2dOptions {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl Pool2dOptions {
+    /// A `k`×`k` window moved by `k`, no padding.
+    pub fn new(k: usize) -> Self {
+        Pool2dOptions {
+            kernel: [k, k],
+            stride: [k, k],
+            padding: [0, 0],
+        }
+    }
+    /// A `kh`×`kw` window moved by its size, no padding.
+    pub fn rect(kh: usize, kw: usize) -> Self {
+        Pool2dOptions {
+            kernel: [kh, kw],
+            stride: [kh, kw],
+            padding: [0, 0],
+        }
+    }
+    /// The same stride along both axes.
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = [s, s];
+        self
+    }
+    /// The same padding on all four sides.
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = [p, p];
+        self
+    }
+}
+
 impl Tensor {
-    /// Max pooling of `[batch, channels, h, w]` over `kernel` windows moved
-    /// by `stride`, with implicit −∞ `padding` (at most half the kernel). The
-    /// gradient goes to the first maximum of each window; NaN propagates.
+    /// Max pooling of `[batch, channels, h, w]` over the windows of
+    /// `options`, with implicit −∞ padding. The gradient goes to the first
+    /// maximum of each window; NaN propagates.
     #[track_caller]
-    pub fn max_pool2d(
-        &self,
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 2],
-    ) -> Tensor {
+    pub fn max_pool2d(&self, options: Pool2dOptions) -> Tensor {
+        let Pool2dOptions {
+            kernel,
+            stride,
+            padding,
+        } = options;
         let geom = geometry("max_pool2d", self.shape(), kernel, stride, padding);
         // With padding at most half the kernel every window of a non-empty
         // image covers a pixel; of an empty one, only padding (no maximum).
@@ -120,12 +159,12 @@ impl Tensor {
     /// the average (PyTorch's default, `count_include_pad`). A depthwise
     /// convolution with weights 1 / (kh·kw).
     #[track_caller]
-    pub fn avg_pool2d(
-        &self,
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 2],
-    ) -> Tensor {
+    pub fn avg_pool2d(&self, options: Pool2dOptions) -> Tensor {
+        let Pool2dOptions {
+            kernel,
+            stride,
+            padding,
+        } = options;
         let geom = geometry("avg_pool2d", self.shape(), kernel, stride, padding);
         let weight = Tensor::full(
             self.device(),
@@ -149,7 +188,7 @@ impl Tensor {
             "global_avg_pool2d: input must be [batch, channels, height, width], got {:?}",
             self.shape()
         );
-        self.mean_axes(&[2, 3], false)
+        self.mean_axes(&[2, 3])
     }
 }
 

@@ -1,6 +1,23 @@
-//! Checkpoints in the safetensors format (the ecosystem's convention: a JSON
-//! header of names, dtypes, shapes and offsets, then the raw little-endian
-//! data), so a run can stop and resume, and other tools can read the weights.
+//! Saving and loading parameters in the safetensors format (the
+//! ecosystem's convention: a JSON header of names, dtypes, shapes and
+//! offsets, then the raw little-endian data), so a run can stop and resume,
+//! and other tools can read the weights.
+//!
+//! Named tensors are `(name, &tensor)` pairs, what
+//! [`Module::named_parameters`] returns:
+//!
+//! ```no_run
+//! # use webgrad::*; use webgrad::layers::{Linear, Module, Init};
+//! # fn f(dev: &Device) -> Result<()> {
+//! let model = Linear::new(dev, 4, 2, Init::XavierUniform, 0)?;
+//! io::save_blocking("linear.safetensors", &model.named_parameters())?;   // `save(..).await` in a browser
+//! io::load("linear.safetensors", &model.named_parameters())?;
+//! io::save_module_blocking("model.safetensors", &model)?;                // the same, by module
+//! # Ok(()) }
+//! ```
+//!
+//! Saving reads values back from the GPU, so it is async with a
+//! `_blocking` twin natively; loading uploads and returns at once.
 
 use std::collections::HashMap;
 
@@ -15,17 +32,18 @@ fn err(msg: impl Into<String>) -> Error {
 }
 
 /// Serializes named tensors (read back from the GPU, in one submit).
-pub async fn to_bytes(named: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
+pub async fn to_bytes<S: AsRef<str>>(named: &[(S, &Tensor)]) -> Result<Vec<u8>> {
     // safetensors reserves the name __metadata__ and needs unique names:
     // refuse what `from_bytes` could not read back, before any readback.
     let mut seen = std::collections::HashSet::new();
     for (name, _) in named {
-        if *name == "__metadata__" {
+        let name = name.as_ref();
+        if name == "__metadata__" {
             return Err(err(
                 "the name __metadata__ is reserved by the safetensors format",
             ));
         }
-        if !seen.insert(*name) {
+        if !seen.insert(name) {
             return Err(err(format!("the name {name} is given twice")));
         }
     }
@@ -41,7 +59,7 @@ pub async fn to_bytes(named: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
         .map(|((name, t), b)| {
             let view = TensorView::new(Dtype::F32, t.dims().to_vec(), b)
                 .map_err(|e| err(e.to_string()))?;
-            Ok((name.to_string(), view))
+            Ok((name.as_ref().to_string(), view))
         })
         .collect::<Result<Vec<_>>>()?;
     let mut info = HashMap::new();
@@ -54,22 +72,23 @@ pub async fn to_bytes(named: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
 /// tensor in the file that no name asks for (a checkpoint of another
 /// model: see [`from_bytes_partial`] to load a part on purpose), or a
 /// malformed file is an [`Error::Checkpoint`]; nothing is written then.
-pub fn from_bytes(bytes: &[u8], named: &[(&str, &Tensor)]) -> Result<()> {
+pub fn from_bytes<S: AsRef<str>>(bytes: &[u8], named: &[(S, &Tensor)]) -> Result<()> {
     load_named(bytes, named, false)
 }
 
 /// [`from_bytes`], but tensors in the file that no name asks for are left
 /// unread (loading part of a model, say its encoder, from a larger one).
-pub fn from_bytes_partial(bytes: &[u8], named: &[(&str, &Tensor)]) -> Result<()> {
+pub fn from_bytes_partial<S: AsRef<str>>(bytes: &[u8], named: &[(S, &Tensor)]) -> Result<()> {
     load_named(bytes, named, true)
 }
 
-fn load_named(bytes: &[u8], named: &[(&str, &Tensor)], partial: bool) -> Result<()> {
+fn load_named<S: AsRef<str>>(bytes: &[u8], named: &[(S, &Tensor)], partial: bool) -> Result<()> {
     let file =
         SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
     let mut views = Vec::with_capacity(named.len());
     for (name, target) in named {
-        assert!(target.is_variable(), "checkpoint: {name} is not a variable");
+        let name = name.as_ref();
+        assert!(target.is_variable(), "load: {name} is not a variable");
         let view = file
             .tensor(name)
             .map_err(|_| err(format!("the checkpoint has no tensor named {name}")))?;
@@ -91,7 +110,8 @@ fn load_named(bytes: &[u8], named: &[(&str, &Tensor)], partial: bool) -> Result<
     // After the names' own checks: a missing or mis-shaped tensor is the
     // more specific error.
     if !partial {
-        let wanted: std::collections::HashSet<&str> = named.iter().map(|(n, _)| *n).collect();
+        let wanted: std::collections::HashSet<&str> =
+            named.iter().map(|(n, _)| n.as_ref()).collect();
         let mut unused: Vec<String> = file
             .names()
             .into_iter()
@@ -125,20 +145,36 @@ fn load_named(bytes: &[u8], named: &[(&str, &Tensor)], partial: bool) -> Result<
             target.shape().clone(),
         )));
     }
-    crate::tensor::realize_all(&uploads.iter().collect::<Vec<_>>())
+    crate::tensor::submit(&uploads.iter().collect::<Vec<_>>())
 }
 
-/// Saves named tensors to a .safetensors file.
+/// Saves named tensors to a .safetensors file (natively: a browser has no
+/// files; use [`to_bytes`] there).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn save(path: impl AsRef<std::path::Path>, named: &[(&str, &Tensor)]) -> Result<()> {
-    let bytes = pollster::block_on(to_bytes(named))?;
+pub async fn save<S: AsRef<str>>(
+    path: impl AsRef<std::path::Path>,
+    named: &[(S, &Tensor)],
+) -> Result<()> {
+    let bytes = to_bytes(named).await?;
     std::fs::write(path.as_ref(), bytes)
         .map_err(|e| err(format!("writing {}: {e}", path.as_ref().display())))
 }
 
+/// [`save`], run to completion.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save_blocking<S: AsRef<str>>(
+    path: impl AsRef<std::path::Path>,
+    named: &[(S, &Tensor)],
+) -> Result<()> {
+    pollster::block_on(save(path, named))
+}
+
 /// Loads a .safetensors file into variables (see [`from_bytes`]).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn load(path: impl AsRef<std::path::Path>, named: &[(&str, &Tensor)]) -> Result<()> {
+pub fn load<S: AsRef<str>>(
+    path: impl AsRef<std::path::Path>,
+    named: &[(S, &Tensor)],
+) -> Result<()> {
     let bytes = std::fs::read(path.as_ref())
         .map_err(|e| err(format!("reading {}: {e}", path.as_ref().display())))?;
     from_bytes(&bytes, named)
@@ -146,13 +182,12 @@ pub fn load(path: impl AsRef<std::path::Path>, named: &[(&str, &Tensor)]) -> Res
 
 /// Serializes every parameter of `module` under its name (see [`Module`]).
 pub async fn module_to_bytes(module: &dyn Module) -> Result<Vec<u8>> {
-    let named = module.named_parameters();
-    to_bytes(&borrowed(&named)).await
+    to_bytes(&module.named_parameters()).await
 }
 
 /// [`to_bytes`], run to completion (natively; a browser must await).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn to_bytes_blocking(named: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
+pub fn to_bytes_blocking<S: AsRef<str>>(named: &[(S, &Tensor)]) -> Result<Vec<u8>> {
     pollster::block_on(to_bytes(named))
 }
 
@@ -165,15 +200,19 @@ pub fn module_to_bytes_blocking(module: &dyn Module) -> Result<Vec<u8>> {
 /// Loads every parameter of `module` from bytes written by
 /// [`module_to_bytes`] or [`save_module`] (see [`from_bytes`]).
 pub fn module_from_bytes(bytes: &[u8], module: &dyn Module) -> Result<()> {
-    let named = module.named_parameters();
-    from_bytes(bytes, &borrowed(&named))
+    from_bytes(bytes, &module.named_parameters())
 }
 
 /// Saves every parameter of `module` under its name.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn save_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
-    let named = module.named_parameters();
-    save(path, &borrowed(&named))
+pub async fn save_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
+    save(path, &module.named_parameters()).await
+}
+
+/// [`save_module`], run to completion.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save_module_blocking(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
+    pollster::block_on(save_module(path, module))
 }
 
 /// Loads every parameter of `module` from a file written by
@@ -181,20 +220,14 @@ pub fn save_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Re
 /// the file must hold no other tensor.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
-    let named = module.named_parameters();
-    load(path, &borrowed(&named))
+    load(path, &module.named_parameters())
 }
 
 /// [`load_module`] from a file that may hold more tensors than `module`
 /// has (see [`from_bytes_partial`]).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load_module_partial(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
-    let named = module.named_parameters();
     let bytes = std::fs::read(path.as_ref())
         .map_err(|e| err(format!("reading {}: {e}", path.as_ref().display())))?;
-    from_bytes_partial(&bytes, &borrowed(&named))
-}
-
-fn borrowed<'a>(named: &'a [(String, &'a Tensor)]) -> Vec<(&'a str, &'a Tensor)> {
-    named.iter().map(|(n, t)| (n.as_str(), *t)).collect()
+    from_bytes_partial(&bytes, &module.named_parameters())
 }
