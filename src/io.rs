@@ -182,7 +182,7 @@ pub fn load<S: AsRef<str>>(
 
 /// Serializes every parameter of `module` under its name (see [`Module`]).
 pub async fn module_to_bytes(module: &dyn Module) -> Result<Vec<u8>> {
-    to_bytes(&module.named_parameters()).await
+    to_bytes(&module.named_state()).await
 }
 
 /// [`to_bytes`], run to completion (natively; a browser must await).
@@ -200,13 +200,13 @@ pub fn module_to_bytes_blocking(module: &dyn Module) -> Result<Vec<u8>> {
 /// Loads every parameter of `module` from bytes written by
 /// [`module_to_bytes`] or [`save_module`] (see [`from_bytes`]).
 pub fn module_from_bytes(bytes: &[u8], module: &dyn Module) -> Result<()> {
-    from_bytes(bytes, &module.named_parameters())
+    from_bytes(bytes, &module.named_state())
 }
 
 /// Saves every parameter of `module` under its name.
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn save_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
-    save(path, &module.named_parameters()).await
+    save(path, &module.named_state()).await
 }
 
 /// [`save_module`], run to completion.
@@ -220,7 +220,7 @@ pub fn save_module_blocking(path: impl AsRef<std::path::Path>, module: &dyn Modu
 /// the file must hold no other tensor.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
-    load(path, &module.named_parameters())
+    load(path, &module.named_state())
 }
 
 /// [`load_module`] from a file that may hold more tensors than `module`
@@ -229,5 +229,5 @@ pub fn load_module(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Re
 pub fn load_module_partial(path: impl AsRef<std::path::Path>, module: &dyn Module) -> Result<()> {
     let bytes = std::fs::read(path.as_ref())
         .map_err(|e| err(format!("reading {}: {e}", path.as_ref().display())))?;
-    from_bytes_partial(&bytes, &module.named_parameters())
+    from_bytes_partial(&bytes, &module.named_state())
 }

@@ -36,6 +36,7 @@
 mod autodiff;
 pub mod data;
 mod device;
+mod display;
 mod error;
 mod exec;
 mod graph;
@@ -55,7 +56,7 @@ pub mod text;
 
 pub use autodiff::numerical::SweepRow;
 pub use autodiff::{
-    Difference, GradientReport, Gradients, Layer, Tolerance, TraceStep, backward_trace,
+    Difference, GradientReport, Gradients, LayerFn, Tolerance, TraceStep, backward_trace,
     check_gradients, checkpoint, checkpoint_sequential, choose_segments, grad, grad_with_seed,
     hessian, hessian_reverse, hvp, jacfwd, jacrev, jvp, jvp_batched, numerical_grad,
     numerical_grad_reference, tangent, tangent_batched, vjp,

@@ -217,11 +217,11 @@ fn meaningless_settings_are_refused_where_given() {
         ),
         (
             Box::new(|| drop(webgrad::optim::Sgd::new(0.1).weight_decay(-0.1))),
-            "Sgd::with_weight_decay: the weight decay must be finite and at least 0",
+            "Sgd::weight_decay: the weight decay must be finite and at least 0",
         ),
         (
             Box::new(|| drop(webgrad::optim::Adam::new(0.1).decoupled_weight_decay(f32::NAN))),
-            "Adam::adamw: the weight decay must be finite and at least 0, got NaN",
+            "Adam::decoupled_weight_decay: the weight decay must be finite and at least 0, got NaN",
         ),
         (
             Box::new(|| {

@@ -234,7 +234,7 @@ fn tensors_a_region_captures_get_their_gradients() {
 fn a_chain_trains_within_a_memory_budget_that_plain_reverse_mode_exceeds() {
     use std::rc::Rc;
     use webgrad::optim::{Optimizer, Sgd};
-    use webgrad::{Layer, checkpoint_sequential, choose_segments};
+    use webgrad::{LayerFn, checkpoint_sequential, choose_segments};
     let Some(dev) = common::private_device() else {
         return;
     };
@@ -246,11 +246,11 @@ fn a_chain_trains_within_a_memory_budget_that_plain_reverse_mode_exceeds() {
                 .unwrap()
         })
         .collect();
-    let layers: Vec<Layer> = ws
+    let layers: Vec<LayerFn> = ws
         .iter()
         .map(|w| {
             let w = w.clone();
-            Rc::new(move |h: &Tensor| h.matmul(&w).tanh()) as Layer
+            Rc::new(move |h: &Tensor| h.matmul(&w).tanh()) as LayerFn
         })
         .collect();
     let x = Tensor::rand_uniform(&dev, [batch, width], -1.0, 1.0, 99);

@@ -19,5 +19,5 @@ pub use forward::{
 pub use numerical::{Difference, numerical_grad, numerical_grad_reference};
 #[cfg(not(target_arch = "wasm32"))]
 pub use numerical::{numerical_grad_blocking, step_sweep};
-pub use remat::{Layer, checkpoint, checkpoint_sequential, choose_segments};
+pub use remat::{LayerFn, checkpoint, checkpoint_sequential, choose_segments};
 pub use reverse::{Gradients, TraceStep, backward_trace, grad, grad_with_seed};

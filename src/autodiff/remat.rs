@@ -127,19 +127,19 @@ pub(crate) fn vjp_partials(node: &Rc<Node>, g: &Tensor) -> Vec<Vec<Tensor>> {
 }
 
 /// A layer of a chain, for [`checkpoint_sequential`]: its weights captured.
-pub type Layer = Rc<dyn Fn(&Tensor) -> Tensor>;
+pub type LayerFn = Rc<dyn Fn(&Tensor) -> Tensor>;
 
 /// `layers` applied in order to `x`, every `segment` consecutive layers one
 /// checkpointed region (`segment` 0: no checkpointing), like PyTorch's
 /// `checkpoint_sequential`. Segments of √n of n layers are the classic
 /// schedule: about 2√n activations kept instead of n, each layer run twice.
-pub fn checkpoint_sequential(layers: &[Layer], x: &Tensor, segment: usize) -> Tensor {
+pub fn checkpoint_sequential(layers: &[LayerFn], x: &Tensor, segment: usize) -> Tensor {
     if segment == 0 {
         return layers.iter().fold(x.clone(), |h, layer| layer(&h));
     }
     let mut h = x.clone();
     for chunk in layers.chunks(segment) {
-        let chunk: Vec<Layer> = chunk.to_vec();
+        let chunk: Vec<LayerFn> = chunk.to_vec();
         h = checkpoint(
             move |v: &[Tensor]| chunk.iter().fold(v[0].clone(), |h, layer| layer(&h)),
             &[&h],
@@ -160,7 +160,7 @@ pub fn checkpoint_sequential(layers: &[Layer], x: &Tensor, segment: usize) -> Te
 /// recomputed once; the memory is least near √n) and returns the first
 /// that fits, or [`crate::Error::OutOfBudget`] with the smallest peak found.
 pub fn choose_segments(
-    layers: &[Layer],
+    layers: &[LayerFn],
     x: &Tensor,
     budget: u64,
     mut probe: impl FnMut(&Tensor) -> Vec<Tensor>,

@@ -240,15 +240,7 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
         let gpu = gpu_of(tensors)?;
         let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
         budget::fit(gpu, &nodes)?;
-        let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let call_start = profile::now(gpu);
-        let planned = schedule::plan(gpu, &nodes);
-        let plan_ns = call_start.and_then(|s| Some(profile::now(gpu)? - s));
-        if let Ok(plan) = &planned {
-            submit(gpu, plan, &[], plan_ns);
-        }
-        profile::finish_call(gpu, call_start);
-        drop(submitting);
+        let (planned, _, _) = plan_and_submit(gpu, &nodes, |_| Readback::default(), true);
         planned?;
         pending_error(gpu)
     }
@@ -268,30 +260,12 @@ pub(crate) async fn realize_async(tensors: &[&Tensor]) -> Result<()> {
     }
     // Errors from earlier calls are theirs, not this one's.
     pending_error(&gpu)?;
-    budget::fit(&gpu, &nodes)?;
-    let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
-    let call_start = profile::now(&gpu);
-    let planned = schedule::plan(&gpu, &nodes);
-    let plan_ns = call_start.and_then(|s| Some(profile::now(&gpu)? - s));
-    let mut staged = status::Staged::default();
-    if let Ok(plan) = &planned {
-        staged = status::stage(&gpu, plan);
-        submit(&gpu, plan, &status::copies(&staged), plan_ns);
-    }
-    profile::finish_call(&gpu, call_start);
-    drop(submitting);
-    let (validation, oom) = (validation.pop(), oom.pop());
-    if let Some(e) = validation.await {
-        return Err(Error::from_wgpu(e));
-    }
-    if let Some(e) = oom.await {
-        return Err(Error::from_wgpu(e));
-    }
-    planned?;
-    pending_error(&gpu)?;
-    status::verdict(&gpu, staged).await
+    let prepare = |plan: &Plan| Readback {
+        staging: Vec::new(),
+        checks: status::stage(&gpu, plan),
+    };
+    submit_checked(&gpu, &nodes, prepare, true).await?;
+    Ok(())
 }
 
 /// Realizes `tensors` and `also` in one submit and reads `tensors` back
@@ -319,42 +293,19 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
     }
     let gpu = gpu_of(&all)?.clone();
     let nodes: Vec<Rc<Node>> = all.iter().map(|t| t.node.clone()).collect();
-    budget::fit(&gpu, &nodes)?;
-    let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
-    let call_start = profile::now(&gpu);
-    let planned = schedule::plan(&gpu, &nodes);
-    let plan_ns = call_start.and_then(|s| Some(profile::now(&gpu)? - s));
-    let mut staging = Vec::new();
-    let mut checks = status::Staged::default();
-    if let Ok(plan) = &planned {
-        for (t, storage) in tensors.iter().zip(&plan.targets) {
-            // Realized above, so it fit in a binding: no overflow here.
-            let bytes = (t.numel() * 4) as u64;
-            staging.push((storage.buffer().clone(), take_staging(&gpu, bytes), bytes));
-        }
-        checks = status::stage(&gpu, plan);
-        let mut copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> = staging
+    let prepare = |plan: &Plan| Readback {
+        staging: tensors
             .iter()
-            .filter(|s| s.2 > 0)
-            .map(|(s, d, b)| (s, d, *b))
-            .collect();
-        copies.extend(status::copies(&checks));
-        submit(&gpu, plan, &copies, plan_ns);
-    }
-    drop(submitting);
-    let (validation, oom) = (validation.pop(), oom.pop());
-    if let Some(e) = validation.await {
-        return Err(Error::from_wgpu(e));
-    }
-    if let Some(e) = oom.await {
-        return Err(Error::from_wgpu(e));
-    }
-    drop(planned?);
-    pending_error(&gpu)?;
-    status::verdict(&gpu, checks).await?;
-
+            .zip(&plan.targets)
+            .map(|(t, storage)| {
+                // Realized above, so it fit in a binding: no overflow here.
+                let bytes = (t.numel() * 4) as u64;
+                (storage.buffer().clone(), take_staging(&gpu, bytes), bytes)
+            })
+            .collect(),
+        checks: status::stage(&gpu, plan),
+    };
+    let (staging, call_start) = submit_checked(&gpu, &nodes, prepare, false).await?;
     let mut out = Vec::with_capacity(staging.len());
     for (_, buffer, bytes) in &staging {
         if *bytes == 0 {
@@ -377,6 +328,77 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
     drop(pool);
     profile::finish_call(&gpu, call_start);
     Ok(out)
+}
+
+/// What a submit copies out after its kernels: values into mappable
+/// staging buffers (source, staging, bytes) and the plan's status words.
+#[derive(Default)]
+struct Readback {
+    staging: Vec<(wgpu::Buffer, wgpu::Buffer, u64)>,
+    checks: status::Staged,
+}
+
+/// The one sequence behind every realize and read: under the submit lock,
+/// plan `nodes`, let `prepare` stage what the caller reads back, and
+/// submit the kernels with those copies. Returns the plan (whose buffers
+/// the caller keeps until the device has answered), the staged copies and
+/// when the call began (for the profiler; its duration is set here with
+/// `finish_at_submit`, else by the caller once it has read back).
+fn plan_and_submit(
+    gpu: &Gpu,
+    nodes: &[Rc<Node>],
+    prepare: impl FnOnce(&Plan) -> Readback,
+    finish_at_submit: bool,
+) -> (Result<Plan>, Readback, Option<u64>) {
+    let submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let call_start = profile::now(gpu);
+    let planned = schedule::plan(gpu, nodes);
+    let plan_ns = call_start.and_then(|s| Some(profile::now(gpu)? - s));
+    let mut staged = Readback::default();
+    if let Ok(plan) = &planned {
+        staged = prepare(plan);
+        let mut copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> = staged
+            .staging
+            .iter()
+            .filter(|s| s.2 > 0)
+            .map(|(s, d, b)| (s, d, *b))
+            .collect();
+        copies.extend(status::copies(&staged.checks));
+        submit(gpu, plan, &copies, plan_ns);
+    }
+    if finish_at_submit {
+        profile::finish_call(gpu, call_start);
+    }
+    drop(submitting);
+    (planned, staged, call_start)
+}
+
+/// [`plan_and_submit`] within error scopes, after fitting the memory
+/// budget, waiting for the device's verdict on that submit: a validation
+/// or out-of-memory error, or a status word a kernel set, is this call's
+/// error. Returns the staging buffers to read and when the call began.
+#[allow(clippy::type_complexity)]
+async fn submit_checked(
+    gpu: &Gpu,
+    nodes: &[Rc<Node>],
+    prepare: impl FnOnce(&Plan) -> Readback,
+    finish_at_submit: bool,
+) -> Result<(Vec<(wgpu::Buffer, wgpu::Buffer, u64)>, Option<u64>)> {
+    budget::fit(gpu, nodes)?;
+    let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let (planned, staged, call_start) = plan_and_submit(gpu, nodes, prepare, finish_at_submit);
+    let (validation, oom) = (validation.pop(), oom.pop());
+    if let Some(e) = validation.await {
+        return Err(Error::from_wgpu(e));
+    }
+    if let Some(e) = oom.await {
+        return Err(Error::from_wgpu(e));
+    }
+    drop(planned?);
+    pending_error(gpu)?;
+    status::verdict(gpu, staged.checks).await?;
+    Ok((staged.staging, call_start))
 }
 
 /// A mappable buffer of at least `bytes` for reading a value back, reused

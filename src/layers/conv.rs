@@ -1,9 +1,11 @@
-//! Convolutional layers: [`Conv2d`] and [`MaxPool2d`].
+//! Convolutional layers: [`Conv2d`], [`ConvTranspose2d`], pooling and
+//! upsampling.
 
 use super::{Init, Module};
 use crate::device::Device;
 use crate::error::Result;
 use crate::ops::conv::Conv2dOptions;
+use crate::ops::pool::Pool2dOptions;
 use crate::tensor::Tensor;
 
 /// y = conv2d(x, W) + b, with W `[out, in / groups, kh, kw]` and b `[out]`.
@@ -59,30 +61,158 @@ impl Module for Conv2d {
     }
 }
 
-/// Max pooling over `kernel` windows (no parameters).
+/// y = conv_transpose2d(x, W) + b, with W `[in, out / groups, kh, kw]`
+/// (PyTorch's layout) and b `[out]`: the decoder's upsampling layer.
+pub struct ConvTranspose2d {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub options: Conv2dOptions,
+}
+
+impl ConvTranspose2d {
+    /// A layer with `init` weights (fan-in out/groups·kh·kw, the inputs
+    /// each output sums, fan-out in/groups·kh·kw) and zero bias.
+    #[track_caller]
+    pub fn new(
+        device: &Device,
+        inputs: usize,
+        outputs: usize,
+        kernel: [usize; 2],
+        options: Conv2dOptions,
+        init: Init,
+        seed: u64,
+    ) -> Result<ConvTranspose2d> {
+        let groups = options.groups.max(1);
+        assert!(
+            inputs % groups == 0 && outputs % groups == 0,
+            "ConvTranspose2d::new: {inputs} inputs and {outputs} outputs must divide into {groups} groups"
+        );
+        assert!(
+            inputs >= 1 && outputs >= 1 && kernel[0] >= 1 && kernel[1] >= 1,
+            "ConvTranspose2d::new: inputs, outputs and both kernel sizes must be at least 1, got {inputs} inputs, {outputs} outputs, kernel {kernel:?}"
+        );
+        let taps = kernel[0] * kernel[1];
+        let shape = [inputs, outputs / groups, kernel[0], kernel[1]];
+        let (fan_in, fan_out) = (outputs / groups * taps, inputs / groups * taps);
+        Ok(ConvTranspose2d {
+            weight: init.tensor(device, shape, fan_in, fan_out, seed)?,
+            bias: Tensor::zeros(device, [outputs]).to_variable()?,
+            options,
+        })
+    }
+
+    /// `x: [batch, in, h, w]` → `[batch, out, oh, ow]`.
+    #[track_caller]
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv_transpose2d(&self.weight, Some(&self.bias), self.options)
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)]
+    }
+}
+
+/// Max pooling (no parameters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPool2d {
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
+    pub options: Pool2dOptions,
 }
 
 impl MaxPool2d {
     /// Non-overlapping square windows: kernel = stride = `k`, no padding.
     pub fn new(k: usize) -> MaxPool2d {
         MaxPool2d {
-            kernel: [k, k],
-            stride: [k, k],
-            padding: [0, 0],
+            options: Pool2dOptions::new(k),
         }
     }
 
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.max_pool2d(crate::ops::pool::Pool2dOptions {
-            kernel: self.kernel,
-            stride: self.stride,
-            padding: self.padding,
-        })
+        x.max_pool2d(self.options)
+    }
+}
+
+impl Module for MaxPool2d {
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        Vec::new()
+    }
+}
+
+/// Average pooling (no parameters; zero padding counts in the average).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvgPool2d {
+    pub options: Pool2dOptions,
+}
+
+impl AvgPool2d {
+    /// Non-overlapping square windows: kernel = stride = `k`, no padding.
+    pub fn new(k: usize) -> AvgPool2d {
+        AvgPool2d {
+            options: Pool2dOptions::new(k),
+        }
+    }
+
+    #[track_caller]
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.avg_pool2d(self.options)
+    }
+}
+
+impl Module for AvgPool2d {
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        Vec::new()
+    }
+}
+
+/// Upsampling of `[batch, channels, h, w]` by an integer factor (no
+/// parameters): nearest neighbour or bilinear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Upsample {
+    pub scale: usize,
+    pub bilinear: bool,
+}
+
+impl Upsample {
+    /// Each pixel repeated `scale`×`scale` times.
+    pub fn nearest(scale: usize) -> Upsample {
+        Upsample {
+            scale,
+            bilinear: false,
+        }
+    }
+    /// Bilinear interpolation to `scale` times the size (PyTorch's
+    /// `align_corners=False`).
+    pub fn bilinear(scale: usize) -> Upsample {
+        Upsample {
+            scale,
+            bilinear: true,
+        }
+    }
+
+    #[track_caller]
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        if self.bilinear {
+            let d = x.dims();
+            assert!(
+                x.rank() == 4,
+                "Upsample: input must be [batch, channels, height, width], got {:?}",
+                x.shape()
+            );
+            let size = |n: usize| {
+                n.checked_mul(self.scale)
+                    .unwrap_or_else(|| panic!("Upsample: {n} × {} overflows", self.scale))
+            };
+            x.upsample_bilinear2d([size(d[2]), size(d[3])])
+        } else {
+            x.upsample_nearest2d(self.scale)
+        }
+    }
+}
+
+impl Module for Upsample {
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        Vec::new()
     }
 }

@@ -4,10 +4,14 @@
 
 mod conv;
 mod linear;
+mod norm;
+mod sequential;
 mod transformer;
 
-pub use conv::{Conv2d, MaxPool2d};
+pub use conv::{AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, Upsample};
 pub use linear::{Linear, Mlp};
+pub use norm::{BatchNorm2d, GroupNorm};
+pub use sequential::{Layer, Sequential};
 pub use transformer::{Dropout, Embedding, LayerNorm, MultiHeadAttention, TransformerBlock};
 
 use crate::device::Device;
@@ -108,6 +112,8 @@ impl Activation {
 /// [`prefixed`]: `conv1.weight`, `blocks.0.attention.query.weight`, ...
 /// [`crate::io::save_module`] and [`crate::io::load_module`]
 /// save and load every parameter of a module by these names.
+///
+/// A struct of layers gets its `Module` from [`crate::impl_module!`].
 pub trait Module {
     /// Every parameter with a stable, unique name.
     fn named_parameters(&self) -> Vec<(String, &Tensor)>;
@@ -120,6 +126,77 @@ pub trait Module {
             .map(|(_, t)| t)
             .collect()
     }
+
+    /// How many numbers the parameters hold.
+    fn parameter_count(&self) -> usize {
+        self.parameters().iter().map(|t| t.numel()).sum()
+    }
+
+    /// State that is saved with the parameters but not trained (a batch
+    /// norm's running averages: PyTorch's buffers).
+    fn named_buffers(&self) -> Vec<(String, &Tensor)> {
+        Vec::new()
+    }
+
+    /// Parameters, then buffers: what [`crate::io::save_module`] saves.
+    fn named_state(&self) -> Vec<(String, &Tensor)> {
+        let mut all = self.named_parameters();
+        all.extend(self.named_buffers());
+        all
+    }
+
+    /// Training (the default) or evaluation: batch norm uses its batch's
+    /// statistics or its running averages. Layers without a mode ignore it.
+    fn set_training(&self, _training: bool) {}
+
+    /// Updates of buffers recorded by the forward passes since the last
+    /// call (a batch norm's running averages in training): realize them
+    /// with the training step.
+    fn take_buffer_updates(&self) -> Vec<Tensor> {
+        Vec::new()
+    }
+}
+
+/// Writes [`Module`] for a struct whose fields are modules: parameters
+/// named `field.name`, buffers likewise, the training mode and buffer
+/// updates passed to every field.
+///
+/// ```
+/// use webgrad::layers::{Conv2d, ConvTranspose2d, Module};
+/// struct Autoencoder {
+///     encoder: Conv2d,
+///     decoder: ConvTranspose2d,
+/// }
+/// webgrad::impl_module!(Autoencoder { encoder, decoder });
+/// ```
+#[macro_export]
+macro_rules! impl_module {
+    ($ty:ty { $($field:ident),+ $(,)? }) => {
+        impl $crate::layers::Module for $ty {
+            fn named_parameters(&self) -> Vec<(String, &$crate::Tensor)> {
+                let mut all = Vec::new();
+                $(all.extend($crate::layers::prefixed(stringify!($field), &self.$field));)+
+                all
+            }
+            fn named_buffers(&self) -> Vec<(String, &$crate::Tensor)> {
+                let mut all = Vec::new();
+                $(all.extend(
+                    $crate::layers::Module::named_buffers(&self.$field)
+                        .into_iter()
+                        .map(|(n, t)| (format!("{}.{n}", stringify!($field)), t)),
+                );)+
+                all
+            }
+            fn set_training(&self, training: bool) {
+                $($crate::layers::Module::set_training(&self.$field, training);)+
+            }
+            fn take_buffer_updates(&self) -> Vec<$crate::Tensor> {
+                let mut all = Vec::new();
+                $(all.extend($crate::layers::Module::take_buffer_updates(&self.$field));)+
+                all
+            }
+        }
+    };
 }
 
 /// `module`'s named parameters with `prefix.` before each name.

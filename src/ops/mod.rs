@@ -16,6 +16,7 @@ pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod scan;
+pub mod upsample;
 
 #[cfg(test)]
 mod shader_tests;

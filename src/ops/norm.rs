@@ -70,6 +70,49 @@ impl Tensor {
         affine(self * &ms.add_scalar(eps).powf(-0.5), weight, None)
     }
 
+    /// Group normalization of `[batch, channels, ...]`: the channels split
+    /// into `groups` groups, each group of each example normalized by its
+    /// own mean and biased variance, (x − mean) / √(var + ε), then
+    /// · weight + bias per channel (each `[channels]`, optional). A
+    /// composition of reshapes and [`Tensor::layer_norm`]: its rules are theirs.
+    #[track_caller]
+    pub fn group_norm(
+        &self,
+        groups: usize,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+    ) -> Tensor {
+        assert!(
+            self.rank() >= 2,
+            "group_norm: input must be [batch, channels, ...], got {:?}",
+            self.shape()
+        );
+        let (n, c) = (self.dims()[0], self.dims()[1]);
+        assert!(
+            groups >= 1 && c % groups == 0,
+            "group_norm: {c} channels of {:?} do not divide into {groups} groups",
+            self.shape()
+        );
+        check_affine("group_norm", "weight", weight, &[c], self.shape());
+        check_affine("group_norm", "bias", bias, &[c], self.shape());
+        let per_group = self.numel() / n.max(1) / groups;
+        let y = self
+            .reshape([n, groups, per_group])
+            .layer_norm(1, None, None, eps)
+            .reshape(self.shape().clone());
+        let mut per_channel = vec![c];
+        per_channel.extend(vec![1; self.rank() - 2]);
+        let y = match weight {
+            Some(w) => &y * &w.reshape(per_channel.clone()),
+            None => y,
+        };
+        match bias {
+            Some(b) => &y + &b.reshape(per_channel),
+            None => y,
+        }
+    }
+
     /// Batch normalization of `[batch, channels, ...]` per channel (axis 1).
     ///
     /// In training ([`BatchNormMode::Train`]) the batch's own mean and biased variance normalize

@@ -94,10 +94,41 @@ fn test(extra: &[String]) -> Result {
             &["check", "--package", "webgrad", "--lib", "--target", target],
         )?;
     }
+    msrv_and_package()?;
     browser_test()?;
     drop(caches);
     println!("xtask: all tests passed");
     Ok(())
+}
+
+/// The crate as it would be published (`cargo publish --dry-run`: its
+/// metadata, the files of its `include` list, and a build of exactly
+/// those), built with the oldest Rust it claims to support (`rust-version`
+/// in Cargo.toml), so that both claims are checked by one build.
+fn msrv_and_package() -> Result {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).map_err(|e| e.to_string())?;
+    let msrv = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .ok_or("Cargo.toml states no rust-version")?
+        .to_string();
+    run(
+        "rustup",
+        &["toolchain", "install", &msrv, "--profile", "minimal"],
+    )?;
+    let toolchain = format!("+{msrv}");
+    run(
+        "cargo",
+        &[
+            &toolchain,
+            "publish",
+            "--dry-run",
+            "--package",
+            "webgrad",
+            "--allow-dirty",
+        ],
+    )
 }
 
 /// A fresh, empty cache directory for everything `test` starts, removed
