@@ -49,6 +49,8 @@ pub mod optim;
 pub mod profile;
 mod random;
 pub mod reference;
+#[cfg(test)]
+mod shader_check;
 mod shape;
 pub mod symbolic;
 mod tensor;

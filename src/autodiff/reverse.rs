@@ -54,7 +54,9 @@ impl Tensor {
 }
 
 /// ∂y/∂x for each x in `xs`, where `y` has one element. An x that does not
-/// influence y gets zeros.
+/// influence y gets zeros (so a list of parameters can be differentiated as
+/// a whole); [`Tensor::backward`] and [`Gradients::get`] say `None` for it,
+/// to detect it.
 #[track_caller]
 pub fn grad(y: &Tensor, xs: &[&Tensor]) -> Vec<Tensor> {
     grad_with_seed(y, xs, &scalar_seed(y, "grad"))

@@ -457,3 +457,6 @@ async fn map_read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()> {
     })
     .await
 }
+
+#[cfg(test)]
+mod shader_tests;

@@ -12,7 +12,7 @@ use crate::kernel::{Buf, KernelCall, Lowering, Target, grid_1d, word};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-pub(crate) const DROPOUT_MASK: &str = include_str!("../../shaders/dropout_mask.wgsl");
+const DROPOUT_MASK: &str = include_str!("../../shaders/dropout_mask.wgsl");
 
 impl Tensor {
     /// Zeroes each element with probability `p` and scales the rest by
@@ -113,4 +113,10 @@ impl Family for DropoutMask {
             })
             .collect()
     }
+}
+
+#[cfg(test)]
+#[test]
+fn dropout_mask_shader_validates() {
+    crate::shader_check::validate("dropout_mask", DROPOUT_MASK);
 }

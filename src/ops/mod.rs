@@ -17,6 +17,3 @@ pub mod pool;
 pub mod reduce;
 pub mod scan;
 pub mod upsample;
-
-#[cfg(test)]
-mod shader_tests;

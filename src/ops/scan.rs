@@ -8,7 +8,7 @@ use crate::kernel::{Buf, KernelCall, Lowering, MAX_LOOP_TRIPS, Target, grid_1d, 
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-pub(crate) const CUMSUM: &str = include_str!("../../shaders/cumsum.wgsl");
+const CUMSUM: &str = include_str!("../../shaders/cumsum.wgsl");
 
 impl Tensor {
     /// Running sums along `axis`: out[…, i, …] = Σ_{j ≤ i} x[…, j, …].
@@ -100,4 +100,10 @@ impl Family for CumSum {
         }
         y
     }
+}
+
+#[cfg(test)]
+#[test]
+fn cumsum_shader_validates() {
+    crate::shader_check::validate("cumsum", CUMSUM);
 }

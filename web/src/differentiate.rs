@@ -9,7 +9,7 @@ use webgrad::{
     Device, Difference, Error, Tensor, backward_trace, numerical_grad, read_all, tangent,
 };
 
-use crate::json::{array, num, object, string};
+use serde_json::{Value, json};
 
 fn describe(g: &ExprGraph, id: ExprId, label: &HashMap<ExprId, String>) -> (String, String) {
     match g.node(id) {
@@ -43,25 +43,16 @@ pub async fn differentiate(
     let root = match g.parse(expr) {
         Ok(r) => r,
         Err(Error::Parse { position, message }) => {
-            return Ok(object(&[
-                ("ok", "false".into()),
-                ("position", position.to_string()),
-                ("message", string(&message)),
-            ]));
+            return Ok(json!({"ok": false, "position": position, "message": &message}).to_string());
         }
         Err(e) => return Err(e.to_string()),
     };
     let vars = g.variables(root);
     for v in &vars {
         if !values.iter().any(|(n, _)| n == v) {
-            return Ok(object(&[
-                ("ok", "false".into()),
-                ("position", expr.find(v.as_str()).unwrap_or(0).to_string()),
-                (
-                    "message",
-                    string(&format!("no value given for the variable {v}")),
-                ),
-            ]));
+            let message = format!("no value given for the variable {v}");
+            let position = expr.find(v.as_str()).unwrap_or(0);
+            return Ok(json!({"ok": false, "position": position, "message": message}).to_string());
         }
     }
 
@@ -128,22 +119,15 @@ pub async fn differentiate(
         let me = by_tensor[&s.node.id()].clone();
         let sum = rest.next().unwrap();
         adjoint.insert(me.clone(), sum);
-        let partials: Vec<String> = s
+        let partials: Vec<Value> = s
             .partials
             .iter()
             .map(|(from, _)| {
-                let from = from
-                    .as_ref()
-                    .map(|f| string(&by_tensor[&f.id()]))
-                    .unwrap_or_else(|| "null".into());
-                object(&[("from", from), ("value", num(rest.next().unwrap()))])
+                let from = from.as_ref().map(|f| by_tensor[&f.id()].clone());
+                json!({"from": from, "value": rest.next().unwrap()})
             })
             .collect();
-        step_json.push(object(&[
-            ("node", string(&me)),
-            ("partials", array(partials)),
-            ("sum", num(sum)),
-        ]));
+        step_json.push(json!({"node": &me, "partials": partials, "sum": sum}));
     }
 
     // Symbolic derivatives, and central differences with their error.
@@ -186,53 +170,17 @@ pub async fn differentiate(
         let d = g.diff(root, v);
         let exact = g.eval(d, &at).unwrap_or(f64::NAN);
         let leaf_label = &label[&g.var(v)];
-        per_var.push(object(&[
-            ("name", string(v)),
-            ("node", string(leaf_label)),
-            (
-                "reverse",
-                num(adjoint.get(leaf_label).copied().unwrap_or(0.0)),
-            ),
-            ("symbolic", string(&g.print(d))),
-            ("symbolic_value", num(exact)),
-            ("numerical", num(numeric[k][0] as f64)),
-            ("numerical_error", num((numeric[k][0] as f64 - exact).abs())),
-        ]));
+        per_var.push(json!({"name": v, "node": leaf_label, "reverse": adjoint.get(leaf_label).copied().unwrap_or(0.0), "symbolic": &g.print(d), "symbolic_value": exact, "numerical": numeric[k][0] as f64, "numerical_error": (numeric[k][0] as f64 - exact).abs()}));
     }
 
-    let nodes: Vec<String> = ordered
+    let nodes: Vec<Value> = ordered
         .iter()
         .enumerate()
         .map(|(i, id)| {
             let (op, text) = describe(&g, *id, &label);
-            let inputs: Vec<String> = g.node(*id).children().map(|c| string(&label[&c])).collect();
-            object(&[
-                ("id", string(&label[id])),
-                ("op", string(&op)),
-                ("text", string(&text)),
-                ("inputs", array(inputs)),
-                ("depth", depth[id].to_string()),
-                ("value", num(value[i][0] as f64)),
-                ("tangent", num(tang[i][0] as f64)),
-                (
-                    "adjoint",
-                    adjoint.get(&label[id]).map_or("null".into(), |a| num(*a)),
-                ),
-            ])
+            let inputs: Vec<&String> = g.node(*id).children().map(|c| &label[&c]).collect();
+            json!({"id": &label[id], "op": &op, "text": &text, "inputs": inputs, "depth": depth[id], "value": value[i][0] as f64, "tangent": tang[i][0] as f64, "adjoint": adjoint.get(&label[id])})
         })
         .collect();
-    Ok(object(&[
-        ("ok", "true".into()),
-        ("output", string(&label[&root])),
-        (
-            "y",
-            num(value[ordered.iter().position(|&i| i == root).unwrap()][0] as f64),
-        ),
-        ("wrt", string(wrt)),
-        ("nodes", array(nodes)),
-        ("variables", array(per_var)),
-        ("steps", array(step_json)),
-        ("reverse_bytes", kept.to_string()),
-        ("checkpointed_bytes", checkpointed.to_string()),
-    ]))
+    Ok(json!({"ok": true, "output": &label[&root], "y": value[ordered.iter().position(|&i| i == root).unwrap()][0] as f64, "wrt": wrt, "nodes": nodes, "variables": per_var, "steps": step_json, "reverse_bytes": kept, "checkpointed_bytes": checkpointed}).to_string())
 }

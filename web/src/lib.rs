@@ -4,12 +4,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use serde_json::json;
 use wasm_bindgen::prelude::*;
 use webgrad::Device;
 
 mod bench;
 mod differentiate;
-mod json;
 mod models;
 mod train;
 
@@ -36,34 +36,13 @@ impl Session {
     pub fn adapter(&self) -> String {
         let a = self.dev.adapter().unwrap();
         let l = self.dev.limits().unwrap();
-        json::object(&[
-            (
-                "name",
-                json::string(if a.name.is_empty() {
-                    "(unnamed adapter)"
-                } else {
-                    &a.name
-                }),
-            ),
-            ("backend", json::string(&a.backend)),
-            ("device_type", json::string(&a.device_type)),
-            (
-                "max_storage_buffer_binding_size",
-                l.max_storage_buffer_binding_size.to_string(),
-            ),
-            (
-                "max_storage_buffers_per_shader_stage",
-                l.max_storage_buffers_per_shader_stage.to_string(),
-            ),
-            (
-                "max_compute_workgroups_per_dimension",
-                l.max_compute_workgroups_per_dimension.to_string(),
-            ),
-            (
-                "max_compute_invocations_per_workgroup",
-                l.max_compute_invocations_per_workgroup.to_string(),
-            ),
-        ])
+        let name = if a.name.is_empty() {
+            "(unnamed adapter)"
+        } else {
+            &a.name
+        };
+        json!({"name": name, "backend": &a.backend, "device_type": &a.device_type, "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage, "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension, "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup})
+        .to_string()
     }
 
     /// Differentiates `expr` at the values given as "x1=2, x2=5"; `wrt` is
@@ -88,11 +67,7 @@ impl Session {
             let values = match parsed {
                 Ok(v) => v,
                 Err(msg) => {
-                    let out = json::object(&[
-                        ("ok", "false".into()),
-                        ("position", "null".into()),
-                        ("message", json::string(&msg)),
-                    ]);
+                    let out = json!({"ok": false, "position": null, "message": &msg}).to_string();
                     return Ok(JsValue::from_str(&out));
                 }
             };
@@ -319,12 +294,9 @@ impl CnnTrainer {
                 .try_borrow()
                 .map_err(|_| js_err("the CNN trainer is busy"))?;
             let p = t.predict(&pixels).await.map_err(js_err)?;
-            let list = |v: &[f32]| json::array(v.iter().map(|&x| json::num(x as f64)));
-            Ok(JsValue::from_str(&json::object(&[
-                ("class", p.class.to_string()),
-                ("probabilities", list(&p.probabilities)),
-                ("saliency", list(&p.saliency)),
-            ])))
+            let out =
+                json!({"class": p.class, "probabilities": p.probabilities, "saliency": p.saliency});
+            Ok(JsValue::from_str(&out.to_string()))
         })
     }
 }

@@ -2,12 +2,17 @@
 
 use super::Scheduler;
 use crate::device::Gpu;
-use crate::error::{Error, Result};
-use crate::exec::pool::{BufferPool, Storage};
+use crate::error::Result;
 use crate::graph::family::Family;
-use crate::kernel::Buf;
 use crate::kernel::{Lowering, Target};
 use crate::shape::Shape;
+// Timing runs natively only (see `fastest`).
+#[cfg(not(target_arch = "wasm32"))]
+use crate::{
+    error::Error,
+    exec::pool::{BufferPool, Storage},
+    kernel::Buf,
+};
 
 /// The fastest of `variants` (lowerings of one node: output `out`, inputs
 /// `inputs`), each run on scratch buffers in submits of its own and timed

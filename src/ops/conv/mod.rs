@@ -23,9 +23,7 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 #[cfg(test)]
-pub(crate) use kernels::{
-    CONV2D, CONV2D_TILED, TILED_FORWARD, TILED_INPUT_GRAD, TILED_WEIGHT_GRAD,
-};
+mod shader_tests;
 
 /// Settings of a 2-D convolution, `[height, width]` pairs. The default is
 /// stride 1, no padding, dilation 1, one group.

@@ -25,10 +25,7 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 #[cfg(test)]
-pub(crate) use kernels::{
-    ARG_REDUCE, INDEX_ADD, INDEX_SELECT, checked as checked_source, clamp_source,
-    source as kernels_source,
-};
+mod shader_tests;
 
 /// A tensor of u32 indices on the GPU. Cheap to clone (a graph handle).
 #[derive(Clone)]

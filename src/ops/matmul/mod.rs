@@ -13,10 +13,7 @@ use crate::shape::{Shape, broadcast_shapes};
 use crate::tensor::Tensor;
 
 #[cfg(test)]
-pub(crate) use kernels::{
-    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_sg_source, matmul_strided_sg_source,
-    matmul_strided_source, matmul_tn_source,
-};
+mod shader_tests;
 
 /// Output shape of `a @ b` for `a: [..., m, k]`, `b: [..., k, n]`.
 #[track_caller]

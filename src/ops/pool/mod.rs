@@ -19,9 +19,7 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 #[cfg(test)]
-pub(crate) use kernels::{
-    ARGMAX as POOL2D_ARGMAX, GATHER as POOL2D_GATHER, SCATTER as POOL2D_SCATTER,
-};
+mod shader_tests;
 
 /// Sizes of a pooling: input `[n, c, h, w]`, windows `[r, s]`, output `[n, c, p, q]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

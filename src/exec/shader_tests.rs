@@ -1,43 +1,17 @@
-//! Every WGSL source and every generated specialization parses and validates
-//! with naga under WebGPU's default capabilities (no GPU needed).
+//! The executor's own kernels (copies, fills, sums of parts, reductions,
+//! fused elementwise chains) in every generated specialization parse and
+//! validate with naga under WebGPU's default capabilities (no GPU needed).
+//! Each op family validates its own shaders in its folder.
 
 use crate::device::Device;
+use crate::graph::ReduceOp;
 use crate::graph::{ALL_BINARY, ALL_UNARY};
-use crate::ops::reduce::ReduceOp;
 use crate::tensor::Tensor;
 
 use crate::exec::codegen::{load_fn, load_fn_vec4, value_fn, value_fn_in_place, value_fn_vec4};
 use crate::exec::kernels::{ELEMENTWISE_HEAD, REDUCE_HEAD, elementwise_source, reduce_source};
 use crate::kernel::{COPY, FILL, SUM_PARTS};
-use crate::ops::conv::CONV2D;
-use crate::ops::matmul::{
-    MATMUL_TILED, MATMUL_VEC4, matmul_nt_source, matmul_sg_source, matmul_strided_sg_source,
-    matmul_strided_source, matmul_tn_source,
-};
-use crate::ops::pool::{POOL2D_ARGMAX, POOL2D_GATHER, POOL2D_SCATTER};
-
-fn validate(name: &str, source: &str) {
-    validate_with(name, source, naga::valid::Capabilities::default());
-}
-
-/// [`validate`] with the capabilities of a device that has them (the
-/// native-only subgroup kernels).
-fn validate_with(name: &str, source: &str, capabilities: naga::valid::Capabilities) {
-    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
-        panic!(
-            "{name}: WGSL parse error:\n{}\n{source}",
-            e.emit_to_string(source)
-        )
-    });
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
-        .validate(&module)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{name}: WGSL validation error:\n{}\n{source}",
-                e.emit_to_string(source)
-            )
-        });
-}
+use crate::shader_check::validate;
 
 /// The elementwise kernel for `t`, fusing the edges `fuse` accepts.
 fn kernel(t: &Tensor, fuse: &dyn Fn(&crate::graph::Node, &crate::graph::Node) -> bool) -> String {
@@ -86,57 +60,7 @@ fn fixed_kernels_validate() {
         validate(&format!("copy {dims:?}"), &call.source);
     }
     validate("fill", FILL);
-    validate("matmul_vec4", MATMUL_VEC4);
-    validate("matmul_strided", matmul_strided_source());
-    validate("matmul_tn", matmul_tn_source());
-    validate("matmul_nt", matmul_nt_source());
-    for size in [8, 16, 32, 64] {
-        let subgroups = naga::valid::Capabilities::SUBGROUP;
-        for flags in [(false, false), (true, false), (false, true), (true, true)] {
-            validate_with("matmul_sg", matmul_sg_source(size, flags), subgroups);
-        }
-        for rows in [4, 8] {
-            let source = matmul_strided_sg_source(size, rows);
-            validate_with("matmul_strided_sg", source, subgroups);
-        }
-    }
-    validate("matmul_tiled", MATMUL_TILED);
-    validate("conv2d", CONV2D);
-    use crate::ops::conv::{CONV2D_TILED, TILED_FORWARD, TILED_INPUT_GRAD, TILED_WEIGHT_GRAD};
-    for (name, loaders) in [
-        ("forward", TILED_FORWARD),
-        ("input grad", TILED_INPUT_GRAD),
-        ("weight grad", TILED_WEIGHT_GRAD),
-    ] {
-        validate(
-            &format!("conv2d tiled {name}"),
-            &CONV2D_TILED.replace("//LOADERS", loaders),
-        );
-    }
     validate("sum_parts", SUM_PARTS);
-    validate("cumsum", crate::ops::scan::CUMSUM);
-    validate("dropout_mask", crate::ops::dropout::DROPOUT_MASK);
-    validate("pool2d_argmax", POOL2D_ARGMAX);
-    validate("pool2d_gather", POOL2D_GATHER);
-    validate("pool2d_scatter", POOL2D_SCATTER);
-    use crate::ops::index::kernels_source as index_source;
-    use crate::ops::index::{ARG_REDUCE, INDEX_ADD, INDEX_SELECT};
-    use crate::ops::index::{checked_source, clamp_source};
-    for check in [false, true] {
-        let select = checked_source(INDEX_SELECT, check);
-        validate(&format!("index_select {check}"), &index_source(&select));
-        let add = checked_source(INDEX_ADD, check);
-        validate(&format!("index_add {check}"), &index_source(&add));
-    }
-    validate("index_clamp", &clamp_source());
-    validate(
-        "argmax",
-        &index_source(&ARG_REDUCE.replace("ARGMIN", "false")),
-    );
-    validate(
-        "argmin",
-        &index_source(&ARG_REDUCE.replace("ARGMIN", "true")),
-    );
     let d = Device::reference_only();
     let x = Tensor::ones(&d, [4, 5]);
     let chain = &x.exp() * &x.sin();
