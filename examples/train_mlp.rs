@@ -98,7 +98,7 @@ fn main() -> Result<()> {
             let updates = opt.step(&params, &grads)?;
             let handles: Vec<&Tensor> = updates.iter().collect();
             step += 1;
-            if step % 10 == 0 {
+            if step.is_multiple_of(10) {
                 loss_shown = read_and_realize_blocking(&[&loss], &handles)?[0][0];
             } else {
                 realize_all_blocking(&handles)?;

@@ -251,7 +251,7 @@ pub fn spiral(classes: usize, per_class: usize, seed: u64) -> Dataset {
 #[track_caller]
 pub fn argmax_rows(values: &[f32], width: usize) -> Vec<usize> {
     assert!(
-        width > 0 && values.len() % width == 0,
+        width > 0 && values.len().is_multiple_of(width),
         "argmax_rows: {} values do not split into rows of {width}",
         values.len()
     );

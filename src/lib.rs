@@ -31,7 +31,7 @@
 //! the ops' option types and the differentiation functions) at the root;
 //! everything else in one module per area: [`layers`], [`optim`],
 //! [`data`], [`io`] (saving and loading), [`models`], [`text`],
-//! [`symbolic`], [`reference`], [`profile`]. Each item has one path.
+//! [`symbolic`], [`reference`](mod@reference), [`profile`]. Each item has one path.
 
 mod autodiff;
 pub mod data;

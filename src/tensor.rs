@@ -349,12 +349,11 @@ impl Tensor {
 /// The node a read of `node` recorded now should use: for a variable with a
 /// pending update, that update (program order, see [`Tensor::assign`]).
 fn current_version(node: &Rc<Node>) -> Rc<Node> {
-    if let Op::Variable(state) = &node.op {
-        if let Some(update) = state.latest.borrow().upgrade() {
-            if !update.is_realized() {
-                return update;
-            }
-        }
+    if let Op::Variable(state) = &node.op
+        && let Some(update) = state.latest.borrow().upgrade()
+        && !update.is_realized()
+    {
+        return update;
     }
     node.clone()
 }

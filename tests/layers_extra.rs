@@ -180,12 +180,12 @@ fn autoencoder(dev: &webgrad::Device) -> Autoencoder {
     let same = Conv2dOptions::default().padding(1);
     Autoencoder {
         encoder: Sequential::new()
-            .add(Conv2d::new(dev, 1, 4, [3, 3], same, Init::KaimingUniform, 1).unwrap())
-            .add(BatchNorm2d::new(dev, 4).unwrap())
-            .add(Activation::Relu)
-            .add(MaxPool2d::new(2)),
+            .push(Conv2d::new(dev, 1, 4, [3, 3], same, Init::KaimingUniform, 1).unwrap())
+            .push(BatchNorm2d::new(dev, 4).unwrap())
+            .push(Activation::Relu)
+            .push(MaxPool2d::new(2)),
         decoder: Sequential::new()
-            .add(
+            .push(
                 ConvTranspose2d::new(
                     dev,
                     4,
@@ -197,11 +197,11 @@ fn autoencoder(dev: &webgrad::Device) -> Autoencoder {
                 )
                 .unwrap(),
             )
-            .add(GroupNorm::new(dev, 2, 4).unwrap())
-            .add(Activation::Tanh)
-            .add(Upsample::bilinear(1))
-            .add(Conv2d::new(dev, 4, 1, [3, 3], same, Init::XavierUniform, 3).unwrap())
-            .add(AvgPool2d::new(1)),
+            .push(GroupNorm::new(dev, 2, 4).unwrap())
+            .push(Activation::Tanh)
+            .push(Upsample::bilinear(1))
+            .push(Conv2d::new(dev, 4, 1, [3, 3], same, Init::XavierUniform, 3).unwrap())
+            .push(AvgPool2d::new(1)),
     }
 }
 

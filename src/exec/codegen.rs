@@ -73,7 +73,7 @@ pub(crate) fn value_fn_vec4(
     in_place: Option<NodeId>,
 ) -> Option<ValueFn> {
     let n = root.shape.numel();
-    if n < VEC4_MIN_ELEMENTS || n % 4 != 0 {
+    if n < VEC4_MIN_ELEMENTS || !n.is_multiple_of(4) {
         return None;
     }
     generate(root, fused, param_base, in_place, true)

@@ -30,7 +30,7 @@ impl Conv2d {
     ) -> Result<Conv2d> {
         let groups = options.groups.max(1);
         assert!(
-            inputs % groups == 0 && outputs % groups == 0,
+            inputs.is_multiple_of(groups) && outputs.is_multiple_of(groups),
             "Conv2d::new: {inputs} inputs and {outputs} outputs must divide into {groups} groups"
         );
         // Fan-in 0 would make the initializer's range infinite.
@@ -84,7 +84,7 @@ impl ConvTranspose2d {
     ) -> Result<ConvTranspose2d> {
         let groups = options.groups.max(1);
         assert!(
-            inputs % groups == 0 && outputs % groups == 0,
+            inputs.is_multiple_of(groups) && outputs.is_multiple_of(groups),
             "ConvTranspose2d::new: {inputs} inputs and {outputs} outputs must divide into {groups} groups"
         );
         assert!(

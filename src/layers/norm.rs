@@ -105,7 +105,7 @@ impl GroupNorm {
     #[track_caller]
     pub fn new(device: &Device, groups: usize, channels: usize) -> Result<GroupNorm> {
         assert!(
-            groups >= 1 && channels >= 1 && channels % groups == 0,
+            groups >= 1 && channels >= 1 && channels.is_multiple_of(groups),
             "GroupNorm::new: {channels} channels do not divide into {groups} groups"
         );
         Ok(GroupNorm {

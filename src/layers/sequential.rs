@@ -57,9 +57,9 @@ impl Module for Activation {
 /// # use webgrad::*; use webgrad::layers::*;
 /// # fn f(dev: &Device) -> Result<()> {
 /// let net = Sequential::new()
-///     .add(Conv2d::new(dev, 1, 8, [3, 3], Conv2dOptions::default().padding(1), Init::KaimingUniform, 0)?)
-///     .add(Activation::Relu)
-///     .add(MaxPool2d::new(2));
+///     .push(Conv2d::new(dev, 1, 8, [3, 3], Conv2dOptions::default().padding(1), Init::KaimingUniform, 0)?)
+///     .push(Activation::Relu)
+///     .push(MaxPool2d::new(2));
 /// # Ok(()) }
 /// ```
 #[derive(Default)]
@@ -71,8 +71,8 @@ impl Sequential {
     pub fn new() -> Sequential {
         Sequential::default()
     }
-    /// Appends a layer.
-    pub fn add(mut self, layer: impl Layer + 'static) -> Sequential {
+    /// Appends a layer (named by its position).
+    pub fn push(mut self, layer: impl Layer + 'static) -> Sequential {
         self.layers.push(Box::new(layer));
         self
     }

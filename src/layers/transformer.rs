@@ -105,7 +105,7 @@ impl MultiHeadAttention {
         seed: u64,
     ) -> Result<MultiHeadAttention> {
         assert!(
-            heads >= 1 && width % heads == 0,
+            heads >= 1 && width.is_multiple_of(heads),
             "MultiHeadAttention::new: width {width} does not split into {heads} heads"
         );
         Ok(MultiHeadAttention {

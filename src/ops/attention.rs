@@ -73,7 +73,7 @@ impl Tensor {
     #[track_caller]
     pub fn split_heads(&self, heads: usize) -> Tensor {
         assert!(
-            self.rank() == 3 && heads >= 1 && self.dims()[2] % heads == 0,
+            self.rank() == 3 && heads >= 1 && self.dims()[2].is_multiple_of(heads),
             "split_heads: need [batch, T, heads·d] with width divisible by {heads} heads, got {:?}",
             self.shape()
         );

@@ -343,11 +343,11 @@ fn plan_in(
     }
     s.plan.targets = targets.iter().map(|t| s.values[&t.id].clone()).collect();
     s.compile_pipelines();
-    if let (Some(signature), Some(r)) = (signature, s.recorder.get_mut().take()) {
-        if let Some(program) = r.finish(&s.pool, &s.plan) {
-            let mut cache = gpu.replay.lock().unwrap_or_else(|e| e.into_inner());
-            cache.store(signature, program);
-        }
+    if let (Some(signature), Some(r)) = (signature, s.recorder.get_mut().take())
+        && let Some(program) = r.finish(&s.pool, &s.plan)
+    {
+        let mut cache = gpu.replay.lock().unwrap_or_else(|e| e.into_inner());
+        cache.store(signature, program);
     }
     forget_graphs(&pending.nodes, &s.in_place);
     Ok(s.plan)

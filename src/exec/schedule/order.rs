@@ -29,12 +29,12 @@ pub(super) fn emission_order<'a>(
                 users[j].push(i);
                 waiting_on[i] += 1;
             }
-            if let Some(&update) = pending.overwritten_by.get(&id) {
-                if update != node.id {
-                    let j = position[&update];
-                    users[i].push(j);
-                    waiting_on[j] += 1;
-                }
+            if let Some(&update) = pending.overwritten_by.get(&id)
+                && update != node.id
+            {
+                let j = position[&update];
+                users[i].push(j);
+                waiting_on[j] += 1;
             }
         }
     }
@@ -44,10 +44,10 @@ pub(super) fn emission_order<'a>(
     // through the whole backward pass, which is what checkpointing avoids.
     let mut priority: Vec<usize> = (0..kernels.len()).map(|i| 2 * i + 1).collect();
     for i in (0..kernels.len()).rev() {
-        if kernels[i].recompute.get() {
-            if let Some(first_use) = users[i].iter().map(|&u| priority[u]).min() {
-                priority[i] = first_use.saturating_sub(1);
-            }
+        if kernels[i].recompute.get()
+            && let Some(first_use) = users[i].iter().map(|&u| priority[u]).min()
+        {
+            priority[i] = first_use.saturating_sub(1);
         }
     }
     let mut ready: std::collections::BinaryHeap<Reverse<(usize, usize)>> = (0..kernels.len())

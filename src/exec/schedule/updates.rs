@@ -10,7 +10,6 @@ use crate::graph::{Node, NodeId, Op, VariableState};
 
 /// Realized detached values and updates forget the graph that produced
 /// them (an update keeps its variable, to which its gradient goes).
-
 pub(super) fn forget_graphs(pending: &[&Rc<Node>], in_place: &HashSet<NodeId>) {
     for node in pending {
         if !node.is_realized() {

@@ -183,7 +183,7 @@ impl Family for Matmul {
                 // partial products, added in a fixed order: more parallel work.
                 let parts = [16, 8, 4, 2]
                     .into_iter()
-                    .find(|&p| rows % p == 0 && rows / p >= 128)
+                    .find(|&p| rows.is_multiple_of(p) && rows / p >= 128)
                     .unwrap_or(1);
                 let r = rows / parts;
                 matmul_t(
