@@ -9,8 +9,9 @@ use crate::graph::{NodeId, Op, topo_order};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-use super::jvp::{jvp as jvp_rule, with_lead};
+use super::jvp::jvp as jvp_rule;
 use super::reverse::{grad, grad_with_seed};
+use crate::graph::family::with_lead;
 
 /// Forward mode on an existing graph: the tangent of `y` when the tensors
 /// `xs` move in the directions `dxs` (each of its x's shape), Δy = J·Δx.

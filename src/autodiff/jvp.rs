@@ -7,27 +7,12 @@
 //! that; forward mode broadcasts it up centrally (the dual of reverse mode's
 //! un-broadcast).
 
+use crate::graph::family::{lift, with_lead};
 use crate::graph::{Node, Op};
 use crate::ops::reduce::ReduceOp;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::rc::Rc;
-
-/// `lead ++ dims`
-pub(crate) fn with_lead(lead: &[usize], dims: &[usize]) -> Shape {
-    Shape::new(&[lead, dims].concat())
-}
-
-/// Inserts size-1 axes after the batch axes so that a tangent of a rank-r
-/// input lines up with a rank-`rank` output under broadcasting.
-pub(crate) fn lift(t: &Tensor, lead: &[usize], rank: usize) -> Tensor {
-    let own = t.rank() - lead.len();
-    if own >= rank {
-        return t.clone();
-    }
-    let dims = [lead, &vec![1; rank - own], &t.dims()[lead.len()..]].concat();
-    t.reshape(dims)
-}
 
 /// Axes of the primal shifted past the batch axes.
 fn shifted(axes: &[usize], lead: &[usize]) -> Vec<usize> {

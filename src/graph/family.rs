@@ -15,6 +15,7 @@
 use std::fmt::Debug;
 use std::rc::Rc;
 
+use crate::device::Device;
 use crate::graph::Op;
 use crate::kernel::{Lowering, Target};
 use crate::shape::Shape;
@@ -48,15 +49,34 @@ pub(crate) trait Family: Debug {
     /// to the input's: reverse mode sums them down centrally.
     fn vjp(&self, x: &[Tensor], y: &Tensor, g: &Tensor) -> Vec<Option<Tensor>>;
 
+    /// The inputs the op is linear in, each separately (a convolution's two
+    /// operands, a gather's values). Declaring them is the whole
+    /// forward-mode rule: Δy = Σ_k f(x₁, …, Δx_k, …, xₙ), which
+    /// [`Family::jvp`]'s default builds from the op itself. Empty (the
+    /// default) for a family that writes its own `jvp`.
+    fn linear_in(&self) -> &[usize] {
+        &[]
+    }
+
     /// The output's tangent given the inputs' tangents `dx` (`None` = zero),
-    /// each with leading batch axes `lead` (see `autodiff/jvp.rs`).
+    /// each with leading batch axes `lead` (see `autodiff/jvp.rs`). By
+    /// default the rule of an op linear in [`Family::linear_in`].
+    #[track_caller]
     fn jvp(
         &self,
         x: &[Tensor],
         y: &Tensor,
         dx: &[Option<Tensor>],
         lead: &[usize],
-    ) -> Option<Tensor>;
+    ) -> Option<Tensor> {
+        let linear = self.linear_in();
+        assert!(
+            !linear.is_empty(),
+            "{}: a family declares the inputs it is linear in (linear_in) or writes its jvp",
+            self.name()
+        );
+        multilinear_jvp(x, dx, lead, linear, &|args| reapply(y, args))
+    }
 
     /// The f64 reference: the output's values (row-major) from the inputs'.
     fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64>;
@@ -100,6 +120,40 @@ impl Tensor {
     ) -> Tensor {
         Tensor::record(Op::Family(Rc::new(f)), inputs, shape)
     }
+
+    /// Records a family op with no inputs (a generated mask) on `device`.
+    pub(crate) fn record_source(f: impl Family + 'static, device: &Device, shape: Shape) -> Tensor {
+        let node =
+            crate::graph::Node::new(Op::Family(Rc::new(f)), Vec::new(), shape, device.clone());
+        Tensor::from_node(node)
+    }
+}
+
+/// `lead ++ dims`: the shape of a tangent with leading batch axes `lead`
+/// (forward mode pushes several directions through at once).
+pub(crate) fn with_lead(lead: &[usize], dims: &[usize]) -> Shape {
+    Shape::new(&[lead, dims].concat())
+}
+
+/// Inserts size-1 axes after the batch axes so that a tangent of a rank-r
+/// input lines up with a rank-`rank` output under broadcasting.
+pub(crate) fn lift(t: &Tensor, lead: &[usize], rank: usize) -> Tensor {
+    let own = t.rank() - lead.len();
+    if own >= rank {
+        return t.clone();
+    }
+    let dims = [lead, &vec![1; rank - own], &t.dims()[lead.len()..]].concat();
+    t.reshape(dims)
+}
+
+/// The family op that made `y`, recorded anew on `args` (of the primal
+/// inputs' shapes, so the output's shape is `y`'s).
+fn reapply(y: &Tensor, args: &[Tensor]) -> Tensor {
+    let Op::Family(f) = &y.node.op else {
+        unreachable!("a family's jvp gets its own output")
+    };
+    let refs: Vec<&Tensor> = args.iter().collect();
+    Tensor::record(Op::Family(f.clone()), &refs, y.shape().clone())
 }
 
 /// Forward-mode rule of an op that is linear in each input separately
@@ -127,18 +181,18 @@ pub(crate) fn multilinear_jvp(
             args[k] = d.clone();
             apply(&args)
         } else {
-            let flat = d.reshape(crate::autodiff::jvp::with_lead(&[count], x[k].dims()));
+            let flat = d.reshape(with_lead(&[count], x[k].dims()));
             let parts: Vec<Tensor> = (0..count)
                 .map(|l| {
                     let mut args = x.to_vec();
                     args[k] = flat.narrow(0, l..l + 1).reshape(x[k].shape().clone());
                     let y = apply(&args);
-                    y.reshape(crate::autodiff::jvp::with_lead(&[1], y.dims()))
+                    y.reshape(with_lead(&[1], y.dims()))
                 })
                 .collect();
             let stacked = Tensor::concat(&parts.iter().collect::<Vec<_>>(), 0);
             let out_dims = stacked.dims()[1..].to_vec();
-            stacked.reshape(crate::autodiff::jvp::with_lead(lead, &out_dims))
+            stacked.reshape(with_lead(lead, &out_dims))
         };
         total = Some(match total {
             Some(t) => &t + &term,

@@ -6,17 +6,29 @@
 /// Unary elementwise ops. The ones with an `f32` carry a scalar constant.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Unary {
+    /// −x
     Neg,
+    /// eˣ
     Exp,
+    /// ln x
     Log,
+    /// sin x
     Sin,
+    /// cos x
     Cos,
+    /// tan x
     Tan,
+    /// tanh x
     Tanh,
+    /// σ(x) = 1 / (1 + e⁻ˣ)
     Sigmoid,
+    /// max(x, 0)
     Relu,
+    /// √x
     Sqrt,
+    /// x²
     Square,
+    /// |x|
     Abs,
     /// x^c for a constant c (negative x allowed for integer c).
     PowScalar(f32),
@@ -47,12 +59,19 @@ pub enum Unary {
 /// Binary elementwise ops with numpy broadcasting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binary {
+    /// a + b
     Add,
+    /// a − b
     Sub,
+    /// a · b
     Mul,
+    /// a / b
     Div,
+    /// aᵇ
     Pow,
+    /// max(a, b), NaN propagating
     Maximum,
+    /// min(a, b), NaN propagating
     Minimum,
     /// 1 where a ≥ b, else 0 (a mask: its derivative is 0).
     Ge,
@@ -66,9 +85,13 @@ pub enum Binary {
 
 /// The reductions the executor folds (mean is a sum times 1/count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A reduction the executor folds.
 pub enum ReduceOp {
+    /// Σ
     Sum,
+    /// the largest element (NaN propagating)
     Max,
+    /// the smallest element (NaN propagating)
     Min,
 }
 

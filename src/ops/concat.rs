@@ -83,7 +83,7 @@ impl Family for Concat {
         dx: &[Option<Tensor>],
         lead: &[usize],
     ) -> Option<Tensor> {
-        use crate::autodiff::jvp::with_lead;
+        use crate::graph::family::with_lead;
         let parts: Vec<Tensor> = x
             .iter()
             .zip(dx)

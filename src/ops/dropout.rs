@@ -7,7 +7,6 @@ use std::borrow::Cow;
 
 use crate::device::Device;
 use crate::graph::family::Family;
-use crate::graph::{Node, Op};
 use crate::kernel::{Buf, KernelCall, Lowering, Target, grid_1d, word};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -41,13 +40,7 @@ pub(crate) fn check_probability(op: &str, p: f32) {
 #[track_caller]
 pub fn dropout_mask(device: &Device, shape: impl Into<Shape>, p: f32, seed: u64) -> Tensor {
     check_probability("dropout_mask", p);
-    let node = Node::new(
-        Op::Family(std::rc::Rc::new(DropoutMask { p, seed })),
-        Vec::new(),
-        shape.into(),
-        device.clone(),
-    );
-    Tensor::from_node(node)
+    Tensor::record_source(DropoutMask { p, seed }, device, shape.into())
 }
 
 #[derive(Debug)]

@@ -205,6 +205,7 @@ impl Tensor {
         Tensor::record(Op::Binary(op), &[self, other], shape)
     }
 
+    /// eˣ, elementwise.
     pub fn exp(&self) -> Tensor {
         self.unary(Unary::Exp)
     }
@@ -212,30 +213,39 @@ impl Tensor {
     pub fn log(&self) -> Tensor {
         self.unary(Unary::Log)
     }
+    /// sin x, elementwise.
     pub fn sin(&self) -> Tensor {
         self.unary(Unary::Sin)
     }
+    /// cos x, elementwise.
     pub fn cos(&self) -> Tensor {
         self.unary(Unary::Cos)
     }
+    /// tan x, elementwise.
     pub fn tan(&self) -> Tensor {
         self.unary(Unary::Tan)
     }
+    /// tanh x, elementwise.
     pub fn tanh(&self) -> Tensor {
         self.unary(Unary::Tanh)
     }
+    /// σ(x) = 1 / (1 + e⁻ˣ), elementwise.
     pub fn sigmoid(&self) -> Tensor {
         self.unary(Unary::Sigmoid)
     }
+    /// max(x, 0), elementwise (NaN stays NaN).
     pub fn relu(&self) -> Tensor {
         self.unary(Unary::Relu)
     }
+    /// √x, elementwise (NaN below 0).
     pub fn sqrt(&self) -> Tensor {
         self.unary(Unary::Sqrt)
     }
+    /// x², elementwise.
     pub fn square(&self) -> Tensor {
         self.unary(Unary::Square)
     }
+    /// |x|, elementwise.
     pub fn abs(&self) -> Tensor {
         self.unary(Unary::Abs)
     }
@@ -332,18 +342,23 @@ impl Tensor {
         let bound = |v| Tensor::full(self.device(), crate::shape::Shape::scalar(), v);
         self.minimum(&bound(hi)).maximum(&bound(lo))
     }
+    /// log(1 + x), elementwise, accurate near 0.
     pub fn log1p(&self) -> Tensor {
         self.unary(Unary::Log1p)
     }
+    /// eˣ − 1, elementwise, accurate near 0.
     pub fn expm1(&self) -> Tensor {
         self.unary(Unary::Expm1)
     }
+    /// log(1 + eˣ), elementwise, without overflow.
     pub fn softplus(&self) -> Tensor {
         self.unary(Unary::Softplus)
     }
+    /// x·σ(x) (swish), elementwise.
     pub fn silu(&self) -> Tensor {
         self.unary(Unary::Silu)
     }
+    /// The error function, elementwise.
     pub fn erf(&self) -> Tensor {
         self.unary(Unary::Erf)
     }

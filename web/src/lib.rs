@@ -180,6 +180,40 @@ impl Session {
     }
 }
 
+/// What the page's trainers share: some steps per call, the last loss back.
+trait Steps {
+    async fn train(&mut self, steps: u32) -> webgrad::Result<f32>;
+}
+
+impl Steps for train::Trainer {
+    async fn train(&mut self, steps: u32) -> webgrad::Result<f32> {
+        train::Trainer::train(self, steps).await
+    }
+}
+
+impl Steps for models::CnnTrainer {
+    async fn train(&mut self, steps: u32) -> webgrad::Result<f32> {
+        models::CnnTrainer::train(self, steps).await
+    }
+}
+
+/// A promise that runs `steps` of the trainer and resolves to the last
+/// step's loss. The borrow spans the awaits on purpose: a second call
+/// while one runs gets `busy` from try_borrow instead of interleaving
+/// steps (the page awaits each call before the next, so it never is).
+#[allow(clippy::await_holding_refcell_ref)]
+fn train_promise<T: Steps + 'static>(
+    inner: Rc<RefCell<T>>,
+    steps: u32,
+    busy: &'static str,
+) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        let mut t = inner.try_borrow_mut().map_err(|_| js_err(busy))?;
+        let loss = t.train(steps).await.map_err(js_err)?;
+        Ok(JsValue::from_f64(loss as f64))
+    })
+}
+
 /// Trains an MLP on a spiral, a few steps per call.
 #[wasm_bindgen]
 pub struct Trainer {
@@ -189,19 +223,8 @@ pub struct Trainer {
 #[wasm_bindgen]
 impl Trainer {
     /// Runs `steps` training steps; resolves to the last step's loss.
-    // The borrow spans the awaits on purpose: a second call while one runs
-    // gets a "busy" error from try_borrow instead of interleaving steps.
-    #[allow(clippy::await_holding_refcell_ref)]
     pub fn train(&self, steps: u32) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            // The page awaits each call before the next, so the borrow is never contended.
-            let mut t = inner
-                .try_borrow_mut()
-                .map_err(|_| js_err("the trainer is busy"))?;
-            let loss = t.train(steps).await.map_err(js_err)?;
-            Ok(JsValue::from_f64(loss as f64))
-        })
+        train_promise(self.inner.clone(), steps, "the trainer is busy")
     }
 
     /// Steps taken so far.
@@ -248,16 +271,8 @@ pub struct CnnTrainer {
 #[wasm_bindgen]
 impl CnnTrainer {
     /// Runs `steps` Adam steps; resolves to the last step's loss.
-    #[allow(clippy::await_holding_refcell_ref)]
     pub fn train(&self, steps: u32) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let mut t = inner
-                .try_borrow_mut()
-                .map_err(|_| js_err("the CNN trainer is busy"))?;
-            let loss = t.train(steps).await.map_err(js_err)?;
-            Ok(JsValue::from_f64(loss as f64))
-        })
+        train_promise(self.inner.clone(), steps, "the CNN trainer is busy")
     }
 
     /// Steps taken so far.

@@ -17,7 +17,7 @@
 mod kernels;
 mod reference;
 
-use crate::graph::family::{Family, multilinear_jvp};
+use crate::graph::family::Family;
 use crate::kernel::{Lowering, Target};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -515,14 +515,8 @@ impl Family for Conv2d {
         ]
     }
     // Δy = conv2d(Δx, w) + conv2d(x, Δw)
-    fn jvp(
-        &self,
-        x: &[Tensor],
-        _: &Tensor,
-        dx: &[Option<Tensor>],
-        lead: &[usize],
-    ) -> Option<Tensor> {
-        multilinear_jvp(x, dx, lead, &[0, 1], &|a| conv2d(&a[0], &a[1], self.geom))
+    fn linear_in(&self) -> &[usize] {
+        &[0, 1]
     }
     fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
         reference::conv2d(&self.geom, x[0], x[1])
@@ -553,16 +547,8 @@ impl Family for ConvTranspose2d {
             Some(conv2d_weight_grad(g, &x[0], self.geom)),
         ]
     }
-    fn jvp(
-        &self,
-        x: &[Tensor],
-        _: &Tensor,
-        dx: &[Option<Tensor>],
-        lead: &[usize],
-    ) -> Option<Tensor> {
-        multilinear_jvp(x, dx, lead, &[0, 1], &|a| {
-            conv_transpose2d(&a[0], &a[1], self.geom)
-        })
+    fn linear_in(&self) -> &[usize] {
+        &[0, 1]
     }
     fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
         reference::conv_transpose2d(&self.geom, x[0], x[1])
@@ -594,16 +580,8 @@ impl Family for Conv2dWeightGrad {
             Some(conv2d(&x[0], g, self.geom)),
         ]
     }
-    fn jvp(
-        &self,
-        x: &[Tensor],
-        _: &Tensor,
-        dx: &[Option<Tensor>],
-        lead: &[usize],
-    ) -> Option<Tensor> {
-        multilinear_jvp(x, dx, lead, &[0, 1], &|a| {
-            conv2d_weight_grad(&a[0], &a[1], self.geom)
-        })
+    fn linear_in(&self) -> &[usize] {
+        &[0, 1]
     }
     fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
         reference::conv2d_weight_grad(&self.geom, x[0], x[1])

@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use crate::device::Device;
 use crate::error::Result;
-use crate::graph::family::{Family, multilinear_jvp};
+use crate::graph::family::Family;
 use crate::graph::{Node, Op};
 use crate::kernel::{Lowering, Target};
 use crate::shape::Shape;
@@ -312,17 +312,8 @@ impl Family for IndexSelect {
             None,
         ]
     }
-    fn jvp(
-        &self,
-        x: &[Tensor],
-        _: &Tensor,
-        dx: &[Option<Tensor>],
-        lead: &[usize],
-    ) -> Option<Tensor> {
-        let (axis, op) = (self.axis, self.op);
-        multilinear_jvp(x, dx, lead, &[0], &|a| {
-            a[0].select_checked(op, axis, &IndexTensor { t: a[1].clone() })
-        })
+    fn linear_in(&self) -> &[usize] {
+        &[0]
     }
     fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64> {
         reference::index_select(shapes[0], self.axis, x[0], x[1], out)
@@ -414,17 +405,8 @@ impl Family for IndexAdd {
         out[0] = Some(g.select_checked(self.op, self.axis, &IndexTensor { t: x[1].clone() }));
         out
     }
-    fn jvp(
-        &self,
-        x: &[Tensor],
-        y: &Tensor,
-        dx: &[Option<Tensor>],
-        lead: &[usize],
-    ) -> Option<Tensor> {
-        let (axis, size, op) = (self.axis, y.dims()[self.axis], self.op);
-        multilinear_jvp(x, dx, lead, &[0], &|a| {
-            index_add(&a[0], axis, &IndexTensor { t: a[1].clone() }, size, op)
-        })
+    fn linear_in(&self) -> &[usize] {
+        &[0]
     }
     fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64> {
         reference::index_add(shapes[0], self.axis, x[0], x[1], out)

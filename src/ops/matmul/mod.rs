@@ -214,7 +214,7 @@ impl Family for Matmul {
         let rank = y.rank();
         let da = dx[0].as_ref().map(|d| {
             matmul_t(
-                &crate::autodiff::jvp::lift(d, lead, rank),
+                &crate::graph::family::lift(d, lead, rank),
                 &x[1],
                 self.ta,
                 self.tb,
@@ -223,7 +223,7 @@ impl Family for Matmul {
         let db = dx[1].as_ref().map(|d| {
             matmul_t(
                 &x[0],
-                &crate::autodiff::jvp::lift(d, lead, rank),
+                &crate::graph::family::lift(d, lead, rank),
                 self.ta,
                 self.tb,
             )

@@ -12,7 +12,7 @@
 mod kernels;
 mod reference;
 
-use crate::graph::family::{Family, multilinear_jvp};
+use crate::graph::family::Family;
 use crate::kernel::{Lowering, Target};
 use crate::ops::conv::Conv2dOptions;
 use crate::shape::Shape;
@@ -222,14 +222,8 @@ impl Family for MaxPoolGather {
     fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
         vec![None, Some(scatter(&x[0], g, self.geom))]
     }
-    fn jvp(
-        &self,
-        x: &[Tensor],
-        _: &Tensor,
-        dx: &[Option<Tensor>],
-        lead: &[usize],
-    ) -> Option<Tensor> {
-        multilinear_jvp(x, dx, lead, &[1], &|a| gather(&a[0], &a[1], self.geom))
+    fn linear_in(&self) -> &[usize] {
+        &[1]
     }
     fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
         reference::gather(&self.geom, x[0], x[1])
@@ -253,14 +247,8 @@ impl Family for MaxPoolScatter {
     fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
         vec![None, Some(gather(&x[0], g, self.geom))]
     }
-    fn jvp(
-        &self,
-        x: &[Tensor],
-        _: &Tensor,
-        dx: &[Option<Tensor>],
-        lead: &[usize],
-    ) -> Option<Tensor> {
-        multilinear_jvp(x, dx, lead, &[1], &|a| scatter(&a[0], &a[1], self.geom))
+    fn linear_in(&self) -> &[usize] {
+        &[1]
     }
     fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
         reference::scatter(&self.geom, x[0], x[1])
