@@ -16,8 +16,11 @@ pub const DIGITS_BYTES: &[u8] = include_bytes!("../data/digits.bin");
 pub struct Dataset {
     /// Row-major `[len, features]`.
     pub inputs: Vec<f32>,
+    /// The class of each sample.
     pub labels: Vec<usize>,
+    /// Numbers per sample.
     pub features: usize,
+    /// How many classes there are.
     pub classes: usize,
 }
 
@@ -99,9 +102,11 @@ impl Dataset {
         })
     }
 
+    /// How many samples there are.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
+    /// Whether there are no samples.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

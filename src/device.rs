@@ -148,6 +148,7 @@ pub(crate) struct Gpu {
     /// (`None`: they may not; see `subgroup_size`).
     pub subgroup: Option<u32>,
     pub pipelines: Mutex<PipelineCache>,
+    /// The pooling after each convolution.
     pub pool: Arc<Mutex<BufferPool>>,
     /// Held from planning to submit. Planning hands buffers back to the pool
     /// as soon as the kernels encoded so far are done with them, which is safe

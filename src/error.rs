@@ -27,7 +27,12 @@ pub enum Error {
         "a tensor of {bytes} bytes exceeds this device's limit of {limit} bytes per storage binding \
          (request the adapter's own limits with DeviceOptions::adapter_limits, or split the tensor)"
     )]
-    TooLarge { bytes: u64, limit: u64 },
+    TooLarge {
+        /// The tensor's size.
+        bytes: u64,
+        /// The device's largest storage binding.
+        limit: u64,
+    },
     /// Reading a buffer back to the host failed.
     #[error("reading a GPU buffer back failed: {0}")]
     Readback(String),
@@ -37,7 +42,12 @@ pub enum Error {
     /// An expression could not be parsed: `position` is the 0-based
     /// character offset, `message` says what was expected there.
     #[error("parse error at position {position}: {message}")]
-    Parse { position: usize, message: String },
+    Parse {
+        /// The 0-based character offset.
+        position: usize,
+        /// What was expected there.
+        message: String,
+    },
     /// A data file is malformed or truncated.
     #[error("bad data file: {0}")]
     Data(String),
@@ -72,7 +82,12 @@ pub enum Error {
         "a peak of {needed} bytes is needed, over the memory budget of {budget} bytes \
          (checkpoint more of the model with webgrad::checkpoint, or raise the budget)"
     )]
-    OutOfBudget { needed: u64, budget: u64 },
+    OutOfBudget {
+        /// The smallest peak found.
+        needed: u64,
+        /// The device's budget.
+        budget: u64,
+    },
     /// The tensor lives on a reference-only device, which has no GPU.
     #[error("this tensor lives on a reference-only device (no GPU); use webgrad::reference::eval")]
     NoGpu,

@@ -33,6 +33,8 @@
 //! [`data`], [`io`] (saving and loading), [`models`], [`text`],
 //! [`symbolic`], [`reference`](mod@reference), [`profile`]. Each item has one path.
 
+#![warn(missing_docs)]
+
 mod autodiff;
 pub mod data;
 mod device;

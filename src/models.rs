@@ -14,9 +14,13 @@ use crate::tensor::Tensor;
 /// 1), ReLU and 2×2 max pooling, 1 → 16 → 32 channels (8×8 → 4×4 → 2×2),
 /// then a linear layer from the 32·2·2 features to 10 logits.
 pub struct DigitsCnn {
+    /// The first convolution.
     pub conv1: Conv2d,
+    /// The second convolution.
     pub conv2: Conv2d,
+    /// The pooling after each convolution.
     pub pool: MaxPool2d,
+    /// The output layer to the logits.
     pub head: Linear,
 }
 
@@ -63,9 +67,13 @@ pub struct TransformerConfig {
     pub vocabulary: usize,
     /// Longest context, in tokens.
     pub context: usize,
+    /// The model width.
     pub width: usize,
+    /// The number of attention heads.
     pub heads: usize,
+    /// The layers, in order.
     pub layers: usize,
+    /// Dropout after attention and the MLP.
     pub dropout: f32,
 }
 
@@ -73,15 +81,22 @@ pub struct TransformerConfig {
 /// blocks with causal attention, a final layer norm and a linear head
 /// giving next-token logits.
 pub struct CharTransformer {
+    /// The settings it was built with.
     pub config: TransformerConfig,
+    /// The token embeddings.
     pub tokens: Embedding,
+    /// The position embeddings.
     pub positions: Embedding,
+    /// The transformer blocks.
     pub blocks: Vec<TransformerBlock>,
+    /// The final norm.
     pub norm: LayerNorm,
+    /// The output layer to the logits.
     pub head: Linear,
 }
 
 impl CharTransformer {
+    /// A transformer of `config` with weights drawn from `seed`.
     pub fn new(device: &Device, config: TransformerConfig, seed: u64) -> Result<CharTransformer> {
         let c = config;
         Ok(CharTransformer {

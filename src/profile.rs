@@ -19,6 +19,7 @@ pub struct KernelRecord {
     pub groups: [u32; 3],
     /// Bytes of the buffers it reads and of those it writes.
     pub bytes_read: u64,
+    /// Bytes the kernel wrote.
     pub bytes_written: u64,
     /// Floating-point operations (multiply-adds count two; 0 for copies).
     pub flops: u64,
@@ -50,7 +51,9 @@ pub struct SubmitRecord {
 /// A profile: see the module docs.
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
+    /// Every kernel that ran, in order.
     pub kernels: Vec<KernelRecord>,
+    /// Every submit, in order.
     pub submits: Vec<SubmitRecord>,
     /// Wall time of the profiled closure.
     pub wall_ns: u64,

@@ -15,6 +15,7 @@ pub const MAX_RANK: usize = 8;
 pub struct Shape(pub(crate) Vec<usize>);
 
 impl Shape {
+    /// A shape of these sizes (at most `MAX_RANK` axes).
     #[track_caller]
     pub fn new(dims: &[usize]) -> Shape {
         assert!(
@@ -30,12 +31,15 @@ impl Shape {
         );
         Shape(dims.to_vec())
     }
+    /// The shape of a 0-d tensor.
     pub fn scalar() -> Shape {
         Shape(Vec::new())
     }
+    /// The sizes of the axes.
     pub fn dims(&self) -> &[usize] {
         &self.0
     }
+    /// How many axes there are.
     pub fn rank(&self) -> usize {
         self.0.len()
     }

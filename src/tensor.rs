@@ -94,17 +94,21 @@ impl Tensor {
     pub fn full(device: &Device, shape: impl Into<Shape>, value: f32) -> Tensor {
         Tensor::leaf(device, Op::Fill(value), shape.into())
     }
+    /// Zeros, generated on the GPU (no upload).
     #[track_caller]
     pub fn zeros(device: &Device, shape: impl Into<Shape>) -> Tensor {
         Tensor::full(device, shape, 0.0)
     }
+    /// Ones, generated on the GPU (no upload).
     #[track_caller]
     pub fn ones(device: &Device, shape: impl Into<Shape>) -> Tensor {
         Tensor::full(device, shape, 1.0)
     }
+    /// Zeros of this tensor's shape, on its device.
     pub fn zeros_like(&self) -> Tensor {
         Tensor::zeros(self.device(), self.shape().clone())
     }
+    /// Ones of this tensor's shape, on its device.
     pub fn ones_like(&self) -> Tensor {
         Tensor::ones(self.device(), self.shape().clone())
     }
@@ -168,18 +172,23 @@ impl Tensor {
         (bytes > limit).then(|| Tensor::full(device, shape.clone(), f32::NAN))
     }
 
+    /// The shape.
     pub fn shape(&self) -> &Shape {
         &self.node.shape
     }
+    /// The sizes of the axes.
     pub fn dims(&self) -> &[usize] {
         self.node.shape.dims()
     }
+    /// How many axes there are.
     pub fn rank(&self) -> usize {
         self.node.shape.rank()
     }
+    /// How many elements there are.
     pub fn numel(&self) -> usize {
         self.node.shape.numel()
     }
+    /// The device the tensor lives on.
     pub fn device(&self) -> &Device {
         &self.node.device
     }
@@ -412,7 +421,9 @@ pub struct MemoryPrediction {
     /// take and the floating-point operations they cost: the price of the
     /// memory recomputation saves.
     pub recomputed_kernels: usize,
+    /// Bytes of the recomputed values.
     pub recomputed_bytes: u64,
+    /// Floating-point operations of the recomputation.
     pub recomputed_flops: u64,
 }
 

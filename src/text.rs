@@ -17,7 +17,9 @@ pub struct CharCorpus {
 /// One batch: inputs `[batch, context]` and the next token of each position
 /// (the inputs shifted by one), row-major.
 pub struct TextBatch {
+    /// Character ids `[batch, context]`.
     pub inputs: IndexTensor,
+    /// The next character after each input position, row-major.
     pub targets: Vec<usize>,
 }
 

@@ -20,7 +20,9 @@ use super::reverse::grad_with_seed;
 /// Accepted error: |gpu − reference| ≤ atol + rtol·|reference|.
 #[derive(Clone, Copy, Debug)]
 pub struct Tolerance {
+    /// Absolute tolerance.
     pub atol: f64,
+    /// Relative tolerance (of the larger magnitude).
     pub rtol: f64,
 }
 
@@ -63,6 +65,7 @@ pub struct GradientReport {
     pub reference_dot: f64,
     /// Scale for the dot-product comparisons: Σ |terms|.
     pub dot_scale: f64,
+    /// The tolerance the check used.
     pub tolerance: Tolerance,
     /// Everything within tolerance.
     pub passed: bool,

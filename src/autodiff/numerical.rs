@@ -182,10 +182,15 @@ pub fn numerical_grad_reference(
 /// against the exact gradient, in f32 on the GPU and in f64 on the reference.
 #[derive(Clone, Debug)]
 pub struct SweepRow {
+    /// The finite-difference step h.
     pub step: f64,
+    /// The largest error of forward differences on the GPU (f32).
     pub forward_f32: f64,
+    /// The largest error of central differences on the GPU (f32).
     pub central_f32: f64,
+    /// The largest error of forward differences on the f64 reference.
     pub forward_f64: f64,
+    /// The largest error of central differences on the f64 reference.
     pub central_f64: f64,
 }
 

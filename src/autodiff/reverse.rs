@@ -33,6 +33,7 @@ impl Gradients {
     pub fn len(&self) -> usize {
         self.by_node.len()
     }
+    /// Whether no leaf received a gradient.
     pub fn is_empty(&self) -> bool {
         self.by_node.is_empty()
     }

@@ -96,6 +96,7 @@ pub enum ReduceOp {
 }
 
 impl ReduceOp {
+    /// The reduction's name ("sum", "max", "min").
     pub fn name(self) -> &'static str {
         match self {
             ReduceOp::Sum => "sum",

@@ -10,8 +10,11 @@ use crate::tensor::Tensor;
 
 /// y = conv2d(x, W) + b, with W `[out, in / groups, kh, kw]` and b `[out]`.
 pub struct Conv2d {
+    /// The learned weight (a GPU variable).
     pub weight: Tensor,
+    /// The learned bias (a GPU variable).
     pub bias: Tensor,
+    /// The op's settings.
     pub options: Conv2dOptions,
 }
 
@@ -64,8 +67,11 @@ impl Module for Conv2d {
 /// y = conv_transpose2d(x, W) + b, with W `[in, out / groups, kh, kw]`
 /// (PyTorch's layout) and b `[out]`: the decoder's upsampling layer.
 pub struct ConvTranspose2d {
+    /// The learned weight (a GPU variable).
     pub weight: Tensor,
+    /// The learned bias (a GPU variable).
     pub bias: Tensor,
+    /// The op's settings.
     pub options: Conv2dOptions,
 }
 
@@ -117,6 +123,7 @@ impl Module for ConvTranspose2d {
 /// Max pooling (no parameters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPool2d {
+    /// The op's settings.
     pub options: Pool2dOptions,
 }
 
@@ -128,6 +135,7 @@ impl MaxPool2d {
         }
     }
 
+    /// `x: [batch, channels, h, w]` → the pooled or upsampled image.
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
         x.max_pool2d(self.options)
@@ -143,6 +151,7 @@ impl Module for MaxPool2d {
 /// Average pooling (no parameters; zero padding counts in the average).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AvgPool2d {
+    /// The op's settings.
     pub options: Pool2dOptions,
 }
 
@@ -154,6 +163,7 @@ impl AvgPool2d {
         }
     }
 
+    /// `x: [batch, channels, h, w]` → the pooled or upsampled image.
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
         x.avg_pool2d(self.options)
@@ -170,7 +180,9 @@ impl Module for AvgPool2d {
 /// parameters): nearest neighbour or bilinear.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Upsample {
+    /// The factor each side grows by.
     pub scale: usize,
+    /// Bilinear interpolation (else nearest neighbour).
     pub bilinear: bool,
 }
 
@@ -191,6 +203,7 @@ impl Upsample {
         }
     }
 
+    /// `x: [batch, channels, h, w]` → the pooled or upsampled image.
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
         if self.bilinear {

@@ -7,7 +7,9 @@ use crate::tensor::Tensor;
 
 /// y = x·W + b, with W `[inputs, outputs]` and b `[outputs]`.
 pub struct Linear {
+    /// The learned weight (a GPU variable).
     pub weight: Tensor,
+    /// The learned bias (a GPU variable).
     pub bias: Tensor,
 }
 
@@ -42,7 +44,9 @@ impl Module for Linear {
 /// A multilayer perceptron: Linear layers with an activation between them
 /// (none after the last, which gives logits).
 pub struct Mlp {
+    /// The layers, in order.
     pub layers: Vec<Linear>,
+    /// The nonlinearity between layers.
     pub activation: Activation,
 }
 

@@ -91,12 +91,16 @@ impl Init {
 /// The nonlinearity between layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
+    /// max(x, 0)
     Relu,
+    /// tanh x
     Tanh,
+    /// 1 / (1 + e⁻ˣ)
     Sigmoid,
 }
 
 impl Activation {
+    /// The activation applied to `x`, elementwise.
     pub fn apply(self, x: &Tensor) -> Tensor {
         match self {
             Activation::Relu => x.relu(),

@@ -17,11 +17,17 @@ use crate::tensor::Tensor;
 /// step; in evaluation ([`Module::set_training`]`(false)`) the running
 /// averages normalize and nothing is recorded.
 pub struct BatchNorm2d {
+    /// The learned weight (a GPU variable).
     pub weight: Tensor,
+    /// The learned bias (a GPU variable).
     pub bias: Tensor,
+    /// The running average of the batch means (a buffer).
     pub running_mean: Tensor,
+    /// The running average of the batch variances, unbiased (a buffer).
     pub running_var: Tensor,
+    /// How far each batch moves the running averages.
     pub momentum: f32,
+    /// ε, added to the variance before the square root.
     pub eps: f32,
     training: Cell<bool>,
     updates: RefCell<Vec<Tensor>>,
@@ -44,6 +50,7 @@ impl BatchNorm2d {
         })
     }
 
+    /// `x: [batch, channels, ...]` normalized, scaled and shifted.
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
         assert!(
@@ -95,13 +102,18 @@ impl Module for BatchNorm2d {
 /// shift (PyTorch's `GroupNorm`, ε 1e-5). Independent of the batch, so the
 /// same in training and evaluation.
 pub struct GroupNorm {
+    /// Channels split into this many independent groups.
     pub groups: usize,
+    /// The learned weight (a GPU variable).
     pub weight: Tensor,
+    /// The learned bias (a GPU variable).
     pub bias: Tensor,
+    /// ε, added to the variance before the square root.
     pub eps: f32,
 }
 
 impl GroupNorm {
+    /// Scale 1 and shift 0 for `channels` channels in `groups` groups.
     #[track_caller]
     pub fn new(device: &Device, groups: usize, channels: usize) -> Result<GroupNorm> {
         assert!(
@@ -116,6 +128,7 @@ impl GroupNorm {
         })
     }
 
+    /// `x: [batch, channels, ...]` normalized, scaled and shifted.
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
         x.group_norm(self.groups, Some(&self.weight), Some(&self.bias), self.eps)

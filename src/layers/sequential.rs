@@ -10,6 +10,7 @@ use crate::tensor::Tensor;
 /// ([`Sequential`]). Layers whose forward pass takes more (a dropout
 /// seed, integer ids) are not `Layer`s.
 pub trait Layer: Module {
+    /// The layer applied to `x`.
     fn forward(&self, x: &Tensor) -> Tensor;
 }
 
@@ -68,6 +69,7 @@ pub struct Sequential {
 }
 
 impl Sequential {
+    /// No layers yet.
     pub fn new() -> Sequential {
         Sequential::default()
     }
@@ -76,9 +78,11 @@ impl Sequential {
         self.layers.push(Box::new(layer));
         self
     }
+    /// How many layers there are.
     pub fn len(&self) -> usize {
         self.layers.len()
     }
+    /// Whether there are no layers.
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }

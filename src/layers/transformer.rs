@@ -10,6 +10,7 @@ use crate::tensor::Tensor;
 
 /// A `[vocabulary, width]` table of learned vectors, looked up by index.
 pub struct Embedding {
+    /// The embedding table `[vocabulary, width]` (a GPU variable).
     pub table: Tensor,
 }
 
@@ -36,8 +37,11 @@ impl Module for Embedding {
 
 /// Layer normalization over the last axis, with a learned scale and shift.
 pub struct LayerNorm {
+    /// The learned weight (a GPU variable).
     pub weight: Tensor,
+    /// The learned bias (a GPU variable).
     pub bias: Tensor,
+    /// ε, added to the variance before the square root.
     pub eps: f32,
 }
 
@@ -50,6 +54,7 @@ impl LayerNorm {
             eps: 1e-5,
         })
     }
+    /// `x: [..., width]` normalized over its last axis, scaled and shifted.
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
         x.layer_norm(1, Some(&self.weight), Some(&self.bias), self.eps)
@@ -66,6 +71,7 @@ impl Module for LayerNorm {
 /// step), `None` turns it off (evaluation).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dropout {
+    /// The probability of dropping an element.
     pub p: f32,
 }
 
@@ -77,6 +83,7 @@ impl Dropout {
         Dropout { p }
     }
 
+    /// `x` with elements dropped (and the rest scaled by 1/(1 − p)) given a seed; unchanged without one (evaluation).
     #[track_caller]
     pub fn forward(&self, x: &Tensor, seed: Option<u64>) -> Tensor {
         // `p` is a public field: checked here too, with or without a seed.
@@ -91,12 +98,17 @@ impl Dropout {
 /// Causal multi-head self-attention: one projection to queries, keys and
 /// values, `heads` attention heads, an output projection.
 pub struct MultiHeadAttention {
+    /// The projection to queries, keys and values.
     pub qkv: Linear,
+    /// The output projection.
     pub out: Linear,
+    /// The number of attention heads.
     pub heads: usize,
 }
 
 impl MultiHeadAttention {
+    /// Attention of `heads` heads over a model of `width` (a multiple of
+    /// `heads`), its projections drawn from `seed`.
     #[track_caller]
     pub fn new(
         device: &Device,
@@ -140,15 +152,23 @@ impl Module for MultiHeadAttention {
 /// x + MLP(norm(x)) with a GELU MLP four times as wide; dropout after the
 /// attention and the MLP.
 pub struct TransformerBlock {
+    /// The norm before attention.
     pub norm1: LayerNorm,
+    /// Causal self-attention.
     pub attention: MultiHeadAttention,
+    /// The norm before the MLP.
     pub norm2: LayerNorm,
+    /// The MLP's first layer.
     pub fc1: Linear,
+    /// The MLP's second layer.
     pub fc2: Linear,
+    /// Dropout after attention and the MLP.
     pub dropout: Dropout,
 }
 
 impl TransformerBlock {
+    /// A pre-norm block: x + attention(norm(x)), then + MLP(norm(·)) with a
+    /// hidden layer of 4·width, weights drawn from `seed`.
     pub fn new(
         device: &Device,
         width: usize,

@@ -262,18 +262,22 @@ impl Tensor {
         self.unary(Unary::AddScalar(c))
     }
 
+    /// a + b, broadcasting (also `&a + &b`).
     #[track_caller]
     pub fn add(&self, o: &Tensor) -> Tensor {
         self.binary(Binary::Add, o)
     }
+    /// a − b, broadcasting (also `&a - &b`).
     #[track_caller]
     pub fn sub(&self, o: &Tensor) -> Tensor {
         self.binary(Binary::Sub, o)
     }
+    /// a · b, broadcasting (also `&a * &b`).
     #[track_caller]
     pub fn mul(&self, o: &Tensor) -> Tensor {
         self.binary(Binary::Mul, o)
     }
+    /// a / b, broadcasting (also `&a / &b`).
     #[track_caller]
     pub fn div(&self, o: &Tensor) -> Tensor {
         self.binary(Binary::Div, o)
@@ -283,10 +287,12 @@ impl Tensor {
     pub fn pow(&self, o: &Tensor) -> Tensor {
         self.binary(Binary::Pow, o)
     }
+    /// max(a, b), broadcasting; NaN propagates.
     #[track_caller]
     pub fn maximum(&self, o: &Tensor) -> Tensor {
         self.binary(Binary::Maximum, o)
     }
+    /// min(a, b), broadcasting; NaN propagates.
     #[track_caller]
     pub fn minimum(&self, o: &Tensor) -> Tensor {
         self.binary(Binary::Minimum, o)

@@ -188,6 +188,11 @@ impl Tensor {
 /// the running averages by `momentum`) or the running averages.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BatchNormMode {
-    Train { momentum: f32 },
+    /// Normalize by the batch's statistics and move the running averages by `momentum`.
+    Train {
+        /// How far each batch moves the running averages (PyTorch: 0.1).
+        momentum: f32,
+    },
+    /// Normalize by the running averages.
     Eval,
 }

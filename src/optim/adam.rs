@@ -20,10 +20,15 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Adam {
+    /// The learning rate at each step.
     pub lr: LrSchedule,
+    /// The first moment's decay β1.
     pub beta1: f32,
+    /// The second moment's decay β2.
     pub beta2: f32,
+    /// ε, added to the variance before the square root.
     pub eps: f32,
+    /// The weight decay λ.
     pub weight_decay: f32,
     /// AdamW's decay (w ← w − η·λ·w) rather than Adam's (g ← g + λ·w).
     pub decoupled: bool,

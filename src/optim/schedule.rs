@@ -15,17 +15,39 @@ pub enum LrSchedule {
     /// η at every step.
     Constant(f32),
     /// η·γ^⌊t / every⌋.
-    Step { lr: f32, every: usize, gamma: f32 },
+    Step {
+        /// The initial rate η.
+        lr: f32,
+        /// Steps between decays.
+        every: usize,
+        /// The factor γ of each decay.
+        gamma: f32,
+    },
     /// η_min + (η − η_min)·(1 + cos(π·t / steps)) / 2 for t ≤ steps, then η_min.
-    Cosine { lr: f32, steps: usize, min_lr: f32 },
+    Cosine {
+        /// The initial rate η.
+        lr: f32,
+        /// The length of the decay.
+        steps: usize,
+        /// The final rate η_min.
+        min_lr: f32,
+    },
     /// η·t / warmup for t < warmup, then η (Hugging Face's
     /// `get_constant_schedule_with_warmup`).
-    Warmup { lr: f32, warmup: usize },
+    Warmup {
+        /// The rate after the warm-up.
+        lr: f32,
+        /// The warm-up's length in steps.
+        warmup: usize,
+    },
     /// η·t / warmup for t < warmup, then η·max(0, (1 + cos(π·p)) / 2) with
     /// p = (t − warmup) / (steps − warmup).
     WarmupCosine {
+        /// The peak rate, reached at the end of the warm-up.
         lr: f32,
+        /// The warm-up's length in steps.
         warmup: usize,
+        /// The whole schedule's length in steps.
         steps: usize,
     },
     /// One cycle over `steps`: from max_lr / div to max_lr by cosine
@@ -33,10 +55,15 @@ pub enum LrSchedule {
     /// max_lr / (div · final_div) by the rest (PyTorch's defaults: div 25,
     /// final_div 10⁴, pct_start 0.3).
     OneCycle {
+        /// The peak rate.
         max_lr: f32,
+        /// The cycle's length in steps.
         steps: usize,
+        /// The fraction of the steps spent rising.
         pct_start: f32,
+        /// The initial rate is max_lr / div.
         div: f32,
+        /// The final rate is the initial rate / final_div.
         final_div: f32,
     },
 }

@@ -17,8 +17,11 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Sgd {
+    /// The learning rate at each step.
     pub lr: LrSchedule,
+    /// How far each batch moves the running averages.
     pub momentum: f32,
+    /// The weight decay λ.
     pub weight_decay: f32,
     /// Applied to the gradients before the update (see [`Clip`]).
     pub clip: Option<Clip>,

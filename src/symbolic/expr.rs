@@ -18,15 +18,25 @@ pub struct ExprId {
 /// Elementary functions of the expression language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Func {
+    /// eˣ
     Exp,
+    /// ln x
     Ln,
+    /// sin x
     Sin,
+    /// cos x
     Cos,
+    /// tan x
     Tan,
+    /// tanh x
     Tanh,
+    /// σ(x)
     Sigmoid,
+    /// √x
     Sqrt,
+    /// |x|
     Abs,
+    /// max(x, 0)
     Relu,
     /// −1, 0, 1: the derivative of abs.
     Sign,
@@ -35,6 +45,7 @@ pub enum Func {
 }
 
 impl Func {
+    /// Every function, for tests and the parser.
     pub const ALL: [Func; 12] = [
         Func::Exp,
         Func::Ln,
@@ -50,6 +61,7 @@ impl Func {
         Func::Step,
     ];
 
+    /// The name the parser reads.
     pub fn name(self) -> &'static str {
         match self {
             Func::Exp => "exp",
@@ -75,6 +87,7 @@ impl Func {
         Func::ALL.into_iter().find(|f| f.name() == name)
     }
 
+    /// The function's value at `x`.
     pub fn apply(self, x: f64) -> f64 {
         match self {
             Func::Exp => x.exp(),
@@ -104,14 +117,20 @@ impl Func {
 /// Binary operators, in the language `+ - * / ^`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinOp {
+    /// +
     Add,
+    /// −
     Sub,
+    /// ·
     Mul,
+    /// /
     Div,
+    /// ^
     Pow,
 }
 
 impl BinOp {
+    /// The operator as printed.
     pub fn symbol(self) -> &'static str {
         match self {
             BinOp::Add => "+",
@@ -129,9 +148,11 @@ impl BinOp {
             BinOp::Pow => 4,
         }
     }
+    /// Whether `a op b op c` groups to the right (`^`).
     pub fn right_associative(self) -> bool {
         self == BinOp::Pow
     }
+    /// The operator applied to two numbers.
     pub fn apply(self, a: f64, b: f64) -> f64 {
         match self {
             BinOp::Add => a + b,
@@ -150,14 +171,20 @@ const ATOM_PRECEDENCE: u8 = 5;
 /// One node. Numbers are stored by their bits so that nodes hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Node {
+    /// A number (its f64 bits).
     Num(u64),
+    /// A variable (its index).
     Var(u32),
+    /// −a
     Neg(ExprId),
+    /// f(a)
     Func(Func, ExprId),
+    /// a op b
     Bin(BinOp, ExprId, ExprId),
 }
 
 impl Node {
+    /// The operands, in order.
     pub fn children(&self) -> impl Iterator<Item = ExprId> {
         let (a, b) = match *self {
             Node::Num(_) | Node::Var(_) => (None, None),
@@ -196,6 +223,7 @@ impl Default for ExprGraph {
 }
 
 impl ExprGraph {
+    /// An empty graph.
     pub fn new() -> Self {
         Self::default()
     }
@@ -204,10 +232,12 @@ impl ExprGraph {
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
+    /// Whether no node exists yet.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
 
+    /// The node `id`.
     #[track_caller]
     pub fn node(&self, id: ExprId) -> Node {
         assert!(
@@ -268,6 +298,7 @@ impl ExprGraph {
         self.intern(Node::Num(v.to_bits()))
     }
 
+    /// The variable `name` (one node per name).
     pub fn var(&mut self, name: &str) -> ExprId {
         let next = self.names.len() as u32;
         let v = *self.name_ids.entry(name.to_string()).or_insert(next);
@@ -282,6 +313,7 @@ impl ExprGraph {
         v.is_finite().then(|| self.num(v))
     }
 
+    /// −a, simplified.
     pub fn neg(&mut self, a: ExprId) -> ExprId {
         if let Some(x) = self.as_num(a) {
             return self.num(-x);
@@ -292,6 +324,7 @@ impl ExprGraph {
         self.intern(Node::Neg(a))
     }
 
+    /// f(a), simplified.
     pub fn func(&mut self, f: Func, a: ExprId) -> ExprId {
         if let Some(x) = self.as_num(a)
             && let Some(id) = self.folded(f.apply(x))
@@ -341,18 +374,23 @@ impl ExprGraph {
         }
     }
 
+    /// a + b, simplified.
     pub fn add(&mut self, a: ExprId, b: ExprId) -> ExprId {
         self.bin(BinOp::Add, a, b)
     }
+    /// a − b, simplified.
     pub fn sub(&mut self, a: ExprId, b: ExprId) -> ExprId {
         self.bin(BinOp::Sub, a, b)
     }
+    /// a · b, simplified.
     pub fn mul(&mut self, a: ExprId, b: ExprId) -> ExprId {
         self.bin(BinOp::Mul, a, b)
     }
+    /// a / b, simplified.
     pub fn div(&mut self, a: ExprId, b: ExprId) -> ExprId {
         self.bin(BinOp::Div, a, b)
     }
+    /// aᵇ, simplified.
     pub fn pow(&mut self, a: ExprId, b: ExprId) -> ExprId {
         self.bin(BinOp::Pow, a, b)
     }

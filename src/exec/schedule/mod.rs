@@ -56,6 +56,7 @@ pub(crate) struct Dispatch {
     pending: Option<usize>,
     pub params: Vec<u32>,
     pub buffers: Vec<(wgpu::Buffer, u64)>,
+    /// Channels split into this many independent groups.
     pub groups: [u32; 3],
     /// What it computes, recorded only while profiling.
     pub info: Option<super::profile::KernelInfo>,

@@ -29,6 +29,7 @@ mod shader_tests;
 /// stride 1, no padding, dilation 1, one group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dOptions {
+    /// How far the window moves.
     pub stride: [usize; 2],
     /// Zeros added on each side of the input.
     pub padding: [usize; 2],
@@ -66,14 +67,17 @@ impl Conv2dOptions {
         self.padding = [p, p];
         self
     }
+    /// The same dilation along every axis.
     pub fn dilation(mut self, d: usize) -> Self {
         self.dilation = [d, d];
         self
     }
+    /// Channels split into `g` independent groups.
     pub fn groups(mut self, g: usize) -> Self {
         self.groups = g;
         self
     }
+    /// The same output padding along both axes (transposed convolution only).
     pub fn output_padding(mut self, p: usize) -> Self {
         self.output_padding = [p, p];
         self
@@ -84,6 +88,7 @@ impl Conv2dOptions {
 /// 1, no padding, dilation 1, one group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv1dOptions {
+    /// How far the window moves.
     pub stride: usize,
     /// Zeros added at each end of the input.
     pub padding: usize,
@@ -105,18 +110,22 @@ impl Default for Conv1dOptions {
 }
 
 impl Conv1dOptions {
+    /// The stride along the length.
     pub fn stride(mut self, s: usize) -> Self {
         self.stride = s;
         self
     }
+    /// Zeros added at each end.
     pub fn padding(mut self, p: usize) -> Self {
         self.padding = p;
         self
     }
+    /// The same dilation along every axis.
     pub fn dilation(mut self, d: usize) -> Self {
         self.dilation = d;
         self
     }
+    /// Channels split into `g` independent groups.
     pub fn groups(mut self, g: usize) -> Self {
         self.groups = g;
         self
@@ -132,13 +141,18 @@ pub(crate) struct Geometry {
     pub h: usize,
     pub w: usize,
     pub o: usize,
+    /// The probability of dropping an element.
     pub p: usize,
     pub q: usize,
     pub r: usize,
     pub s: usize,
+    /// How far the window moves.
     pub stride: [usize; 2],
+    /// Zeros added on each side.
     pub padding: [usize; 2],
+    /// Spacing between kernel taps.
     pub dilation: [usize; 2],
+    /// Channels split into this many independent groups.
     pub groups: usize,
 }
 

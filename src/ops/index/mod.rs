@@ -75,15 +75,19 @@ impl IndexTensor {
         IndexTensor::from_vec(device, data, shape)
     }
 
+    /// The shape.
     pub fn shape(&self) -> &Shape {
         self.t.shape()
     }
+    /// The sizes of the axes.
     pub fn dims(&self) -> &[usize] {
         self.t.dims()
     }
+    /// How many indices there are.
     pub fn numel(&self) -> usize {
         self.t.numel()
     }
+    /// The device the indices live on.
     pub fn device(&self) -> &Device {
         self.t.device()
     }
@@ -102,6 +106,7 @@ impl IndexTensor {
         Ok(bits[0].iter().map(|v| v.to_bits()).collect())
     }
 
+    /// Reads the indices back (native code).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn to_vec_blocking(&self) -> Result<Vec<u32>> {
         pollster::block_on(self.to_vec())

@@ -28,10 +28,14 @@ pub(crate) struct Geometry {
     pub c: usize,
     pub h: usize,
     pub w: usize,
+    /// The probability of dropping an element.
     pub p: usize,
     pub q: usize,
+    /// The window's size.
     pub kernel: [usize; 2],
+    /// How far the window moves.
     pub stride: [usize; 2],
+    /// Zeros added on each side.
     pub padding: [usize; 2],
 }
 
@@ -96,8 +100,11 @@ fn geometry(
 /// on each side (at most half the window).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Pool2dOptions {
+    /// The window's size.
     pub kernel: [usize; 2],
+    /// How far the window moves.
     pub stride: [usize; 2],
+    /// Zeros added on each side.
     pub padding: [usize; 2],
 }
 
