@@ -8,6 +8,7 @@ pub mod concat;
 pub mod conv;
 pub mod dropout;
 pub mod elementwise;
+pub mod flip;
 pub mod index;
 pub mod matmul;
 pub mod movement;
