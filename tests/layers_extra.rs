@@ -297,3 +297,30 @@ fn tensors_print_their_values() {
         "tensor(4.4817, shape=[], dtype=f32, device=Device(reference-only))"
     );
 }
+
+/// A frozen layer's parameters leave the optimizer's list but are saved,
+/// and the gradient step leaves them unchanged.
+#[test]
+fn frozen_layers_are_saved_but_not_trained() {
+    use webgrad::layers::{Frozen, Linear};
+    let dev = gpu!();
+    let net = Sequential::new()
+        .push(Frozen(
+            Linear::new(&dev, 4, 3, Init::XavierUniform, 1).unwrap(),
+        ))
+        .push(Linear::new(&dev, 3, 2, Init::XavierUniform, 2).unwrap());
+    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["1.weight", "1.bias"]);
+    let state: Vec<String> = net.named_state().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(state, ["1.weight", "1.bias", "0.weight", "0.bias"]);
+    assert_eq!(net.parameter_count(), 3 * 2 + 2);
+    let frozen_before = net.named_buffers()[0].1.to_vec_blocking().unwrap();
+    let x = Tensor::ones(&dev, [5, 4]);
+    let loss = net.forward(&x).square().sum();
+    let mut opt = Adam::new(0.1);
+    opt.minimize_blocking(&loss, &net.parameters()).unwrap();
+    assert_eq!(
+        net.named_buffers()[0].1.to_vec_blocking().unwrap(),
+        frozen_before
+    );
+}

@@ -541,16 +541,19 @@ fn flip_reverses_an_axis() {
     let dev = gpu!();
     let x = input(&[3, 4, 5], 21);
     for axis in 0..3 {
-        check_op(&dev, &format!("flip {axis}"), std::slice::from_ref(&x), &|t| {
-            t[0].flip(axis)
-        });
+        check_op(
+            &dev,
+            &format!("flip {axis}"),
+            std::slice::from_ref(&x),
+            &|t| t[0].flip(axis),
+        );
     }
     let t = Tensor::from_vec(&dev, x.0.clone(), x.1.clone());
     assert_eq!(t.flip(1).flip(1).to_vec_blocking().unwrap(), x.0);
     let row = Tensor::from_vec(&dev, vec![1.0, 2.0, 3.0], [3]);
     assert_eq!(row.flip(0).to_vec_blocking().unwrap(), vec![3.0, 2.0, 1.0]);
-    let msg = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(t.flip(3))))
-        .unwrap_err();
+    let msg =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(t.flip(3)))).unwrap_err();
     let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("flip"), "{msg}");
 }

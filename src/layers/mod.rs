@@ -11,7 +11,7 @@ mod transformer;
 pub use conv::{AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, Upsample};
 pub use linear::{Linear, Mlp};
 pub use norm::{BatchNorm2d, GroupNorm};
-pub use sequential::{Layer, Sequential};
+pub use sequential::{Frozen, Layer, Sequential};
 pub use transformer::{Dropout, Embedding, LayerNorm, MultiHeadAttention, TransformerBlock};
 
 use crate::device::Device;

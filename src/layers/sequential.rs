@@ -129,3 +129,30 @@ impl Module for Sequential {
             .collect()
     }
 }
+
+/// A module whose parameters are not trained: they become buffers, so
+/// [`Module::parameters`] (what an optimizer takes) leaves them out while
+/// [`crate::io::save_module`] still saves them (a pretrained encoder, say).
+/// Its forward pass is the module's.
+pub struct Frozen<M>(pub M);
+
+impl<M: Module> Module for Frozen<M> {
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        Vec::new()
+    }
+    fn named_buffers(&self) -> Vec<(String, &Tensor)> {
+        self.0.named_state()
+    }
+    fn set_training(&self, training: bool) {
+        self.0.set_training(training);
+    }
+    fn take_buffer_updates(&self) -> Vec<Tensor> {
+        self.0.take_buffer_updates()
+    }
+}
+
+impl<M: Layer> Layer for Frozen<M> {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.0.forward(x)
+    }
+}
