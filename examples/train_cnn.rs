@@ -10,9 +10,8 @@
 //! pooling scatters, all WGSL) and the Adam update in one submit, the loss
 //! read back. The parameters are saved by name (`conv1.weight`, ...) at the end.
 
-use std::time::Instant;
-
-use indicatif::{ProgressBar, ProgressStyle};
+#[path = "shared/digits.rs"]
+mod digits;
 
 use webgrad::data::Dataset;
 use webgrad::layers::Module;
@@ -67,44 +66,23 @@ fn main() -> Result<()> {
     let total = train.len().div_ceil(batch_size) * args.epochs;
     // Cosine decay of the learning rate from 3e-3 to zero over the run.
     let mut opt = Adam::new(LrSchedule::cosine(3e-3, total));
-    let start = Instant::now();
-    let bar = ProgressBar::new(total as u64).with_style(
-        ProgressStyle::with_template("[{bar:30}] {msg} {per_sec:>12}")
-            .unwrap()
-            .progress_chars("#."),
-    );
-    let mut step = 0usize;
-    for epoch in 0..args.epochs {
+    let run = digits::train(
+        args.epochs,
         // Augmentation: every image moved by up to one pixel, anew each epoch.
-        let epoch_seed = args.seed * 1000 + epoch as u64;
-        let shifted = train.shifted_images(8, 1, epoch_seed);
-        for batch in shifted.batches(batch_size, epoch_seed) {
+        |epoch| {
+            let epoch_seed = args.seed * 1000 + epoch as u64;
+            let shifted = train.shifted_images(8, 1, epoch_seed);
+            shifted.batches(batch_size, epoch_seed).collect()
+        },
+        |batch| {
             let (x, labels) = batch.tensors(&dev);
             let loss = model.forward(&x).cross_entropy(&labels);
-            let value = opt.minimize_blocking(&loss, &params)?;
-            step += 1;
-            bar.set_message(format!(
-                "epoch {:>2}/{} loss {value:.4}",
-                epoch + 1,
-                args.epochs
-            ));
-            bar.inc(1);
-        }
-        if (epoch + 1) % 10 == 0 || epoch + 1 == args.epochs {
-            let acc = accuracy(&model, &train, &dev)?;
-            bar.suspend(|| println!("epoch {:>2}: train accuracy {:.1}%", epoch + 1, 100.0 * acc));
-        }
-    }
-    bar.finish();
-    let seconds = start.elapsed().as_secs_f64();
-    let test_acc = accuracy(&model, &test, &dev)?;
-    println!(
-        "\n{step} steps in {seconds:.1} s ({:.0} steps/s); test accuracy {:.1}% ({} of {})",
-        step as f64 / seconds,
-        100.0 * test_acc,
-        (test_acc * test.len() as f64).round(),
-        test.len()
-    );
+            Ok(Some(opt.minimize_blocking(&loss, &params)?))
+        },
+        10,
+        || accuracy(&model, &train, &dev),
+    )?;
+    digits::report(&run, accuracy(&model, &test, &dev)?, test.len());
     io::save_module_blocking(&args.save, &model)?;
     println!("saved the parameters to {}", args.save);
     Ok(())

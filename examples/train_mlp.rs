@@ -9,9 +9,8 @@
 //! `--save` writes the parameters as .safetensors at the end; `--load`
 //! starts from such a file (for instance to resume with more epochs).
 
-use std::time::Instant;
-
-use indicatif::{ProgressBar, ProgressStyle};
+#[path = "shared/digits.rs"]
+mod digits;
 
 use webgrad::data::Dataset;
 use webgrad::layers::{Activation, Init, Mlp, Module};
@@ -80,50 +79,29 @@ fn main() -> Result<()> {
     }
     let params = model.parameters();
     let mut opt = Adam::new(2e-3);
-    let batch_size = 32;
-    let steps_per_epoch = train.len().div_ceil(batch_size);
-    let start = Instant::now();
-    let bar = ProgressBar::new((steps_per_epoch * args.epochs) as u64).with_style(
-        ProgressStyle::with_template("[{bar:30}] {msg} {per_sec:>12}")
-            .unwrap()
-            .progress_chars("#."),
-    );
     let mut step = 0usize;
-    let mut loss_shown = f32::NAN;
-    for epoch in 0..args.epochs {
-        for batch in train.batches(batch_size, args.seed * 1000 + epoch as u64) {
+    let run = digits::train(
+        args.epochs,
+        |epoch| train.batches(32, args.seed * 1000 + epoch as u64).collect(),
+        |batch| {
             let (x, labels) = batch.tensors(&dev);
             let loss = model.forward(&x).cross_entropy(&labels);
             let grads = grad(&loss, &params);
             let updates = opt.step(&params, &grads)?;
             let handles: Vec<&Tensor> = updates.iter().collect();
             step += 1;
+            // The loss is read every 10 steps; the others only submit.
             if step.is_multiple_of(10) {
-                loss_shown = read_and_realize_blocking(&[&loss], &handles)?[0][0];
+                Ok(Some(read_and_realize_blocking(&[&loss], &handles)?[0][0]))
             } else {
                 realize_all_blocking(&handles)?;
+                Ok(None)
             }
-            bar.set_message(format!(
-                "epoch {:>2}/{} loss {loss_shown:.4}",
-                epoch + 1,
-                args.epochs
-            ));
-            bar.inc(1);
-        }
-        if (epoch + 1) % 5 == 0 || epoch + 1 == args.epochs {
-            let acc = accuracy(&model, &train, &dev)?;
-            bar.suspend(|| println!("epoch {:>2}: train accuracy {:.1}%", epoch + 1, 100.0 * acc));
-        }
-    }
-    bar.finish();
-    let test_acc = accuracy(&model, &test, &dev)?;
-    println!(
-        "\n{step} steps in {:.1} s; test accuracy {:.1}% ({} of {})",
-        start.elapsed().as_secs_f64(),
-        100.0 * test_acc,
-        (test_acc * test.len() as f64).round(),
-        test.len()
-    );
+        },
+        5,
+        || accuracy(&model, &train, &dev),
+    )?;
+    digits::report(&run, accuracy(&model, &test, &dev)?, test.len());
     if let Some(path) = &args.save {
         io::save_blocking(path, &model.named_parameters())?;
         println!("saved the parameters to {path}");
