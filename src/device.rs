@@ -180,8 +180,8 @@ pub(crate) struct Gpu {
     pub auto_remat: std::sync::atomic::AtomicBool,
     /// Realizes that were rematerialized to fit the budget.
     pub rematerialized: std::sync::atomic::AtomicU64,
-    /// Most bytes a realize may have live at its peak (0: no budget).
-    pub budget: std::sync::atomic::AtomicU64,
+    /// Most bytes a realize may have live at its peak (`None`: no budget).
+    pub budget: Mutex<Option<u64>>,
     /// The adapter's timestamp queries are enabled (for profiling).
     pub timestamps: bool,
     /// The profile being recorded (see `Device::profile`).
@@ -563,14 +563,13 @@ impl Device {
     /// could need scratch memory the prediction did not count).
     #[track_caller]
     pub fn set_memory_budget(&self, bytes: Option<u64>) {
-        // 0 is stored as "no budget": as a budget it could never be met.
+        // As a budget, 0 could never be met.
         assert!(
             bytes != Some(0),
             "set_memory_budget: the budget must be at least 1 byte, got Some(0) (None lifts the budget)"
         );
         if let Some(g) = &self.gpu {
-            g.budget
-                .store(bytes.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+            *g.budget.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
         }
     }
 

@@ -51,10 +51,9 @@ use crate::graph::{Node, NodeId, Op, RecordingAdjoints, topo_order};
 /// graph if that is needed and allowed; `Error::OutOfBudget` if nothing
 /// fits. Nothing to do without a budget.
 pub(crate) fn fit(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<()> {
-    let budget = gpu.budget.load(Relaxed);
-    if budget == 0 {
+    let Some(budget) = *gpu.budget.lock().unwrap_or_else(|e| e.into_inner()) else {
         return Ok(());
-    }
+    };
     let needed = super::schedule::predict_peak(gpu, targets)?;
     if needed <= budget {
         return Ok(());

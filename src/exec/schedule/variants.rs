@@ -131,7 +131,16 @@ impl Scheduler<'_> {
             // A prediction assumes the first variant until one is timed;
             // under a memory budget nothing is timed, so the realize runs
             // what was predicted.
-            _ if self.dry || self.gpu.budget.load(std::sync::atomic::Ordering::Relaxed) != 0 => 0,
+            _ if self.dry
+                || self
+                    .gpu
+                    .budget
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_some() =>
+            {
+                0
+            }
             // The family's first guess the first time: a process that
             // computes one gradient compiles that variant only, not all of
             // them (cold start). (Every product of those shapes in this
