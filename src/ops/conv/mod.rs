@@ -1,17 +1,17 @@
 //! Convolutions (NCHW): conv2d, conv_transpose2d and conv1d, with stride,
 //! padding, dilation and groups (depthwise included).
 //!
-//! Three families, each linear in each input, close the set under
-//! differentiation (so second derivatives work):
+//! One family, [`Conv`], in three roles, each linear in each input, closes
+//! the set under differentiation (so second derivatives work):
 //!
-//! - [`Conv2d`]: y = conv2d(x, w).
-//! - [`ConvTranspose2d`]: the transposed convolution, which is conv2d's
-//!   adjoint with respect to its input: ⟨conv2d(x, w), g⟩ = ⟨x, convᵀ(g, w)⟩.
-//! - [`Conv2dWeightGrad`]: the correlation of the input with the output's
+//! - forward: y = conv2d(x, w).
+//! - transpose: the transposed convolution, which is conv2d's adjoint with
+//!   respect to its input: ⟨conv2d(x, w), g⟩ = ⟨x, convᵀ(g, w)⟩.
+//! - weight gradient: the correlation of the input with the output's
 //!   adjoint, conv2d's adjoint with respect to the weight:
 //!   ⟨conv2d(x, w), g⟩ = ⟨w, corr(x, g)⟩.
 //!
-//! Each family's vjp follows from those two identities; the kernels are in
+//! Each role's vjp follows from those two identities; the kernels are in
 //! `kernels.rs` (`shaders/conv2d.wgsl`), the f64 reference in `reference.rs`.
 
 mod kernels;
@@ -486,118 +486,101 @@ fn check_conv1d(x: &Shape, w: &Shape, o: &Conv1dOptions) {
 }
 
 fn conv2d(x: &Tensor, w: &Tensor, geom: Geometry) -> Tensor {
-    Tensor::record_family(Conv2d { geom }, &[x, w], geom.y_shape())
+    let f = Conv {
+        role: Role::Forward,
+        geom,
+    };
+    Tensor::record_family(f, &[x, w], geom.y_shape())
 }
 
 fn conv_transpose2d(g: &Tensor, w: &Tensor, geom: Geometry) -> Tensor {
-    Tensor::record_family(ConvTranspose2d { geom }, &[g, w], geom.x_shape())
+    let f = Conv {
+        role: Role::Transpose,
+        geom,
+    };
+    Tensor::record_family(f, &[g, w], geom.x_shape())
 }
 
 fn conv2d_weight_grad(x: &Tensor, g: &Tensor, geom: Geometry) -> Tensor {
-    Tensor::record_family(Conv2dWeightGrad { geom }, &[x, g], geom.w_shape())
+    let f = Conv {
+        role: Role::WeightGrad,
+        geom,
+    };
+    Tensor::record_family(f, &[x, g], geom.w_shape())
 }
 
-fn describe(op: &str, g: &Geometry) -> String {
-    format!(
-        "{op}(k={}×{}, stride={:?}, padding={:?}, dilation={:?}, groups={})",
-        g.r, g.s, g.stride, g.padding, g.dilation, g.groups
-    )
+/// Which of the three products of one convolution's geometry a node is.
+/// Each one's adjoints are the other two, so every derivative of every
+/// order is again a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// y = conv2d(x, w); inputs (x, w).
+    Forward,
+    /// The transposed convolution convᵀ(g, w), x-shaped; inputs (g, w).
+    Transpose,
+    /// corr(x, g), weight-shaped; inputs (x, g).
+    WeightGrad,
 }
 
-/// y = conv2d(x, w); inputs (x, w).
+/// One of the convolution families (see [`Role`]): they share the
+/// geometry, the FLOP count, the linearity in both inputs, and their
+/// adjoints point at each other.
 #[derive(Debug)]
-pub(crate) struct Conv2d {
+pub(crate) struct Conv {
+    role: Role,
     geom: Geometry,
 }
 
-impl Family for Conv2d {
+impl Family for Conv {
     fn name(&self) -> String {
-        describe("conv2d", &self.geom)
+        let op = match self.role {
+            Role::Forward => "conv2d",
+            Role::Transpose => "conv_transpose2d",
+            Role::WeightGrad => "conv2d_weight_grad",
+        };
+        let g = &self.geom;
+        format!(
+            "{op}(k={}×{}, stride={:?}, padding={:?}, dilation={:?}, groups={})",
+            g.r, g.s, g.stride, g.padding, g.dilation, g.groups
+        )
     }
-
     fn flops(&self, _out: &Shape, _inputs: &[&Shape]) -> u64 {
         self.geom.flops()
     }
     fn lower(&self, _: &Shape, _: &[&Shape], target: Target) -> Lowering {
-        kernels::conv2d(&self.geom, target)
+        match self.role {
+            Role::Forward => kernels::conv2d(&self.geom, target),
+            Role::Transpose => kernels::conv_transpose2d(&self.geom, target),
+            Role::WeightGrad => kernels::conv2d_weight_grad(&self.geom, target),
+        }
     }
-    // ∂L/∂x = convᵀ(g, w),  ∂L/∂w = corr(x, g)
     fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
-        vec![
-            Some(conv_transpose2d(g, &x[1], self.geom)),
-            Some(conv2d_weight_grad(&x[0], g, self.geom)),
-        ]
+        let geom = self.geom;
+        let (a, b) = match self.role {
+            // ∂L/∂x = convᵀ(g, w),  ∂L/∂w = corr(x, g)
+            Role::Forward => (
+                conv_transpose2d(g, &x[1], geom),
+                conv2d_weight_grad(&x[0], g, geom),
+            ),
+            // From ⟨convᵀ(g, w), G⟩ = ⟨g, conv2d(G, w)⟩:
+            // ∂/∂g = conv2d(G, w),  ∂/∂w = corr(G, g)
+            Role::Transpose => (conv2d(g, &x[1], geom), conv2d_weight_grad(g, &x[0], geom)),
+            // From ⟨corr(x, g), G⟩ = ⟨conv2d(x, G), g⟩ = ⟨x, convᵀ(g, G)⟩:
+            // ∂/∂x = convᵀ(g, G),  ∂/∂g = conv2d(x, G)
+            Role::WeightGrad => (conv_transpose2d(&x[1], g, geom), conv2d(&x[0], g, geom)),
+        };
+        vec![Some(a), Some(b)]
     }
-    // Δy = conv2d(Δx, w) + conv2d(x, Δw)
+    // Bilinear: Δy = f(Δa, b) + f(a, Δb) for each role.
     fn linear_in(&self) -> &[usize] {
         &[0, 1]
     }
     fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
-        reference::conv2d(&self.geom, x[0], x[1])
-    }
-}
-
-/// The transposed convolution convᵀ(g, w), x-shaped; inputs (g, w).
-#[derive(Debug)]
-pub(crate) struct ConvTranspose2d {
-    geom: Geometry,
-}
-
-impl Family for ConvTranspose2d {
-    fn name(&self) -> String {
-        describe("conv_transpose2d", &self.geom)
-    }
-
-    fn flops(&self, _out: &Shape, _inputs: &[&Shape]) -> u64 {
-        self.geom.flops()
-    }
-    fn lower(&self, _: &Shape, _: &[&Shape], target: Target) -> Lowering {
-        kernels::conv_transpose2d(&self.geom, target)
-    }
-    // From ⟨convᵀ(g, w), G⟩ = ⟨g, conv2d(G, w)⟩:  ∂/∂g = conv2d(G, w),  ∂/∂w = corr(G, g)
-    fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
-        vec![
-            Some(conv2d(g, &x[1], self.geom)),
-            Some(conv2d_weight_grad(g, &x[0], self.geom)),
-        ]
-    }
-    fn linear_in(&self) -> &[usize] {
-        &[0, 1]
-    }
-    fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
-        reference::conv_transpose2d(&self.geom, x[0], x[1])
-    }
-}
-
-/// corr(x, g), weight-shaped; inputs (x, g).
-#[derive(Debug)]
-pub(crate) struct Conv2dWeightGrad {
-    geom: Geometry,
-}
-
-impl Family for Conv2dWeightGrad {
-    fn name(&self) -> String {
-        describe("conv2d_weight_grad", &self.geom)
-    }
-
-    fn flops(&self, _out: &Shape, _inputs: &[&Shape]) -> u64 {
-        self.geom.flops()
-    }
-    fn lower(&self, _: &Shape, _: &[&Shape], target: Target) -> Lowering {
-        kernels::conv2d_weight_grad(&self.geom, target)
-    }
-    // From ⟨corr(x, g), G⟩ = ⟨conv2d(x, G), g⟩ = ⟨x, convᵀ(g, G)⟩:
-    // ∂/∂x = convᵀ(g, G),  ∂/∂g = conv2d(x, G)
-    fn vjp(&self, x: &[Tensor], _: &Tensor, g: &Tensor) -> Vec<Option<Tensor>> {
-        vec![
-            Some(conv_transpose2d(&x[1], g, self.geom)),
-            Some(conv2d(&x[0], g, self.geom)),
-        ]
-    }
-    fn linear_in(&self) -> &[usize] {
-        &[0, 1]
-    }
-    fn reference(&self, _: &Shape, x: &[&[f64]], _: &[&Shape]) -> Vec<f64> {
-        reference::conv2d_weight_grad(&self.geom, x[0], x[1])
+        let g = &self.geom;
+        match self.role {
+            Role::Forward => reference::conv2d(g, x[0], x[1]),
+            Role::Transpose => reference::conv_transpose2d(g, x[0], x[1]),
+            Role::WeightGrad => reference::conv2d_weight_grad(g, x[0], x[1]),
+        }
     }
 }
