@@ -119,7 +119,7 @@ try {
   });
   check("a GPU error is reported by the realize that caused it", scoped.startsWith("ok: "), scoped);
 
-  // NaN, infinities and domain errors follow the README's rules here too
+  // NaN, infinities and domain errors follow the documented rules (docs/numerics.md) here too
   // (the values are numpy's and the f64 reference's).
   const special = await page.evaluate(async () => {
     const m = await import("./pkg/webgrad_web.js");
@@ -134,7 +134,7 @@ try {
   ];
   const gotSpecial = special.split("\n");
   const wrong = wantSpecial.filter((w, i) => gotSpecial[i] !== w);
-  check("NaN, infinities and domain errors follow the README's rules", wrong.length === 0 && gotSpecial.length === wantSpecial.length,
+  check("NaN, infinities and domain errors follow the documented rules (docs/numerics.md)", wrong.length === 0 && gotSpecial.length === wantSpecial.length,
     `expected ${wrong.join("; ")}; got ${special.replace(/\n/g, "; ")}`);
 
   // Train: 200 steps lower the loss.
