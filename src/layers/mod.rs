@@ -153,9 +153,9 @@ pub trait Module {
     /// statistics or its running averages. Layers without a mode ignore it.
     fn set_training(&self, _training: bool) {}
 
-    /// Updates of buffers recorded by the forward passes since the last
-    /// call (a batch norm's running averages in training): realize them
-    /// with the training step.
+    /// Updates of buffers recorded by the latest forward pass (a batch
+    /// norm's running averages in training), handed over once: realize
+    /// them with the training step.
     fn take_buffer_updates(&self) -> Vec<Tensor> {
         Vec::new()
     }

@@ -14,7 +14,8 @@ use crate::tensor::Tensor;
 /// default) each forward pass normalizes by its batch's statistics and
 /// records updates of the running averages, which
 /// [`Module::take_buffer_updates`] hands over to be realized with the
-/// step; in evaluation ([`Module::set_training`]`(false)`) the running
+/// step (the latest pass's: one not taken before the next pass is
+/// dropped); in evaluation ([`Module::set_training`]`(false)`) the running
 /// averages normalize and nothing is recorded.
 pub struct BatchNorm2d {
     /// The learned weight (a GPU variable).
@@ -73,7 +74,9 @@ impl BatchNorm2d {
             mode,
             self.eps,
         );
-        self.updates.borrow_mut().extend(updates);
+        // The latest pass's updates only: a loop that never takes them
+        // (`minimize` alone) must not keep every step's graph alive.
+        *self.updates.borrow_mut() = updates;
         y
     }
 }
