@@ -131,6 +131,37 @@ pub struct Counters {
     pub rematerialized: u64,
 }
 
+/// Run-time switches of a device, set by its methods.
+#[derive(Default)]
+pub(crate) struct Switches {
+    /// Anomaly detection on (see `Device::set_detect_anomaly`).
+    pub anomaly: std::sync::atomic::AtomicBool,
+    /// Variant every multi-variant family uses (see `Device::force_variant`;
+    /// `None`: autotune chooses).
+    pub forced_variant: Mutex<Option<usize>>,
+    /// The next submit records an invalid command (see `Device::inject_validation_error`).
+    pub inject_error: std::sync::atomic::AtomicBool,
+    /// Plans are replayed (see `Device::set_plan_replay`).
+    pub plan_replay: std::sync::atomic::AtomicBool,
+    /// Realizes over the budget are rematerialized (see `Device::set_auto_remat`).
+    pub auto_remat: std::sync::atomic::AtomicBool,
+    /// Most bytes a realize may have live at its peak (`None`: no budget).
+    pub budget: Mutex<Option<u64>>,
+}
+
+/// Work a device has done, counted as it happens (see [`Counters`]).
+#[derive(Default)]
+pub(crate) struct Counts {
+    /// Kernels dispatched (autotune's timing runs not counted).
+    pub kernels: std::sync::atomic::AtomicU64,
+    /// Realizes planned from scratch (not replayed).
+    pub plans: std::sync::atomic::AtomicU64,
+    /// Command buffers submitted.
+    pub submits: std::sync::atomic::AtomicU64,
+    /// Realizes that were rematerialized to fit the budget.
+    pub rematerialized: std::sync::atomic::AtomicU64,
+}
+
 /// The GPU half of a device: wgpu handles plus webgrad's caches.
 pub(crate) struct Gpu {
     /// Numbers the devices of this process, so that two on one adapter print apart.
@@ -148,7 +179,7 @@ pub(crate) struct Gpu {
     /// (`None`: they may not; see `subgroup_size`).
     pub subgroup: Option<u32>,
     pub pipelines: Mutex<PipelineCache>,
-    /// The pooling after each convolution.
+    /// GPU buffers by size class, reused across realizes.
     pub pool: Arc<Mutex<BufferPool>>,
     /// Held from planning to submit. Planning hands buffers back to the pool
     /// as soon as the kernels encoded so far are done with them, which is safe
@@ -158,35 +189,20 @@ pub(crate) struct Gpu {
     pub params: Mutex<Option<wgpu::Buffer>>,
     /// Mappable buffers for readback, by size class, free for reuse.
     pub staging: Mutex<std::collections::HashMap<u64, Vec<wgpu::Buffer>>>,
-    pub kernels: std::sync::atomic::AtomicU64,
-    /// Realizes planned from scratch (not replayed).
-    pub plans: std::sync::atomic::AtomicU64,
-    /// Anomaly detection on (see `Device::set_detect_anomaly`).
-    pub anomaly: std::sync::atomic::AtomicBool,
-    /// Variant every multi-variant family uses (see `Device::force_variant`;
-    /// `None`: autotune chooses).
-    pub forced_variant: Mutex<Option<usize>>,
-    /// The next submit records an invalid command (see `Device::inject_validation_error`).
-    pub inject_error: std::sync::atomic::AtomicBool,
+    /// What the device's methods switch at run time.
+    pub switches: Switches,
+    /// Work counted since the device was made (read by `Device::counters`).
+    pub counts: Counts,
     /// Autotune's choices among a family's lowerings (see `exec/tune.rs`).
     pub tuning: Mutex<crate::exec::tune::Tuning>,
     /// Bind groups of recent dispatches, reused while their buffers live.
     pub bind_groups: Mutex<crate::exec::bind_groups::BindGroupCache>,
     /// Recorded plans by graph structure (see `exec/replay.rs`).
     pub replay: Mutex<crate::exec::replay::ReplayCache>,
-    /// Plans are replayed (see `Device::set_plan_replay`).
-    pub plan_replay: std::sync::atomic::AtomicBool,
-    /// Realizes over the budget are rematerialized (see `Device::set_auto_remat`).
-    pub auto_remat: std::sync::atomic::AtomicBool,
-    /// Realizes that were rematerialized to fit the budget.
-    pub rematerialized: std::sync::atomic::AtomicU64,
-    /// Most bytes a realize may have live at its peak (`None`: no budget).
-    pub budget: Mutex<Option<u64>>,
     /// The adapter's timestamp queries are enabled (for profiling).
     pub timestamps: bool,
     /// The profile being recorded (see `Device::profile`).
     pub profile: Mutex<Option<crate::exec::profile::ProfileLog>>,
-    pub submits: std::sync::atomic::AtomicU64,
     /// Set by wgpu's callbacks; checked after each submit.
     pub lost: Arc<Mutex<Option<String>>>,
     pub uncaptured: Arc<Mutex<Option<String>>>,
@@ -380,21 +396,17 @@ impl Device {
                 submit_lock: Mutex::new(()),
                 params: Mutex::new(None),
                 staging: Default::default(),
-                kernels: Default::default(),
-                plans: Default::default(),
-                anomaly: Default::default(),
-                inject_error: Default::default(),
-                forced_variant: Mutex::new(None),
+                switches: Switches {
+                    plan_replay: std::sync::atomic::AtomicBool::new(true),
+                    auto_remat: std::sync::atomic::AtomicBool::new(true),
+                    ..Default::default()
+                },
+                counts: Default::default(),
                 bind_groups: Default::default(),
                 replay: Default::default(),
-                plan_replay: std::sync::atomic::AtomicBool::new(true),
-                auto_remat: std::sync::atomic::AtomicBool::new(true),
-                rematerialized: Default::default(),
-                budget: Default::default(),
                 tuning: Mutex::new(tuning),
                 timestamps,
                 profile: Mutex::new(None),
-                submits: Default::default(),
                 lost,
                 uncaptured,
             })),
@@ -451,16 +463,16 @@ impl Device {
         use std::sync::atomic::Ordering::Relaxed;
         match &self.gpu {
             Some(g) => Counters {
-                kernels: g.kernels.load(Relaxed),
-                submits: g.submits.load(Relaxed),
+                kernels: g.counts.kernels.load(Relaxed),
+                submits: g.counts.submits.load(Relaxed),
                 bind_groups: g
                     .bind_groups
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .misses,
-                plans: g.plans.load(Relaxed),
+                plans: g.counts.plans.load(Relaxed),
                 plans_replayed: g.replay.lock().unwrap_or_else(|e| e.into_inner()).replayed,
-                rematerialized: g.rematerialized.load(Relaxed),
+                rematerialized: g.counts.rematerialized.load(Relaxed),
             },
             None => Counters::default(),
         }
@@ -494,7 +506,8 @@ impl Device {
     /// what replay saves. Off also forgets the recorded plans.
     pub fn set_plan_replay(&self, on: bool) {
         if let Some(g) = &self.gpu {
-            g.plan_replay
+            g.switches
+                .plan_replay
                 .store(on, std::sync::atomic::Ordering::Relaxed);
             if !on {
                 g.replay.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -514,7 +527,9 @@ impl Device {
     /// for debugging.
     pub fn set_detect_anomaly(&self, on: bool) {
         if let Some(g) = &self.gpu {
-            g.anomaly.store(on, std::sync::atomic::Ordering::Relaxed);
+            g.switches
+                .anomaly
+                .store(on, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -569,7 +584,7 @@ impl Device {
             "set_memory_budget: the budget must be at least 1 byte, got Some(0) (None lifts the budget)"
         );
         if let Some(g) = &self.gpu {
-            *g.budget.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
+            *g.switches.budget.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
         }
     }
 
@@ -578,7 +593,9 @@ impl Device {
     /// [`Device::set_memory_budget`].
     pub fn set_auto_remat(&self, on: bool) {
         if let Some(g) = &self.gpu {
-            g.auto_remat.store(on, std::sync::atomic::Ordering::Relaxed);
+            g.switches
+                .auto_remat
+                .store(on, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -609,7 +626,8 @@ impl Device {
     #[doc(hidden)]
     pub fn inject_validation_error(&self) {
         if let Some(g) = &self.gpu {
-            g.inject_error
+            g.switches
+                .inject_error
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
@@ -622,7 +640,10 @@ impl Device {
     #[doc(hidden)]
     pub fn force_variant(&self, variant: Option<usize>) {
         if let Some(g) = &self.gpu {
-            *g.forced_variant.lock().unwrap_or_else(|e| e.into_inner()) = variant;
+            *g.switches
+                .forced_variant
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = variant;
             g.replay.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
     }

@@ -71,9 +71,9 @@ pub struct TransformerConfig {
     pub width: usize,
     /// The number of attention heads.
     pub heads: usize,
-    /// The layers, in order.
+    /// How many transformer blocks.
     pub layers: usize,
-    /// Dropout after attention and the MLP.
+    /// The dropout probability after attention and the MLP.
     pub dropout: f32,
 }
 

@@ -51,14 +51,19 @@ use crate::graph::{Node, NodeId, Op, RecordingAdjoints, topo_order};
 /// graph if that is needed and allowed; `Error::OutOfBudget` if nothing
 /// fits. Nothing to do without a budget.
 pub(crate) fn fit(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<()> {
-    let Some(budget) = *gpu.budget.lock().unwrap_or_else(|e| e.into_inner()) else {
+    let Some(budget) = *gpu
+        .switches
+        .budget
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+    else {
         return Ok(());
     };
     let needed = super::schedule::predict_peak(gpu, targets)?;
     if needed <= budget {
         return Ok(());
     }
-    if !gpu.auto_remat.load(Relaxed) {
+    if !gpu.switches.auto_remat.load(Relaxed) {
         return Err(Error::OutOfBudget { needed, budget });
     }
     let graph = Saved::find(targets);
@@ -107,7 +112,7 @@ pub(crate) fn fit(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<()> {
                 ""
             }
         );
-        gpu.rematerialized.fetch_add(1, Relaxed);
+        gpu.counts.rematerialized.fetch_add(1, Relaxed);
         return Ok(());
     }
     Err(Error::OutOfBudget {

@@ -69,6 +69,7 @@ fn submit(
 ) {
     let encode_start = plan_ns.and_then(|_| profile::now(gpu));
     if gpu
+        .switches
         .inject_error
         .swap(false, std::sync::atomic::Ordering::Relaxed)
     {
@@ -171,8 +172,10 @@ fn submit(
     }
     use std::sync::atomic::Ordering::Relaxed;
     if !plan.timing {
-        gpu.kernels.fetch_add(plan.dispatches.len() as u64, Relaxed);
-        gpu.submits.fetch_add(1, Relaxed);
+        gpu.counts
+            .kernels
+            .fetch_add(plan.dispatches.len() as u64, Relaxed);
+        gpu.counts.submits.fetch_add(1, Relaxed);
     }
 }
 
@@ -255,7 +258,11 @@ pub(crate) async fn realize_async(tensors: &[&Tensor]) -> Result<()> {
     }
     let gpu = gpu_of(tensors)?.clone();
     let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
-    if gpu.anomaly.load(std::sync::atomic::Ordering::Relaxed) {
+    if gpu
+        .switches
+        .anomaly
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
         anomaly::check(&nodes).await?;
     }
     // Errors from earlier calls are theirs, not this one's.
@@ -276,6 +283,7 @@ pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Ve
         return Ok(Vec::new());
     }
     if gpu_of(&all)?
+        .switches
         .anomaly
         .load(std::sync::atomic::Ordering::Relaxed)
     {

@@ -292,7 +292,12 @@ fn plan_in(
     // A structure planned twice before is replayed; one planned once is
     // recorded this time. Predictions always plan.
     let mut recording: Option<(Vec<u64>, Recorder)> = None;
-    if simulated.is_none() && gpu.plan_replay.load(std::sync::atomic::Ordering::Relaxed) {
+    if simulated.is_none()
+        && gpu
+            .switches
+            .plan_replay
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
         match look_up_replay(gpu, &order, &pending, targets, profiling) {
             Replay::Done(plan) => return Ok(plan),
             Replay::Record(words, recorder) => recording = Some((words, recorder)),
@@ -313,7 +318,9 @@ fn plan_in(
     pending.find_consumers();
     let fusion = fusion::decide(&pending);
     if simulated.is_none() {
-        gpu.plans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        gpu.counts
+            .plans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let mut s = Scheduler::new(gpu);
     s.in_place = pending.in_place.clone();

@@ -115,6 +115,7 @@ impl Scheduler<'_> {
         let known = tuning().get(&key);
         let forced = *self
             .gpu
+            .switches
             .forced_variant
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -134,6 +135,7 @@ impl Scheduler<'_> {
             _ if self.dry
                 || self
                     .gpu
+                    .switches
                     .budget
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
