@@ -31,22 +31,19 @@ impl Conv2d {
         init: Init,
         seed: u64,
     ) -> Result<Conv2d> {
-        let groups = options.groups.max(1);
-        assert!(
-            inputs.is_multiple_of(groups) && outputs.is_multiple_of(groups),
-            "Conv2d::new: {inputs} inputs and {outputs} outputs must divide into {groups} groups"
-        );
-        // Fan-in 0 would make the initializer's range infinite.
-        assert!(
-            inputs >= 1 && outputs >= 1 && kernel[0] >= 1 && kernel[1] >= 1,
-            "Conv2d::new: inputs, outputs and both kernel sizes must be at least 1, got {inputs} inputs, {outputs} outputs, kernel {kernel:?}"
-        );
-        let taps = kernel[0] * kernel[1];
-        let shape = [outputs, inputs / groups, kernel[0], kernel[1]];
-        let (fan_in, fan_out) = (inputs / groups * taps, outputs / groups * taps);
+        let (weight, bias) = conv_parameters(
+            "Conv2d::new",
+            device,
+            [inputs, outputs],
+            kernel,
+            &options,
+            false,
+            init,
+            seed,
+        )?;
         Ok(Conv2d {
-            weight: init.tensor(device, shape, fan_in, fan_out, seed)?,
-            bias: Tensor::zeros(device, [outputs]).to_variable()?,
+            weight,
+            bias,
             options,
         })
     }
@@ -62,6 +59,46 @@ impl Module for Conv2d {
     fn named_parameters(&self) -> Vec<(String, &Tensor)> {
         vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)]
     }
+}
+
+/// A convolution layer's weight, drawn by `init`, and zero bias `[out]`:
+/// `[out, in / groups, kh, kw]` (fan-in in/groups·kh·kw, fan-out
+/// out/groups·kh·kw), or for a `transposed` one `[in, out / groups, kh, kw]`
+/// with the fans swapped (each output sums out/groups·kh·kw products).
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+fn conv_parameters(
+    op: &str,
+    device: &Device,
+    [inputs, outputs]: [usize; 2],
+    kernel: [usize; 2],
+    options: &Conv2dOptions,
+    transposed: bool,
+    init: Init,
+    seed: u64,
+) -> Result<(Tensor, Tensor)> {
+    let groups = options.groups.max(1);
+    assert!(
+        inputs.is_multiple_of(groups) && outputs.is_multiple_of(groups),
+        "{op}: {inputs} inputs and {outputs} outputs must divide into {groups} groups"
+    );
+    // Fan-in 0 would make the initializer's range infinite.
+    assert!(
+        inputs >= 1 && outputs >= 1 && kernel[0] >= 1 && kernel[1] >= 1,
+        "{op}: inputs, outputs and both kernel sizes must be at least 1, got {inputs} inputs, {outputs} outputs, kernel {kernel:?}"
+    );
+    let taps = kernel[0] * kernel[1];
+    let (first, second) = if transposed {
+        (inputs, outputs)
+    } else {
+        (outputs, inputs)
+    };
+    let shape = [first, second / groups, kernel[0], kernel[1]];
+    let (fan_in, fan_out) = (second / groups * taps, first / groups * taps);
+    Ok((
+        init.tensor(device, shape, fan_in, fan_out, seed)?,
+        Tensor::zeros(device, [outputs]).to_variable()?,
+    ))
 }
 
 /// y = conv_transpose2d(x, W) + b, with W `[in, out / groups, kh, kw]`
@@ -88,21 +125,19 @@ impl ConvTranspose2d {
         init: Init,
         seed: u64,
     ) -> Result<ConvTranspose2d> {
-        let groups = options.groups.max(1);
-        assert!(
-            inputs.is_multiple_of(groups) && outputs.is_multiple_of(groups),
-            "ConvTranspose2d::new: {inputs} inputs and {outputs} outputs must divide into {groups} groups"
-        );
-        assert!(
-            inputs >= 1 && outputs >= 1 && kernel[0] >= 1 && kernel[1] >= 1,
-            "ConvTranspose2d::new: inputs, outputs and both kernel sizes must be at least 1, got {inputs} inputs, {outputs} outputs, kernel {kernel:?}"
-        );
-        let taps = kernel[0] * kernel[1];
-        let shape = [inputs, outputs / groups, kernel[0], kernel[1]];
-        let (fan_in, fan_out) = (outputs / groups * taps, inputs / groups * taps);
+        let (weight, bias) = conv_parameters(
+            "ConvTranspose2d::new",
+            device,
+            [inputs, outputs],
+            kernel,
+            &options,
+            true,
+            init,
+            seed,
+        )?;
         Ok(ConvTranspose2d {
-            weight: init.tensor(device, shape, fan_in, fan_out, seed)?,
-            bias: Tensor::zeros(device, [outputs]).to_variable()?,
+            weight,
+            bias,
             options,
         })
     }

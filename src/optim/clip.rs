@@ -44,7 +44,10 @@ pub fn clip_grad_norm(grads: &[Tensor], max_norm: f32) -> (Vec<Tensor>, Tensor) 
         total = &total + &g.square().sum();
     }
     let norm = total.sqrt();
-    let factor = (max_norm / &norm.add_scalar(1e-6)).minimum(&Tensor::scalar(norm.device(), 1.0));
+    // The bound 1 is generated on the GPU (a fill fused into the kernel),
+    // not uploaded every step.
+    let one = Tensor::full(norm.device(), crate::shape::Shape::scalar(), 1.0);
+    let factor = (max_norm / &norm.add_scalar(1e-6)).minimum(&one);
     (grads.iter().map(|g| g * &factor).collect(), norm)
 }
 

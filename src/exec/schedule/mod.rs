@@ -323,7 +323,8 @@ fn plan_in(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let mut s = Scheduler::new(gpu);
-    s.in_place = pending.in_place.clone();
+    // Fusion has decided: the set moves to the encoder, no copy per plan.
+    s.in_place = std::mem::take(&mut pending.in_place);
     let (signature, recorder) = recording.unzip();
     *s.recorder.get_mut() = recorder;
     if let Some(pool) = simulated {
