@@ -1,5 +1,6 @@
+{% include "index.wgsl" %}
 // See index.wgsl for the layout. Bindings: x, out (u32 indices).
-// ARGMIN is replaced by `true` for argmin, `false` for argmax.
+// `smallest`: argmin (true) or argmax (false).
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<u32>;
 
@@ -34,7 +35,7 @@ fn arg_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
             break;
         }
         let v = x[base + k * inner];
-        if (is_nan(v) || select(v > best, v < best, ARGMIN)) {
+        if (is_nan(v) || select(v > best, v < best, {{ smallest }})) {
             best = v;
             at = k;
         }

@@ -1,3 +1,4 @@
+{% include "conv2d_common.wgsl" %}
 // 2-D convolution (NCHW) and its two adjoints, as implicit GEMM: each
 // invocation reads the input values it needs straight from the tensors, so
 // no unfolded (im2col) copy of the input is ever written.

@@ -1,4 +1,4 @@
-// What the convolution kernels share (prepended to conv2d.wgsl and
+// What the convolution kernels share (included by conv2d.wgsl and
 // conv2d_tiled.wgsl): the bindings and the forward convolution's geometry,
 // x [N, C, H, W], w [O, C/G, R, S], y [N, O, P, Q].
 // p = [N, C, H, W, O, P, Q, R, S, sh, sw, ph, pw, dh, dw, G, parts,

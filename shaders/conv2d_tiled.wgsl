@@ -1,11 +1,12 @@
+{% include "conv2d_common.wgsl" %}
 // 2-D convolution and its adjoints as shared-memory tiled implicit GEMM,
 // the variant for real GPUs (the register-blocked conv2d.wgsl is the one
 // for CPU rasterizers; the device picks per adapter, as for matmul).
 //
 // Each of the three ops is a product C[M, N] = Σ_k A[M, k] · B[k, N] per
 // group whose operands are read in place from the tensors (nothing is
-// unfolded into memory): the LOADERS marker is replaced by the op's
-// `a_at`, `b_at`, `store` and `sizes` functions. A 16×16 workgroup computes
+// unfolded into memory): each op has its own `a_at`, `b_at`, `store` and
+// `sizes` functions (the `loaders` the template is rendered with). A 16×16 workgroup computes
 // a 64×64 tile of C, each invocation 4×4; per step of 16 along k the
 // workgroup stages a 64×16 tile of A and a 16×64 tile of B in workgroup
 // memory. Workgroup z = part · G + group: the sum over k may be split into
@@ -35,7 +36,70 @@ fn unfolded(g: Geometry, grp: u32, k: u32, e: u32) -> f32 {
     return x_at(g, n, grp * (g.c / g.groups) + c, ih, iw);
 }
 
-//LOADERS
+{%- match loaders %}
+{%- when Loaders::Forward %}
+fn sizes(g: Geometry) -> vec3<u32> {
+    return vec3<u32>(g.o / g.groups, g.n * g.p * g.q, (g.c / g.groups) * g.r * g.s);
+}
+fn a_at(g: Geometry, grp: u32, row: u32, k: u32) -> f32 {
+    let taps = (g.c / g.groups) * g.r * g.s;
+    return src_b[(grp * (g.o / g.groups) + row) * taps + k];
+}
+fn b_at(g: Geometry, grp: u32, k: u32, col: u32) -> f32 {
+    return unfolded(g, grp, k, col);
+}
+fn store(g: Geometry, grp: u32, part: u32, row: u32, col: u32, v: f32) {
+    let q = col % g.q;
+    let pp = (col / g.q) % g.p;
+    let n = col / (g.q * g.p);
+    dst[((n * g.o + grp * (g.o / g.groups) + row) * g.p + pp) * g.q + q] = v;
+}
+{%- when Loaders::InputGrad %}
+fn sizes(g: Geometry) -> vec3<u32> {
+    return vec3<u32>(g.c / g.groups, g.n * g.h * g.w, (g.o / g.groups) * g.r * g.s);
+}
+fn a_at(g: Geometry, grp: u32, row: u32, k: u32) -> f32 {
+    let rs = g.r * g.s;
+    return src_b[((grp * (g.o / g.groups) + k / rs) * (g.c / g.groups) + row) * rs + k % rs];
+}
+fn b_at(g: Geometry, grp: u32, k: u32, col: u32) -> f32 {
+    let o = k / (g.r * g.s);
+    let r = (k / g.s) % g.r;
+    let s = k % g.s;
+    let iw = col % g.w;
+    let ih = (col / g.w) % g.h;
+    let n = col / (g.w * g.h);
+    let ph = i32(ih) + g.ph - i32(r) * g.dh;
+    let pw = i32(iw) + g.pw - i32(s) * g.dw;
+    let ok = ph >= 0 && pw >= 0 && ph % g.sh == 0 && pw % g.sw == 0
+        && ph / g.sh < i32(g.p) && pw / g.sw < i32(g.q);
+    let at = select(0u, ((n * g.o + grp * (g.o / g.groups) + o) * g.p + u32(ph / g.sh)) * g.q + u32(pw / g.sw), ok);
+    return select(0.0, src_a[at], ok);
+}
+fn store(g: Geometry, grp: u32, part: u32, row: u32, col: u32, v: f32) {
+    let iw = col % g.w;
+    let ih = (col / g.w) % g.h;
+    let n = col / (g.w * g.h);
+    dst[((n * g.c + grp * (g.c / g.groups) + row) * g.h + ih) * g.w + iw] = v;
+}
+{%- when Loaders::WeightGrad %}
+fn sizes(g: Geometry) -> vec3<u32> {
+    return vec3<u32>(g.o / g.groups, (g.c / g.groups) * g.r * g.s, g.n * g.p * g.q);
+}
+fn a_at(g: Geometry, grp: u32, row: u32, e: u32) -> f32 {
+    let q = e % g.q;
+    let pp = (e / g.q) % g.p;
+    let n = e / (g.q * g.p);
+    return src_b[((n * g.o + grp * (g.o / g.groups) + row) * g.p + pp) * g.q + q];
+}
+fn b_at(g: Geometry, grp: u32, e: u32, col: u32) -> f32 {
+    return unfolded(g, grp, col, e);
+}
+fn store(g: Geometry, grp: u32, part: u32, row: u32, col: u32, v: f32) {
+    let taps = (g.c / g.groups) * g.r * g.s;
+    dst[part * g.o * taps + (grp * (g.o / g.groups) + row) * taps + col] = v;
+}
+{%- endmatch %}
 
 var<workgroup> tile_a: array<f32, 1024>; // 64 rows × 16
 var<workgroup> tile_b: array<f32, 1024>; // 16 × 64 columns

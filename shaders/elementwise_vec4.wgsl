@@ -9,7 +9,7 @@
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
 
-//VALUE
+{{ value }}
 
 @compute @workgroup_size(256)
 fn elementwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -20,7 +20,7 @@
 // An index past the axis (impossible for host indices, which are checked
 // when recorded) is clamped, so no kernel reads out of bounds; where the
 // indices were computed on the GPU and may not fit, the kernels keep
-// their CHECK lines, which report it in status words (the realize fails).
+// their `check` lines, which report it in status words (the realize fails).
 // - index_clamp: out[t] = min(idx[t], size - 1), the explicit clamp.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;

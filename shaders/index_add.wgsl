@@ -1,12 +1,15 @@
+{% include "index.wgsl" %}
 // See index.wgsl for the layout. Bindings: g, idx, out, offsets, order
 // (the last two are the segmentation; bound to idx when p[4] = 0), and
-// (lines marked CHECK, kept for indices computed on the GPU) status words.
+// (lines under `check`, kept for indices computed on the GPU) status words.
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read> idx: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(4) var<storage, read> offsets: array<u32>;
 @group(0) @binding(5) var<storage, read> order: array<u32>;
-//CHECK @group(0) @binding(6) var<storage, read_write> status: array<atomic<u32>>;
+{%- if check %}
+@group(0) @binding(6) var<storage, read_write> status: array<atomic<u32>>;
+{%- endif %}
 
 @compute @workgroup_size(256)
 fn index_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -37,7 +40,9 @@ fn index_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         // costs a load per lane on CPU rasterizers.
         let k_end = p[6];
         for (var k = p[5]; k < k_end; k++) {
-            //CHECK if (idx[k] >= d_count) { atomicMax(&status[0], 1u); atomicMax(&status[1], idx[k]); }
+{%- if check %}
+            if (idx[k] >= d_count) { atomicMax(&status[0], 1u); atomicMax(&status[1], idx[k]); }
+{%- endif %}
             if (idx[k] == d) {
                 acc += g[base + k * inner];
             }

@@ -1,3 +1,4 @@
+{% include "index.wgsl" %}
 // See index.wgsl for the layout. Bindings: idx, out (u32 indices):
 // out[t] = min(idx[t], p[1] - 1), p = [count, size] (size at least 1).
 @group(0) @binding(1) var<storage, read> idx: array<u32>;

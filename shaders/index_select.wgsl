@@ -1,9 +1,12 @@
+{% include "index.wgsl" %}
 // See index.wgsl for the layout. Bindings: x, idx, out, and (lines
-// marked CHECK, kept for indices computed on the GPU) status words.
+// under `check`, kept for indices computed on the GPU) status words.
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> idx: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
-//CHECK @group(0) @binding(4) var<storage, read_write> status: array<atomic<u32>>;
+{%- if check %}
+@group(0) @binding(4) var<storage, read_write> status: array<atomic<u32>>;
+{%- endif %}
 
 @compute @workgroup_size(256)
 fn index_select(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -17,7 +20,9 @@ fn index_select(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let k = (t / inner) % k_count;
     let o = t / (inner * k_count);
     let j = idx[k];
-    //CHECK if (j >= p[1]) { atomicMax(&status[0], 1u); atomicMax(&status[1], j); }
+{%- if check %}
+    if (j >= p[1]) { atomicMax(&status[0], 1u); atomicMax(&status[1], j); }
+{%- endif %}
     let d = min(j, p[1] - 1u);
     dst[t] = x[(o * p[1] + d) * inner + i];
 }

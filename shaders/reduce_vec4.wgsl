@@ -9,10 +9,10 @@
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 
-//VALUE
+{{ value }}
 
 fn combine(acc: f32, v: f32) -> f32 {
-    return COMBINE;
+    return {{ combine }};
 }
 
 @compute @workgroup_size(256)
@@ -25,7 +25,7 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let o = t / parts;
     let k = p[1];
     let base = o * p[2];
-    var acc = vec4<f32>(IDENTITY);
+    var acc = vec4<f32>({{ identity }});
     for (var j = t % parts; j < k; j += parts) {
         let v = value4(base + j);
         acc = vec4<f32>(combine(acc.x, v.x), combine(acc.y, v.y), combine(acc.z, v.z), combine(acc.w, v.w));

@@ -83,7 +83,6 @@ pub(crate) const WORKGROUP: u32 = 256;
 /// WebGPU's baseline limit on workgroups per dispatch dimension.
 pub(crate) const MAX_GROUPS_PER_DIM: u32 = 65_535;
 
-pub(crate) const COPY: &str = include_str!("../shaders/copy.wgsl");
 pub(crate) const FILL: &str = include_str!("../shaders/fill.wgsl");
 pub(crate) const SUM_PARTS: &str = include_str!("../shaders/sum_parts.wgsl");
 
@@ -125,7 +124,7 @@ pub(crate) struct Window<'a> {
 pub(crate) fn strided_copy(src: Buf, dst: Buf, w: &Window) -> KernelCall {
     let count: usize = w.dims.iter().product();
     KernelCall {
-        source: Cow::Owned(COPY.replace("//INDEX", &copy_index(w))),
+        source: Cow::Owned(render(&CopyKernel::new(w))),
         entry: "copy_strided",
         params: vec![word(count), word(w.src_offset), word(w.dst_offset)],
         bindings: vec![src, dst],
@@ -134,51 +133,62 @@ pub(crate) fn strided_copy(src: Buf, dst: Buf, w: &Window) -> KernelCall {
     }
 }
 
-/// The index lines of a copy: axes of size 1 dropped, neighbours that are
-/// contiguous in both source and destination merged, then one `%` and `/`
-/// by a constant per remaining axis.
-fn copy_index(w: &Window) -> String {
-    if w.dims.contains(&0) {
-        // Nothing to copy (and no size to divide by: `% 0u` is invalid WGSL).
-        return String::new();
-    }
-    let mut axes: Vec<(usize, usize, usize)> = Vec::new(); // (size, src stride, dst stride), outermost first
-    for d in 0..w.dims.len() {
-        let axis = (w.dims[d], w.src_strides[d], w.dst_strides[d]);
-        if axis.0 == 1 {
-            continue;
+/// The strided copy kernel for one window (`shaders/copy.wgsl`).
+#[derive(askama::Template)]
+#[template(path = "copy.wgsl", escape = "none")]
+pub(crate) struct CopyKernel {
+    /// Whether the offsets are read from p[1] and p[2] (both 0 otherwise).
+    offsets: bool,
+    /// The axes the index is split along, innermost first.
+    axes: Vec<CopyAxis>,
+}
+
+/// One axis of a copy: its size and the strides it moves by in the
+/// source and the destination.
+struct CopyAxis {
+    size: u32,
+    src: u32,
+    dst: u32,
+}
+
+impl CopyKernel {
+    /// The kernel for `w`: axes of size 1 dropped, neighbours that are
+    /// contiguous in both source and destination merged, then one `%` and
+    /// `/` by a constant per remaining axis.
+    pub(crate) fn new(w: &Window) -> CopyKernel {
+        if w.dims.contains(&0) {
+            // Nothing to copy (and no size to divide by: `% 0u` is invalid WGSL).
+            return CopyKernel {
+                offsets: false,
+                axes: Vec::new(),
+            };
         }
-        match axes.last_mut() {
-            Some(last) if last.1 == axis.1 * axis.0 && last.2 == axis.2 * axis.0 => {
-                *last = (last.0 * axis.0, axis.1, axis.2);
+        let mut axes: Vec<(usize, usize, usize)> = Vec::new(); // (size, src stride, dst stride), outermost first
+        for d in 0..w.dims.len() {
+            let axis = (w.dims[d], w.src_strides[d], w.dst_strides[d]);
+            if axis.0 == 1 {
+                continue;
             }
-            _ => axes.push(axis),
+            match axes.last_mut() {
+                Some(last) if last.1 == axis.1 * axis.0 && last.2 == axis.2 * axis.0 => {
+                    *last = (last.0 * axis.0, axis.1, axis.2);
+                }
+                _ => axes.push(axis),
+            }
+        }
+        CopyKernel {
+            offsets: w.src_offset != 0 || w.dst_offset != 0,
+            axes: axes
+                .iter()
+                .rev()
+                .map(|&(size, src, dst)| CopyAxis {
+                    size: word(size),
+                    src: word(src),
+                    dst: word(dst),
+                })
+                .collect(),
         }
     }
-    // Offsets from the parameters where there are any (see copy.wgsl).
-    let mut code = if w.src_offset != 0 || w.dst_offset != 0 {
-        "    s = p[1];\n    d = p[2];\n".to_string()
-    } else {
-        String::new()
-    };
-    for (k, &(size, ss, ds)) in axes.iter().enumerate().rev() {
-        let coord = if k == 0 {
-            // The outermost axis takes what is left: no division needed.
-            "rem".to_string()
-        } else {
-            format!("rem % {}u", word(size))
-        };
-        code += &format!("    {{\n        let c = {coord};\n");
-        if k > 0 {
-            code += &format!("        rem = rem / {}u;\n", word(size));
-        }
-        code += &format!(
-            "        s += c * {}u;\n        d += c * {}u;\n    }}\n",
-            word(ss),
-            word(ds)
-        );
-    }
-    code
 }
 
 /// `n` elements of `dst` set to `value` (`shaders/fill.wgsl`).
@@ -228,4 +238,18 @@ pub enum KernelFamily {
     RegisterBlocked,
     /// Workgroups stage tiles of A and B in workgroup memory: what real GPUs want.
     Tiled,
+}
+
+/// A kernel template rendered (an askama template under `shaders/`: see
+/// `shaders/README.md`). Rendering only formats values, so it cannot fail
+/// for a template that compiled.
+pub(crate) fn render(template: &impl askama::Template) -> String {
+    template
+        .render()
+        .expect("webgrad: a kernel template failed to render")
+}
+
+/// The vector component `i % 4` names (`x`, `y`, `z`, `w`), for templates.
+pub(crate) fn lane(i: &usize) -> &'static str {
+    ["x", "y", "z", "w"][*i % 4]
 }

@@ -1,5 +1,6 @@
 //! Generates `value(i)`: the WGSL function computing element i of a fused
-//! tree of elementwise ops. The elementwise kernel stores it
+//! tree of elementwise ops (its loads and body from the graph, put together
+//! by the `shaders/value_fn.wgsl` template). The elementwise kernel stores it
 //! (`shaders/elementwise.wgsl`); the reduce kernel folds it
 //! (`shaders/reduce.wgsl`), so a chain feeding a sum never touches memory.
 //!
@@ -7,10 +8,12 @@
 //! chose to fuse; every other input is a buffer, loaded with broadcast-aware
 //! indexing. A fused broadcast_to is just such a load.
 
+use askama::Template;
 use rustc_hash::FxHashMap as HashMap;
 use std::rc::Rc;
 
 use crate::graph::{Node, NodeId, Op};
+use crate::kernel::render;
 use crate::shape::broadcast_strides;
 
 /// Most input buffers one fused kernel reads (8 storage bindings per stage
@@ -33,6 +36,46 @@ pub(crate) struct ValueFn {
     /// The code defines `value4(i)`, elements 4i .. 4i + 3 as a vec4,
     /// instead of `value(i)` (see [`value_fn_vec4`]).
     pub vec4: bool,
+}
+
+/// The generated function's parts, put together by `shaders/value_fn.wgsl`.
+#[derive(Template)]
+#[template(path = "value_fn.wgsl", escape = "none")]
+struct ValueTemplate<'a> {
+    /// Element type of each input binding (src0, src1, ...).
+    inputs: Vec<&'a str>,
+    /// Writes `value4` (with a scalar `value_s`) instead of `value`.
+    vec4: bool,
+    /// vec4 code: `value4` applies a scalar `value_s` to each component
+    /// (a plain load needs none).
+    value_s: bool,
+    /// `value_s`'s parameters.
+    params: String,
+    /// The loads of the input values, one `let` each.
+    loads: String,
+    /// One `let` per fused op.
+    body: String,
+    /// The name holding the result.
+    result: String,
+    /// `value4`'s returned vec4 (vec4 code only).
+    vec4_result: String,
+}
+
+impl ValueTemplate<'_> {
+    /// A `value` (or `value4`) that loads element i of one buffer.
+    fn load(vec4: bool) -> ValueTemplate<'static> {
+        let element = if vec4 { "vec4<f32>" } else { "f32" };
+        ValueTemplate {
+            inputs: vec![element],
+            vec4,
+            value_s: false,
+            params: String::new(),
+            loads: String::new(),
+            body: String::new(),
+            result: "src0[i]".to_string(),
+            vec4_result: "src0[i]".to_string(),
+        }
+    }
 }
 
 /// Which edges (consumer → input) of the graph are fused.
@@ -251,19 +294,27 @@ fn generate(
     }
 
     let const_base = param_base;
-    let mut code = String::new();
-    for (k, kind) in kinds.iter().enumerate() {
-        let element = if vec4 && kind.wide() {
-            "vec4<f32>"
-        } else {
-            "f32"
-        };
-        code += &format!(
-            "@group(0) @binding({}) var<storage, read> src{k}: array<{element}>;\n",
-            k + 2
-        );
-    }
+    let elements: Vec<&str> = kinds
+        .iter()
+        .map(|kind| {
+            if vec4 && kind.wide() {
+                "vec4<f32>"
+            } else {
+                "f32"
+            }
+        })
+        .collect();
     let result = &name_of[&root.id];
+    let mut template = ValueTemplate {
+        inputs: elements,
+        vec4,
+        value_s: vec4,
+        params: String::new(),
+        loads: loads.join("\n"),
+        body: body.join("\n"),
+        result: result.clone(),
+        vec4_result: String::new(),
+    };
     if vec4 {
         // The scalar code as a function of the loaded values, applied to
         // each component.
@@ -274,11 +325,7 @@ fn generate(
             names.push(("old".to_string(), true));
         }
         let params: Vec<String> = names.iter().map(|(n, _)| format!("{n}: f32")).collect();
-        code += &format!("\nfn value_s({}) -> f32 {{\n", params.join(", "));
-        code += &body.join("\n");
-        code += &format!("\n    return {result};\n}}\n");
-        code += "\nfn value4(i: u32) -> vec4<f32> {\n";
-        code += &loads.join("\n");
+        template.params = params.join(", ");
         let lanes: Vec<String> = ["x", "y", "z", "w"]
             .iter()
             .map(|c| {
@@ -289,14 +336,10 @@ fn generate(
                 format!("value_s({})", args.join(", "))
             })
             .collect();
-        code += &format!("\n    return vec4<f32>({});\n}}\n", lanes.join(", "));
-    } else {
-        code += "\nfn value(i: u32) -> f32 {\n";
-        code += &loads.join("\n");
-        code += "\n";
-        code += &body.join("\n");
-        code += &format!("\n    return {result};\n}}\n");
+        template.vec4_result = format!("vec4<f32>({})", lanes.join(", "));
     }
+    let mut code = render(&template);
+    code.push('\n');
     for i in 0..consts.len() {
         code = code.replace(
             &format!("{{{{C{i}}}}}"),
@@ -353,8 +396,7 @@ fn broadcast_index(k: usize, dims: &[usize], strides: &[usize]) -> String {
 /// `value(i)` that loads element i of one buffer.
 pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
     ValueFn {
-        code: "@group(0) @binding(2) var<storage, read> src0: array<f32>;\n\nfn value(i: u32) -> f32 {\n    return src0[i];\n}\n"
-            .to_string(),
+        code: render(&ValueTemplate::load(false)),
         inputs: vec![input.clone()],
         params: Vec::new(),
         constants: Vec::new(),
@@ -365,8 +407,7 @@ pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
 /// [`load_fn`] reading four elements at a time (`value4`).
 pub(crate) fn load_fn_vec4(input: &Rc<Node>) -> ValueFn {
     ValueFn {
-        code: "@group(0) @binding(2) var<storage, read> src0: array<vec4<f32>>;\n\nfn value4(i: u32) -> vec4<f32> {\n    return src0[i];\n}\n"
-            .to_string(),
+        code: render(&ValueTemplate::load(true)),
         vec4: true,
         ..load_fn(input)
     }
@@ -389,155 +430,16 @@ const HELPERS: [(&str, &str); 11] = [
     ("wg_isinf(", WG_ISINF),
 ];
 
-/// Domain errors give NaN on every adapter (WGSL leaves log and sqrt of a
-/// negative number to the driver; one browser returned 0), log(±0) = −∞.
-/// NaN stays NaN.
-const WG_LOG: &str = "
-fn wg_log(x: f32) -> f32 {
-    if (wg_isnan(x)) {
-        return x;
-    }
-    if (x == 0.0) {
-        // SwiftShader returns −88 (the log of the smallest normal).
-        return -wg_inf();
-    }
-    return select(log(x), wg_nan(), x < 0.0);
-}
-";
-const WG_SQRT: &str = "
-fn wg_sqrt(x: f32) -> f32 {
-    if (wg_isnan(x)) {
-        return x;
-    }
-    return select(sqrt(x), wg_nan(), x < 0.0);
-}
-";
-/// a / b with IEEE 754's division by zero on every adapter (WGSL leaves
-/// it to the driver): 0/0 and NaN/0 are NaN, x/±0 is ±∞ by the signs.
-const WG_DIV: &str = "
-fn wg_div(a: f32, b: f32) -> f32 {
-    // `b != 0.0` would be false for a NaN b (drivers compare ordered).
-    if (b == 0.0) {
-        if (a == 0.0 || wg_isnan(a)) {
-            return wg_nan();
-        }
-        let negative = ((bitcast<u32>(a) ^ bitcast<u32>(b)) & 0x80000000u) != 0u;
-        return select(wg_inf(), -wg_inf(), negative);
-    }
-    return a / b;
-}
-";
-/// +∞ built at run time (shader compilers reject infinite constants).
-const WG_INF: &str = "
-fn wg_inf() -> f32 {
-    return bitcast<f32>(0x7f800000u | (p[0] & 0u));
-}
-";
-/// A quiet NaN built at run time (shader compilers reject NaN constants).
-const WG_NAN: &str = "
-fn wg_nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u | (p[0] & 0u));
-}
-";
-
-/// NaN test on the bits: compilers may assume floats are never NaN, and
-/// fold `x != x` to false.
-pub(crate) const WG_ISNAN: &str = "
-fn wg_isnan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-";
-
-/// ±∞ test on the bits (a literal as large as f32::MAX is rejected by
-/// some WGSL compilers, and compilers may assume floats are finite).
-const WG_ISINF: &str = "
-fn wg_isinf(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
-}
-";
-
-/// log(1 + x) without cancellation: the Taylor series to x⁸ for |x| < 0.1
-/// (truncation below 1e-9 relative), the direct formula beyond. (Rewriting
-/// tricks like Goldberg's depend on an exact `log` near 1, which drivers'
-/// fast math does not give.)
-const WG_LOG1P: &str = "
-fn wg_log1p(x: f32) -> f32 {
-    if (abs(x) < 0.1) {
-        return x * (1.0 + x * (-0.5 + x * (0.33333333 + x * (-0.25 + x * (0.2 + x * (-0.16666667 + x * (0.14285714 + x * -0.125)))))));
-    }
-    return wg_log(1.0 + x);
-}
-";
-
-/// eˣ − 1 without cancellation: the Taylor series to x⁸ for |x| < 0.1,
-/// exp(x) − 1 beyond.
-const WG_EXPM1: &str = "
-fn wg_expm1(x: f32) -> f32 {
-    if (abs(x) < 0.1) {
-        return x * (1.0 + x * (0.5 + x * (0.16666667 + x * (0.041666668 + x * (0.008333334 + x * (0.0013888889 + x * (0.0001984127 + x * 0.0000248016)))))));
-    }
-    return exp(x) - 1.0;
-}
-";
-
-/// erf(x) by Abramowitz & Stegun 7.1.26 on |x| (absolute error < 1.5e-7),
-/// odd in x.
-const WG_ERF: &str = "
-fn wg_erf(x: f32) -> f32 {
-    let a = abs(x);
-    if (a < 0.5) {
-        // Maclaurin series to x^11 (the next term is below f32's relative
-        // precision here): relative accuracy down to 0 and subnormals,
-        // where the rational fit's absolute error (1.5e-7) would swamp
-        // erf(x) ≈ 1.128·x.
-        let z = x * x;
-        let s = 1.0 - z * (1.0 / 3.0 - z * (1.0 / 10.0 - z * (1.0 / 42.0 - z * (1.0 / 216.0 - z * (1.0 / 1320.0)))));
-        return 1.1283791670955126 * x * s;
-    }
-    let t = 1.0 / (1.0 + 0.3275911 * a);
-    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    let y = 1.0 - poly * exp(-a * a);
-    return select(y, -y, x < 0.0);
-}
-";
-
-/// x^c by IEEE 754's pow (C's, numpy's, PyTorch's and the f64
-/// reference's): x^±0 = 1 and 1^c = 1 even for NaN, NaN otherwise
-/// propagates; (±0)^c and (±∞)^c by the sign of c and the parity of an
-/// integer c; |x|^±∞ by whether |x| > 1, with (−1)^±∞ = 1; a negative x
-/// only for integer c (sign from its parity), NaN otherwise. WGSL's `pow`
-/// is only defined for x > 0, so everything else is decided here.
-const WG_POW: &str = "
-fn wg_pow(x: f32, c: f32) -> f32 {
-    if (c == 0.0 || x == 1.0) {
-        return 1.0;
-    }
-    if (wg_isnan(x) || wg_isnan(c)) {
-        return wg_nan();
-    }
-    let ax = abs(x);
-    let ac = abs(c);
-    if (wg_isinf(c)) {
-        if (ax == 1.0) {
-            return 1.0;
-        }
-        return select(0.0, wg_inf(), (ax > 1.0) == (c > 0.0));
-    }
-    // Every f32 of magnitude 2^24 or more is an even integer.
-    let integer = ac >= 16777216.0 || fract(ac) == 0.0;
-    let odd = ac < 16777216.0 && integer && fract(ac * 0.5) != 0.0;
-    let negative = x < 0.0 || (x == 0.0 && bitcast<u32>(x) != 0u);
-    var m: f32;
-    if (x == 0.0 || wg_isinf(x)) {
-        // 0^c and inf^c: 0 or inf by the sign of c (and of the base's exponent).
-        m = select(0.0, wg_inf(), (c > 0.0) == (ax > 1.0));
-    } else if (x > 0.0) {
-        return pow(x, c);
-    } else if (integer) {
-        m = pow(ax, c);
-    } else {
-        return wg_nan();
-    }
-    return select(m, -m, negative && odd);
-}
-";
+// The functions WGSL lacks, one file each under `shaders/numerics/` (each
+// says its rule; docs/numerics.md has them all).
+const WG_LOG: &str = include_str!("../../shaders/numerics/wg_log.wgsl");
+const WG_SQRT: &str = include_str!("../../shaders/numerics/wg_sqrt.wgsl");
+const WG_DIV: &str = include_str!("../../shaders/numerics/wg_div.wgsl");
+const WG_INF: &str = include_str!("../../shaders/numerics/wg_inf.wgsl");
+const WG_NAN: &str = include_str!("../../shaders/numerics/wg_nan.wgsl");
+pub(crate) const WG_ISNAN: &str = include_str!("../../shaders/numerics/wg_isnan.wgsl");
+const WG_ISINF: &str = include_str!("../../shaders/numerics/wg_isinf.wgsl");
+const WG_LOG1P: &str = include_str!("../../shaders/numerics/wg_log1p.wgsl");
+const WG_EXPM1: &str = include_str!("../../shaders/numerics/wg_expm1.wgsl");
+const WG_ERF: &str = include_str!("../../shaders/numerics/wg_erf.wgsl");
+const WG_POW: &str = include_str!("../../shaders/numerics/wg_pow.wgsl");

@@ -1,15 +1,48 @@
 //! The executor's own kernel templates: the fused elementwise and reduce
-//! kernels (from `shaders/`), their specializations and parameters. Op
+//! kernels (askama templates under `shaders/` with a hole for the
+//! generated `value` function), their specializations and parameters. Op
 //! families describe their kernels themselves (see `kernel.rs`).
+
+use askama::Template;
 
 use super::codegen::ValueFn;
 use crate::graph::ReduceOp;
+use crate::kernel::render;
 
-pub(crate) const ELEMENTWISE_TEMPLATE: &str = include_str!("../../shaders/elementwise.wgsl");
-pub(crate) const REDUCE_TEMPLATE: &str = include_str!("../../shaders/reduce.wgsl");
-pub(crate) const ELEMENTWISE_VEC4_TEMPLATE: &str =
-    include_str!("../../shaders/elementwise_vec4.wgsl");
-pub(crate) const REDUCE_VEC4_TEMPLATE: &str = include_str!("../../shaders/reduce_vec4.wgsl");
+/// The elementwise kernel around a generated `value` function
+/// (`shaders/elementwise.wgsl`).
+#[derive(Template)]
+#[template(path = "elementwise.wgsl", escape = "none")]
+struct Elementwise<'a> {
+    value: &'a str,
+}
+
+/// [`Elementwise`] four elements at a time, around `value4`
+/// (`shaders/elementwise_vec4.wgsl`).
+#[derive(Template)]
+#[template(path = "elementwise_vec4.wgsl", escape = "none")]
+struct ElementwiseVec4<'a> {
+    value: &'a str,
+}
+
+/// A reduction around a generated `value` function, specialized by its
+/// `identity` and `combine` expressions (`shaders/reduce.wgsl`).
+#[derive(Template)]
+#[template(path = "reduce.wgsl", escape = "none")]
+struct Reduce<'a> {
+    value: &'a str,
+    identity: &'a str,
+    combine: &'a str,
+}
+
+/// [`Reduce`] four elements at a time (`shaders/reduce_vec4.wgsl`).
+#[derive(Template)]
+#[template(path = "reduce_vec4.wgsl", escape = "none")]
+struct ReduceVec4<'a> {
+    value: &'a str,
+    identity: &'a str,
+    combine: &'a str,
+}
 
 /// Parameter words before those of the `value` function: elementwise [n], reduce [M, K, so, sr, P].
 pub(crate) const ELEMENTWISE_HEAD: usize = 1;
@@ -17,12 +50,12 @@ pub(crate) const REDUCE_HEAD: usize = 5;
 
 /// The elementwise kernel around a generated `value` (or `value4`) function.
 pub(crate) fn elementwise_source(value: &ValueFn) -> String {
-    let template = if value.vec4 {
-        ELEMENTWISE_VEC4_TEMPLATE
+    let value_code = value.code.as_str();
+    if value.vec4 {
+        render(&ElementwiseVec4 { value: value_code })
     } else {
-        ELEMENTWISE_TEMPLATE
-    };
-    template.replace("//VALUE", &value.code)
+        render(&Elementwise { value: value_code })
+    }
 }
 
 /// The reduce kernel for one op around a generated `value` (or `value4`)
@@ -41,16 +74,20 @@ pub(crate) fn reduce_source(op: ReduceOp, value: &ValueFn) -> String {
             "select(min(acc, v), acc + v, wg_isnan(acc) || wg_isnan(v))",
         ),
     };
+    let value_code = value.code.as_str();
     let mut source = if value.vec4 {
-        REDUCE_VEC4_TEMPLATE
-            .replace("vec4<f32>(IDENTITY)", &format!("vec4<f32>({identity})"))
-            .replace("return COMBINE;", &format!("return {combine};"))
+        render(&ReduceVec4 {
+            value: value_code,
+            identity,
+            combine,
+        })
     } else {
-        REDUCE_TEMPLATE
-            .replace("IDENTITY;", &format!("{identity};"))
-            .replace("COMBINE;", &format!("{combine};"))
-    }
-    .replace("//VALUE", &value.code);
+        render(&Reduce {
+            value: value_code,
+            identity,
+            combine,
+        })
+    };
     if op != ReduceOp::Sum && !value.code.contains("fn wg_isnan") {
         source += super::codegen::WG_ISNAN;
     }

@@ -1,103 +1,62 @@
-//! The convolutions' kernels (`shaders/conv2d.wgsl`): implicit GEMM, one
-//! entry point per family, sharing the forward geometry's parameter words.
-//!
-//! On every adapter the same kernels run today; they are register-blocked
-//! (8 × 4 or 4 × 4 outputs per invocation, no workgroup memory), which is
-//! what CPU rasterizers want. `Target` is passed through so that a tiled variant for
-//! real GPUs can be chosen here, as matmul's is.
+//! The convolutions' kernels: implicit GEMM, one entry point per op,
+//! sharing the forward geometry's parameter words. Register-blocked
+//! (`shaders/conv2d.wgsl`: 8 × 4 or 4 × 4 outputs per invocation, no
+//! workgroup memory) for CPU rasterizers, tiled in workgroup memory
+//! (`shaders/conv2d_tiled.wgsl`) for real GPUs, chosen per adapter by the
+//! target's kernel family, as matmul's are.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use askama::Template;
 
 use super::Geometry;
 use crate::kernel::KernelFamily;
 use crate::kernel::{
-    Buf, KernelCall, Lowering, MAX_GROUPS_PER_DIM, MAX_LOOP_TRIPS, Target, grid_1d_of, sum_parts,
-    word,
+    Buf, KernelCall, Lowering, MAX_GROUPS_PER_DIM, MAX_LOOP_TRIPS, Target, grid_1d_of, render,
+    sum_parts, word,
 };
 
-pub(crate) const CONV2D: &str = concat!(
-    include_str!("../../../shaders/conv2d_common.wgsl"),
-    include_str!("../../../shaders/conv2d.wgsl")
-);
-pub(crate) const CONV2D_TILED: &str = concat!(
-    include_str!("../../../shaders/conv2d_common.wgsl"),
-    include_str!("../../../shaders/conv2d_tiled.wgsl")
-);
+/// The register-blocked kernels (`shaders/conv2d.wgsl`), one entry point per op.
+#[derive(Template)]
+#[template(path = "conv2d.wgsl", escape = "none")]
+struct Conv2d;
 
-/// The tiled kernel's operand loaders for each op (see conv2d_tiled.wgsl).
-pub(crate) const TILED_FORWARD: &str = "
-fn sizes(g: Geometry) -> vec3<u32> {
-    return vec3<u32>(g.o / g.groups, g.n * g.p * g.q, (g.c / g.groups) * g.r * g.s);
+/// The register-blocked kernels' source.
+pub(crate) fn conv2d_source() -> &'static str {
+    static SOURCE: OnceLock<String> = OnceLock::new();
+    SOURCE.get_or_init(|| render(&Conv2d))
 }
-fn a_at(g: Geometry, grp: u32, row: u32, k: u32) -> f32 {
-    let taps = (g.c / g.groups) * g.r * g.s;
-    return src_b[(grp * (g.o / g.groups) + row) * taps + k];
-}
-fn b_at(g: Geometry, grp: u32, k: u32, col: u32) -> f32 {
-    return unfolded(g, grp, k, col);
-}
-fn store(g: Geometry, grp: u32, part: u32, row: u32, col: u32, v: f32) {
-    let q = col % g.q;
-    let pp = (col / g.q) % g.p;
-    let n = col / (g.q * g.p);
-    dst[((n * g.o + grp * (g.o / g.groups) + row) * g.p + pp) * g.q + q] = v;
-}
-";
 
-pub(crate) const TILED_WEIGHT_GRAD: &str = "
-fn sizes(g: Geometry) -> vec3<u32> {
-    return vec3<u32>(g.o / g.groups, (g.c / g.groups) * g.r * g.s, g.n * g.p * g.q);
+/// Which product the tiled kernel computes: its operand loaders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Loaders {
+    /// y = w · unfold(x).
+    Forward,
+    /// ∂L/∂x = wᵀ · ∂L/∂y, folded back (the transposed convolution).
+    InputGrad,
+    /// ∂L/∂w = ∂L/∂y · unfold(x)ᵀ.
+    WeightGrad,
 }
-fn a_at(g: Geometry, grp: u32, row: u32, e: u32) -> f32 {
-    let q = e % g.q;
-    let pp = (e / g.q) % g.p;
-    let n = e / (g.q * g.p);
-    return src_b[((n * g.o + grp * (g.o / g.groups) + row) * g.p + pp) * g.q + q];
-}
-fn b_at(g: Geometry, grp: u32, e: u32, col: u32) -> f32 {
-    return unfolded(g, grp, col, e);
-}
-fn store(g: Geometry, grp: u32, part: u32, row: u32, col: u32, v: f32) {
-    let taps = (g.c / g.groups) * g.r * g.s;
-    dst[part * g.o * taps + (grp * (g.o / g.groups) + row) * taps + col] = v;
-}
-";
 
-pub(crate) const TILED_INPUT_GRAD: &str = "
-fn sizes(g: Geometry) -> vec3<u32> {
-    return vec3<u32>(g.c / g.groups, g.n * g.h * g.w, (g.o / g.groups) * g.r * g.s);
+/// The tiled kernel (`shaders/conv2d_tiled.wgsl`) for one product.
+#[derive(Template)]
+#[template(path = "conv2d_tiled.wgsl", escape = "none")]
+struct Conv2dTiled {
+    loaders: Loaders,
 }
-fn a_at(g: Geometry, grp: u32, row: u32, k: u32) -> f32 {
-    let rs = g.r * g.s;
-    return src_b[((grp * (g.o / g.groups) + k / rs) * (g.c / g.groups) + row) * rs + k % rs];
+
+/// The tiled kernel's source for `loaders`, rendered once each.
+pub(crate) fn conv2d_tiled_source(loaders: Loaders) -> &'static str {
+    static SOURCES: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    SOURCES[loaders as usize].get_or_init(|| render(&Conv2dTiled { loaders }))
 }
-fn b_at(g: Geometry, grp: u32, k: u32, col: u32) -> f32 {
-    let o = k / (g.r * g.s);
-    let r = (k / g.s) % g.r;
-    let s = k % g.s;
-    let iw = col % g.w;
-    let ih = (col / g.w) % g.h;
-    let n = col / (g.w * g.h);
-    let ph = i32(ih) + g.ph - i32(r) * g.dh;
-    let pw = i32(iw) + g.pw - i32(s) * g.dw;
-    let ok = ph >= 0 && pw >= 0 && ph % g.sh == 0 && pw % g.sw == 0
-        && ph / g.sh < i32(g.p) && pw / g.sw < i32(g.q);
-    let at = select(0u, ((n * g.o + grp * (g.o / g.groups) + o) * g.p + u32(ph / g.sh)) * g.q + u32(pw / g.sw), ok);
-    return select(0.0, src_a[at], ok);
-}
-fn store(g: Geometry, grp: u32, part: u32, row: u32, col: u32, v: f32) {
-    let iw = col % g.w;
-    let ih = (col / g.w) % g.h;
-    let n = col / (g.w * g.h);
-    dst[((n * g.c + grp * (g.c / g.groups) + row) * g.h + ih) * g.w + iw] = v;
-}
-";
 
 /// The tiled kernel for `loaders`, or `None` when its grid would not fit
 /// one dispatch (64 × 64 tiles of an `m × n` product, per group and part)
 /// or its sum over `k` (per part) would loop past `MAX_LOOP_TRIPS`.
 fn tiled(
-    loaders: &str,
+    loaders: Loaders,
     g: &Geometry,
     (m, n, k): (usize, usize, usize),
     parts: usize,
@@ -116,7 +75,7 @@ fn tiled(
         return None;
     }
     Some(KernelCall {
-        source: Cow::Owned(CONV2D_TILED.replace("//LOADERS", loaders)),
+        source: Cow::Borrowed(conv2d_tiled_source(loaders)),
         entry: "conv2d_tiled",
         params: params(g, parts, (0, 0, false)),
         bindings,
@@ -189,7 +148,7 @@ fn calls(
         .map(|first| {
             let end = (first + chunk).min(total);
             KernelCall {
-                source: Cow::Borrowed(CONV2D),
+                source: Cow::Borrowed(conv2d_source()),
                 entry,
                 params: params(g, parts, (first, end, first > 0)),
                 bindings: bindings.clone(),
@@ -205,7 +164,7 @@ pub(super) fn conv2d(g: &Geometry, target: Target) -> Lowering {
     let bindings = vec![Buf::Input(0), Buf::Input(1), Buf::Output];
     if target.family == KernelFamily::Tiled
         && let Some(call) = tiled(
-            TILED_FORWARD,
+            Loaders::Forward,
             g,
             (og, g.n * g.p * g.q, g.c / g.groups * g.r * g.s),
             1,
@@ -229,7 +188,7 @@ pub(super) fn conv_transpose2d(g: &Geometry, target: Target) -> Lowering {
     let bindings = vec![Buf::Input(0), Buf::Input(1), Buf::Output];
     if target.family == KernelFamily::Tiled
         && let Some(call) = tiled(
-            TILED_INPUT_GRAD,
+            Loaders::InputGrad,
             g,
             (cg, g.n * g.h * g.w, g.o / g.groups * g.r * g.s),
             1,
@@ -272,7 +231,7 @@ pub(super) fn conv2d_weight_grad(g: &Geometry, target: Target) -> Lowering {
             Buf::Temp(0)
         };
         let bindings = vec![Buf::Input(0), Buf::Input(1), out];
-        if let Some(call) = tiled(TILED_WEIGHT_GRAD, g, (og, taps, terms), parts, bindings) {
+        if let Some(call) = tiled(Loaders::WeightGrad, g, (og, taps, terms), parts, bindings) {
             let mut low = Lowering {
                 temps: Vec::new(),
                 kernels: vec![call],

@@ -1,43 +1,50 @@
 //! The index ops' kernels (`shaders/index*.wgsl`, `shaders/arg_reduce.wgsl`):
-//! one invocation per output element, a shared layout header.
+//! one invocation per output element, a shared layout header
+//! (`shaders/index.wgsl`, which each includes).
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
-use crate::kernel::{Buf, KernelCall, Lowering, MAX_LOOP_TRIPS, grid_1d, word};
+use askama::Template;
 
-const COMMON: &str = include_str!("../../../shaders/index.wgsl");
-pub(crate) const INDEX_SELECT: &str = include_str!("../../../shaders/index_select.wgsl");
-pub(crate) const INDEX_ADD: &str = include_str!("../../../shaders/index_add.wgsl");
-pub(crate) const ARG_REDUCE: &str = include_str!("../../../shaders/arg_reduce.wgsl");
-const INDEX_CLAMP: &str = include_str!("../../../shaders/index_clamp.wgsl");
+use crate::kernel::{Buf, KernelCall, Lowering, MAX_LOOP_TRIPS, grid_1d, render, word};
 
-/// A kernel body with its CHECK lines (reporting indices past the axis in
-/// status words) kept or dropped.
-pub(crate) fn checked(body: &str, check: bool) -> String {
-    let marker = "//CHECK ";
-    if check {
-        body.replace(marker, "")
-    } else {
-        body.lines()
-            .filter(|l| !l.trim_start().starts_with(marker))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
+/// `index_select` (`shaders/index_select.wgsl`); `check` keeps the lines
+/// that report indices past the axis in status words.
+#[derive(Template)]
+#[template(path = "index_select.wgsl", escape = "none")]
+pub(crate) struct IndexSelect {
+    pub check: bool,
 }
 
-/// The index_clamp kernel's source.
-pub(crate) fn clamp_source() -> String {
-    source(INDEX_CLAMP)
+/// `index_add` (`shaders/index_add.wgsl`), `check` as for [`IndexSelect`].
+#[derive(Template)]
+#[template(path = "index_add.wgsl", escape = "none")]
+pub(crate) struct IndexAdd {
+    pub check: bool,
 }
 
-/// The layout header followed by one entry point's bindings and body.
-pub(crate) fn source(body: &str) -> String {
-    format!("{COMMON}\n{body}")
+/// argmin (`smallest`) or argmax along an axis (`shaders/arg_reduce.wgsl`).
+#[derive(Template)]
+#[template(path = "arg_reduce.wgsl", escape = "none")]
+pub(crate) struct ArgReduce {
+    pub smallest: bool,
+}
+
+/// Indices clamped into the axis (`shaders/index_clamp.wgsl`).
+#[derive(Template)]
+#[template(path = "index_clamp.wgsl", escape = "none")]
+pub(crate) struct IndexClamp;
+
+/// The source of `template`, rendered at its first use and kept (each
+/// kernel has one or two specializations).
+fn once(cell: &'static OnceLock<String>, template: impl Template) -> &'static str {
+    cell.get_or_init(|| render(&template))
 }
 
 fn one(
     entry: &'static str,
-    source: String,
+    source: &'static str,
     params: [usize; 5],
     bindings: Vec<Buf>,
     threads: usize,
@@ -52,14 +59,13 @@ fn one(
 /// same order as in one loop. `steps` 0: one dispatch, no loop.
 fn chunked(
     entry: &'static str,
-    source: String,
+    source: &'static str,
     params: [usize; 5],
     bindings: Vec<Buf>,
     threads: usize,
     steps: usize,
 ) -> Lowering {
     let chunk = MAX_LOOP_TRIPS as usize;
-    let source: Cow<'static, str> = Cow::Owned(source);
     let kernels = (0..steps.max(1))
         .step_by(chunk)
         .map(|first| {
@@ -67,7 +73,7 @@ fn chunked(
             let mut words = params.to_vec();
             words.extend([first, end]);
             KernelCall {
-                source: source.clone(),
+                source: Cow::Borrowed(source),
                 entry,
                 params: words.into_iter().map(word).collect(),
                 bindings: bindings.clone(),
@@ -95,7 +101,10 @@ pub(super) fn index_select(
     }
     one(
         "index_select",
-        source(&checked(INDEX_SELECT, check)),
+        {
+            static SOURCES: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+            once(&SOURCES[usize::from(check)], IndexSelect { check })
+        },
         [outer, size, inner, count, 0],
         bindings,
         outer * count * inner,
@@ -105,7 +114,10 @@ pub(super) fn index_select(
 pub(super) fn index_clamp(count: usize, size: u32) -> Lowering {
     one(
         "index_clamp",
-        clamp_source(),
+        {
+            static SOURCE: OnceLock<String> = OnceLock::new();
+            once(&SOURCE, IndexClamp)
+        },
         [count, size as usize, 0, 0, 0],
         vec![Buf::Input(0), Buf::Output],
         count,
@@ -133,7 +145,10 @@ pub(super) fn index_add(
     // A segment holds at most all k indices.
     chunked(
         "index_add",
-        source(&checked(INDEX_ADD, check)),
+        {
+            static SOURCES: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+            once(&SOURCES[usize::from(check)], IndexAdd { check })
+        },
         [outer, k, inner, size, segmented as usize],
         bindings,
         outer * size * inner,
@@ -142,10 +157,10 @@ pub(super) fn index_add(
 }
 
 pub(super) fn arg_reduce(outer: usize, size: usize, inner: usize, smallest: bool) -> Lowering {
-    let body = ARG_REDUCE.replace("ARGMIN", if smallest { "true" } else { "false" });
+    static SOURCES: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
     chunked(
         "arg_reduce",
-        source(&body),
+        once(&SOURCES[usize::from(smallest)], ArgReduce { smallest }),
         [outer, size, inner, 0, 0],
         vec![Buf::Input(0), Buf::Output],
         outer * inner,

@@ -17,7 +17,7 @@ fn matmul_shaders_validate() {
         for flags in [(false, false), (true, false), (false, true), (true, true)] {
             validate_with("matmul_sg", matmul_sg_source(size, flags), subgroups);
         }
-        for rows in [4, 8] {
+        for rows in [2, 4, 8] {
             let source = matmul_strided_sg_source(size, rows);
             validate_with("matmul_strided_sg", source, subgroups);
         }
