@@ -324,3 +324,32 @@ fn frozen_layers_are_saved_but_not_trained() {
         frozen_before
     );
 }
+
+/// Freezing by name: the parameters left out of the optimizer's list keep
+/// their values exactly, the others move.
+#[test]
+fn parameters_frozen_by_name_keep_their_values() {
+    use webgrad::layers::Linear;
+    let dev = gpu!();
+    let net = Sequential::new()
+        .push(Linear::new(&dev, 4, 3, Init::XavierUniform, 1).unwrap())
+        .push(Linear::new(&dev, 3, 2, Init::XavierUniform, 2).unwrap());
+    let trained = net.parameters_where(&|name| !name.ends_with(".bias"));
+    assert_eq!(trained.len(), 2);
+    let before: Vec<Vec<f32>> = net
+        .parameters()
+        .iter()
+        .map(|t| t.to_vec_blocking().unwrap())
+        .collect();
+    let x = Tensor::ones(&dev, [5, 4]);
+    let loss = net.forward(&x).square().sum();
+    Adam::new(0.1).minimize_blocking(&loss, &trained).unwrap();
+    for ((name, t), old) in net.named_parameters().into_iter().zip(&before) {
+        let now = t.to_vec_blocking().unwrap();
+        if name.ends_with(".bias") {
+            assert_eq!(&now, old, "{name} is frozen");
+        } else {
+            assert!(now.iter().zip(old).any(|(a, b)| a != b), "{name} trains");
+        }
+    }
+}

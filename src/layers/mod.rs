@@ -131,6 +131,28 @@ pub trait Module {
             .collect()
     }
 
+    /// The parameters whose names `keep` accepts, in the order of
+    /// [`Module::named_parameters`]: freezing some parameters of a module
+    /// is giving the optimizer the others (a whole module is frozen with
+    /// [`Frozen`]).
+    ///
+    /// ```
+    /// # use webgrad::layers::{Init, Linear, Module};
+    /// # let device = webgrad::Device::new_blocking()?;
+    /// let layer = Linear::new(&device, 4, 3, Init::XavierUniform, 1)?;
+    /// // Train the weight only: the bias keeps its value.
+    /// let trained = layer.parameters_where(&|name| name != "bias");
+    /// assert_eq!(trained.len(), 1);
+    /// # Ok::<(), webgrad::Error>(())
+    /// ```
+    fn parameters_where(&self, keep: &dyn Fn(&str) -> bool) -> Vec<&Tensor> {
+        self.named_parameters()
+            .into_iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(_, t)| t)
+            .collect()
+    }
+
     /// How many numbers the parameters hold.
     fn parameter_count(&self) -> usize {
         self.parameters().iter().map(|t| t.numel()).sum()
