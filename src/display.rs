@@ -24,8 +24,9 @@ const EDGE: usize = 3;
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tail = format!(
-            "shape={:?}, dtype=f32, device={:?}",
+            "shape={:?}, dtype={}, device={:?}",
             self.dims(),
+            self.dtype(),
             self.device()
         );
         match values(self) {

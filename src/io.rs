@@ -17,12 +17,15 @@
 //! ```
 //!
 //! Saving reads values back from the GPU, so it is async with a
-//! `_blocking` twin natively; loading uploads and returns at once.
+//! `_blocking` twin natively; loading uploads and returns at once. Each
+//! tensor is saved in its dtype (F32, F16 or BF16); loading accepts the
+//! three into the model's f32 variables (16-bit values widen exactly).
 
 use std::collections::HashMap;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::layers::Module;
 use crate::tensor::{Tensor, read_all};
@@ -49,16 +52,34 @@ pub async fn to_bytes<S: AsRef<str>>(named: &[(S, &Tensor)]) -> Result<Vec<u8>> 
     }
     let tensors: Vec<&Tensor> = named.iter().map(|n| n.1).collect();
     let values = read_all(&tensors).await?;
+    // Each tensor in its own dtype (16-bit values are exact in f32, so
+    // narrowing them back loses nothing).
     let bytes: Vec<Vec<u8>> = values
         .iter()
-        .map(|v| bytemuck::cast_slice::<f32, u8>(v).to_vec())
+        .zip(&tensors)
+        .map(|(v, t)| match t.dtype() {
+            DType::F32 => bytemuck::cast_slice::<f32, u8>(v).to_vec(),
+            DType::F16 => v
+                .iter()
+                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                .collect(),
+            DType::BF16 => v
+                .iter()
+                .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
+                .collect(),
+        })
         .collect();
     let views = named
         .iter()
         .zip(&bytes)
         .map(|((name, t), b)| {
-            let view = TensorView::new(Dtype::F32, t.dims().to_vec(), b)
-                .map_err(|e| err(e.to_string()))?;
+            let dtype = match t.dtype() {
+                DType::F32 => Dtype::F32,
+                DType::F16 => Dtype::F16,
+                DType::BF16 => Dtype::BF16,
+            };
+            let view =
+                TensorView::new(dtype, t.dims().to_vec(), b).map_err(|e| err(e.to_string()))?;
             Ok((name.as_ref().to_string(), view))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -92,9 +113,9 @@ fn load_named<S: AsRef<str>>(bytes: &[u8], named: &[(S, &Tensor)], partial: bool
         let view = file
             .tensor(name)
             .map_err(|_| err(format!("the checkpoint has no tensor named {name}")))?;
-        if view.dtype() != Dtype::F32 {
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
             return Err(err(format!(
-                "{name} is {:?} in the checkpoint, webgrad needs F32",
+                "{name} is {:?} in the checkpoint, webgrad reads F32, F16 and BF16",
                 view.dtype()
             )));
         }
@@ -134,11 +155,24 @@ fn load_named<S: AsRef<str>>(bytes: &[u8], named: &[(S, &Tensor)], partial: bool
     }
     let mut uploads = Vec::with_capacity(views.len());
     for (view, target) in views {
-        let data: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        // Variables are f32: 16-bit values widen exactly.
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            _ => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        };
         uploads.push(target.assign(&Tensor::from_vec(
             target.device(),
             data,

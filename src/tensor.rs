@@ -8,11 +8,13 @@
 use std::rc::Rc;
 
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::{Node, NodeId, Op};
 use crate::shape::Shape;
 
-/// An f32 tensor of any rank, living on a [`Device`].
+/// A tensor of any rank, living on a [`Device`]: f32, or a 16-bit float
+/// format ([`DType`]).
 pub struct Tensor {
     pub(crate) node: Rc<Node>,
 }
@@ -60,8 +62,47 @@ impl Tensor {
                 t.node.device
             );
         }
+        if let Some(dtype) = Tensor::narrow_dtype(&op, inputs) {
+            // Ops compute in f32: 16-bit inputs are converted, the result
+            // rounded back to the inputs' dtype (promotion: see `dtype.rs`).
+            let wide: Vec<Tensor> = inputs
+                .iter()
+                .map(|t| {
+                    if t.node.holds_indices() {
+                        (*t).clone()
+                    } else {
+                        t.to_dtype(DType::F32)
+                    }
+                })
+                .collect();
+            let refs: Vec<&Tensor> = wide.iter().collect();
+            let y = Tensor::record(op, &refs, shape);
+            return if y.node.holds_indices() {
+                y
+            } else {
+                y.to_dtype(dtype)
+            };
+        }
         let nodes = inputs.iter().map(|t| current_version(&t.node)).collect();
         Tensor::from_node(Node::new(op, nodes, shape, device))
+    }
+
+    /// The dtype an op on 16-bit inputs rounds its result to; `None` when
+    /// every float input is f32 or the op converts dtypes itself.
+    fn narrow_dtype(op: &Op, inputs: &[&Tensor]) -> Option<DType> {
+        // The common case first, without allocating: all f32 (index
+        // tensors count as f32 here; they never take part in promotion).
+        if inputs.iter().all(|t| t.dtype() == DType::F32)
+            || matches!(op, Op::Family(f) if f.output_dtype().is_some())
+        {
+            return None;
+        }
+        let floats: Vec<(DType, usize)> = inputs
+            .iter()
+            .filter(|t| !t.node.holds_indices())
+            .map(|t| (t.dtype(), t.rank()))
+            .collect();
+        Some(DType::promote(&floats))
     }
 
     fn leaf(device: &Device, op: Op, shape: Shape) -> Tensor {
@@ -104,13 +145,13 @@ impl Tensor {
     pub fn ones(device: &Device, shape: impl Into<Shape>) -> Tensor {
         Tensor::full(device, shape, 1.0)
     }
-    /// Zeros of this tensor's shape, on its device.
+    /// Zeros of this tensor's shape and dtype, on its device.
     pub fn zeros_like(&self) -> Tensor {
-        Tensor::zeros(self.device(), self.shape().clone())
+        Tensor::zeros(self.device(), self.shape().clone()).to_dtype(self.dtype())
     }
-    /// Ones of this tensor's shape, on its device.
+    /// Ones of this tensor's shape and dtype, on its device.
     pub fn ones_like(&self) -> Tensor {
-        Tensor::ones(self.device(), self.shape().clone())
+        Tensor::ones(self.device(), self.shape().clone()).to_dtype(self.dtype())
     }
 
     /// Uniform samples in [lo, hi), reproducible from `seed` on any device.
@@ -222,7 +263,9 @@ impl Tensor {
 
     /// A variable: a copy of this tensor's value in a GPU buffer of its own,
     /// with no graph behind it, which [`Tensor::assign`] updates in place.
-    /// Trainable parameters and optimizer state are variables.
+    /// Trainable parameters and optimizer state are variables. A variable
+    /// is f32 (an optimizer's master weights): a 16-bit tensor's values
+    /// are converted, exactly.
     pub fn to_variable(&self) -> Result<Tensor> {
         // A fresh buffer, never an alias of x's. Host data (an input, or a
         // constant of at most `UPLOAD_FILLS_UP_TO` elements) is uploaded
@@ -232,12 +275,15 @@ impl Tensor {
         const UPLOAD_FILLS_UP_TO: usize = 1 << 18;
         let upload =
             |data: Rc<[f32]>| Tensor::leaf(self.device(), Op::Input(data), self.shape().clone());
-        let copy = match &self.node.op {
+        // Variables are f32 (an optimizer's master weights): a 16-bit
+        // tensor's values are converted, exactly.
+        let wide = self.to_dtype(DType::F32);
+        let copy = match &wide.node.op {
             Op::Input(data) => upload(data.clone()),
             Op::Fill(v) if self.numel() <= UPLOAD_FILLS_UP_TO => {
                 upload(vec![*v; self.numel()].into())
             }
-            _ => self.add_scalar(0.0),
+            _ => wide.add_scalar(0.0),
         };
         crate::exec::realize(&[&copy])?;
         let storage = copy.node.storage.borrow().clone();
@@ -299,7 +345,9 @@ impl Tensor {
         let Op::Variable(state) = &self.node.op else {
             unreachable!()
         };
-        // The target is the variable itself, not its latest version.
+        // The target is the variable itself, not its latest version; a
+        // 16-bit value is converted to the variable's f32.
+        let value = value.to_dtype(DType::F32);
         let value = current_version(&value.node);
         let node = Node::new(
             Op::Assign,

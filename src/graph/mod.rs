@@ -157,6 +157,8 @@ pub(crate) struct Node {
     pub id: NodeId,
     pub op: Op,
     pub shape: Shape,
+    /// The element type its buffer holds (see `dtype.rs`).
+    pub dtype: crate::dtype::DType,
     pub device: Device,
     /// Emptied when a detached node is realized (see [`Op::Detach`]).
     pub inputs: RefCell<Vec<Rc<Node>>>,
@@ -203,9 +205,14 @@ impl Drop for RecordingAdjoints {
 
 impl Node {
     pub fn new(op: Op, inputs: Vec<Rc<Node>>, shape: Shape, device: Device) -> Rc<Node> {
+        let dtype = match &op {
+            Op::Family(f) => f.output_dtype().unwrap_or_default(),
+            _ => crate::dtype::DType::F32,
+        };
         Rc::new(Node {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             op,
+            dtype,
             shape,
             device,
             inputs: RefCell::new(inputs),
@@ -219,6 +226,17 @@ impl Node {
 
     pub fn inputs(&self) -> std::cell::Ref<'_, Vec<Rc<Node>>> {
         self.inputs.borrow()
+    }
+
+    /// True if the buffer holds u32 indices, not floats (an
+    /// [`crate::IndexTensor`], argmax's output, a view of one).
+    pub fn holds_indices(&self) -> bool {
+        match &self.op {
+            Op::Indices(_) => true,
+            Op::Family(f) => f.integer_output(),
+            Op::Reshape => self.inputs()[0].holds_indices(),
+            _ => false,
+        }
     }
 
     pub fn is_realized(&self) -> bool {

@@ -4,6 +4,7 @@
 //! implements [`Family`](crate::graph::family::Family) in one file or folder of its own.
 
 pub mod attention;
+pub mod cast;
 pub mod concat;
 pub mod conv;
 pub mod dropout;

@@ -123,7 +123,11 @@ impl Scheduler<'_> {
         let mut variants = f.lower_variants(shape, &shapes, target);
         let choice = self.choose_variant(f, &variants, shape, &shapes, target)?;
         let lowering = variants.swap_remove(choice);
-        let out = self.alloc(shape)?;
+        // A 16-bit output (a conversion's) holds two values per word.
+        let out = match node.dtype.bits() {
+            32 => self.alloc(shape)?,
+            _ => self.alloc(&Shape::new(&[shape.numel().div_ceil(2)]))?,
+        };
         let temps = lowering
             .temps
             .iter()

@@ -1,0 +1,151 @@
+//! Element types: f32, and the two 16-bit float formats tensors can be
+//! stored in.
+//!
+//! A 16-bit tensor holds two values per 32-bit word (element `2i` in the
+//! low half, `2i + 1` in the high half), so it works on every adapter,
+//! including browsers and drivers without WebGPU's `shader-f16` feature.
+//! Ops compute in f32 and round their result to the storage format, to
+//! nearest with ties to even, as IEEE 754 says: a value past the format's
+//! largest finite one becomes ±∞ (f16's largest is 65504), NaN stays NaN.
+//! The f64 reference rounds at the same places, so it stays the oracle.
+//!
+//! Mixing dtypes in one op follows PyTorch's promotion among floats: the
+//! result has the widest dtype of the inputs (f16 with bf16 gives f32,
+//! since neither holds the other), and a 0-dimensional tensor does not
+//! promote a tensor with dimensions (`x_f16 * scalar_f32` stays f16).
+
+/// The element type of a [`crate::Tensor`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// IEEE 754 binary32: 8 exponent bits, 23 fraction bits.
+    #[default]
+    F32,
+    /// IEEE 754 binary16: 5 exponent bits, 10 fraction bits; finite up to
+    /// 65504, subnormals down to 2⁻²⁴.
+    F16,
+    /// bfloat16: the top half of an f32 (8 exponent bits, 7 fraction
+    /// bits): f32's range at a quarter of the precision of f16.
+    BF16,
+}
+
+impl DType {
+    /// Every dtype, for tests and documentation.
+    pub const ALL: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
+
+    /// Lower-case name ("f32", "f16", "bf16").
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+        }
+    }
+
+    /// Bits per element.
+    pub fn bits(self) -> u32 {
+        match self {
+            DType::F32 => 32,
+            DType::F16 | DType::BF16 => 16,
+        }
+    }
+
+    /// The distance from 1 to the next larger value: 2⁻²³, 2⁻¹⁰, 2⁻⁷. A
+    /// value rounded to the dtype is within `epsilon / 2` of it, relatively
+    /// (in the normal range).
+    pub fn epsilon(self) -> f64 {
+        match self {
+            DType::F32 => f32::EPSILON as f64,
+            DType::F16 => half::f16::EPSILON.to_f64(),
+            DType::BF16 => half::bf16::EPSILON.to_f64(),
+        }
+    }
+
+    /// The largest finite value.
+    pub fn max_finite(self) -> f64 {
+        match self {
+            DType::F32 => f32::MAX as f64,
+            DType::F16 => half::f16::MAX.to_f64(),
+            DType::BF16 => half::bf16::MAX.to_f64(),
+        }
+    }
+
+    /// `x` rounded to this dtype (to nearest, ties to even; ±∞ past the
+    /// largest finite value), as the GPU stores it, back in f32.
+    pub fn round(self, x: f32) -> f32 {
+        match self {
+            DType::F32 => x,
+            DType::F16 => half::f16::from_f32(x).to_f32(),
+            DType::BF16 => half::bf16::from_f32(x).to_f32(),
+        }
+    }
+
+    /// The dtype of an op's result from its inputs' dtypes and ranks (see
+    /// the module's rule): the widest among the inputs with dimensions, or
+    /// among all when every input is 0-dimensional.
+    pub(crate) fn promote(inputs: &[(DType, usize)]) -> DType {
+        let any_dims = inputs.iter().any(|&(_, rank)| rank > 0);
+        inputs
+            .iter()
+            .filter(|&&(_, rank)| rank > 0 || !any_dims)
+            .map(|&(d, _)| d)
+            .reduce(DType::wider)
+            .unwrap_or(DType::F32)
+    }
+
+    /// The narrowest dtype that holds both.
+    fn wider(self, other: DType) -> DType {
+        if self == other { self } else { DType::F32 }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `x` (an f64 value of the reference) rounded as the GPU stores it in
+/// `dtype`: the GPU computes in f32 and rounds that, so the reference
+/// rounds to f32 first (f32 itself is not rounded: the reference keeps f64
+/// for f32 tensors).
+pub(crate) fn round_f64(dtype: DType, x: f64) -> f64 {
+    match dtype {
+        DType::F32 => x,
+        _ => dtype.round(x as f32) as f64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promotion_follows_pytorch_among_floats() {
+        use DType::*;
+        assert_eq!(DType::promote(&[(F16, 2), (F16, 1)]), F16);
+        assert_eq!(DType::promote(&[(F16, 2), (F32, 2)]), F32);
+        assert_eq!(DType::promote(&[(F16, 2), (BF16, 2)]), F32);
+        // A 0-dimensional tensor does not promote one with dimensions.
+        assert_eq!(DType::promote(&[(F16, 2), (F32, 0)]), F16);
+        assert_eq!(DType::promote(&[(F32, 0), (BF16, 0)]), F32);
+        assert_eq!(DType::promote(&[(BF16, 0)]), BF16);
+    }
+
+    #[test]
+    fn rounding_is_ieee_to_nearest_even_with_overflow_to_infinity() {
+        // f16: 65504 is the largest finite value; 65520 is halfway to the
+        // next (65536), and ties go to the even neighbour, which overflows.
+        assert_eq!(DType::F16.round(65519.0), 65504.0);
+        assert_eq!(DType::F16.round(65520.0), f32::INFINITY);
+        assert_eq!(DType::F16.round(-1e6), f32::NEG_INFINITY);
+        // 1 + 2⁻¹¹ is halfway between 1 and 1 + 2⁻¹⁰: to the even one, 1.
+        assert_eq!(DType::F16.round(1.0 + 2f32.powi(-11)), 1.0);
+        assert_eq!(DType::F16.round(2f32.powi(-25) * 1.5), 2f32.powi(-24));
+        // bf16 keeps f32's range: 1e38 is finite, 1 + 2⁻⁸ ties to 1.
+        assert!(DType::BF16.round(1e38).is_finite());
+        assert_eq!(DType::BF16.round(1.0 + 2f32.powi(-8)), 1.0);
+        assert!(DType::BF16.round(f32::NAN).is_nan());
+        assert_eq!(DType::F16.epsilon(), 2f64.powi(-10));
+        assert_eq!(DType::BF16.epsilon(), 2f64.powi(-7));
+    }
+}

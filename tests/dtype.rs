@@ -1,0 +1,226 @@
+//! 16-bit tensors: the conversions bit for bit against the `half` crate
+//! (an independent implementation of IEEE 754 rounding), every f16 and
+//! bf16 value, the ties between them and the edges of their ranges; ops on
+//! 16-bit tensors against the f64 reference, which rounds where the GPU
+//! stores; the promotion rule; f32 accumulation in long sums.
+
+mod common;
+
+use webgrad::{DType, Tensor, grad, read_all_blocking, reference};
+
+/// The values whose rounding the tests check: every value of the format,
+/// the midpoints between neighbours (the ties), values just off the
+/// midpoints, the edges (largest finite, overflow, subnormals), and
+/// pseudo-random f32 bit patterns.
+fn probes(dtype: DType) -> Vec<f32> {
+    let value = |bits: u16| match dtype {
+        DType::F16 => half::f16::from_bits(bits).to_f32(),
+        _ => half::bf16::from_bits(bits).to_f32(),
+    };
+    let mut v: Vec<f32> = (0..=u16::MAX).map(value).collect();
+    for bits in 0..u16::MAX {
+        let (a, b) = (value(bits), value(bits + 1));
+        if a.is_finite() && b.is_finite() && (a < b) == (bits < 0x8000) {
+            let mid = ((a as f64 + b as f64) / 2.0) as f32;
+            v.extend([mid, f32::from_bits(mid.to_bits() + 1)]);
+            if mid.to_bits() & 0x7fff_ffff > 0 {
+                v.push(f32::from_bits(mid.to_bits() - 1));
+            }
+        }
+    }
+    v.extend([
+        65504.0,
+        65519.996,
+        65520.0,
+        65536.0,
+        1e9,
+        f32::MAX,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::MIN_POSITIVE,
+        1e-45,
+        -0.0,
+        2f32.powi(-25),
+        2f32.powi(-25) * 1.000_001,
+        2f32.powi(-24) * 1.5,
+    ]);
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for _ in 0..100_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        v.push(f32::from_bits(state as u32));
+    }
+    v
+}
+
+fn same_value(got: f32, want: f32) -> bool {
+    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan())
+}
+
+#[test]
+fn conversions_round_to_nearest_even_bit_for_bit() {
+    let dev = gpu!();
+    for dtype in [DType::F16, DType::BF16] {
+        let x = probes(dtype);
+        let n = x.len();
+        let t = Tensor::from_vec(&dev, x.clone(), [n]);
+        let stored = t.to_dtype(dtype);
+        assert_eq!(stored.dtype(), dtype);
+        // Read as stored (widened on the host) and widened on the GPU.
+        let widened = stored.to_dtype(DType::F32);
+        assert_eq!(widened.dtype(), DType::F32);
+        let got = read_all_blocking(&[&stored, &widened]).unwrap();
+        let mut wrong = 0;
+        for (i, &v) in x.iter().enumerate() {
+            let want = dtype.round(v);
+            for g in [got[0][i], got[1][i]] {
+                if !same_value(g, want) {
+                    wrong += 1;
+                    if wrong < 10 {
+                        eprintln!(
+                            "{dtype}: {v:e} ({:#010x}) gave {g:e}, want {want:e}",
+                            v.to_bits()
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(wrong, 0, "{dtype}: {wrong} of {n} values rounded wrongly");
+    }
+}
+
+#[test]
+fn overflow_becomes_infinity_and_odd_lengths_pack() {
+    let dev = gpu!();
+    // 60000 fits f16; twice it does not, so the stored product is +inf,
+    // as IEEE says, while bf16 keeps f32's range.
+    let x = Tensor::from_vec(&dev, vec![60000.0, -60000.0, 3.0], [3]);
+    let h = x.to_dtype(DType::F16);
+    let b = x.to_dtype(DType::BF16);
+    let got = read_all_blocking(&[&(&h * 2.0), &(&b * 2.0)]).unwrap();
+    assert_eq!(got[0], [f32::INFINITY, f32::NEG_INFINITY, 6.0]);
+    assert_eq!(got[1], [119808.0, -119808.0, 6.0]);
+}
+
+#[test]
+fn ops_on_16_bit_tensors_match_the_reference_that_rounds_where_they_store() {
+    let dev = gpu!();
+    for dtype in [DType::F16, DType::BF16] {
+        let a = Tensor::from_vec(&dev, common::data(24, -2.0, 2.0, 0.0, 1), [4, 6]).to_dtype(dtype);
+        let w = Tensor::from_vec(&dev, common::data(18, -1.0, 1.0, 0.0, 2), [6, 3]).to_dtype(dtype);
+        let bias = Tensor::from_vec(&dev, common::data(3, -1.0, 1.0, 0.0, 3), [3]).to_dtype(dtype);
+        let h = (&a.matmul(&w) + &bias).tanh();
+        let loss = (&h * &h).sum();
+        assert_eq!((h.dtype(), loss.dtype()), (dtype, dtype));
+        let grads = grad(&loss, &[&a, &w, &bias]);
+        for g in &grads {
+            assert_eq!(g.dtype(), dtype, "a gradient is in its input's dtype");
+        }
+        let mut all = vec![&h, &loss];
+        all.extend(grads.iter());
+        let got = read_all_blocking(&all).unwrap();
+        for (t, values) in all.iter().zip(&got) {
+            let want = reference::eval(t).unwrap();
+            for (&g, &r) in values.iter().zip(&want) {
+                // Each stored value is within half an ulp of the f32 value
+                // the reference rounds; the f32 values the two round may
+                // differ by the f32 computation's error, which can move a
+                // value across a rounding boundary: one ulp of the dtype.
+                let tol = dtype.epsilon() * r.abs().max(1.0) * 1.01;
+                assert!(
+                    (g as f64 - r).abs() <= tol,
+                    "{dtype} {:?}: {g} vs reference {r}",
+                    t
+                );
+            }
+            // Values are representable in the dtype.
+            assert!(values.iter().all(|&v| same_value(dtype.round(v), v)));
+        }
+    }
+}
+
+#[test]
+fn mixing_dtypes_promotes_like_pytorch() {
+    let dev = gpu!();
+    let x = Tensor::from_vec(&dev, vec![1.5, 2.0], [2]);
+    let h = x.to_dtype(DType::F16);
+    let b = x.to_dtype(DType::BF16);
+    assert_eq!((&h + &x).dtype(), DType::F32);
+    assert_eq!((&h + &b).dtype(), DType::F32);
+    assert_eq!((&h + &h).dtype(), DType::F16);
+    // A 0-dimensional f32 tensor does not promote one with dimensions.
+    let s = Tensor::from_vec(&dev, vec![0.1], []);
+    let scaled = &h * &s;
+    assert_eq!(scaled.dtype(), DType::F16);
+    // 1.5·0.1 and 2·0.1 computed in f32, stored as f16.
+    assert_eq!(
+        scaled.to_vec_blocking().unwrap(),
+        [DType::F16.round(1.5 * 0.1), DType::F16.round(2.0 * 0.1)]
+    );
+    // Indices are not floats: argmax of a 16-bit tensor is an index.
+    assert_eq!(h.argmax(0).to_vec_blocking().unwrap(), [1]);
+    // Variables are f32 master weights, converted exactly.
+    let v = h.to_variable().unwrap();
+    assert_eq!(v.dtype(), DType::F32);
+    assert_eq!(v.to_vec_blocking().unwrap(), [1.5, 2.0]);
+    assert_eq!(h.ones_like().dtype(), DType::F16);
+}
+
+#[test]
+fn long_sums_of_16_bit_values_accumulate_in_f32() {
+    let dev = gpu!();
+    // 0.1 in f16 is 0.0999755859375; 4096 of them sum to 409.5 (an f16
+    // value). Accumulated in f16 the sum would stop growing at 256, where
+    // f16's spacing (0.25) exceeds twice the addend.
+    let x = Tensor::full(&dev, [4096], 0.1).to_dtype(DType::F16);
+    let s = x.sum();
+    assert_eq!(s.dtype(), DType::F16);
+    let want = DType::F16.round((4096.0 * DType::F16.round(0.1) as f64) as f32);
+    assert_eq!(want, 409.5);
+    assert_eq!(s.item_blocking().unwrap(), want);
+    assert_eq!(reference::eval(&s).unwrap(), [want as f64]);
+}
+
+#[test]
+fn sixteen_bit_tensors_save_in_their_dtype_and_load_into_f32_variables() {
+    let dev = gpu!();
+    let x = Tensor::from_vec(&dev, vec![0.1, -3.0, 65504.0, 1e-3], [2, 2]);
+    let h = x.to_dtype(DType::F16);
+    let b = x.to_dtype(DType::BF16);
+    let bytes = webgrad::io::to_bytes_blocking(&[("h", &h), ("b", &b), ("x", &x)]).unwrap();
+    // 2 bytes per 16-bit value, 4 per f32, plus the header.
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!(bytes.len() - 8 - header, 4 * 2 + 4 * 2 + 4 * 4);
+    let text = std::str::from_utf8(&bytes[8..8 + header]).unwrap();
+    assert!(
+        text.contains("\"F16\"") && text.contains("\"BF16\""),
+        "{text}"
+    );
+    let vh = Tensor::zeros(&dev, [2, 2]).to_variable().unwrap();
+    let vb = Tensor::zeros(&dev, [2, 2]).to_variable().unwrap();
+    let vx = Tensor::zeros(&dev, [2, 2]).to_variable().unwrap();
+    webgrad::io::from_bytes(&bytes, &[("h", &vh), ("b", &vb), ("x", &vx)]).unwrap();
+    let got = read_all_blocking(&[&vh, &vb, &vx]).unwrap();
+    let want = |d: DType| -> Vec<f32> { [0.1, -3.0, 65504.0, 1e-3].map(|v| d.round(v)).to_vec() };
+    assert_eq!(got, [want(DType::F16), want(DType::BF16), want(DType::F32)]);
+}
+
+#[test]
+fn a_16_bit_tensor_holds_two_values_per_word() {
+    let dev = gpu!();
+    let n = 1 << 20;
+    let x = Tensor::full(&dev, [n], 0.5).sin();
+    x.realize_blocking().unwrap();
+    let before = dev.memory_stats().live_bytes;
+    let h = x.to_dtype(DType::F16);
+    h.realize_blocking().unwrap();
+    // The f32 value holds 4 MiB; its f16 copy adds 2 MiB (size classes
+    // are powers of two here, so the sizes are exact).
+    assert_eq!(dev.memory_stats().live_bytes - before, 2 * n as u64);
+    assert_eq!(
+        h.to_vec_blocking().unwrap()[7],
+        DType::F16.round(0.5f32.sin())
+    );
+}
