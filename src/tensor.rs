@@ -77,11 +77,12 @@ impl Tensor {
                 .collect();
             let refs: Vec<&Tensor> = wide.iter().collect();
             let y = Tensor::record(op, &refs, shape);
-            return if y.node.holds_indices() {
-                y
-            } else {
-                y.to_dtype(dtype)
-            };
+            if y.node.holds_indices() || dtype == DType::F32 {
+                return y;
+            }
+            let stored = y.to_dtype(dtype);
+            *y.node.stored_16.borrow_mut() = Some(Rc::downgrade(&stored.node));
+            return stored;
         }
         let nodes = inputs.iter().map(|t| current_version(&t.node)).collect();
         Tensor::from_node(Node::new(op, nodes, shape, device))

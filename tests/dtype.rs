@@ -209,7 +209,10 @@ fn sixteen_bit_tensors_save_in_their_dtype_and_load_into_f32_variables() {
 
 #[test]
 fn a_16_bit_tensor_holds_two_values_per_word() {
-    let dev = gpu!();
+    // A device of its own: other tests' buffers would count.
+    let Some(dev) = common::private_device() else {
+        return;
+    };
     let n = 1 << 20;
     let x = Tensor::full(&dev, [n], 0.5).sin();
     x.realize_blocking().unwrap();
@@ -223,4 +226,60 @@ fn a_16_bit_tensor_holds_two_values_per_word() {
         h.to_vec_blocking().unwrap()[7],
         DType::F16.round(0.5f32.sin())
     );
+}
+
+/// A forward and backward pass of an MLP whose activations are stored in
+/// `dtype`: the peak memory the planner predicts, and the gradients.
+fn mlp_step(dev: &webgrad::Device, dtype: DType) -> (u64, Vec<Vec<f32>>) {
+    let dev = dev.clone();
+    let (batch, width, layers) = (2048, 128, 6);
+    let x = Tensor::from_vec(
+        &dev,
+        common::data(batch * width, -1.0, 1.0, 0.0, 1),
+        [batch, width],
+    );
+    let ws: Vec<Tensor> = (0..layers)
+        .map(|k| {
+            let w = common::data(width * width, -0.1, 0.1, 0.0, 10 + k as u64);
+            Tensor::from_vec(&dev, w, [width, width])
+                .to_variable()
+                .unwrap()
+        })
+        .collect();
+    let mut h = x.to_dtype(dtype);
+    for w in &ws {
+        h = h.matmul(&w.to_dtype(dtype)).tanh();
+    }
+    let loss = h.square().mean();
+    let refs: Vec<&Tensor> = ws.iter().collect();
+    let grads = grad(&loss, &refs);
+    let grad_refs: Vec<&Tensor> = grads.iter().collect();
+    let peak = webgrad::predict_memory(&grad_refs).unwrap().peak_bytes;
+    (peak, read_all_blocking(&grad_refs).unwrap())
+}
+
+#[test]
+fn a_backward_pass_keeps_16_bit_activations() {
+    // Fresh devices of their own: other tests' buffers would count.
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let (peak32, g32) = mlp_step(&dev, DType::F32);
+    for dtype in [DType::F16, DType::BF16] {
+        let dev = common::private_device().unwrap();
+        let (peak16, g16) = mlp_step(&dev, dtype);
+        eprintln!(
+            "{dtype}: peak {peak16} bytes, f32 {peak32} ({:.2})",
+            peak16 as f64 / peak32 as f64
+        );
+        // The gradients (f32: the weights are f32 variables) agree with
+        // f32's to the dtype's precision.
+        for (a, b) in g16.iter().flatten().zip(g32.iter().flatten()) {
+            assert!(
+                (a - b).abs() <= 0.05 * b.abs() + 50.0 * dtype.epsilon() as f32 * 1e-3,
+                "{dtype}: {a} vs {b}"
+            );
+        }
+        assert!(peak16 < peak32, "{dtype}: {peak16} vs {peak32}");
+    }
 }

@@ -6,6 +6,7 @@
 //! Partial adjoints may come back in a broadcast shape: reverse mode sums
 //! them to the input's shape centrally.
 
+use crate::dtype::DType;
 use crate::graph::{Node, Op};
 use crate::ops::reduce::ReduceOp;
 use crate::tensor::Tensor;
@@ -13,12 +14,8 @@ use std::rc::Rc;
 
 /// Partial adjoints of `node`'s inputs given its adjoint `g`.
 pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
-    let inputs: Vec<Tensor> = node
-        .inputs()
-        .iter()
-        .map(|n| Tensor::from_node(n.clone()))
-        .collect();
-    let y = || Tensor::from_node(node.clone());
+    let inputs: Vec<Tensor> = node.inputs().iter().map(saved).collect();
+    let y = || saved(node);
     match &node.op {
         Op::Input(_) | Op::Indices(_) | Op::Fill(_) | Op::Detach | Op::Variable(_) => {
             vec![None; inputs.len()]
@@ -94,5 +91,35 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
                 .collect();
             vec![Some(g.slice(&ranges))]
         }
+    }
+}
+
+/// The value of `n` a vjp reads. An op on 16-bit tensors runs in f32
+/// between conversions (`Tensor::record`); its backward pass reads the
+/// 16-bit values instead, converted to f32 again just before use, so the
+/// f32 copies of the forward pass are freed when the forward pass is done
+/// with them and the values kept for the backward pass take 16 bits each
+/// (PyTorch's autocast likewise saves the 16-bit tensors). An input that
+/// is a conversion of a 16-bit value reads the same values; an output
+/// stored in 16 bits reads them rounded, as they were stored.
+fn saved(n: &Rc<Node>) -> Tensor {
+    let widened_from = match &n.op {
+        Op::Family(f) if f.output_dtype() == Some(DType::F32) => {
+            Some(n.inputs()[0].clone()).filter(|x| x.dtype != DType::F32)
+        }
+        _ => None,
+    };
+    let stored = n
+        .stored_16
+        .borrow()
+        .as_ref()
+        .and_then(std::rc::Weak::upgrade);
+    match widened_from.or(stored) {
+        Some(narrow) => {
+            let wide = Tensor::from_node(narrow).to_dtype(DType::F32);
+            wide.node.recompute.set(true);
+            wide
+        }
+        None => Tensor::from_node(n.clone()),
     }
 }

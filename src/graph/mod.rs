@@ -172,6 +172,11 @@ pub(crate) struct Node {
     /// pass: the scheduler runs it just before its first consumer (not as
     /// early as its inputs allow), so it is not held meanwhile.
     pub recompute: Cell<bool>,
+    /// The 16-bit copy `Tensor::record` stored of this f32 value when it
+    /// computed a 16-bit op's result in f32: reverse mode reads that copy
+    /// instead (converted just in time), so the backward pass does not
+    /// keep the f32 value (see `autodiff/vjp.rs`).
+    pub stored_16: RefCell<Option<std::rc::Weak<Node>>>,
     /// Recorded by reverse mode (an adjoint, or part of one): the values of
     /// other nodes it reads are what the backward pass keeps alive, which
     /// automatic rematerialization may recompute instead (`exec/budget.rs`).
@@ -219,6 +224,7 @@ impl Node {
             storage: RefCell::new(None),
             handles: Cell::new(0),
             recompute: Cell::new(false),
+            stored_16: RefCell::new(None),
             adjoint: RECORDING_ADJOINTS.with(|d| d.get() > 0),
             failed: RefCell::new(None),
         })
