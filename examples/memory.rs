@@ -1,4 +1,4 @@
-//! Reverse mode's memory, and what checkpointing buys (issue 11): for the
+//! Reverse mode's memory, and what checkpointing buys: for the
 //! digits MLP, the digits CNN, the character transformer and a deep tanh
 //! MLP, the predicted and measured peak GPU
 //! bytes of one training step (forward, backward, SGD update, loss read)
@@ -7,7 +7,9 @@
 //! device memory budget (50% and 25% of the unbudgeted peak, and the
 //! smallest that fits), which webgrad meets by rematerializing on its own.
 //! Then (c) a training run that does not fit its budget without
-//! recomputation: refused with the budget off, trained with it on.
+//! recomputation: refused with the budget off, trained with it on; and (d)
+//! the predicted peak of a step with the activations stored in f32, bf16
+//! and f16 (`webgrad::autocast` around the forward pass, the loss in f32).
 //!
 //! ```text
 //! cargo run --release --example memory [-- --depth 128 --width 256 --batch 256 --train-steps 4]
@@ -22,7 +24,7 @@ use webgrad::layers::{Activation, Init, Mlp, Module};
 #[allow(dead_code)]
 mod workloads;
 use webgrad::optim::{Optimizer, Sgd};
-use webgrad::{Device, Tensor, checkpoint, grad, read_and_realize_blocking};
+use webgrad::{DType, Device, Tensor, autocast, checkpoint, grad, read_and_realize_blocking};
 
 fn arg(name: &str, default: usize) -> usize {
     std::env::args()
@@ -382,4 +384,52 @@ fn main() {
         }
     }
     dev.set_memory_budget(None);
+    dev.set_auto_remat(false);
+
+    // (d) Activations in 16 bits.
+    println!(
+        "\n(d) one SGD step with the activations stored in each dtype (predicted peak; activations: the part above what lives before the step)"
+    );
+    dtype_rows("digits CNN, batch 128", &dev, &cnn_params, &|d| {
+        let logits = autocast(d, || cnn.forward(&pixels)).to_dtype(DType::F32);
+        logits.cross_entropy(&cnn_labels)
+    });
+    dtype_rows("character transformer", &dev, &gpt_params, &|d| {
+        let logits = autocast(d, || gpt.forward(&ids, None)).to_dtype(DType::F32);
+        let (b, t, v) = (logits.dims()[0], logits.dims()[1], logits.dims()[2]);
+        logits.reshape([b * t, v]).cross_entropy(&next)
+    });
+    dtype_rows(&format!("{depth}-layer tanh MLP"), &dev, &ws, &|d| {
+        let h = autocast(d, || ws.iter().fold(x.clone(), |h, w| h.matmul(w).tanh()));
+        h.to_dtype(DType::F32).square().mean()
+    });
+}
+
+/// (d): the predicted peak of one SGD step whose forward pass stores its
+/// activations in each dtype, and its activations relative to f32's.
+fn dtype_rows(name: &str, dev: &Device, params: &[Tensor], loss_of: &dyn Fn(DType) -> Tensor) {
+    let refs: Vec<&Tensor> = params.iter().collect();
+    let live = dev.memory_stats().live_bytes;
+    let mut f32_activations = 1;
+    println!("  {name}");
+    for dtype in [DType::F32, DType::BF16, DType::F16] {
+        let loss = loss_of(dtype);
+        let grads = grad(&loss, &refs);
+        let updates = Sgd::new(1e-3).step(&refs, &grads).unwrap();
+        drop(grads);
+        let mut all = vec![&loss];
+        all.extend(&updates);
+        let peak = webgrad::predict_memory(&all).unwrap().peak_bytes;
+        let activations = peak.saturating_sub(live);
+        if dtype == DType::F32 {
+            f32_activations = activations.max(1);
+        }
+        println!(
+            "    {:<5} peak {:>7.2} MB, activations {:>7.2} MB ({:.0}% of f32's)",
+            dtype.name(),
+            peak as f64 / 1e6,
+            activations as f64 / 1e6,
+            100.0 * activations as f64 / f32_activations as f64
+        );
+    }
 }

@@ -3,7 +3,11 @@
 //! digits shipped with the crate, with Adam, a cosine learning-rate decay
 //! and images shifted by up to a pixel, and reports test accuracy.
 //!
-//! cargo run --release --example train_cnn [-- --epochs N] [--save FILE] [--seed S]
+//! cargo run --release --example train_cnn [-- --epochs N] [--save FILE] [--seed S] [--precision P]
+//!
+//! `--precision bf16` or `f16` runs the forward pass under `webgrad::autocast`:
+//! activations stored in 16 bits, the parameters and their Adam update in
+//! f32, the loss computed in f32 from the logits (f16 without loss scaling).
 //!
 //! Each step is one call, `opt.minimize_blocking(&loss, &params)`: forward
 //! pass, backward pass (transposed convolutions, weight correlations and
@@ -17,12 +21,13 @@ use webgrad::data::Dataset;
 use webgrad::layers::Module;
 use webgrad::models::DigitsCnn;
 use webgrad::optim::{Adam, LrSchedule, Optimizer};
-use webgrad::{Device, Result, io};
+use webgrad::{DType, Device, Result, Tensor, autocast, io};
 
 struct Args {
     epochs: usize,
     seed: u64,
     save: String,
+    precision: DType,
 }
 
 fn args() -> Args {
@@ -30,6 +35,7 @@ fn args() -> Args {
         epochs: 30,
         seed: 0,
         save: "digits_cnn.safetensors".into(),
+        precision: DType::F32,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -38,16 +44,31 @@ fn args() -> Args {
             "--epochs" => a.epochs = value().parse().expect("--epochs N"),
             "--seed" => a.seed = value().parse().expect("--seed S"),
             "--save" => a.save = value(),
-            other => panic!("unknown flag {other} (use --epochs N, --seed S, --save FILE)"),
+            "--precision" => {
+                let p = value();
+                a.precision = DType::ALL
+                    .into_iter()
+                    .find(|d| d.name() == p)
+                    .unwrap_or_else(|| panic!("--precision f32, f16 or bf16, not {p}"));
+            }
+            other => panic!(
+                "unknown flag {other} (use --epochs N, --seed S, --save FILE, --precision P)"
+            ),
         }
     }
     a
 }
 
+/// The model's logits for `x` with activations stored in `precision`,
+/// converted to f32.
+fn logits(model: &DigitsCnn, x: &Tensor, precision: DType) -> Tensor {
+    autocast(precision, || model.forward(x)).to_dtype(DType::F32)
+}
+
 /// Fraction of `set` classified correctly (one batch, one readback).
-fn accuracy(model: &DigitsCnn, set: &Dataset, dev: &Device) -> Result<f64> {
+fn accuracy(model: &DigitsCnn, set: &Dataset, dev: &Device, precision: DType) -> Result<f64> {
     let (x, _) = set.tensors(dev);
-    Ok(set.accuracy(&model.forward(&x).to_vec_blocking()?))
+    Ok(set.accuracy(&logits(model, &x, precision).to_vec_blocking()?))
 }
 
 fn main() -> Result<()> {
@@ -55,10 +76,11 @@ fn main() -> Result<()> {
     let dev = Device::new_blocking()?;
     let (train, test) = Dataset::digits()?.split(0.2, 0);
     println!(
-        "digits: {} training and {} test images of 8×8 pixels, on {}",
+        "digits: {} training and {} test images of 8×8 pixels, on {}, activations in {}",
         train.len(),
         test.len(),
-        dev.adapter().unwrap().name
+        dev.adapter().unwrap().name,
+        args.precision
     );
     let model = DigitsCnn::new(&dev, args.seed)?;
     let params = model.parameters();
@@ -76,13 +98,14 @@ fn main() -> Result<()> {
         },
         |batch| {
             let (x, labels) = batch.tensors(&dev);
-            let loss = model.forward(&x).cross_entropy(&labels);
+            let loss = logits(&model, &x, args.precision).cross_entropy(&labels);
             Ok(Some(opt.minimize_blocking(&loss, &params)?))
         },
         10,
-        || accuracy(&model, &train, &dev),
+        || accuracy(&model, &train, &dev, args.precision),
     )?;
-    digits::report(&run, accuracy(&model, &test, &dev)?, test.len());
+    let test_accuracy = accuracy(&model, &test, &dev, args.precision)?;
+    digits::report(&run, test_accuracy, test.len());
     io::save_module_blocking(&args.save, &model)?;
     println!("saved the parameters to {}", args.save);
     Ok(())

@@ -115,6 +115,60 @@ pub(crate) fn round_f64(dtype: DType, x: f64) -> f64 {
     }
 }
 
+thread_local! {
+    /// The dtype of the innermost [`autocast`] scope on this thread.
+    static AUTOCAST: std::cell::Cell<Option<DType>> = const { std::cell::Cell::new(None) };
+}
+
+/// Restores the enclosing scope's dtype when an [`autocast`] scope ends
+/// (also by a panic).
+struct AutocastScope(Option<DType>);
+
+impl Drop for AutocastScope {
+    fn drop(&mut self) {
+        AUTOCAST.with(|a| a.set(self.0));
+    }
+}
+
+/// Runs `f` with mixed precision: every op recorded inside that computes
+/// stores its result in `dtype` (f16 or bf16; f32 turns it off), except
+/// reductions, whose results stay f32 (a sum of many 16-bit values
+/// overflows f16 long before f32); views and other moves of values
+/// (reshape, permute, broadcast, slice, pad, detach) keep their input's
+/// dtype. Inputs are read as they are: f32 parameters at full precision,
+/// 16-bit values widened; every op computes in f32.
+///
+/// A scope rather than a converted copy of the model, as PyTorch's
+/// autocast and JAX's precision policies do it: the model's code stays the
+/// same, its parameters stay the f32 variables an optimizer updates (their
+/// gradients come back in f32: master weights need no copy), and what the
+/// backward pass keeps is the ops' 16-bit results. Compute the loss outside
+/// the scope, from the logits converted to f32, so that it and the start of
+/// the backward pass are f32 too:
+///
+/// ```
+/// # use webgrad::{DType, Device, Tensor, autocast};
+/// let device = Device::reference_only();
+/// let x = Tensor::from_vec(&device, vec![0.5, -1.0, 2.0, 0.25], [2, 2]);
+/// let w = Tensor::from_vec(&device, vec![0.1, 0.2, 0.3, 0.4], [2, 2]);
+/// let logits = autocast(DType::BF16, || x.matmul(&w).tanh());
+/// assert_eq!(logits.dtype(), DType::BF16);
+/// let loss = logits.to_dtype(DType::F32).square().mean();
+/// assert_eq!(loss.dtype(), DType::F32);
+/// let g = webgrad::grad(&loss, &[&w]);
+/// assert_eq!(g[0].dtype(), DType::F32);
+/// ```
+pub fn autocast<R>(dtype: DType, f: impl FnOnce() -> R) -> R {
+    let _scope = AutocastScope(AUTOCAST.with(|a| a.replace(Some(dtype))));
+    f()
+}
+
+/// The dtype ops recorded now store their results in under [`autocast`]
+/// (`None` outside a 16-bit scope).
+pub(crate) fn autocast_dtype() -> Option<DType> {
+    AUTOCAST.with(|a| a.get()).filter(|&d| d != DType::F32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

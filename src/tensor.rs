@@ -76,7 +76,9 @@ impl Tensor {
                 })
                 .collect();
             let refs: Vec<&Tensor> = wide.iter().collect();
-            let y = Tensor::record(op, &refs, shape);
+            // The op itself in f32 (an enclosing autocast scope is for the
+            // ops the caller records, not this one).
+            let y = crate::dtype::autocast(DType::F32, || Tensor::record(op, &refs, shape));
             if y.node.holds_indices() || dtype == DType::F32 {
                 return y;
             }
@@ -88,14 +90,37 @@ impl Tensor {
         Tensor::from_node(Node::new(op, nodes, shape, device))
     }
 
-    /// The dtype an op on 16-bit inputs rounds its result to; `None` when
-    /// every float input is f32 or the op converts dtypes itself.
+    /// The dtype an op on 16-bit inputs rounds its result to (or, under
+    /// [`crate::autocast`], the scope's); `None` when every float input is
+    /// f32 outside a scope, or the op converts dtypes itself.
     fn narrow_dtype(op: &Op, inputs: &[&Tensor]) -> Option<DType> {
+        if matches!(op, Op::Family(f) if f.output_dtype().is_some()) {
+            return None;
+        }
+        let narrow_input = inputs.iter().any(|t| t.dtype() != DType::F32);
+        // Under autocast, ops that compute store their results in the
+        // scope's dtype, reductions in f32; views and other moves of values
+        // keep their input's dtype (the promotion rule below).
+        let moves = matches!(
+            op,
+            Op::Reshape
+                | Op::Permute(_)
+                | Op::Expand
+                | Op::Slice { .. }
+                | Op::Pad { .. }
+                | Op::Detach
+                | Op::Checkpoint(_)
+        );
+        match crate::dtype::autocast_dtype() {
+            Some(_) if matches!(op, Op::Reduce { .. }) => {
+                return narrow_input.then_some(DType::F32);
+            }
+            Some(dtype) if !moves => return Some(dtype),
+            _ => {}
+        }
         // The common case first, without allocating: all f32 (index
         // tensors count as f32 here; they never take part in promotion).
-        if inputs.iter().all(|t| t.dtype() == DType::F32)
-            || matches!(op, Op::Family(f) if f.output_dtype().is_some())
-        {
+        if !narrow_input {
             return None;
         }
         let floats: Vec<(DType, usize)> = inputs

@@ -1,4 +1,4 @@
-//! The adversarial suite (issue 9), table-driven: every op, transform,
+//! The adversarial suite, table-driven: every op, transform,
 //! layer and helper given bad or unusual input, each case asserting its
 //! exact outcome — the panic message (and that it points at the caller's
 //! line, not into the library), the `Error` variant, or the values.

@@ -1,7 +1,7 @@
 //! Bad and unusual input: each case asserts the exact outcome (which error,
-//! which panic message, which values). The start of the adversarial suite
-//! of issue 9; every case here failed (wrapped, aborted or panicked inside
-//! the library) before its fix.
+//! which panic message, which values). The start of the adversarial
+//! suite; every case here failed (wrapped, aborted or panicked inside the
+//! library) before its fix.
 
 mod common;
 

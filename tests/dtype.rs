@@ -283,3 +283,63 @@ fn a_backward_pass_keeps_16_bit_activations() {
         assert!(peak16 < peak32, "{dtype}: {peak16} vs {peak32}");
     }
 }
+
+#[test]
+fn autocast_stores_results_in_16_bits_and_keeps_master_weights_f32() {
+    use webgrad::autocast;
+    let dev = gpu!();
+    let x = Tensor::from_vec(&dev, common::data(64 * 16, -1.0, 1.0, 0.0, 4), [64, 16]);
+    let w1 = Tensor::from_vec(&dev, common::data(16 * 32, -0.3, 0.3, 0.0, 5), [16, 32])
+        .to_variable()
+        .unwrap();
+    let w2 = Tensor::from_vec(&dev, common::data(32 * 4, -0.3, 0.3, 0.0, 6), [32, 4])
+        .to_variable()
+        .unwrap();
+    let forward = || x.matmul(&w1).gelu().matmul(&w2);
+    let loss_of = |out: &Tensor| out.to_dtype(DType::F32).square().mean();
+    let loss32 = loss_of(&forward());
+    let g32 = grad(&loss32, &[&w1, &w2]);
+    for dtype in [DType::BF16, DType::F16] {
+        let out = autocast(dtype, || {
+            let h = x.matmul(&w1);
+            assert_eq!(h.dtype(), dtype);
+            // Reductions stay f32 inside the scope.
+            assert_eq!(h.sum().dtype(), DType::F32);
+            forward()
+        });
+        assert_eq!(out.dtype(), dtype);
+        // Outside the scope ops are f32 again.
+        assert_eq!(x.matmul(&w1).dtype(), DType::F32);
+        let loss = loss_of(&out);
+        let g = grad(&loss, &[&w1, &w2]);
+        assert!(g.iter().all(|g| g.dtype() == DType::F32));
+        let mut all: Vec<&Tensor> = vec![&loss, &loss32];
+        all.extend(g.iter().chain(&g32));
+        let got = read_all_blocking(&all).unwrap();
+        // Against the reference of the same graph (rounded where stored).
+        for (t, v) in all.iter().zip(&got).take(4) {
+            let want = reference::eval(t).unwrap();
+            let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+            for (&a, &b) in v.iter().zip(&want) {
+                assert!(
+                    (a as f64 - b).abs() <= 8.0 * dtype.epsilon() * scale,
+                    "{dtype}: {a} vs {b}"
+                );
+            }
+        }
+        // And near the f32 computation, to the dtype's precision.
+        let rel = (got[0][0] - got[1][0]).abs() / got[1][0];
+        assert!(
+            (rel as f64) < 20.0 * dtype.epsilon(),
+            "{dtype}: loss {} vs {}",
+            got[0][0],
+            got[1][0]
+        );
+    }
+    // A panic inside the scope ends it.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        autocast(DType::F16, || panic!("inside"))
+    }));
+    assert!(caught.is_err());
+    assert_eq!(x.matmul(&w1).dtype(), DType::F32);
+}

@@ -1,4 +1,4 @@
-//! Predicted peak memory equals the measured one (issue 11): the
+//! Predicted peak memory equals the measured one: the
 //! prediction plans the realize exactly as it will run, in a pool that only
 //! counts, and the pool measures the high-water mark of the real run.
 

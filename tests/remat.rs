@@ -1,4 +1,4 @@
-//! Gradient checkpointing (issue 11): gradients are bit-identical with and
+//! Gradient checkpointing: gradients are bit-identical with and
 //! without it, higher orders go through it, and it lowers the predicted
 //! and measured peak memory of a deep chain.
 
