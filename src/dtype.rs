@@ -12,7 +12,11 @@
 //! Mixing dtypes in one op follows PyTorch's promotion among floats: the
 //! result has the widest dtype of the inputs (f16 with bf16 gives f32,
 //! since neither holds the other), and a 0-dimensional tensor does not
-//! promote a tensor with dimensions (`x_f16 * scalar_f32` stays f16).
+//! promote a tensor with dimensions (`x_f16 * scalar_f32` stays f16);
+//! `where_cond`'s mask and index tensors take no part. Ops built from
+//! others with constants of their own (average pooling's weights, the
+//! dropout mask, bilinear upsampling's matrices) store their result in
+//! their input's dtype.
 
 /// The element type of a [`crate::Tensor`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

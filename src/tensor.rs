@@ -123,10 +123,16 @@ impl Tensor {
         if !narrow_input {
             return None;
         }
+        // where_cond's mask is a condition, not a value: like PyTorch's
+        // boolean masks, it takes no part in promotion.
         let floats: Vec<(DType, usize)> = inputs
             .iter()
-            .filter(|t| !t.node.holds_indices())
-            .map(|t| (t.dtype(), t.rank()))
+            .enumerate()
+            .filter(|&(i, t)| {
+                let condition = i == 0 && matches!(op, Op::Where);
+                !(t.node.holds_indices() || condition)
+            })
+            .map(|(_, t)| (t.dtype(), t.rank()))
             .collect();
         Some(DType::promote(&floats))
     }

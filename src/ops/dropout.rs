@@ -23,7 +23,9 @@ impl Tensor {
         if p == 0.0 {
             return self.clone();
         }
-        self * &dropout_mask(self.device(), self.shape().clone(), p, seed)
+        // The mask is f32 (1/(1 − p) exactly); the result is stored in
+        // the input's dtype, not promoted by this internal constant.
+        (self * &dropout_mask(self.device(), self.shape().clone(), p, seed)).to_dtype(self.dtype())
     }
 }
 

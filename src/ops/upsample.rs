@@ -40,8 +40,9 @@ impl Tensor {
         );
         let mh = Tensor::from_vec(self.device(), interpolation(size[0], d[2]), [size[0], d[2]]);
         let mw = Tensor::from_vec(self.device(), interpolation(size[1], d[3]), [size[1], d[3]]);
-        // [oh, h] · [n, c, h, w] · [w, ow] (batch axes broadcast).
-        mh.matmul(self).matmul(&mw.t())
+        // [oh, h] · [n, c, h, w] · [w, ow] (batch axes broadcast); the f32
+        // weights do not promote the result, stored in the input's dtype.
+        mh.matmul(self).matmul(&mw.t()).to_dtype(self.dtype())
     }
 }
 

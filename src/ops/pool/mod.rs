@@ -182,7 +182,9 @@ impl Tensor {
             groups: geom.c,
             ..Default::default()
         };
-        self.conv2d(&weight, None, options)
+        // The weight is f32 (1/k² rounded once); the result is stored in
+        // the input's dtype, not promoted by this internal constant.
+        self.conv2d(&weight, None, options).to_dtype(self.dtype())
     }
 
     /// Mean over the spatial axes: `[batch, channels, h, w]` → `[batch, channels]`.
