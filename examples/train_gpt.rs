@@ -2,7 +2,7 @@
 //! 2 layers, 4 heads, width 64, context 64) on the King James Bible text
 //! shipped with the crate (data/kjv.txt), with AdamW, then generates text.
 //!
-//! cargo run --release --example train_gpt [-- --minutes M] [--steps N] [--batch B] [--lr L] [--seed S] [--save FILE]
+//! cargo run --release --example train_gpt [-- --minutes M] [--steps N] [--batch B] [--lr L] [--seed S] [--save FILE] [--precision P]
 //!
 //! It trains for 4.5 minutes (or N steps) at batch 16 × 64 characters with
 //! AdamW (learning rate 5e-3 after a 50-step warm-up, weight decay 0.01).
@@ -11,6 +11,9 @@
 //! forward pass (embeddings by index, causal attention, GELU MLPs, layer
 //! norms), its gradient and the AdamW update in one submit. Losses are in
 //! nats per character (a uniform guess over the 72 characters: ln 72 = 4.28).
+//! `--precision bf16` or `f16` runs the forward pass under
+//! `webgrad::autocast` (activations in 16 bits, parameters and AdamW in
+//! f32, the loss in f32 from the logits).
 
 use std::io::Write;
 use std::time::Instant;
@@ -19,7 +22,7 @@ use webgrad::layers::Module;
 use webgrad::models::{CharTransformer, TransformerConfig};
 use webgrad::optim::{Adam, LrSchedule, Optimizer};
 use webgrad::text::{CharCorpus, batch};
-use webgrad::{Device, IndexTensor, Result, io};
+use webgrad::{DType, Device, IndexTensor, Result, Tensor, autocast, io};
 
 struct Args {
     minutes: f64,
@@ -28,6 +31,7 @@ struct Args {
     lr: f32,
     seed: u64,
     save: String,
+    precision: DType,
 }
 
 fn args() -> Args {
@@ -38,6 +42,7 @@ fn args() -> Args {
         lr: 5e-3,
         seed: 0,
         save: "char_transformer.safetensors".into(),
+        precision: DType::F32,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,21 +54,48 @@ fn args() -> Args {
             "--lr" => a.lr = value().parse().expect("--lr L"),
             "--seed" => a.seed = value().parse().expect("--seed S"),
             "--save" => a.save = value(),
-            other => {
-                panic!("unknown flag {other} (use --minutes M, --steps N, --seed S, --save FILE)")
+            "--precision" => {
+                let p = value();
+                a.precision = DType::ALL
+                    .into_iter()
+                    .find(|d| d.name() == p)
+                    .unwrap_or_else(|| panic!("--precision f32, f16 or bf16, not {p}"));
             }
+            other => panic!(
+                "unknown flag {other} (use --minutes M, --steps N, --seed S, --save FILE, --precision P)"
+            ),
         }
     }
     a
 }
 
+/// Mean cross-entropy of predicting `targets`, the forward pass's
+/// activations stored in `precision`, the loss computed in f32.
+fn loss(
+    model: &CharTransformer,
+    ids: &IndexTensor,
+    targets: &[usize],
+    dropout_seed: Option<u64>,
+    precision: DType,
+) -> Tensor {
+    let logits = autocast(precision, || model.forward(ids, dropout_seed)).to_dtype(DType::F32);
+    let (b, t, v) = (logits.dims()[0], logits.dims()[1], logits.dims()[2]);
+    logits.reshape([b * t, v]).cross_entropy(targets)
+}
+
 /// Mean loss over fixed batches of `tokens` (no dropout).
-fn evaluate(model: &CharTransformer, dev: &Device, tokens: &[u32], batches: usize) -> Result<f32> {
+fn evaluate(
+    model: &CharTransformer,
+    dev: &Device,
+    tokens: &[u32],
+    batches: usize,
+    precision: DType,
+) -> Result<f32> {
     let c = model.config;
     let mut total = 0.0;
     for k in 0..batches {
         let b = batch(dev, tokens, 32, c.context, 1_000_000 + k as u64);
-        total += model.loss(&b.inputs, &b.targets, None).item_blocking()?;
+        total += loss(model, &b.inputs, &b.targets, None, precision).item_blocking()?;
     }
     Ok(total / batches as f32)
 }
@@ -123,11 +155,12 @@ fn main() -> Result<()> {
     let count: usize = params.iter().map(|p| p.numel()).sum();
     println!(
         "King James Bible, Genesis to Job: {} training and {} validation characters, {} distinct; \
-         transformer of {count} parameters on {}",
+         transformer of {count} parameters on {}, activations in {}",
         train.len(),
         val.len(),
         config.vocabulary,
-        dev.adapter().unwrap().name
+        dev.adapter().unwrap().name,
+        args.precision
     );
     // Linear warm-up over 50 steps, then constant: the run's length is set by time.
     let mut opt = Adam::new(LrSchedule::warmup(args.lr, 50)).decoupled_weight_decay(0.01);
@@ -147,8 +180,14 @@ fn main() -> Result<()> {
             config.context,
             args.seed * 1_000_003 + step as u64,
         );
-        let loss = model.loss(&b.inputs, &b.targets, Some(step as u64));
-        let value = opt.minimize_blocking(&loss, &params)?;
+        let step_loss = loss(
+            &model,
+            &b.inputs,
+            &b.targets,
+            Some(step as u64),
+            args.precision,
+        );
+        let value = opt.minimize_blocking(&step_loss, &params)?;
         smoothed = if smoothed.is_nan() {
             value
         } else {
@@ -156,7 +195,7 @@ fn main() -> Result<()> {
         };
         step += 1;
         if step % 100 == 0 {
-            let v = evaluate(&model, &dev, val, 4)?;
+            let v = evaluate(&model, &dev, val, 4, args.precision)?;
             println!(
                 "\r{step:>6} {:>8.1} {smoothed:>10.3} {v:>10.3}",
                 start.elapsed().as_secs_f64()
@@ -170,7 +209,7 @@ fn main() -> Result<()> {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let val_loss = evaluate(&model, &dev, val, 16)?;
+    let val_loss = evaluate(&model, &dev, val, 16, args.precision)?;
     println!(
         "\n{step} steps in {seconds:.1} s ({:.1} steps/s); validation loss {val_loss:.3} nats per character",
         step as f64 / seconds
