@@ -55,11 +55,9 @@ fn args() -> Args {
             "--seed" => a.seed = value().parse().expect("--seed S"),
             "--save" => a.save = value(),
             "--precision" => {
-                let p = value();
-                a.precision = DType::ALL
-                    .into_iter()
-                    .find(|d| d.name() == p)
-                    .unwrap_or_else(|| panic!("--precision f32, f16 or bf16, not {p}"));
+                a.precision = value()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("--precision: {e}"))
             }
             other => panic!(
                 "unknown flag {other} (use --minutes M, --steps N, --seed S, --save FILE, --precision P)"

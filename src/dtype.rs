@@ -83,6 +83,59 @@ impl DType {
         }
     }
 
+    /// The 32-bit words `numel` values occupy in a buffer (16-bit values
+    /// two per word).
+    pub(crate) fn words(self, numel: usize) -> usize {
+        match self.bits() {
+            32 => numel,
+            _ => numel.div_ceil(2),
+        }
+    }
+
+    /// `numel` values stored little-endian in this dtype (a buffer read
+    /// back, a checkpoint's data), widened to f32 exactly.
+    pub(crate) fn decode(self, bytes: &[u8], numel: usize) -> Vec<f32> {
+        let halves = || {
+            bytes
+                .chunks_exact(2)
+                .take(numel)
+                .map(|h| u16::from_le_bytes([h[0], h[1]]))
+        };
+        match self {
+            DType::F32 => {
+                let bytes = &bytes[..numel * 4];
+                // A copy where the bytes are aligned (a mapped buffer);
+                // value by value where not (a file's data).
+                match bytemuck::try_cast_slice::<u8, f32>(bytes) {
+                    Ok(values) => values.to_vec(),
+                    Err(_) => bytes
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                }
+            }
+            DType::F16 => halves().map(|h| half::f16::from_bits(h).to_f32()).collect(),
+            DType::BF16 => halves()
+                .map(|h| half::bf16::from_bits(h).to_f32())
+                .collect(),
+        }
+    }
+
+    /// `values` (already values of this dtype) as little-endian bytes.
+    pub(crate) fn encode(self, values: &[f32]) -> Vec<u8> {
+        match self {
+            DType::F32 => bytemuck::cast_slice::<f32, u8>(values).to_vec(),
+            DType::F16 => values
+                .iter()
+                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                .collect(),
+            DType::BF16 => values
+                .iter()
+                .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
+                .collect(),
+        }
+    }
+
     /// The dtype of an op's result from its inputs' dtypes and ranks (see
     /// the module's rule): the widest among the inputs with dimensions, or
     /// among all when every input is 0-dimensional.
@@ -99,6 +152,18 @@ impl DType {
     /// The narrowest dtype that holds both.
     fn wider(self, other: DType) -> DType {
         if self == other { self } else { DType::F32 }
+    }
+}
+
+/// Parses a dtype's name ("f32", "f16", "bf16"), as a command-line flag
+/// gives it.
+impl std::str::FromStr for DType {
+    type Err = String;
+    fn from_str(name: &str) -> Result<DType, String> {
+        DType::ALL
+            .into_iter()
+            .find(|d| d.name() == name)
+            .ok_or_else(|| format!("unknown dtype {name:?} (f32, f16 or bf16)"))
     }
 }
 
@@ -205,5 +270,18 @@ mod tests {
         assert!(DType::BF16.round(f32::NAN).is_nan());
         assert_eq!(DType::F16.epsilon(), 2f64.powi(-10));
         assert_eq!(DType::BF16.epsilon(), 2f64.powi(-7));
+    }
+
+    #[test]
+    fn names_parse_and_values_round_trip_through_bytes() {
+        for d in DType::ALL {
+            assert_eq!(d.name().parse::<DType>(), Ok(d));
+            let values = [1.5, -0.0, d.round(0.1), f32::INFINITY];
+            assert_eq!(d.encode(&values).len(), 4 * d.bits() as usize / 8);
+            assert_eq!(d.decode(&d.encode(&values), 4), values);
+        }
+        assert!("f64".parse::<DType>().is_err());
+        assert_eq!(DType::F16.words(5), 3);
+        assert_eq!(DType::F32.words(5), 5);
     }
 }

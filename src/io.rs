@@ -57,17 +57,7 @@ pub async fn to_bytes<S: AsRef<str>>(named: &[(S, &Tensor)]) -> Result<Vec<u8>> 
     let bytes: Vec<Vec<u8>> = values
         .iter()
         .zip(&tensors)
-        .map(|(v, t)| match t.dtype() {
-            DType::F32 => bytemuck::cast_slice::<f32, u8>(v).to_vec(),
-            DType::F16 => v
-                .iter()
-                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
-                .collect(),
-            DType::BF16 => v
-                .iter()
-                .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
-                .collect(),
-        })
+        .map(|(v, t)| t.dtype().encode(v))
         .collect();
     let views = named
         .iter()
@@ -156,23 +146,12 @@ fn load_named<S: AsRef<str>>(bytes: &[u8], named: &[(S, &Tensor)], partial: bool
     let mut uploads = Vec::with_capacity(views.len());
     for (view, target) in views {
         // Variables are f32: 16-bit values widen exactly.
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F16 => view
-                .data()
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => view
-                .data()
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            _ => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
+        let dtype = match view.dtype() {
+            Dtype::F16 => DType::F16,
+            Dtype::BF16 => DType::BF16,
+            _ => DType::F32,
         };
+        let data = dtype.decode(view.data(), target.numel());
         uploads.push(target.assign(&Tensor::from_vec(
             target.device(),
             data,

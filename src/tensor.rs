@@ -101,22 +101,23 @@ impl Tensor {
         // Under autocast, ops that compute store their results in the
         // scope's dtype, reductions in f32; views and other moves of values
         // keep their input's dtype (the promotion rule below).
-        let moves = matches!(
-            op,
-            Op::Reshape
-                | Op::Permute(_)
-                | Op::Expand
-                | Op::Slice { .. }
-                | Op::Pad { .. }
-                | Op::Detach
-                | Op::Checkpoint(_)
-        );
-        match crate::dtype::autocast_dtype() {
-            Some(_) if matches!(op, Op::Reduce { .. }) => {
+        if let Some(dtype) = crate::dtype::autocast_dtype() {
+            if matches!(op, Op::Reduce { .. }) {
                 return narrow_input.then_some(DType::F32);
             }
-            Some(dtype) if !moves => return Some(dtype),
-            _ => {}
+            let moves = matches!(
+                op,
+                Op::Reshape
+                    | Op::Permute(_)
+                    | Op::Expand
+                    | Op::Slice { .. }
+                    | Op::Pad { .. }
+                    | Op::Detach
+                    | Op::Checkpoint(_)
+            );
+            if !moves {
+                return Some(dtype);
+            }
         }
         // The common case first, without allocating: all f32 (index
         // tensors count as f32 here; they never take part in promotion).

@@ -343,3 +343,47 @@ fn autocast_stores_results_in_16_bits_and_keeps_master_weights_f32() {
     assert!(caught.is_err());
     assert_eq!(x.matmul(&w1).dtype(), DType::F32);
 }
+
+#[test]
+fn forward_mode_and_empty_tensors_in_16_bits() {
+    let dev = gpu!();
+    for dtype in [DType::F16, DType::BF16] {
+        // jvp through a conversion and an op on 16-bit values: the
+        // tangent is in the dtype and agrees with ⟨vjp⟩ and the reference.
+        let x = Tensor::from_vec(&dev, common::data(6, -1.0, 1.0, 0.0, 8), [6]);
+        let v = Tensor::from_vec(&dev, common::data(6, -1.0, 1.0, 0.0, 9), [6]);
+        let f = move |t: &[Tensor]| t[0].to_dtype(dtype).sin();
+        let (y, dy) = webgrad::jvp(f, &[&x], &[&v]);
+        assert_eq!((y.dtype(), dy.dtype()), (dtype, dtype));
+        let g = grad(
+            &f(std::slice::from_ref(&x)).to_dtype(DType::F32).sum(),
+            &[&x],
+        )
+        .remove(0);
+        assert_eq!(g.dtype(), DType::F32);
+        let got = read_all_blocking(&[&dy, &g]).unwrap();
+        let want = reference::eval(&dy).unwrap();
+        let vs = v.to_vec_blocking().unwrap();
+        for i in 0..6 {
+            let tol = 4.0 * dtype.epsilon();
+            assert!(
+                (got[0][i] as f64 - want[i]).abs() <= tol,
+                "{dtype}: {} vs {}",
+                got[0][i],
+                want[i]
+            );
+            // Elementwise: the tangent is the gradient times the direction.
+            assert!(
+                (got[0][i] - got[1][i] * vs[i]).abs() as f64 <= tol * 2.0,
+                "{dtype} element {i}"
+            );
+        }
+        // Empty tensors convert to empty tensors, both ways.
+        let empty = Tensor::from_vec(&dev, Vec::<f32>::new(), [0, 3]).to_dtype(dtype);
+        let back = empty.to_dtype(DType::F32);
+        assert_eq!(
+            read_all_blocking(&[&empty, &back]).unwrap(),
+            [Vec::<f32>::new(), Vec::new()]
+        );
+    }
+}

@@ -395,21 +395,26 @@ fn broadcast_index(k: usize, dims: &[usize], strides: &[usize]) -> String {
 
 /// `value(i)` that loads element i of one buffer.
 pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
-    ValueFn {
-        code: render(&ValueTemplate::load(false)),
-        inputs: vec![input.clone()],
-        params: Vec::new(),
-        constants: Vec::new(),
-        vec4: false,
-    }
+    load(input, false)
 }
 
 /// [`load_fn`] reading four elements at a time (`value4`).
 pub(crate) fn load_fn_vec4(input: &Rc<Node>) -> ValueFn {
+    load(input, true)
+}
+
+/// A plain load, its code rendered once per width and kept.
+fn load(input: &Rc<Node>, vec4: bool) -> ValueFn {
+    static CODE: [std::sync::OnceLock<String>; 2] =
+        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
     ValueFn {
-        code: render(&ValueTemplate::load(true)),
-        vec4: true,
-        ..load_fn(input)
+        code: CODE[usize::from(vec4)]
+            .get_or_init(|| render(&ValueTemplate::load(vec4)))
+            .clone(),
+        inputs: vec![input.clone()],
+        params: Vec::new(),
+        constants: Vec::new(),
+        vec4,
     }
 }
 

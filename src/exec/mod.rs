@@ -293,34 +293,6 @@ pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Ve
     read_unchecked(tensors, also).await
 }
 
-/// Bytes a tensor of `numel` elements of `dtype` occupies in its buffer
-/// (16-bit values two per word).
-fn stored_bytes(numel: usize, dtype: crate::dtype::DType) -> u64 {
-    match dtype.bits() {
-        32 => numel as u64 * 4,
-        _ => numel.div_ceil(2) as u64 * 4,
-    }
-}
-
-/// The f32 values of `numel` elements of `dtype` read back as `bytes`
-/// (16-bit values widened exactly).
-fn decode(bytes: &[u8], numel: usize, dtype: crate::dtype::DType) -> Vec<f32> {
-    use crate::dtype::DType;
-    let halves = || {
-        bytes
-            .chunks_exact(2)
-            .take(numel)
-            .map(|h| u16::from_le_bytes([h[0], h[1]]))
-    };
-    match dtype {
-        DType::F32 => bytemuck::cast_slice::<u8, f32>(bytes).to_vec(),
-        DType::F16 => halves().map(|h| half::f16::from_bits(h).to_f32()).collect(),
-        DType::BF16 => halves()
-            .map(|h| half::bf16::from_bits(h).to_f32())
-            .collect(),
-    }
-}
-
 /// [`read`] without the anomaly check.
 async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
     let all: Vec<&Tensor> = tensors.iter().chain(also).copied().collect();
@@ -335,7 +307,7 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
             .zip(&plan.targets)
             .map(|(t, storage)| {
                 // Realized above, so it fit in a binding: no overflow here.
-                let bytes = stored_bytes(t.numel(), t.dtype());
+                let bytes = t.dtype().words(t.numel()) as u64 * 4;
                 (storage.buffer().clone(), take_staging(&gpu, bytes), bytes)
             })
             .collect(),
@@ -352,7 +324,7 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
         let view = buffer
             .get_mapped_range(..*bytes)
             .map_err(|e| Error::Readback(e.to_string()))?;
-        out.push(decode(&view, t.numel(), t.dtype()));
+        out.push(t.dtype().decode(&view, t.numel()));
         drop(view);
         buffer.unmap();
     }

@@ -124,7 +124,7 @@ impl Scheduler<'_> {
         let choice = self.choose_variant(f, &variants, shape, &shapes, target)?;
         let lowering = variants.swap_remove(choice);
         // A 16-bit output (a conversion's) holds two values per word.
-        let out = self.alloc(&Shape::new(&[stored_words(node)]))?;
+        let out = self.alloc(&Shape::new(&[node.dtype.words(node.shape.numel())]))?;
         let temps = lowering
             .temps
             .iter()
@@ -135,8 +135,8 @@ impl Scheduler<'_> {
         for call in lowering.kernels {
             // Sizes in 32-bit words: a 16-bit buffer holds two values per word.
             self.run(call, &|b| match b {
-                Buf::Input(i) => (&srcs[i], stored_words(&inputs[i])),
-                Buf::Output => (&out, stored_words(node)),
+                Buf::Input(i) => (&srcs[i], inputs[i].dtype.words(inputs[i].shape.numel())),
+                Buf::Output => (&out, node.dtype.words(node.shape.numel())),
                 Buf::Temp(t) => (&temps[t], lowering.temps[t]),
                 Buf::Status => (status.as_ref().expect("allocated when bound"), 2),
             });
@@ -144,14 +144,5 @@ impl Scheduler<'_> {
         // The scratch buffers go back to the pool: kernels after this one
         // in the submit run after it (in-order execution).
         Ok(out)
-    }
-}
-
-/// The 32-bit words `node`'s buffer holds: one per value, or one per two
-/// 16-bit values.
-fn stored_words(node: &Node) -> usize {
-    match node.dtype.bits() {
-        32 => node.shape.numel(),
-        _ => node.shape.numel().div_ceil(2),
     }
 }

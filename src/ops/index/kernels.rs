@@ -36,12 +36,6 @@ pub(crate) struct ArgReduce {
 #[template(path = "index_clamp.wgsl", escape = "none")]
 pub(crate) struct IndexClamp;
 
-/// The source of `template`, rendered at its first use and kept (each
-/// kernel has one or two specializations).
-fn once(cell: &'static OnceLock<String>, template: impl Template) -> &'static str {
-    cell.get_or_init(|| render(&template))
-}
-
 fn one(
     entry: &'static str,
     source: &'static str,
@@ -103,7 +97,7 @@ pub(super) fn index_select(
         "index_select",
         {
             static SOURCES: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
-            once(&SOURCES[usize::from(check)], IndexSelect { check })
+            SOURCES[usize::from(check)].get_or_init(|| render(&IndexSelect { check }))
         },
         [outer, size, inner, count, 0],
         bindings,
@@ -116,7 +110,7 @@ pub(super) fn index_clamp(count: usize, size: u32) -> Lowering {
         "index_clamp",
         {
             static SOURCE: OnceLock<String> = OnceLock::new();
-            once(&SOURCE, IndexClamp)
+            SOURCE.get_or_init(|| render(&IndexClamp))
         },
         [count, size as usize, 0, 0, 0],
         vec![Buf::Input(0), Buf::Output],
@@ -147,7 +141,7 @@ pub(super) fn index_add(
         "index_add",
         {
             static SOURCES: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
-            once(&SOURCES[usize::from(check)], IndexAdd { check })
+            SOURCES[usize::from(check)].get_or_init(|| render(&IndexAdd { check }))
         },
         [outer, k, inner, size, segmented as usize],
         bindings,
@@ -160,7 +154,7 @@ pub(super) fn arg_reduce(outer: usize, size: usize, inner: usize, smallest: bool
     static SOURCES: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
     chunked(
         "arg_reduce",
-        once(&SOURCES[usize::from(smallest)], ArgReduce { smallest }),
+        SOURCES[usize::from(smallest)].get_or_init(|| render(&ArgReduce { smallest })),
         [outer, size, inner, 0, 0],
         vec![Buf::Input(0), Buf::Output],
         outer * inner,
