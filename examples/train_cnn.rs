@@ -7,7 +7,8 @@
 //!
 //! `--precision bf16` or `f16` runs the forward pass under `webgrad::autocast`:
 //! activations stored in 16 bits, the parameters and their Adam update in
-//! f32, the loss computed in f32 from the logits (f16 without loss scaling).
+//! f32, the loss computed in f32 from the logits; f16 with dynamic loss
+//! scaling (`webgrad::optim::LossScaler`), decided on the GPU.
 //!
 //! Each step is one call, `opt.minimize_blocking(&loss, &params)`: forward
 //! pass, backward pass (transposed convolutions, weight correlations and
@@ -20,7 +21,7 @@ mod digits;
 use webgrad::data::Dataset;
 use webgrad::layers::Module;
 use webgrad::models::DigitsCnn;
-use webgrad::optim::{Adam, LrSchedule, Optimizer};
+use webgrad::optim::{Adam, LossScaler, LrSchedule, Optimizer};
 use webgrad::{DType, Device, Result, Tensor, autocast, io};
 
 struct Args {
@@ -86,6 +87,12 @@ fn main() -> Result<()> {
     let total = train.len().div_ceil(batch_size) * args.epochs;
     // Cosine decay of the learning rate from 3e-3 to zero over the run.
     let mut opt = Adam::new(LrSchedule::cosine(3e-3, total));
+    // f16 needs loss scaling (its range ends at 65504, its precision near
+    // 6e-8); bf16 has f32's range and needs none.
+    let mut scaler = match args.precision {
+        DType::F16 => Some(LossScaler::new(&dev)?),
+        _ => None,
+    };
     let run = digits::train(
         args.epochs,
         // Augmentation: every image moved by up to one pixel, anew each epoch.
@@ -97,7 +104,11 @@ fn main() -> Result<()> {
         |batch| {
             let (x, labels) = batch.tensors(&dev);
             let loss = logits(&model, &x, args.precision).cross_entropy(&labels);
-            Ok(Some(opt.minimize_blocking(&loss, &params)?))
+            let value = match &mut scaler {
+                Some(scaler) => scaler.minimize_blocking(&mut opt, &loss, &params)?,
+                None => opt.minimize_blocking(&loss, &params)?,
+            };
+            Ok(Some(value))
         },
         10,
         || accuracy(&model, &train, &dev, args.precision),

@@ -13,14 +13,15 @@
 //! nats per character (a uniform guess over the 72 characters: ln 72 = 4.28).
 //! `--precision bf16` or `f16` runs the forward pass under
 //! `webgrad::autocast` (activations in 16 bits, parameters and AdamW in
-//! f32, the loss in f32 from the logits).
+//! f32, the loss in f32 from the logits; f16 with dynamic loss scaling,
+//! `webgrad::optim::LossScaler`).
 
 use std::io::Write;
 use std::time::Instant;
 
 use webgrad::layers::Module;
 use webgrad::models::{CharTransformer, TransformerConfig};
-use webgrad::optim::{Adam, LrSchedule, Optimizer};
+use webgrad::optim::{Adam, LossScaler, LrSchedule, Optimizer};
 use webgrad::text::{CharCorpus, batch};
 use webgrad::{DType, Device, IndexTensor, Result, Tensor, autocast, io};
 
@@ -162,6 +163,12 @@ fn main() -> Result<()> {
     );
     // Linear warm-up over 50 steps, then constant: the run's length is set by time.
     let mut opt = Adam::new(LrSchedule::warmup(args.lr, 50)).decoupled_weight_decay(0.01);
+    // f16 needs loss scaling (its range ends at 65504, its precision near
+    // 6e-8); bf16 has f32's range and needs none.
+    let mut scaler = match args.precision {
+        DType::F16 => Some(LossScaler::new(&dev)?),
+        _ => None,
+    };
     let budget = args.minutes * 60.0;
     let start = Instant::now();
     println!(
@@ -185,7 +192,10 @@ fn main() -> Result<()> {
             Some(step as u64),
             args.precision,
         );
-        let value = opt.minimize_blocking(&step_loss, &params)?;
+        let value = match &mut scaler {
+            Some(scaler) => scaler.minimize_blocking(&mut opt, &step_loss, &params)?,
+            None => opt.minimize_blocking(&step_loss, &params)?,
+        };
         smoothed = if smoothed.is_nan() {
             value
         } else {

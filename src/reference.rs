@@ -95,6 +95,10 @@ fn eval_op(op: &Op, shape: &Shape, x: &[Rc<Vec<f64>>], xs: &[Shape]) -> Vec<f64>
             let c = u.constant().unwrap_or(0.0) as f64;
             x[0].iter().map(|&v| f(v, c)).collect()
         }
+        Op::Convert(d) => x[0]
+            .iter()
+            .map(|&v| crate::dtype::round_f64(*d, v))
+            .collect(),
         Op::Where => {
             let s: Vec<Vec<usize>> = xs.iter().map(|x| broadcast_strides(x, shape)).collect();
             (0..n)

@@ -62,23 +62,50 @@ impl Tensor {
                 t.node.device
             );
         }
+        // A reshape or broadcast of a widened 16-bit value is the widening
+        // of the 16-bit value's reshape or broadcast (exact either way): the
+        // kernels that read it then load the 16-bit buffer themselves.
+        if matches!(op, Op::Reshape | Op::Expand)
+            && matches!(inputs[0].node.op, Op::Convert(DType::F32))
+            && !inputs[0].node.is_realized()
+        {
+            let source = Tensor::from_node(inputs[0].node.inputs()[0].clone());
+            let view = Tensor::record(op, &[&source], shape);
+            let wide = view.to_dtype(DType::F32);
+            wide.node.recompute.set(inputs[0].node.recompute.get());
+            return wide;
+        }
         if let Some(dtype) = Tensor::narrow_dtype(&op, inputs) {
             // Ops compute in f32: 16-bit inputs are converted, the result
             // rounded back to the inputs' dtype (promotion: see `dtype.rs`).
-            let wide: Vec<Tensor> = inputs
-                .iter()
-                .map(|t| {
-                    if t.node.holds_indices() {
+            let mut wide: Vec<Tensor> = Vec::with_capacity(inputs.len());
+            // An op family's kernels read 16-bit inputs themselves
+            // (`exec/packed.rs`): only the other ops see f32 copies.
+            let family = matches!(op, Op::Family(_));
+            for (k, t) in inputs.iter().enumerate() {
+                let same = inputs[..k]
+                    .iter()
+                    .position(|u| Rc::ptr_eq(&u.node, &t.node));
+                wide.push(match same {
+                    // An input given twice is widened once.
+                    Some(j) => wide[j].clone(),
+                    None if family || t.node.holds_indices() || t.dtype() == DType::F32 => {
                         (*t).clone()
-                    } else {
-                        t.to_dtype(DType::F32)
                     }
-                })
-                .collect();
-            let refs: Vec<&Tensor> = wide.iter().collect();
-            // The op itself in f32 (an enclosing autocast scope is for the
-            // ops the caller records, not this one).
-            let y = crate::dtype::autocast(DType::F32, || Tensor::record(op, &refs, shape));
+                    None => {
+                        // Widened just before the op that reads it (a
+                        // kernel of its own where that op is not fused
+                        // with it): the f32 copy lives only while read.
+                        let w = t.to_dtype(DType::F32);
+                        w.node.recompute.set(true);
+                        w
+                    }
+                });
+            }
+            // The op itself, computing in f32 (recorded as it is: an
+            // enclosing autocast scope is for the ops the caller records).
+            let nodes = wide.iter().map(|t| current_version(&t.node)).collect();
+            let y = Tensor::from_node(Node::new(op, nodes, shape, device));
             if y.node.holds_indices() || dtype == DType::F32 {
                 return y;
             }
@@ -92,28 +119,24 @@ impl Tensor {
 
     /// The dtype an op on 16-bit inputs rounds its result to (or, under
     /// [`crate::autocast`], the scope's); `None` when every float input is
-    /// f32 outside a scope, or the op converts dtypes itself.
+    /// f32 outside a scope, the op converts dtypes itself, or it is a view
+    /// that keeps its input's dtype natively (reshape, detach and
+    /// broadcast: the kernels around them read 16-bit values themselves).
     fn narrow_dtype(op: &Op, inputs: &[&Tensor]) -> Option<DType> {
-        if matches!(op, Op::Family(f) if f.output_dtype().is_some()) {
+        if matches!(op, Op::Convert(_) | Op::Reshape | Op::Detach | Op::Expand) {
             return None;
         }
         let narrow_input = inputs.iter().any(|t| t.dtype() != DType::F32);
         // Under autocast, ops that compute store their results in the
-        // scope's dtype, reductions in f32; views and other moves of values
-        // keep their input's dtype (the promotion rule below).
+        // scope's dtype, reductions in f32; other moves of values keep
+        // their input's dtype (the promotion rule below).
         if let Some(dtype) = crate::dtype::autocast_dtype() {
             if matches!(op, Op::Reduce { .. }) {
                 return narrow_input.then_some(DType::F32);
             }
             let moves = matches!(
                 op,
-                Op::Reshape
-                    | Op::Permute(_)
-                    | Op::Expand
-                    | Op::Slice { .. }
-                    | Op::Pad { .. }
-                    | Op::Detach
-                    | Op::Checkpoint(_)
+                Op::Permute(_) | Op::Slice { .. } | Op::Pad { .. } | Op::Checkpoint(_)
             );
             if !moves {
                 return Some(dtype);
@@ -381,6 +404,12 @@ impl Tensor {
         // The target is the variable itself, not its latest version; a
         // 16-bit value is converted to the variable's f32.
         let value = value.to_dtype(DType::F32);
+        // Inside a conditional step (`LossScaler::step`): the old value
+        // where the GPU decided to skip.
+        let value = match crate::optim::update_condition() {
+            Some(ok) => ok.reshape(vec![1; self.rank()]).where_cond(&value, self),
+            None => value,
+        };
         let value = current_version(&value.node);
         let node = Node::new(
             Op::Assign,

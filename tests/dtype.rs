@@ -387,3 +387,42 @@ fn forward_mode_and_empty_tensors_in_16_bits() {
         );
     }
 }
+
+#[test]
+fn a_16_bit_elementwise_chain_is_one_kernel_that_rounds_where_it_would_store() {
+    let dev = gpu!();
+    for dtype in [DType::F16, DType::BF16] {
+        let x =
+            Tensor::from_vec(&dev, common::data(1001, -3.0, 3.0, 0.0, 7), [1001]).to_dtype(dtype);
+        let bias = Tensor::from_vec(&dev, common::data(1, -1.0, 1.0, 0.0, 8), [1]).to_dtype(dtype);
+        x.realize_blocking().unwrap();
+        bias.realize_blocking().unwrap();
+        let steps: [&dyn Fn(&Tensor) -> Tensor; 4] =
+            [&|t| t * 1.7, &|t| t.sin(), &|t| &(t * &x) + &bias, &|t| {
+                t.tanh()
+            }];
+        // Each op's result realized on its own: stored, hence rounded.
+        let mut one_by_one = x.clone();
+        for step in steps {
+            one_by_one = step(&one_by_one);
+            one_by_one.realize_blocking().unwrap();
+        }
+        // The same chain fused: loads and stores 16-bit values itself, in
+        // one kernel, and rounds each intermediate in registers.
+        let fused = steps.iter().fold(x.clone(), |t, step| step(&t));
+        assert_eq!(fused.dtype(), dtype);
+        let (got, profile) = dev.profile(|| fused.to_vec_blocking().unwrap());
+        let names: Vec<&str> = profile.kernels.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names.len(), 1, "{dtype}: {names:?}");
+        let want = one_by_one.to_vec_blocking().unwrap();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(same_value(*g, *w), "{dtype} element {i}: {g} vs {w}");
+        }
+        // And the reference, which rounds at the same four places.
+        let reference = reference::eval(&fused).unwrap();
+        for (g, r) in got.iter().zip(&reference) {
+            let tol = dtype.epsilon() * r.abs().max(1.0) * 1.01;
+            assert!((*g as f64 - r).abs() <= tol, "{dtype}: {g} vs {r}");
+        }
+    }
+}

@@ -7,8 +7,8 @@
 
 use webgrad::layers::{Activation, Init, Mlp, Module};
 use webgrad::models::{CharTransformer, DigitsCnn, TransformerConfig};
-use webgrad::optim::{Adam, Optimizer, Sgd};
-use webgrad::{Conv2dOptions, Device, Tensor, grad};
+use webgrad::optim::{Adam, LossScaler, Optimizer, Sgd};
+use webgrad::{Conv2dOptions, DType, Device, Tensor, autocast, grad};
 
 /// One iteration: scalars to read back and updates to realize with them.
 pub struct Iteration {
@@ -30,7 +30,7 @@ pub struct Workload {
 }
 
 /// The groups `build` knows, in the bench's order.
-pub const GROUPS: [&str; 7] = [
+pub const GROUPS: [&str; 8] = [
     "matmul",
     "elementwise",
     "mlp",
@@ -38,6 +38,7 @@ pub const GROUPS: [&str; 7] = [
     "conv",
     "cnn",
     "gpt",
+    "precision",
 ];
 
 /// The workloads of one group (see the bench's docs for what each is).
@@ -51,11 +52,21 @@ pub fn build(group: &str, dev: &Device) -> Vec<Workload> {
         "mlp" => vec![mlp(dev)],
         "chain" => vec![chain(dev)],
         "conv" => vec![conv(dev)],
-        "cnn" => vec![cnn(dev)],
-        "gpt" => vec![gpt(dev)],
-        // Not in GROUPS: a real GPU's line (412 GFLOP per iteration, about
-        // 16 s on lavapipe); the bench runs it only when named.
+        "cnn" => vec![cnn(dev, DType::F32)],
+        "gpt" => vec![gpt(dev, DType::F32)],
+        // The model steps and a matmul with 16-bit activations (autocast;
+        // f16 with loss scaling), to compare with the f32 lines.
+        "precision" => [DType::BF16, DType::F16]
+            .into_iter()
+            .flat_map(|d| [matmul_16(dev, 1024, d), cnn(dev, d), gpt(dev, d)])
+            .collect(),
+        // Not in GROUPS: a real GPU's lines (412 GFLOP per iteration, about
+        // 16 s on lavapipe); the bench runs them only when named.
         "matmul4096" => vec![matmul(dev, 4096)],
+        "matmul4096_16" => vec![
+            matmul_16(dev, 4096, DType::BF16),
+            matmul_16(dev, 4096, DType::F16),
+        ],
         _ => Vec::new(),
     }
 }
@@ -82,6 +93,51 @@ fn training_step(loss: Tensor, params: &[&Tensor], opt: &mut impl Optimizer) -> 
     Iteration {
         read: vec![loss],
         realize: updates,
+    }
+}
+
+/// [`training_step`] through a loss scaler (f16 training).
+fn scaled_step(
+    loss: Tensor,
+    params: &[&Tensor],
+    opt: &mut impl Optimizer,
+    scaler: &mut LossScaler,
+) -> Iteration {
+    let grads = grad(&scaler.scale(&loss), params);
+    let updates = scaler.step(opt, params, &grads).unwrap();
+    Iteration {
+        read: vec![loss],
+        realize: updates,
+    }
+}
+
+/// The JSON fields naming a 16-bit workload's precision (none for f32,
+/// so that f32 lines stay as they were).
+fn precision_field(precision: DType) -> String {
+    match precision {
+        DType::F32 => String::new(),
+        d => format!(r#","precision":"{d}""#),
+    }
+}
+
+/// [`matmul`] on 16-bit operands (f32 accumulation, 16-bit result).
+fn matmul_16(dev: &Device, n: usize, precision: DType) -> Workload {
+    let a = Tensor::rand_uniform(dev, [n, n], -1.0, 1.0, 1).to_dtype(precision);
+    let b = Tensor::rand_uniform(dev, [n, n], -1.0, 1.0, 2).to_dtype(precision);
+    Workload {
+        name: "matmul_fwd_bwd",
+        fields: format!(r#""n":{n}{}"#, precision_field(precision)),
+        flops: Some(3.0 * 2.0 * (n as f64).powi(3)),
+        warmup: 2,
+        repeats: if n >= 1024 { 5 } else { 10 },
+        step: Box::new(move || {
+            let loss = a.matmul(&b).to_dtype(DType::F32).sum();
+            let g = grad(&loss, &[&a, &b]);
+            Iteration {
+                read: vec![g[0].sum(), g[1].sum()],
+                realize: Vec::new(),
+            }
+        }),
     }
 }
 
@@ -216,18 +272,24 @@ pub fn cnn_model(dev: &Device) -> (DigitsCnn, Tensor, Vec<usize>) {
     (model, x, labels)
 }
 
-fn cnn(dev: &Device) -> Workload {
+fn cnn(dev: &Device, precision: DType) -> Workload {
     let (model, x, labels) = cnn_model(dev);
     let mut opt = Adam::new(1e-3);
+    let mut scaler = LossScaler::new(dev).unwrap();
     Workload {
         name: "cnn_adam_step",
-        fields: r#""batch":128"#.into(),
+        fields: format!(r#""batch":128{}"#, precision_field(precision)),
         flops: None,
         warmup: 3,
         repeats: 15,
         step: Box::new(move || {
-            let loss = model.forward(&x).cross_entropy(&labels);
-            training_step(loss, &model.parameters(), &mut opt)
+            let logits = autocast(precision, || model.forward(&x)).to_dtype(DType::F32);
+            let loss = logits.cross_entropy(&labels);
+            let params = model.parameters();
+            match precision {
+                DType::F16 => scaled_step(loss, &params, &mut opt, &mut scaler),
+                _ => training_step(loss, &params, &mut opt),
+            }
         }),
     }
 }
@@ -250,18 +312,30 @@ pub fn gpt_model(dev: &Device) -> (CharTransformer, webgrad::IndexTensor, Vec<us
     (model, ids, targets)
 }
 
-fn gpt(dev: &Device) -> Workload {
+fn gpt(dev: &Device, precision: DType) -> Workload {
     let (model, ids, targets) = gpt_model(dev);
     let mut opt = Adam::new(1e-3).decoupled_weight_decay(0.01);
+    let mut scaler = LossScaler::new(dev).unwrap();
     Workload {
         name: "gpt_adamw_step",
-        fields: r#""batch":32,"context":64"#.into(),
+        fields: format!(r#""batch":32,"context":64{}"#, precision_field(precision)),
         flops: None,
         warmup: 2,
         repeats: 7,
         step: Box::new(move || {
-            let loss = model.loss(&ids, &targets, None);
-            training_step(loss, &model.parameters(), &mut opt)
+            let loss = match precision {
+                DType::F32 => model.loss(&ids, &targets, None),
+                d => {
+                    let logits = autocast(d, || model.forward(&ids, None)).to_dtype(DType::F32);
+                    let (b, t, v) = (logits.dims()[0], logits.dims()[1], logits.dims()[2]);
+                    logits.reshape([b * t, v]).cross_entropy(&targets)
+                }
+            };
+            let params = model.parameters();
+            match precision {
+                DType::F16 => scaled_step(loss, &params, &mut opt, &mut scaler),
+                _ => training_step(loss, &params, &mut opt),
+            }
         }),
     }
 }

@@ -42,6 +42,8 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
             let d = lift(dx[0].as_ref()?, lead, out.len());
             (u.rule().vjp)(&inputs[0], &y, &d, u.constant().unwrap_or(0.0))
         }
+        // Δy = Δx, rounded to y's dtype (the vjp rule's derivative of 1).
+        Op::Convert(d) => Some(dx[0].as_ref()?.to_dtype(*d)),
         // Δy = ∂y/∂a·Δa + ∂y/∂b·Δb
         // Δ where(m, a, b) = where(m, Δa, Δb)
         Op::Where => {

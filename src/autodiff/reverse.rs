@@ -233,7 +233,10 @@ fn run(
             }
             for partial in partials {
                 // Un-broadcast: a broadcast input's adjoint is summed back to its shape.
-                let partial = partial.sum_to(&input.shape);
+                // And an adjoint is in its value's dtype (an op family
+                // reads 16-bit inputs as they are, and its rules may
+                // compute their partials in f32).
+                let partial = partial.sum_to(&input.shape).to_dtype(input.dtype);
                 node_to_grad
                     .entry(input.id)
                     .or_default()

@@ -41,6 +41,9 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
             g,
             u.constant().unwrap_or(0.0),
         )],
+        // y = round(x): a conversion's derivative is taken as 1 (as in every
+        // framework's casts), so ∂L/∂x = g, in x's dtype.
+        Op::Convert(_) => vec![Some(g.to_dtype(node.inputs()[0].dtype))],
         // The adjoint flows to the branch that was chosen; the mask has none.
         Op::Where => {
             let zero = Tensor::zeros(g.device(), crate::Shape::scalar());
@@ -104,9 +107,7 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
 /// stored in 16 bits reads them rounded, as they were stored.
 fn saved(n: &Rc<Node>) -> Tensor {
     let widened_from = match &n.op {
-        Op::Family(f) if f.output_dtype() == Some(DType::F32) => {
-            Some(n.inputs()[0].clone()).filter(|x| x.dtype != DType::F32)
-        }
+        Op::Convert(DType::F32) => Some(n.inputs()[0].clone()).filter(|x| x.dtype != DType::F32),
         _ => None,
     };
     let stored = n

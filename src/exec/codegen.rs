@@ -12,6 +12,7 @@ use askama::Template;
 use rustc_hash::FxHashMap as HashMap;
 use std::rc::Rc;
 
+use crate::dtype::DType;
 use crate::graph::{Node, NodeId, Op};
 use crate::kernel::render;
 use crate::shape::broadcast_strides;
@@ -36,6 +37,9 @@ pub(crate) struct ValueFn {
     /// The code defines `value4(i)`, elements 4i .. 4i + 3 as a vec4,
     /// instead of `value(i)` (see [`value_fn_vec4`]).
     pub vec4: bool,
+    /// The root's dtype: an elementwise kernel storing a 16-bit one packs
+    /// two values per word (`shaders/elementwise.wgsl`).
+    pub out_dtype: DType,
 }
 
 /// The generated function's parts, put together by `shaders/value_fn.wgsl`.
@@ -116,7 +120,7 @@ pub(crate) fn value_fn_vec4(
     in_place: Option<NodeId>,
 ) -> Option<ValueFn> {
     let n = root.shape.numel();
-    if n < VEC4_MIN_ELEMENTS || !n.is_multiple_of(4) {
+    if n < VEC4_MIN_ELEMENTS || !n.is_multiple_of(4) || root.dtype != DType::F32 {
         return None;
     }
     generate(root, fused, param_base, in_place, true)
@@ -177,9 +181,10 @@ fn generate(
     let mut body: Vec<String> = Vec::new();
     let mut name_of: HashMap<NodeId, String> = HashMap::default();
 
-    // Iterative post-order over the tree. (node, expanded?, computed here?)
-    let mut stack: Vec<(Rc<Node>, bool, bool)> = vec![(root.clone(), false, true)];
-    while let Some((node, expanded, computed)) = stack.pop() {
+    // Iterative post-order over the tree. (node, expanded?, computed here?,
+    // read as a widening load?)
+    let mut stack: Vec<(Rc<Node>, bool, bool, bool)> = vec![(root.clone(), false, true, false)];
+    while let Some((node, expanded, computed, widening)) = stack.pop() {
         if name_of.contains_key(&node.id) {
             continue;
         }
@@ -187,7 +192,7 @@ fn generate(
             // A buffer input, or a fused broadcast_to of one: a load.
             // A broadcast that already has a value (read earlier) is a
             // buffer like any other; its input may be long gone.
-            let source = if matches!(node.op, Op::Expand) && !node.is_realized() {
+            let source = if (matches!(node.op, Op::Expand) || widening) && !node.is_realized() {
                 node.inputs()[0].clone()
             } else {
                 node.clone()
@@ -204,6 +209,10 @@ fn generate(
                 continue;
             }
             let k = inputs.len();
+            // 16-bit values are read in scalar code only (two per word).
+            if vec4 && source.dtype != DType::F32 {
+                return None;
+            }
             let index = if &source.shape == out {
                 kinds.push(Load::Same);
                 "i".to_string()
@@ -233,20 +242,25 @@ fn generate(
                 loads.push(broadcast_index(k, out.dims(), &strides));
                 index
             };
-            loads.push(format!("    let x{k} = src{k}[{index}];"));
+            loads.push(format!(
+                "    let x{k} = {};",
+                load_expr(source.dtype, k, &index)
+            ));
             name_of.insert(source.id, format!("x{k}"));
             name_of.insert(node.id, format!("x{k}"));
             inputs.push(source);
             continue;
         }
         if !expanded {
-            stack.push((node.clone(), true, true));
+            stack.push((node.clone(), true, true, false));
             for input in node.inputs().iter().rev() {
                 // A fused broadcast is a load of its input, unless it
                 // broadcasts a constant it computes (the planner's `constant_chain`).
+                let widening = fused(&node, input) && widening_load(&node, input, fused);
                 let computed = fused(&node, input)
-                    && (!matches!(input.op, Op::Expand) || fused(input, &input.inputs()[0]));
-                stack.push((input.clone(), false, computed));
+                    && (!matches!(input.op, Op::Expand) || fused(input, &input.inputs()[0]))
+                    && !widening;
+                stack.push((input.clone(), false, computed, widening));
             }
             continue;
         }
@@ -277,6 +291,13 @@ fn generate(
             // A broadcast or reshaped constant (the scheduler fuses these
             // edges only above a constant): the constant itself.
             Op::Expand | Op::Reshape => args[0].clone(),
+            // Widening is exact: the value in registers is already it. A
+            // 16-bit root is rounded by the store; any other rounding is
+            // done here, exactly where the value would have been stored,
+            // so results do not depend on what was fused.
+            Op::Convert(DType::F32) => args[0].clone(),
+            Op::Convert(_) if Rc::ptr_eq(&node, root) => args[0].clone(),
+            Op::Convert(d) => format!("wg_from_{d}(wg_to_{d}({}))", args[0]),
             Op::Binary(b) => b
                 .info()
                 .wgsl
@@ -296,8 +317,11 @@ fn generate(
     let const_base = param_base;
     let elements: Vec<&str> = kinds
         .iter()
-        .map(|kind| {
-            if vec4 && kind.wide() {
+        .zip(&inputs)
+        .map(|(kind, input)| {
+            if input.dtype != DType::F32 {
+                "u32"
+            } else if vec4 && kind.wide() {
                 "vec4<f32>"
             } else {
                 "f32"
@@ -346,11 +370,7 @@ fn generate(
             &format!("bitcast<f32>(p[{}u])", const_base + i),
         );
     }
-    for (name, helper) in HELPERS {
-        if code.contains(name) {
-            code += helper;
-        }
-    }
+    append_helpers(&mut code, root.dtype);
 
     let params: Vec<u32> = consts.iter().map(|c| c.to_bits()).collect();
     Some(ValueFn {
@@ -359,7 +379,38 @@ fn generate(
         params,
         constants,
         vec4,
+        out_dtype: root.dtype,
     })
+}
+
+/// Whether `node` reads `input`, a conversion to f32 of a 16-bit buffer of
+/// another shape (a bias broadcast to rows), as a load of that buffer: a
+/// broadcast load that converts as it reads (widening is exact).
+fn widening_load(node: &Node, input: &Node, fused: FusedEdge) -> bool {
+    matches!(input.op, Op::Convert(DType::F32))
+        && input.shape != node.shape
+        && !input.is_realized()
+        && !fused(input, &input.inputs()[0])
+}
+
+/// Element `index` of input buffer `k` (of `dtype`) as an f32.
+fn load_expr(dtype: DType, k: usize, index: &str) -> String {
+    match dtype {
+        DType::F32 => format!("src{k}[{index}]"),
+        _ => format!("wg_from_{dtype}(wg_half(src{k}[({index}) / 2u], {index}))"),
+    }
+}
+
+/// Appends the helper functions `code` calls, and the rounding an
+/// elementwise kernel storing `out` (packing 16-bit values) calls.
+pub(crate) fn append_helpers(code: &mut String, out: DType) {
+    let store = format!("wg_to_{out}(");
+    for (name, helper) in HELPERS {
+        let defined = code.contains(&format!("fn {name}"));
+        if !defined && (code.contains(name) || (out != DType::F32 && name == store)) {
+            *code += helper;
+        }
+    }
 }
 
 /// Lines adding to `j{k}` the offset of output element `rem{k}` in an input
@@ -403,25 +454,36 @@ pub(crate) fn load_fn_vec4(input: &Rc<Node>) -> ValueFn {
     load(input, true)
 }
 
-/// A plain load, its code rendered once per width and kept.
+/// A plain load, its code rendered once per width and kept (a 16-bit
+/// input, read in scalar code, each time).
 fn load(input: &Rc<Node>, vec4: bool) -> ValueFn {
     static CODE: [std::sync::OnceLock<String>; 2] =
         [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    let (code, vec4) = if input.dtype == DType::F32 {
+        let code = CODE[usize::from(vec4)].get_or_init(|| render(&ValueTemplate::load(vec4)));
+        (code.clone(), vec4)
+    } else {
+        let mut template = ValueTemplate::load(false);
+        template.inputs = vec!["u32"];
+        template.result = load_expr(input.dtype, 0, "i");
+        let mut code = render(&template);
+        append_helpers(&mut code, DType::F32);
+        (code, false)
+    };
     ValueFn {
-        code: CODE[usize::from(vec4)]
-            .get_or_init(|| render(&ValueTemplate::load(vec4)))
-            .clone(),
+        code,
         inputs: vec![input.clone()],
         params: Vec::new(),
         constants: Vec::new(),
         vec4,
+        out_dtype: DType::F32,
     }
 }
 
 /// Functions WGSL lacks, appended to a kernel whose code calls them.
 /// Helpers come before the helpers they call: each is appended only if the
 /// code so far calls it.
-const HELPERS: [(&str, &str); 11] = [
+const HELPERS: [(&str, &str); 16] = [
     ("wg_pow(", WG_POW),
     ("wg_div(", WG_DIV),
     ("wg_log1p(", WG_LOG1P),
@@ -433,6 +495,11 @@ const HELPERS: [(&str, &str); 11] = [
     ("wg_nan(", WG_NAN),
     ("wg_isnan(", WG_ISNAN),
     ("wg_isinf(", WG_ISINF),
+    ("wg_half(", WG_HALF),
+    ("wg_to_f16(", WG_TO_F16),
+    ("wg_from_f16(", WG_FROM_F16),
+    ("wg_to_bf16(", WG_TO_BF16),
+    ("wg_from_bf16(", WG_FROM_BF16),
 ];
 
 // The functions WGSL lacks, one file each under `shaders/numerics/` (each
@@ -448,3 +515,8 @@ const WG_LOG1P: &str = include_str!("../../shaders/numerics/wg_log1p.wgsl");
 const WG_EXPM1: &str = include_str!("../../shaders/numerics/wg_expm1.wgsl");
 const WG_ERF: &str = include_str!("../../shaders/numerics/wg_erf.wgsl");
 const WG_POW: &str = include_str!("../../shaders/numerics/wg_pow.wgsl");
+const WG_HALF: &str = include_str!("../../shaders/numerics/wg_half.wgsl");
+const WG_TO_F16: &str = include_str!("../../shaders/numerics/wg_to_f16.wgsl");
+const WG_FROM_F16: &str = include_str!("../../shaders/numerics/wg_from_f16.wgsl");
+const WG_TO_BF16: &str = include_str!("../../shaders/numerics/wg_to_bf16.wgsl");
+const WG_FROM_BF16: &str = include_str!("../../shaders/numerics/wg_from_bf16.wgsl");

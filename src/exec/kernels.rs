@@ -15,6 +15,8 @@ use crate::kernel::render;
 #[template(path = "elementwise.wgsl", escape = "none")]
 struct Elementwise<'a> {
     value: &'a str,
+    /// The 16-bit format a packed output is stored in ("f16", "bf16").
+    packed: Option<&'a str>,
 }
 
 /// [`Elementwise`] four elements at a time, around `value4`
@@ -54,7 +56,11 @@ pub(crate) fn elementwise_source(value: &ValueFn) -> String {
     if value.vec4 {
         render(&ElementwiseVec4 { value: value_code })
     } else {
-        render(&Elementwise { value: value_code })
+        let packed = (value.out_dtype != crate::dtype::DType::F32).then(|| value.out_dtype.name());
+        render(&Elementwise {
+            value: value_code,
+            packed,
+        })
     }
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod bind_groups;
 mod budget;
 pub(crate) mod codegen;
 pub(crate) mod kernels;
+pub(crate) mod packed;
 pub(crate) mod pipelines;
 pub(crate) mod pool;
 pub(crate) mod profile;

@@ -238,6 +238,7 @@ fn push_op(w: &mut Vec<u64>, op: &Op, families: &mut HashMap<String, u64>, text:
         Op::Unary(u) => w.extend([13, unary_code(*u)]),
         Op::Binary(b) => w.extend([14, *b as u64]),
         Op::Where => w.push(15),
+        Op::Convert(d) => w.extend([27, *d as u64]),
         Op::Reduce { op, axes } => {
             w.extend([16, *op as u64]);
             push_list(w, axes);

@@ -87,14 +87,6 @@ pub(crate) trait Family: Debug {
         0
     }
 
-    /// The output's dtype, for a family that converts between dtypes
-    /// (`to_dtype`); `None` for every other family, whose inputs and
-    /// output are f32 (16-bit inputs are converted around it by
-    /// `Tensor::record`).
-    fn output_dtype(&self) -> Option<crate::dtype::DType> {
-        None
-    }
-
     /// True if the output holds u32 indices, not floats (argmax).
     fn integer_output(&self) -> bool {
         false

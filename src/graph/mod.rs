@@ -44,6 +44,12 @@ pub(crate) enum Op {
     /// Elementwise choice (torch.where): input 1 where input 0 ≠ 0, else
     /// input 2, all three broadcast to the node's shape.
     Where,
+    /// The input rounded to a dtype (the node's), or widened from a 16-bit
+    /// one to f32 (exact): `to_dtype`. Elementwise, so fused like the
+    /// others: a fused kernel loads and stores 16-bit values itself and
+    /// rounds a 16-bit intermediate in registers exactly where it would
+    /// have been stored (see `exec/codegen.rs`).
+    Convert(crate::dtype::DType),
     /// Reduction over `axes`; the node's shape keeps them with size 1.
     Reduce {
         op: ReduceOp,
@@ -93,6 +99,7 @@ impl Op {
             Op::Unary(u) => u.name(),
             Op::Binary(b) => b.info().name.into(),
             Op::Where => "where".into(),
+            Op::Convert(d) => format!("to_{d}"),
             Op::Reduce { op, axes } => format!("{}{axes:?}", op.name()),
             Op::Reshape => "reshape".into(),
             Op::Permute(p) => format!("permute{p:?}"),
@@ -110,7 +117,10 @@ impl Op {
     /// True for ops that map each output element from the same-index
     /// elements of (broadcast) inputs: these are fused by the scheduler.
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where)
+        matches!(
+            self,
+            Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Convert(_)
+        )
     }
 }
 
@@ -210,8 +220,12 @@ impl Drop for RecordingAdjoints {
 
 impl Node {
     pub fn new(op: Op, inputs: Vec<Rc<Node>>, shape: Shape, device: Device) -> Rc<Node> {
+        // Conversions make 16-bit values; the views that alias or index a
+        // buffer (reshape, detach, broadcast) keep their input's dtype.
+        // Every other op computes in f32 (`Tensor::record`).
         let dtype = match &op {
-            Op::Family(f) => f.output_dtype().unwrap_or_default(),
+            Op::Convert(d) => *d,
+            Op::Reshape | Op::Detach | Op::Expand => inputs[0].dtype,
             _ => crate::dtype::DType::F32,
         };
         Rc::new(Node {

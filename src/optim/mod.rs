@@ -38,6 +38,7 @@ mod accumulate;
 mod adam;
 mod clip;
 mod ema;
+mod scale;
 mod schedule;
 mod sgd;
 
@@ -45,6 +46,8 @@ pub use accumulate::GradAccumulator;
 pub use adam::Adam;
 pub use clip::{Clip, clip_grad_norm, clip_grad_value};
 pub use ema::Ema;
+pub use scale::LossScaler;
+pub(crate) use scale::update_condition;
 pub use schedule::LrSchedule;
 pub use sgd::Sgd;
 

@@ -213,7 +213,8 @@ impl Scheduler<'_> {
 
     /// An elementwise kernel storing `value(i)` for every element of `shape`.
     pub(super) fn elementwise(&mut self, shape: &Shape, value: ValueFn) -> Result<Storage> {
-        let out = self.alloc(shape)?;
+        // A 16-bit output holds two values per word.
+        let out = self.alloc(&Shape::new(&[value.out_dtype.words(shape.numel())]))?;
         self.elementwise_into(&out, shape, value);
         Ok(out)
     }
@@ -221,15 +222,22 @@ impl Scheduler<'_> {
     pub(super) fn elementwise_into(&mut self, out: &Storage, shape: &Shape, value: ValueFn) {
         let n = shape.numel();
         let srcs: Vec<Storage> = value.inputs.iter().map(|i| self.value(i)).collect();
-        let mut buffers = vec![(out, n)];
+        // Sizes in 32-bit words: a 16-bit buffer holds two values per word.
+        let mut buffers = vec![(out, value.out_dtype.words(n))];
         buffers.extend(
             srcs.iter()
                 .zip(&value.inputs)
-                .map(|(s, i)| (s, i.shape.numel())),
+                .map(|(s, i)| (s, i.dtype.words(i.shape.numel()))),
         );
-        // One invocation per element, or per four (`value4`).
-        let invocations = if value.vec4 { n / 4 } else { n };
-        let mut params = vec![invocations as u32];
+        // One invocation per element, per four (`value4`) or per word of
+        // two 16-bit values; the parameter is the element count for those,
+        // the vec4 count for `value4`.
+        let (invocations, count) = if value.vec4 {
+            (n / 4, n / 4)
+        } else {
+            (value.out_dtype.words(n), n)
+        };
+        let mut params = vec![count as u32];
         params.extend(&value.params);
         self.constants = constant_words(&value, ELEMENTWISE_HEAD);
         self.dispatch(

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use super::Pending;
 use super::reduce::reduce_layout;
+use crate::dtype::DType;
 use crate::exec::codegen::{MAX_FUSED_INPUTS, MAX_FUSED_NODES};
 use crate::graph::{Node, NodeId, Op};
 
@@ -116,6 +117,10 @@ pub(super) fn decide(pending: &Pending) -> Fusion {
     for node in &pending.nodes {
         let is_reduce = matches!(node.op, Op::Reduce { .. });
         let is_assign = matches!(node.op, Op::Assign);
+        if matches!(node.op, Op::Family(_)) {
+            family_loads(pending, node, &mut fusion);
+            continue;
+        }
         if !(node.op.is_elementwise() || is_assign || is_reduce && fusing_consumer(node)) {
             continue;
         }
@@ -142,6 +147,39 @@ pub(super) fn decide(pending: &Pending) -> Fusion {
         .edges
         .extend(constant_chains.values().flatten().copied());
     fusion
+}
+
+/// An op family reads a widening of a 16-bit buffer as that buffer, its
+/// kernels converting in registers (`exec/packed.rs`): the edge is fused,
+/// so the widened f32 copy is never stored.
+fn family_loads(pending: &Pending, node: &Rc<Node>, fusion: &mut Fusion) {
+    let mut leaves: Vec<NodeId> = Vec::new();
+    for input in node.inputs().iter() {
+        let source = &input.inputs().first().cloned();
+        let load = matches!(input.op, Op::Convert(DType::F32))
+            && !input.is_realized()
+            && !pending.keep(input)
+            && source
+                .as_ref()
+                .is_some_and(|s| fusion.leaves.get(&input.id).is_some_and(|l| *l == [s.id]));
+        let id = match source {
+            Some(s) if load => {
+                fusion.edges.insert((node.id, input.id));
+                s.id
+            }
+            _ => input.id,
+        };
+        if !leaves.contains(&id) {
+            leaves.push(id);
+        }
+    }
+    fusion.leaves.insert(node.id, leaves);
+}
+
+/// Whether `c` is an op family (whose kernels may read a widening as a
+/// load, see [`family_loads`]).
+fn is_family(c: &Node) -> bool {
+    matches!(c.op, Op::Family(_))
 }
 
 /// One node's fused tree, grown from its inputs' decided trees.
@@ -173,12 +211,30 @@ impl Tree<'_, '_> {
         if input.is_realized() || self.pending.keep(input) {
             return false;
         }
+        // A widening read by several kernels, or by an op family, is a
+        // load that converts in each: what it widens is stored once, in 16
+        // bits (fused into the widening, a tree computed before it would
+        // be too large to recompute in each reader, or one a family cannot
+        // compute, and the widened value would be stored in f32 instead).
+        if matches!(node.op, Op::Convert(DType::F32))
+            && (self.users_of(node) > 1
+                || self
+                    .pending
+                    .consumers
+                    .get(&node.id)
+                    .is_some_and(|u| u.iter().any(|c| is_family(c))))
+        {
+            return false;
+        }
         // A checkpoint's recomputed value is read from memory by the
         // adjoints, as the forward value it replaces would be: computed
         // inside an adjoint's kernel instead, the compiler may round it
         // differently (fused multiply-adds) and the gradient would not be
         // bit-identical to the one without checkpoints.
-        if input.recompute.get() && !node.recompute.get() {
+        // A conversion to f32 is exact, so it is fused all the same: a
+        // 16-bit value the backward pass reads, widened just in time
+        // (`autodiff/vjp.rs`), costs no kernel of its own.
+        if input.recompute.get() && !node.recompute.get() && !matches!(input.op, Op::Convert(_)) {
             return false;
         }
         if self.is_assign() {
@@ -188,7 +244,7 @@ impl Tree<'_, '_> {
             let overwritten_by = &self.pending.overwritten_by;
             return matches!(
                 input.op,
-                Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Fill(_)
+                Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Fill(_) | Op::Convert(_)
             ) && self.users_of(input) == 1
                 && input.shape == node.shape
                 && self.leaves.get(&input.id).is_none_or(|l| {
@@ -202,7 +258,14 @@ impl Tree<'_, '_> {
             _ if self.constant_chains.contains_key(&input.id) => true,
             // A broadcast is a load with stride-0 axes.
             Op::Expand => !self.is_reduce(),
-            Op::Unary(_) | Op::Binary(_) | Op::Where => {
+            // So is a widening of a 16-bit buffer read broadcast (a bias).
+            _ if self.widening_load(input) => true,
+            // A value rounded to 16 bits that several kernels read is
+            // stored once, not recomputed in each: recomputing it would keep
+            // its f32 source alive as long as its last reader (a backward
+            // pass reads it long after the forward pass).
+            Op::Convert(d) if d != DType::F32 && self.users_of(input) > 1 => false,
+            Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Convert(_) => {
                 (self.is_reduce() || input.shape == node.shape)
                     && (self.users_of(input) == 1
                         || (self.sizes[&input.id] <= RECOMPUTE_LIMIT && self.all_fusing[&input.id]))
@@ -211,11 +274,25 @@ impl Tree<'_, '_> {
         }
     }
 
+    /// Whether `input` is a conversion to f32 of a 16-bit buffer, read by
+    /// this elementwise node broadcast: a load that converts (see
+    /// `codegen::widening_load`).
+    fn widening_load(&self, input: &Rc<Node>) -> bool {
+        !self.is_reduce()
+            && input.shape != self.node.shape
+            && matches!(input.op, Op::Convert(DType::F32))
+            && self
+                .leaves
+                .get(&input.id)
+                .is_some_and(|l| *l == [input.inputs()[0].id])
+    }
+
     /// The buffers `input`'s tree binds if it is fused.
     fn candidate_leaves(&self, input: &Rc<Node>) -> Vec<NodeId> {
         match input.op {
             Op::Fill(_) => Vec::new(),
             _ if self.constant_chains.contains_key(&input.id) => Vec::new(),
+            _ if self.widening_load(input) => vec![input.inputs()[0].id],
             Op::Expand => vec![input.inputs()[0].id],
             _ => self.leaves[&input.id].clone(),
         }

@@ -69,13 +69,18 @@ impl Scheduler<'_> {
                 }
                 Ok(dst)
             }
-            Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where => {
+            Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Convert(_) => {
                 self.elementwise(shape, elementwise_value(node, fused, None))
             }
             Op::Permute(perm) => {
                 let in_strides = inputs[0].shape.strides();
                 let src: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
                 self.copy(&inputs[0], shape, shape.dims(), 0, &src, 0)
+            }
+            // A broadcast of 16-bit values: the elementwise kernel, which
+            // loads and stores them packed (the copy kernel moves words).
+            Op::Expand if node.dtype != crate::dtype::DType::F32 => {
+                self.elementwise(shape, elementwise_value(node, &|_, _| false, None))
             }
             Op::Expand => {
                 let src = broadcast_strides(&inputs[0].shape, shape);
@@ -106,14 +111,31 @@ impl Scheduler<'_> {
                 let prologue = fused(node, &inputs[0]).then_some(fused);
                 self.reduce(*op, &inputs[0], axes, shape, prologue)
             }
-            Op::Family(f) => self.emit_family(node, f.as_ref()),
+            Op::Family(f) => self.emit_family(node, f.as_ref(), fused),
         }
     }
 
     /// The kernels of an op family's node: its variants lowered, one
     /// chosen (`choose_variant`), its scratch and status buffers bound.
-    fn emit_family(&mut self, node: &Rc<Node>, f: &dyn Family) -> Result<Storage> {
-        let inputs: Vec<Rc<Node>> = node.inputs().clone();
+    fn emit_family(
+        &mut self,
+        node: &Rc<Node>,
+        f: &dyn Family,
+        fused: FusedEdge,
+    ) -> Result<Storage> {
+        // A fused input is a widening of a 16-bit buffer, read as that
+        // buffer (`fusion::family_loads`).
+        let inputs: Vec<Rc<Node>> = node
+            .inputs()
+            .iter()
+            .map(|i| {
+                if fused(node, i) {
+                    i.inputs()[0].clone()
+                } else {
+                    i.clone()
+                }
+            })
+            .collect();
         let shape = &node.shape;
         let shapes: Vec<&Shape> = inputs.iter().map(|i| &i.shape).collect();
         let target = Target {
@@ -121,6 +143,7 @@ impl Scheduler<'_> {
             subgroup: self.gpu.subgroup,
         };
         let mut variants = f.lower_variants(shape, &shapes, target);
+        read_16_bit_inputs(&inputs, f, &mut variants);
         let choice = self.choose_variant(f, &variants, shape, &shapes, target)?;
         let lowering = variants.swap_remove(choice);
         // A 16-bit output (a conversion's) holds two values per word.
@@ -144,5 +167,42 @@ impl Scheduler<'_> {
         // The scratch buffers go back to the pool: kernels after this one
         // in the submit run after it (in-order execution).
         Ok(out)
+    }
+}
+
+/// The kernels of `variants` rewritten to read the node's 16-bit inputs
+/// packed, converting in registers (see `exec/packed.rs`).
+fn read_16_bit_inputs(
+    inputs: &[Rc<Node>],
+    f: &dyn Family,
+    variants: &mut [crate::kernel::Lowering],
+) {
+    if inputs.iter().all(|i| i.dtype == crate::dtype::DType::F32) {
+        return;
+    }
+    for call in variants.iter_mut().flat_map(|v| v.kernels.iter_mut()) {
+        let packed: Vec<(usize, crate::dtype::DType)> = call
+            .bindings
+            .iter()
+            .enumerate()
+            .filter_map(|(k, b)| match *b {
+                Buf::Input(i) if inputs[i].dtype != crate::dtype::DType::F32 => {
+                    Some((k + 1, inputs[i].dtype))
+                }
+                _ => None,
+            })
+            .collect();
+        if packed.is_empty() {
+            continue;
+        }
+        let source = crate::exec::packed::read_16_bit(&call.source, &packed).unwrap_or_else(|| {
+            panic!(
+                "webgrad: kernel {} of {} declares a float input as something other than \
+                 array<f32> or array<vec4<f32>>, so it cannot read 16-bit values (a bug)",
+                call.entry,
+                f.name()
+            )
+        });
+        call.source = std::borrow::Cow::Owned(source);
     }
 }

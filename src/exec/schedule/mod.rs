@@ -413,9 +413,10 @@ impl Scheduler<'_> {
                 None => self.emit(node, &fused)?,
             };
             // Only a prediction reports recomputation: a real step skips the walk.
-            if self.dry && node.recompute.get() {
+            // (A conversion run just in time is not a recomputation.)
+            if self.dry && node.recompute.get() && !matches!(node.op, Op::Convert(_)) {
                 self.recomputed.kernels += self.dispatched - before;
-                self.recomputed.bytes += encoder::bytes_of(node.shape.numel());
+                self.recomputed.bytes += encoder::bytes_of(node.dtype.words(node.shape.numel()));
                 self.recomputed.flops += describe::describe(node, &fused).1;
             }
             self.values.insert(node.id, value);
