@@ -19,7 +19,11 @@
 //! fan-out; reported per node); (10) `replay`: CPU time per training step
 //! with plan replay on and off (digits MLP, the MLP step, the chain);
 //! (11) `matmul4096`: matmul fwd+bwd at n = 4096, for real GPUs, run only
-//! when named (`scripts/device_bench.sh` runs it with the rest on a GPU).
+//! when named (`scripts/device_bench.sh` runs it with the rest on a GPU),
+//! and `matmul4096_16`, the same on bf16 and f16 operands; (12)
+//! `precision`: (7), (8) and matmul at n = 1024 with bf16 and f16
+//! activations (autocast; f16 with loss scaling), lines marked
+//! `"precision"`.
 
 use std::time::Instant;
 
@@ -265,7 +269,7 @@ fn main() {
     // then warm); "cold" alone runs one cold start.
     let want = |name: &str| {
         if args.is_empty() {
-            name != "cold" && name != "matmul4096"
+            name != "cold" && !name.starts_with("matmul4096")
         } else {
             args.iter().any(|a| a == name)
         }
@@ -276,6 +280,7 @@ fn main() {
     order.push("fanout");
     order.push("replay");
     order.push("matmul4096");
+    order.push("matmul4096_16");
     for name in order {
         if want(name) {
             match name {

@@ -293,10 +293,34 @@ function drawGrid(canvas, values, color) {
   }
 }
 
+// What the CNN's precision means on this adapter.
+function precisionNote(session, precision) {
+  const f16 = JSON.parse(session.adapter()).shader_f16;
+  const stored = precision === "f32"
+    ? "Activations in f32."
+    : `Activations stored in ${precision}, two per 32-bit word, computed in f32 (parameters and Adam in f32${precision === "f16" ? ", with dynamic loss scaling" : ""}).`;
+  return `${stored} This adapter ${f16 ? "offers" : "does not offer"} shader-f16 (native f16 arithmetic), which webgrad does not need and does not use yet.`;
+}
+
 function setupModels(session) {
-  const cnn = session.cnn(0);
-  const draw = $("draw"), ctx = draw.getContext("2d");
+  let precision = $("cnn-precision").value;
+  let cnn = session.cnn(0, precision);
   let trained = false;
+  const showPrecision = () => {
+    $("cnn-precision-note").textContent = precisionNote(session, precision);
+    $("cnn-precision-note").dataset.precision = precision;
+  };
+  showPrecision();
+  // A new precision starts a new network (until it is trained).
+  $("cnn-precision").addEventListener("change", () => {
+    precision = $("cnn-precision").value;
+    cnn = session.cnn(0, precision);
+    trained = false;
+    $("cnn-progress").textContent = "not trained yet";
+    $("cnn-accuracy").textContent = "–";
+    showPrecision();
+  });
+  const draw = $("draw"), ctx = draw.getContext("2d");
   let pending = null, again = false;
 
   const clear = () => {
@@ -376,6 +400,7 @@ function setupModels(session) {
 
   $("cnn-train").addEventListener("click", async () => {
     $("cnn-train").disabled = true;
+    $("cnn-precision").disabled = true;
     const total = 300;
     for (let done = 0; done < total; done += 10) {
       const loss = await cnn.train(10);
@@ -391,6 +416,7 @@ function setupModels(session) {
     $("cnn-progress").dataset.done = "true";
     $("cnn-progress").textContent += " · done: draw a digit";
     $("cnn-train").disabled = false;
+    $("cnn-precision").disabled = false;
     predict();
   });
 }

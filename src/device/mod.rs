@@ -251,6 +251,7 @@ impl Device {
             driver: format!("{} {}", info.driver, info.driver_info)
                 .trim()
                 .to_string(),
+            shader_f16: adapter.features().contains(wgpu::Features::SHADER_F16),
         };
         let kernel_family = match options.kernel_family {
             KernelFamily::Auto if info.device_type == wgpu::DeviceType::Cpu => {

@@ -81,6 +81,11 @@ pub struct AdapterSummary {
     pub device_type: String,
     /// Driver name and version, where the platform reports them.
     pub driver: String,
+    /// The adapter offers WebGPU's `shader-f16` feature (native `f16`
+    /// arithmetic). webgrad's 16-bit tensors do not need it (they are
+    /// stored two per 32-bit word and converted in registers on every
+    /// adapter) and do not use it yet.
+    pub shader_f16: bool,
 }
 
 /// Counts of GPU buffers held by webgrad, for checking that memory does not grow.

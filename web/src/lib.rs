@@ -41,7 +41,7 @@ impl Session {
         } else {
             &a.name
         };
-        json!({"name": name, "backend": &a.backend, "device_type": &a.device_type, "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage, "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension, "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup})
+        json!({"name": name, "backend": &a.backend, "device_type": &a.device_type, "shader_f16": a.shader_f16, "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage, "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension, "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup})
         .to_string()
     }
 
@@ -163,9 +163,11 @@ impl Session {
         })
     }
 
-    /// A trainer of the digits CNN on this device.
-    pub fn cnn(&self, seed: u32) -> Result<CnnTrainer, JsValue> {
-        let inner = models::CnnTrainer::new(&self.dev, seed as u64).map_err(js_err)?;
+    /// A trainer of the digits CNN on this device, its activations in
+    /// `precision` ("f32", "bf16" or "f16").
+    pub fn cnn(&self, seed: u32, precision: String) -> Result<CnnTrainer, JsValue> {
+        let precision: webgrad::DType = precision.parse().map_err(js_err)?;
+        let inner = models::CnnTrainer::new(&self.dev, seed as u64, precision).map_err(js_err)?;
         Ok(CnnTrainer {
             inner: Rc::new(RefCell::new(inner)),
         })

@@ -5,8 +5,8 @@
 use webgrad::data::Dataset;
 use webgrad::layers::Module;
 use webgrad::models::DigitsCnn;
-use webgrad::optim::{Adam, Optimizer};
-use webgrad::{Device, Result, Tensor, grad, read_all};
+use webgrad::optim::{Adam, LossScaler, Optimizer};
+use webgrad::{DType, Device, Result, Tensor, autocast, grad, read_all};
 
 pub struct CnnTrainer {
     dev: Device,
@@ -14,6 +14,10 @@ pub struct CnnTrainer {
     test: Dataset,
     model: DigitsCnn,
     opt: Adam,
+    /// The activations' dtype (the parameters and Adam stay f32).
+    pub precision: DType,
+    /// Loss scaling, for f16.
+    scaler: Option<LossScaler>,
     pub steps: u32,
     epoch: u64,
     batch: usize,
@@ -30,14 +34,20 @@ pub struct Prediction {
 const BATCH: usize = 32;
 
 impl CnnTrainer {
-    pub fn new(dev: &Device, seed: u64) -> Result<CnnTrainer> {
+    pub fn new(dev: &Device, seed: u64, precision: DType) -> Result<CnnTrainer> {
         let (train, test) = Dataset::digits()?.split(0.2, 0);
+        let scaler = match precision {
+            DType::F16 => Some(LossScaler::new(dev)?),
+            _ => None,
+        };
         Ok(CnnTrainer {
             dev: dev.clone(),
             train,
             test,
             model: DigitsCnn::new(dev, seed)?,
             opt: Adam::new(3e-3),
+            precision,
+            scaler,
             steps: 0,
             epoch: 0,
             batch: 0,
@@ -63,17 +73,25 @@ impl CnnTrainer {
                 .shifted_images(8, 1, self.epoch * 1000 + self.batch as u64);
             self.batch += 1;
             let (x, labels) = batch.tensors(&self.dev);
-            let loss = self.model.forward(&x).cross_entropy(&labels);
-            last = self.opt.minimize(&loss, &params).await?;
+            let loss = self.logits(&x).cross_entropy(&labels);
+            last = match &mut self.scaler {
+                Some(scaler) => scaler.minimize(&mut self.opt, &loss, &params).await?,
+                None => self.opt.minimize(&loss, &params).await?,
+            };
             self.steps += 1;
         }
         Ok(last)
     }
 
+    /// The logits in f32, the activations stored in the trainer's precision.
+    fn logits(&self, x: &Tensor) -> Tensor {
+        autocast(self.precision, || self.model.forward(x)).to_dtype(DType::F32)
+    }
+
     /// Accuracy on the 359 held-out test images.
     pub async fn test_accuracy(&self) -> Result<f64> {
         let (x, _) = self.test.tensors(&self.dev);
-        let logits = read_all(&[&self.model.forward(&x)]).await?.remove(0);
+        let logits = read_all(&[&self.logits(&x)]).await?.remove(0);
         Ok(self.test.accuracy(&logits))
     }
 
@@ -82,7 +100,7 @@ impl CnnTrainer {
     pub async fn predict(&self, pixels: &[f32]) -> Result<Prediction> {
         assert_eq!(pixels.len(), 64, "predict: 64 pixels");
         let x = Tensor::from_vec(&self.dev, pixels.to_vec(), [1, 64]);
-        let logits = self.model.forward(&x);
+        let logits = self.logits(&x);
         let probs = logits.softmax(1);
         let values = read_all(&[&probs]).await?.remove(0);
         let class = webgrad::data::argmax_rows(&values, 10)[0];

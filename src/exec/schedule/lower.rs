@@ -144,7 +144,8 @@ impl Scheduler<'_> {
         };
         let mut variants = f.lower_variants(shape, &shapes, target);
         read_16_bit_inputs(&inputs, f, &mut variants);
-        let choice = self.choose_variant(f, &variants, shape, &shapes, target)?;
+        let dtypes: Vec<crate::dtype::DType> = inputs.iter().map(|i| i.dtype).collect();
+        let choice = self.choose_variant(f, &variants, shape, &shapes, &dtypes, target)?;
         let lowering = variants.swap_remove(choice);
         // A 16-bit output (a conversion's) holds two values per word.
         let out = self.alloc(&Shape::new(&[node.dtype.words(node.shape.numel())]))?;

@@ -105,12 +105,17 @@ impl Scheduler<'_> {
         variants: &[Lowering],
         shape: &Shape,
         shapes: &[&Shape],
+        dtypes: &[crate::dtype::DType],
         target: Target,
     ) -> Result<usize> {
         if variants.len() == 1 {
             return Ok(0);
         }
-        let key = format!("{} {shape:?} <- {shapes:?}", f.name());
+        // Kernels reading 16-bit inputs are timed apart (f32 keys as before).
+        let mut key = format!("{} {shape:?} <- {shapes:?}", f.name());
+        if dtypes.iter().any(|&d| d != crate::dtype::DType::F32) {
+            key += &format!(" {dtypes:?}");
+        }
         let tuning = || self.gpu.tuning.lock().unwrap_or_else(|e| e.into_inner());
         let known = tuning().get(&key);
         let forced = *self
