@@ -191,11 +191,14 @@ try {
   await bench.waitForFunction(() => ["done", "error"].includes(document.getElementById("status").dataset.state), { timeout: 900000 });
   const benchStatus = await bench.$eval("#status", (e) => [e.dataset.state, e.textContent]);
   const benchLines = (await bench.$eval("#json", (e) => e.textContent)).split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l));
-  const workloads = ["matmul_fwd_bwd", "matmul_fwd_bwd", "matmul_fwd_bwd", "elementwise_chain_1m", "mlp_sgd_step", "chain_1000_ops", "conv2d_fwd_bwd", "cnn_adam_step", "gpt_adamw_step"];
-  check("the bench page reports a finite time for every workload",
+  const f32 = ["matmul_fwd_bwd", "matmul_fwd_bwd", "matmul_fwd_bwd", "elementwise_chain_1m", "mlp_sgd_step", "chain_1000_ops", "conv2d_fwd_bwd", "cnn_adam_step", "gpt_adamw_step"];
+  // The precision group: a matmul and the two model steps in bf16, then in f16.
+  const sixteen = ["bf16", "f16"].flatMap((p) => ["matmul_fwd_bwd", "cnn_adam_step", "gpt_adamw_step"].map((w) => [w, p]));
+  const workloads = [...f32.map((w) => [w, undefined]), ...sixteen];
+  check("the bench page reports a finite time for every workload, in f32, bf16 and f16",
     benchStatus[0] === "done" && benchLines.length === workloads.length &&
-      benchLines.every((j, i) => j.workload === workloads[i] && Number.isFinite(j.ms) && j.ms > 0),
-    `${benchStatus[1]} ${benchLines.map((j) => `${j.workload} ${j.ms} ms`).join("; ")}`);
+      benchLines.every((j, i) => j.workload === workloads[i][0] && j.precision === workloads[i][1] && Number.isFinite(j.ms) && j.ms > 0),
+    `${benchStatus[1]} ${benchLines.map((j) => `${j.workload}${j.precision ? ` (${j.precision})` : ""} ${j.ms} ms`).join("; ")}`);
   await bench.screenshot({ path: join(outDir, "bench.png"), fullPage: true });
   await bench.close();
 
