@@ -30,6 +30,13 @@ impl Scheduler<'_> {
         shape: &Shape,
         prologue: Option<FusedEdge>,
     ) -> Result<Storage> {
+        // `Tensor::record` widens a reduction's 16-bit input (so its fused
+        // chain's root is never rounded by a store: see `codegen`).
+        assert_eq!(
+            input.dtype,
+            crate::dtype::DType::F32,
+            "webgrad: a reduction of 16-bit values was recorded without widening them (a bug)"
+        );
         let layout = reduce_layout(&input.shape, axes);
         let rows = layout.rows;
         // What a pass folds: the input's fused chain or a buffer's elements.
