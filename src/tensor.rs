@@ -407,7 +407,7 @@ impl Tensor {
         // Inside a conditional step (`LossScaler::step`): the old value
         // where the GPU decided to skip.
         let value = match crate::optim::update_condition() {
-            Some(ok) => ok.reshape(vec![1; self.rank()]).where_cond(&value, self),
+            Some(ok) => ok.where_cond(&value, self),
             None => value,
         };
         let value = current_version(&value.node);

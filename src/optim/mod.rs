@@ -70,12 +70,7 @@ pub trait Optimizer {
         Self: Sized,
     {
         let updates = self.step(params, &crate::grad(loss, params));
-        async move {
-            let updates = updates?;
-            let handles: Vec<&Tensor> = updates.iter().collect();
-            let values = crate::tensor::read_and_realize(&[loss], &handles).await?;
-            Ok(values[0][0])
-        }
+        run_step(loss, updates)
     }
 
     /// Blocking [`Optimizer::minimize`] for native code.
@@ -87,6 +82,15 @@ pub trait Optimizer {
     {
         pollster::block_on(self.minimize(loss, params))
     }
+}
+
+/// Realizes a step's `updates` with `loss` in one submit and reads the
+/// loss back (the one-call form of every optimizer and of `LossScaler`).
+pub(crate) async fn run_step(loss: &Tensor, updates: Result<Vec<Tensor>>) -> Result<f32> {
+    let updates = updates?;
+    let handles: Vec<&Tensor> = updates.iter().collect();
+    let values = crate::tensor::read_and_realize(&[loss], &handles).await?;
+    Ok(values[0][0])
 }
 
 /// One gradient per parameter, each of exactly its parameter's shape (a

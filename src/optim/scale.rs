@@ -125,8 +125,8 @@ impl LossScaler {
             loss.device(),
             self.scale.device()
         );
-        let scale = self.scale.reshape(vec![1; loss.rank()]);
-        (loss * &scale.to_dtype(loss.dtype())).reshape(loss.shape().clone())
+        // In the loss's dtype (a 0-d f32 loss would otherwise promote).
+        loss * &self.scale.to_dtype(loss.dtype())
     }
 
     /// `opt`'s step from the gradients of a [`LossScaler::scale`]d loss:
@@ -142,18 +142,21 @@ impl LossScaler {
     ) -> Result<Vec<Tensor>> {
         crate::optim::check_step("LossScaler::step", params, grads);
         let device = self.scale.device().clone();
-        let zero = Tensor::scalar(&device, 0.0);
-        let one = Tensor::scalar(&device, 1.0);
+        // Constants are generated on the GPU (`full`): nothing is uploaded
+        // per step.
+        let constant = |v: f32| Tensor::full(&device, crate::Shape::scalar(), v);
+        let zero = constant(0.0);
+        let one = constant(1.0);
         // Exact for a power-of-2 scale, as every scale the scaler reaches
         // from a power of 2 is.
         let inverse = &one / &self.scale;
         let unscaled: Vec<Tensor> = grads
             .iter()
-            .map(|g| g.to_dtype(crate::DType::F32) * &inverse.reshape(vec![1; g.rank()]))
+            .map(|g| g.to_dtype(crate::DType::F32) * &inverse)
             .collect();
         // 0·g is 0 for every finite g and NaN for ±∞ and NaN: the sum of
         // them all is NaN exactly when some gradient is not finite.
-        let mut probe = Tensor::scalar(&device, 0.0);
+        let mut probe = zero.clone();
         for g in &unscaled {
             probe = &probe + &(g * 0.0).sum();
         }
@@ -161,15 +164,12 @@ impl LossScaler {
         let ok = probe.where_cond(&zero, &one);
         // Gradients the optimizer may read whatever the outcome (a NaN
         // must not reach its state through a select's other branch).
-        let safe: Vec<Tensor> = unscaled
-            .iter()
-            .map(|g| ok.reshape(vec![1; g.rank()]).where_cond(g, &zero))
-            .collect();
+        let safe: Vec<Tensor> = unscaled.iter().map(|g| ok.where_cond(g, &zero)).collect();
         let mut updates = only_if(&ok, || opt.step(params, &safe))?;
         // good ← ok·(good + 1); past the interval: scale × 2, good ← 0.
         // A skipped step: scale × ½, good ← 0.
         let good = &ok * &self.good_steps.add_scalar(1.0);
-        let grow = good.ge(&Tensor::scalar(&device, self.growth_interval as f32));
+        let grow = good.ge(&constant(self.growth_interval as f32));
         let grown = grow.where_cond(&(&self.scale * 2.0), &self.scale);
         let new_scale = ok.where_cond(&grown, &(&self.scale * 0.5));
         let new_good = grow.where_cond(&zero, &good);
@@ -192,12 +192,7 @@ impl LossScaler {
     ) -> impl std::future::Future<Output = Result<f32>> {
         let grads = crate::grad(&self.scale(loss), params);
         let updates = self.step(opt, params, &grads);
-        async move {
-            let updates = updates?;
-            let handles: Vec<&Tensor> = updates.iter().collect();
-            let values = crate::tensor::read_and_realize(&[loss], &handles).await?;
-            Ok(values[0][0])
-        }
+        crate::optim::run_step(loss, updates)
     }
 
     /// Blocking [`LossScaler::minimize`] for native code.
