@@ -2,41 +2,50 @@
 //! needed), for the tests of every kernel family and of the executor's own
 //! kernels: each validates its shaders where they are written.
 
+use crate::dtype::DType;
+use crate::exec::packed::{read_16_bit, write_16_bit};
+
 pub(crate) fn validate(name: &str, source: &str) {
     validate_with(name, source, naga::valid::Capabilities::default());
 }
 
 /// [`validate`] with the capabilities of a device that has them (the
 /// native-only subgroup kernels). Every float input binding of the kernel
-/// is also validated as the executor rewrites it to read 16-bit values
+/// is also validated as the executor rewrites it to read 16-bit values,
+/// and every float output binding as rewritten to store them
 /// (`exec/packed.rs`), one binding at a time and all together, so every
 /// specialization the shader tests generate is checked in 16 bits too.
 pub(crate) fn validate_with(name: &str, source: &str, capabilities: naga::valid::Capabilities) {
     validate_one(name, source, capabilities);
-    let inputs: Vec<(usize, crate::dtype::DType)> = (1..16)
-        .filter(|&b| {
-            crate::exec::packed::read_16_bit(source, &[(b, crate::dtype::DType::F16)]).is_some()
-        })
-        .map(|b| (b, crate::dtype::DType::F16))
+    let inputs: Vec<(usize, DType)> = (1..16)
+        .filter(|&b| read_16_bit(source, &[(b, DType::F16)]).is_some())
+        .map(|b| (b, DType::F16))
         .collect();
-    for &input in &inputs {
-        for dtype in [crate::dtype::DType::F16, crate::dtype::DType::BF16] {
-            let rewritten =
-                crate::exec::packed::read_16_bit(source, &[(input.0, dtype)]).expect("rewritable");
-            validate_one(
-                &format!("{name} (binding {} in {dtype})", input.0),
-                &rewritten,
-                capabilities,
-            );
+    let outputs: Vec<usize> = (1..16)
+        .filter(|&b| write_16_bit(source, b, DType::F16).is_some())
+        .collect();
+    for dtype in [DType::F16, DType::BF16] {
+        for &(binding, _) in &inputs {
+            let rewritten = read_16_bit(source, &[(binding, dtype)]).expect("rewritable");
+            let what = format!("{name} (input binding {binding} in {dtype})");
+            validate_one(&what, &rewritten, capabilities);
+        }
+        for &binding in &outputs {
+            let rewritten = write_16_bit(source, binding, dtype).expect("rewritable");
+            let what = format!("{name} (output binding {binding} in {dtype})");
+            validate_one(&what, &rewritten, capabilities);
         }
     }
-    if inputs.len() > 1 {
-        let rewritten = crate::exec::packed::read_16_bit(source, &inputs).expect("rewritable");
-        validate_one(
-            &format!("{name} (every input in f16)"),
-            &rewritten,
-            capabilities,
-        );
+    if inputs.len() + outputs.len() > 1 {
+        let mut rewritten = source.to_string();
+        if !inputs.is_empty() {
+            rewritten = read_16_bit(&rewritten, &inputs).expect("rewritable");
+        }
+        if let Some(&output) = outputs.first() {
+            rewritten = write_16_bit(&rewritten, output, DType::F16).expect("rewritable");
+        }
+        let what = format!("{name} (every input and its output in f16)");
+        validate_one(&what, &rewritten, capabilities);
     }
 }
 

@@ -228,6 +228,76 @@ fn a_16_bit_tensor_holds_two_values_per_word() {
     );
 }
 
+#[test]
+fn an_op_family_stores_its_16_bit_result_itself() {
+    // A device of its own: other tests' buffers would count.
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    let n = 256;
+    for dtype in [DType::F16, DType::BF16] {
+        let a = Tensor::from_vec(&dev, common::data(n * n, -1.0, 1.0, 0.0, 7), [n, n]);
+        let b = Tensor::from_vec(&dev, common::data(n * n, -1.0, 1.0, 0.0, 8), [n, n]);
+        let (a, b) = (a.to_dtype(dtype), b.to_dtype(dtype));
+        webgrad::realize_all_blocking(&[&a, &b]).unwrap();
+        dev.reset_peak_memory();
+        let before = dev.memory_stats().live_bytes;
+        let c = a.matmul(&b);
+        assert_eq!(c.dtype(), dtype);
+        c.realize_blocking().unwrap();
+        // The product's kernel stored it in 16 bits: no f32 copy of it
+        // was ever allocated (the size classes are exact here).
+        let stats = dev.memory_stats();
+        assert_eq!(stats.peak_live_bytes - before, 2 * (n * n) as u64, "{dtype}");
+        // Rounded once, where stored: the f32 product (the same kernel,
+        // reading the same values) rounded on the CPU, bit for bit.
+        let wide = a.to_dtype(DType::F32).matmul(&b.to_dtype(DType::F32));
+        let rounded: Vec<f32> = wide.to_vec_blocking().unwrap().iter().map(|&v| dtype.round(v)).collect();
+        assert_eq!(c.to_vec_blocking().unwrap(), rounded, "{dtype}");
+        // And the reference, which sums in f64: the f32 sums of 256 terms
+        // differ from it by about 1e-6, a step of a 16-bit value or less.
+        let want = reference::eval(&c).unwrap();
+        for (got, want) in rounded.iter().zip(&want) {
+            let step = dtype.epsilon() as f64 * want.abs() + 1e-5;
+            assert!((*got as f64 - want).abs() <= step, "{dtype}: {got} vs {want}");
+        }
+    }
+    // f16's largest finite value is 65504: a product beyond it is stored
+    // as infinity (IEEE's overflow), one below it as itself.
+    let a = Tensor::from_vec(&dev, [256.0, 256.0, -256.0, -256.0], [2, 2]).to_dtype(DType::F16);
+    let b = Tensor::from_vec(&dev, [256.0, 20.0, 20.0, 1.0], [2, 2]).to_dtype(DType::F16);
+    let c = a.matmul(&b).to_vec_blocking().unwrap();
+    assert_eq!(c, [f32::INFINITY, 5376.0, f32::NEG_INFINITY, -5376.0]);
+}
+
+#[test]
+fn a_product_carried_over_dispatches_rounds_once() {
+    let dev = gpu!();
+    // K beyond one dispatch's steps along K: the sum is carried from one
+    // dispatch to the next in f32. After the first, it is 1 + 2⁻¹⁴, which
+    // no 16-bit format holds (rounded, 1); the second adds −1, so the
+    // product is 2⁻¹⁴ (carried in 16 bits it would be 0).
+    let k = 20_000;
+    let (mut a, mut b) = (vec![0.0f32; 2 * k], vec![0.0f32; 2 * k]);
+    for row in 0..2 {
+        a[row * k] = 1.0;
+        a[row * k + 1] = 2f32.powi(-7);
+        a[row * k + 18_000] = 1.0;
+    }
+    for col in 0..2 {
+        b[col] = 1.0;
+        b[2 + col] = 2f32.powi(-7);
+        b[2 * 18_000 + col] = -1.0;
+    }
+    for dtype in [DType::F16, DType::BF16] {
+        let a = Tensor::from_vec(&dev, a.clone(), [2, k]).to_dtype(dtype);
+        let b = Tensor::from_vec(&dev, b.clone(), [k, 2]).to_dtype(dtype);
+        let c = a.matmul(&b);
+        assert_eq!(c.to_vec_blocking().unwrap(), [2f32.powi(-14); 4], "{dtype}");
+        assert_eq!(reference::eval(&c).unwrap(), [2f64.powi(-14); 4]);
+    }
+}
+
 /// A forward and backward pass of an MLP whose activations are stored in
 /// `dtype`: the peak memory the planner predicts, and the gradients.
 fn mlp_step(dev: &webgrad::Device, dtype: DType) -> (u64, Vec<Vec<f32>>) {

@@ -113,8 +113,12 @@ impl std::fmt::Debug for Device {
 }
 
 /// The optional features webgrad uses where the adapter has them.
-fn wanted_features() -> wgpu::Features {
+fn wanted_features(options: &DeviceOptions) -> wgpu::Features {
     let f = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE;
+    let f = match options.portable_f16 {
+        true => f,
+        false => f | wgpu::Features::SHADER_F16,
+    };
     // In a browser WGSL needs `enable subgroups;`, which naga does not
     // parse yet: the subgroup kernels are native only.
     #[cfg(not(target_arch = "wasm32"))]
@@ -189,8 +193,9 @@ impl Device {
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("webgrad"),
                 // Timestamp queries where the adapter has them, for
-                // profiling; subgroups natively (see `subgroup_size`).
-                required_features: adapter.features() & wanted_features(),
+                // profiling; subgroups natively (see `subgroup_size`);
+                // f16 types (see `exec::packed::with_native_f16`).
+                required_features: adapter.features() & wanted_features(&options),
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -199,6 +204,7 @@ impl Device {
         let timestamps = device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let subgroup = subgroup_size(&device, &info);
         let mut pipelines = PipelineCache::default();
+        pipelines.native_f16 = device.features().contains(wgpu::Features::SHADER_F16);
         // A deterministic device neither reads nor writes a tuning file.
         let tuning_file = match options.deterministic {
             true => None,
@@ -313,6 +319,20 @@ impl Device {
     /// The limits the device was created with.
     pub fn limits(&self) -> Option<&wgpu::Limits> {
         self.gpu.as_ref().map(|g| &g.limits)
+    }
+
+    /// Whether this device's kernels use the adapter's `shader-f16`
+    /// feature (f16 values decoded by the hardware's conversion): where
+    /// the adapter has it, unless [`DeviceOptions::portable_f16`]. The
+    /// values are the same bit for bit either way. `false` for a
+    /// reference-only device.
+    pub fn native_f16(&self) -> bool {
+        self.gpu.as_ref().is_some_and(|g| {
+            g.pipelines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .native_f16
+        })
     }
 
     /// The kernel family (matmul and convolutions) this device uses.

@@ -31,6 +31,12 @@ pub struct DeviceOptions {
     /// it holds compiled code, which cannot change a value. The cost is
     /// speed where the untimed choice is not the fastest: see the README.
     pub deterministic: bool,
+    /// Never use the adapter's `shader-f16` feature, as on an adapter
+    /// without it. By default a device uses it where the adapter has it
+    /// (see [`Device::native_f16`](super::Device::native_f16)); values are
+    /// the same bit for bit either way, so this is for testing and
+    /// comparing the two paths.
+    pub portable_f16: bool,
 }
 
 /// Where [`DeviceOptions::pipeline_cache`] keeps the driver's compiled
@@ -82,9 +88,10 @@ pub struct AdapterSummary {
     /// Driver name and version, where the platform reports them.
     pub driver: String,
     /// The adapter offers WebGPU's `shader-f16` feature (native `f16`
-    /// arithmetic). webgrad's 16-bit tensors do not need it (they are
-    /// stored two per 32-bit word and converted in registers on every
-    /// adapter) and do not use it yet.
+    /// types). webgrad's 16-bit tensors do not need it (they are stored
+    /// two per 32-bit word and converted in registers on every adapter);
+    /// where it is there, kernels decode f16 values with the hardware's
+    /// conversion (see [`Device::native_f16`](super::Device::native_f16)).
     pub shader_f16: bool,
 }
 

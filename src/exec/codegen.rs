@@ -517,6 +517,6 @@ const WG_ERF: &str = include_str!("../../shaders/numerics/wg_erf.wgsl");
 const WG_POW: &str = include_str!("../../shaders/numerics/wg_pow.wgsl");
 const WG_HALF: &str = include_str!("../../shaders/numerics/wg_half.wgsl");
 const WG_TO_F16: &str = include_str!("../../shaders/numerics/wg_to_f16.wgsl");
-const WG_FROM_F16: &str = include_str!("../../shaders/numerics/wg_from_f16.wgsl");
+pub(crate) const WG_FROM_F16: &str = include_str!("../../shaders/numerics/wg_from_f16.wgsl");
 const WG_TO_BF16: &str = include_str!("../../shaders/numerics/wg_to_bf16.wgsl");
 const WG_FROM_BF16: &str = include_str!("../../shaders/numerics/wg_from_bf16.wgsl");

@@ -8,13 +8,52 @@
 //! twice over, was what kept 16-bit activations from halving a step's
 //! memory.
 //!
+//! An op family's result rounded to 16 bits is stored the same way: the
+//! output binding becomes an `array<atomic<u32>>` and each store
+//! `c[j] = v;` rounds v and sets element j's half of its word (two atomic
+//! operations, because the invocation storing the other half of the word
+//! may run at the same time; a `vec4` store owns its two words). So the
+//! f32 result is never stored: it was the largest buffer at the peak of a
+//! 16-bit step (a matmul's in the forward pass, the pooling scatter's in
+//! the backward pass).
+//!
 //! The rewrite is textual on purpose: reads of a read-only storage array
 //! are the only uses WGSL allows of it besides `arrayLength` (which no
 //! kernel calls), and naga validates the result like every kernel (the
 //! shader tests rewrite every specialization of every family for every
 //! input, see `shader_check.rs`).
 
+use std::borrow::Cow;
+
 use crate::dtype::DType;
+
+/// `source` as compiled on a device with WebGPU's `shader-f16` feature
+/// (where `DeviceOptions::portable_f16` is off): an f16 value is decoded
+/// by the hardware's conversion instead of integer arithmetic. Both are
+/// exact (every f16 is an f32), so results are the same bit for bit
+/// (tested). Rounding to f16 stays integer arithmetic everywhere: WGSL
+/// leaves the rounding of a value converted to `f16` to the
+/// implementation and makes one beyond f16's range indeterminate, while
+/// webgrad's rule is IEEE's round to nearest even with overflow to ±∞.
+pub(crate) fn with_native_f16(source: &str) -> Cow<'_, str> {
+    let software = super::codegen::WG_FROM_F16;
+    if !source.contains(software) {
+        return Cow::Borrowed(source);
+    }
+    Cow::Owned(format!(
+        "enable f16;\n{}",
+        source.replace(software, NATIVE_FROM_F16)
+    ))
+}
+
+/// `wg_from_f16` where the device has `shader-f16`.
+const NATIVE_FROM_F16: &str = "
+// The value of the f16 bits h (the low 16 bits): the hardware's
+// conversion, exact (every f16 is an f32).
+fn wg_from_f16(h: u32) -> f32 {
+    return f32(bitcast<vec2<f16>>(h).x);
+}
+";
 
 /// `source` with the input arrays at the given bindings (binding number,
 /// dtype of its values) read as packed 16-bit values. `None` if a binding
@@ -26,6 +65,121 @@ pub(crate) fn read_16_bit(source: &str, packed: &[(usize, DType)]) -> Option<Str
     }
     super::codegen::append_helpers(&mut code, DType::F32);
     Some(code)
+}
+
+/// `source` with the output array at `binding` stored as packed 16-bit
+/// values of `dtype`, rounded as they are stored (see the module's
+/// documentation). `None` if the binding is not a read-write
+/// `array<f32>` or `array<vec4<f32>>`, or a store is not a plain
+/// `name[index] = value;` (a compound assignment, a component store).
+/// A read of the output (a kernel carrying a sum over dispatches) reads
+/// the rounded value: the caller rewrites only kernels that carry nothing.
+pub(crate) fn write_16_bit(source: &str, binding: usize, dtype: DType) -> Option<String> {
+    let marker = format!("@binding({binding}) var<storage, read_write> ");
+    let start = source.find(&marker)? + marker.len();
+    let end = start + source[start..].find(';')?;
+    let (name, element) = source[start..end].split_once(':')?;
+    let (name, element) = (name.trim(), element.trim());
+    let access = match element {
+        "array<f32>" => format!(
+            "\nfn wg_write_{name}(j: u32, v: f32) {{\n    \
+             let shift = (j & 1u) * 16u;\n    \
+             atomicAnd(&{name}_16[j / 2u], ~(0xffffu << shift));\n    \
+             atomicOr(&{name}_16[j / 2u], wg_to_{dtype}(v) << shift);\n}}\n\
+             \nfn wg_read_{name}(j: u32) -> f32 {{\n    \
+             return wg_from_{dtype}(wg_half(atomicLoad(&{name}_16[j / 2u]), j));\n}}\n"
+        ),
+        "array<vec4<f32>>" => format!(
+            "\nfn wg_write_{name}(j: u32, v: vec4<f32>) {{\n    \
+             atomicStore(&{name}_16[2u * j], wg_to_{dtype}(v.x) | (wg_to_{dtype}(v.y) << 16u));\n    \
+             atomicStore(&{name}_16[2u * j + 1u], wg_to_{dtype}(v.z) | (wg_to_{dtype}(v.w) << 16u));\n}}\n\
+             \nfn wg_read_{name}(j: u32) -> vec4<f32> {{\n    \
+             let lo = atomicLoad(&{name}_16[2u * j]);\n    \
+             let hi = atomicLoad(&{name}_16[2u * j + 1u]);\n    \
+             return vec4<f32>(wg_from_{dtype}(lo & 0xffffu), wg_from_{dtype}(lo >> 16u), \
+             wg_from_{dtype}(hi & 0xffffu), wg_from_{dtype}(hi >> 16u));\n}}\n"
+        ),
+        _ => return None,
+    };
+    let mut code = String::with_capacity(source.len() + 512);
+    code.push_str(&source[..start]);
+    code.push_str(&format!("{name}_16: array<atomic<u32>>"));
+    code.push_str(&replace_accesses(&source[end..], name)?);
+    code.push_str(&access);
+    super::codegen::append_helpers(&mut code, DType::F32);
+    Some(code)
+}
+
+/// `code` with every store `name[index] = value;` replaced by
+/// `wg_write_name(u32(index), value);` and every other `name[index]` by
+/// `wg_read_name(u32(index))`; `None` if a bracket is unmatched or a store
+/// is not plain.
+fn replace_accesses(code: &str, name: &str) -> Option<String> {
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some((at, close)) = next_access(rest, name) {
+        out.push_str(&rest[..at]);
+        let index = replace_accesses(&rest[at + name.len() + 1..close], name)?;
+        let after = &rest[close + 1..];
+        let trimmed = after.trim_start();
+        if trimmed.starts_with('=') && !trimmed.starts_with("==") {
+            let value_start = after.len() - trimmed.len() + 1;
+            let value_end = value_start + after[value_start..].find(';')?;
+            let value = replace_accesses(&after[value_start..value_end], name)?;
+            out.push_str(&format!("wg_write_{name}(u32({index}), {})", value.trim()));
+            rest = &after[value_end..];
+        } else {
+            // A compound assignment or a store to a component is not rewritten.
+            let compound = ["+=", "-=", "*=", "/="].iter().any(|op| trimmed.starts_with(op));
+            if compound || component_store(trimmed) {
+                return None;
+            }
+            out.push_str(&format!("wg_read_{name}(u32({index}))"));
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Whether `code` starts with a component access that is stored to
+/// (`.x = v;`, `.x += v;`).
+fn component_store(code: &str) -> bool {
+    let Some(member) = code.strip_prefix('.') else {
+        return false;
+    };
+    let rest = member
+        .trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        .trim_start();
+    rest.starts_with('=') && !rest.starts_with("==")
+        || ["+=", "-=", "*=", "/="].iter().any(|op| rest.starts_with(op))
+}
+
+/// The next `name[` (name a whole identifier) in `code`: its offset and
+/// that of its matching `]`.
+fn next_access(code: &str, name: &str) -> Option<(usize, usize)> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let pattern = format!("{name}[");
+    let mut from = 0;
+    while let Some(found) = code[from..].find(&pattern) {
+        let at = from + found;
+        if code[..at].chars().next_back().is_some_and(is_ident) {
+            from = at + pattern.len();
+            continue;
+        }
+        let open = at + pattern.len();
+        let mut depth = 1usize;
+        let close = code[open..].char_indices().find_map(|(i, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(open + i)
+        })?;
+        return Some((at, close));
+    }
+    None
 }
 
 /// One binding's declaration and reads rewritten.
@@ -60,31 +214,13 @@ fn rewrite_binding(code: &str, binding: usize, dtype: DType) -> Option<String> {
 /// `code` with every `name[expr]` (name a whole identifier) replaced by
 /// `wg_read_name(u32(expr))`; `None` if a bracket is unmatched.
 fn replace_reads(code: &str, name: &str) -> Option<String> {
-    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let pattern = format!("{name}[");
     let mut out = String::with_capacity(code.len());
     let mut rest = code;
-    while let Some(at) = rest.find(&pattern) {
-        let whole = !rest[..at].chars().next_back().is_some_and(is_ident);
-        if !whole {
-            out.push_str(&rest[..at + pattern.len()]);
-            rest = &rest[at + pattern.len()..];
-            continue;
-        }
+    while let Some((at, close)) = next_access(rest, name) {
         out.push_str(&rest[..at]);
-        let inner = &rest[at + pattern.len()..];
-        let mut depth = 1usize;
-        let close = inner.char_indices().find_map(|(i, c)| {
-            match c {
-                '[' => depth += 1,
-                ']' => depth -= 1,
-                _ => {}
-            }
-            (depth == 0).then_some(i)
-        })?;
-        let index = replace_reads(&inner[..close], name)?;
+        let index = replace_reads(&rest[at + name.len() + 1..close], name)?;
         out.push_str(&format!("wg_read_{name}(u32({index}))"));
-        rest = &inner[close + 1..];
+        rest = &rest[close + 1..];
     }
     out.push_str(rest);
     Some(out)
@@ -122,5 +258,44 @@ mod tests {
         );
         // A binding that is not a float input is not rewritten.
         assert!(read_16_bit(src, &[(2, DType::F16)]).is_none());
+    }
+
+    #[test]
+    fn stores_to_an_output_round_and_pack() {
+        let src = "@group(0) @binding(1) var<storage, read> a: array<f32>;\n\
+                   @group(0) @binding(2) var<storage, read_write> c: array<f32>;\n\
+                   fn f(i: u32) { if (i > 0u) { c[i] = c[i - 1u] + a[i]; }\n c[i + 1u]   =  2.0 * a[c_n(i)]; }\n\
+                   fn c_n(i: u32) -> u32 { return i; }";
+        let out = write_16_bit(src, 2, DType::F16).unwrap();
+        assert!(
+            out.contains("var<storage, read_write> c_16: array<atomic<u32>>;"),
+            "{out}"
+        );
+        assert!(
+            out.contains("wg_write_c(u32(i), wg_read_c(u32(i - 1u)) + a[i]);"),
+            "{out}"
+        );
+        assert!(out.contains("wg_write_c(u32(i + 1u), 2.0 * a[c_n(i)]);"), "{out}");
+        assert!(out.contains("fn wg_to_f16("), "{out}");
+        let main = "@group(0) @binding(0) var<storage, read> p: array<u32>;\n\
+                    @compute @workgroup_size(1) fn main() { f(0u); }";
+        crate::shader_check::validate("rewritten", &format!("{main}\n{out}"));
+        // vec4 stores own their two words.
+        let src4 = src.replace("c: array<f32>", "c: array<vec4<f32>>").replace(
+            "2.0 * a[c_n(i)]",
+            "vec4<f32>(a[i])",
+        );
+        let src4 = src4.replace("c[i - 1u] + a[i]", "c[i - 1u] + vec4<f32>(a[i])");
+        let out = write_16_bit(&src4, 2, DType::BF16).unwrap();
+        assert!(out.contains("atomicStore(&c_16[2u * j + 1u]"), "{out}");
+        crate::shader_check::validate("rewritten vec4", &format!("{main}\n{out}"));
+        // Stores it cannot express are refused, not miscompiled.
+        for store in ["c[i] += 1.0;", "c[i] -= 1.0;", "c[i].x = 1.0;", "c[i].x *= 2.0;"] {
+            let bad = src4.replace("c[i + 1u]   =  vec4<f32>(a[i]);", store);
+            assert_ne!(bad, src4);
+            assert!(write_16_bit(&bad, 2, DType::F16).is_none(), "{store}");
+        }
+        // Only a read-write float array is an output.
+        assert!(write_16_bit(src, 1, DType::F16).is_none());
     }
 }

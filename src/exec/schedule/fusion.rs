@@ -114,11 +114,21 @@ pub(super) fn decide(pending: &Pending) -> Fusion {
         leaves: HashMap::default(),
     };
     let mut sizes: HashMap<NodeId, usize> = HashMap::default();
+    let mut stores: HashSet<NodeId> = HashSet::default();
     for node in &pending.nodes {
         let is_reduce = matches!(node.op, Op::Reduce { .. });
         let is_assign = matches!(node.op, Op::Assign);
         if matches!(node.op, Op::Family(_)) {
             family_loads(pending, node, &mut fusion);
+            continue;
+        }
+        if family_store(pending, node) {
+            let family = node.inputs()[0].id;
+            fusion.edges.insert((node.id, family));
+            let leaves = fusion.leaves[&family].clone();
+            fusion.leaves.insert(node.id, leaves);
+            sizes.insert(node.id, 0);
+            stores.insert(node.id);
             continue;
         }
         if !(node.op.is_elementwise() || is_assign || is_reduce && fusing_consumer(node)) {
@@ -137,6 +147,7 @@ pub(super) fn decide(pending: &Pending) -> Fusion {
             all_fusing: &all_fusing,
             leaves: &fusion.leaves,
             sizes: &sizes,
+            stores: &stores,
         };
         let (edges, my_leaves, size) = tree.grow();
         fusion.edges.extend(edges);
@@ -176,6 +187,25 @@ fn family_loads(pending: &Pending, node: &Rc<Node>, fusion: &mut Fusion) {
     fusion.leaves.insert(node.id, leaves);
 }
 
+/// Whether `node` rounds an op family's result to 16 bits and is the only
+/// reader of it: the family's kernels then store the result rounded
+/// (`exec/packed.rs`), and its f32 value is never stored. The rounded
+/// value is a buffer, never recomputed inside its readers' kernels (the
+/// family cannot be).
+fn family_store(pending: &Pending, node: &Rc<Node>) -> bool {
+    if !matches!(node.op, Op::Convert(d) if d != DType::F32) || node.is_realized() {
+        return false;
+    }
+    let family = &node.inputs()[0];
+    matches!(&family.op, Op::Family(f) if !f.integer_output())
+        && !family.is_realized()
+        && !pending.keep(family)
+        && pending
+            .consumers
+            .get(&family.id)
+            .is_some_and(|users| users.len() == 1)
+}
+
 /// Whether `c` is an op family (whose kernels may read a widening as a
 /// load, see [`family_loads`]).
 fn is_family(c: &Node) -> bool {
@@ -190,6 +220,8 @@ struct Tree<'p, 'a> {
     all_fusing: &'p HashMap<NodeId, bool>,
     leaves: &'p HashMap<NodeId, Vec<NodeId>>,
     sizes: &'p HashMap<NodeId, usize>,
+    /// Roundings a family stores (`family_store`).
+    stores: &'p HashSet<NodeId>,
 }
 
 impl Tree<'_, '_> {
@@ -208,7 +240,7 @@ impl Tree<'_, '_> {
     /// Whether `input` could be computed inside this node's kernel.
     fn is_candidate(&self, input: &Rc<Node>) -> bool {
         let node = self.node;
-        if input.is_realized() || self.pending.keep(input) {
+        if input.is_realized() || self.pending.keep(input) || self.stores.contains(&input.id) {
             return false;
         }
         // A widening read by several kernels, or by an op family, is a

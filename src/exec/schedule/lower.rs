@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use super::Scheduler;
 use super::encoder::elementwise_value;
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::exec::codegen::FusedEdge;
 use crate::exec::pool::Storage;
@@ -69,6 +70,14 @@ impl Scheduler<'_> {
                 }
                 Ok(dst)
             }
+            // An op family's result rounded to 16 bits: the family stores
+            // it so (`fusion::family_stores`).
+            Op::Convert(dtype) if fused(node, &inputs[0]) && matches!(inputs[0].op, Op::Family(_)) => {
+                let Op::Family(f) = &inputs[0].op else {
+                    unreachable!("matched above")
+                };
+                self.emit_family(&inputs[0], f.as_ref(), fused, Some((node, *dtype)))
+            }
             Op::Fill(_) | Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Convert(_) => {
                 self.elementwise(shape, elementwise_value(node, fused, None))
             }
@@ -79,7 +88,7 @@ impl Scheduler<'_> {
             }
             // A broadcast of 16-bit values: the elementwise kernel, which
             // loads and stores them packed (the copy kernel moves words).
-            Op::Expand if node.dtype != crate::dtype::DType::F32 => {
+            Op::Expand if node.dtype != DType::F32 => {
                 self.elementwise(shape, elementwise_value(node, &|_, _| false, None))
             }
             Op::Expand => {
@@ -111,17 +120,22 @@ impl Scheduler<'_> {
                 let prologue = fused(node, &inputs[0]).then_some(fused);
                 self.reduce(*op, &inputs[0], axes, shape, prologue)
             }
-            Op::Family(f) => self.emit_family(node, f.as_ref(), fused),
+            Op::Family(f) => self.emit_family(node, f.as_ref(), fused, None),
         }
     }
 
     /// The kernels of an op family's node: its variants lowered, one
     /// chosen (`choose_variant`), its scratch and status buffers bound.
+    /// With `narrowed`, the conversion to 16 bits that reads the node
+    /// (and only it) and its dtype: the value returned is that
+    /// conversion's, stored by the family's kernels where they can
+    /// (`stored_16_bit`), else rounded by a kernel after them.
     fn emit_family(
         &mut self,
         node: &Rc<Node>,
         f: &dyn Family,
         fused: FusedEdge,
+        narrowed: Option<(&Rc<Node>, DType)>,
     ) -> Result<Storage> {
         // A fused input is a widening of a 16-bit buffer, read as that
         // buffer (`fusion::family_loads`).
@@ -144,11 +158,15 @@ impl Scheduler<'_> {
         };
         let mut variants = f.lower_variants(shape, &shapes, target);
         read_16_bit_inputs(&inputs, f, &mut variants);
-        let dtypes: Vec<crate::dtype::DType> = inputs.iter().map(|i| i.dtype).collect();
+        let dtypes: Vec<DType> = inputs.iter().map(|i| i.dtype).collect();
         let choice = self.choose_variant(f, &variants, shape, &shapes, &dtypes, target)?;
-        let lowering = variants.swap_remove(choice);
-        // A 16-bit output (a conversion's) holds two values per word.
-        let out = self.alloc(&Shape::new(&[node.dtype.words(node.shape.numel())]))?;
+        let mut lowering = variants.swap_remove(choice);
+        let out_dtype = match narrowed {
+            Some((_, dtype)) if stored_16_bit(&mut lowering, dtype) => dtype,
+            _ => node.dtype,
+        };
+        // A 16-bit output holds two values per word.
+        let out = self.alloc(&Shape::new(&[out_dtype.words(node.shape.numel())]))?;
         let temps = lowering
             .temps
             .iter()
@@ -160,14 +178,55 @@ impl Scheduler<'_> {
             // Sizes in 32-bit words: a 16-bit buffer holds two values per word.
             self.run(call, &|b| match b {
                 Buf::Input(i) => (&srcs[i], inputs[i].dtype.words(inputs[i].shape.numel())),
-                Buf::Output => (&out, node.dtype.words(node.shape.numel())),
+                Buf::Output => (&out, out_dtype.words(node.shape.numel())),
                 Buf::Temp(t) => (&temps[t], lowering.temps[t]),
                 Buf::Status => (status.as_ref().expect("allocated when bound"), 2),
             });
         }
         // The scratch buffers go back to the pool: kernels after this one
         // in the submit run after it (in-order execution).
-        Ok(out)
+        drop(temps);
+        match narrowed {
+            Some((conversion, dtype)) if out_dtype != dtype => {
+                // The family's kernels could not store 16 bits: the
+                // conversion's own kernel, reading the f32 result.
+                self.values.insert(node.id, out);
+                let value = elementwise_value(conversion, &|_, _| false, None);
+                let rounded = self.elementwise(&conversion.shape, value);
+                self.values.remove(&node.id);
+                rounded
+            }
+            _ => Ok(out),
+        }
+    }
+}
+
+/// Rewrites `lowering` so that its kernels store the output as packed
+/// 16-bit values of `dtype` (`exec/packed.rs`), if it can be: the output
+/// must be written by a single kernel call, since a kernel reads its
+/// output only to carry on sums an earlier call of its lowering stored
+/// there (a long sum split over dispatches, see `kernel::KernelCall`),
+/// and those sums must stay f32. A single call's read of its output never
+/// runs; it is rewritten all the same, to compile.
+fn stored_16_bit(lowering: &mut crate::kernel::Lowering, dtype: DType) -> bool {
+    let writers: Vec<usize> = (0..lowering.kernels.len())
+        .filter(|&k| lowering.kernels[k].bindings.contains(&Buf::Output))
+        .collect();
+    let [writer] = writers[..] else {
+        return false;
+    };
+    let call = &mut lowering.kernels[writer];
+    let binding = 1 + call
+        .bindings
+        .iter()
+        .position(|b| *b == Buf::Output)
+        .expect("found above");
+    match crate::exec::packed::write_16_bit(&call.source, binding, dtype) {
+        Some(source) => {
+            call.source = std::borrow::Cow::Owned(source);
+            true
+        }
+        None => false,
     }
 }
 
@@ -178,16 +237,16 @@ fn read_16_bit_inputs(
     f: &dyn Family,
     variants: &mut [crate::kernel::Lowering],
 ) {
-    if inputs.iter().all(|i| i.dtype == crate::dtype::DType::F32) {
+    if inputs.iter().all(|i| i.dtype == DType::F32) {
         return;
     }
     for call in variants.iter_mut().flat_map(|v| v.kernels.iter_mut()) {
-        let packed: Vec<(usize, crate::dtype::DType)> = call
+        let packed: Vec<(usize, DType)> = call
             .bindings
             .iter()
             .enumerate()
             .filter_map(|(k, b)| match *b {
-                Buf::Input(i) if inputs[i].dtype != crate::dtype::DType::F32 => {
+                Buf::Input(i) if inputs[i].dtype != DType::F32 => {
                     Some((k + 1, inputs[i].dtype))
                 }
                 _ => None,
