@@ -11,14 +11,15 @@ pub(crate) fn validate(name: &str, source: &str) {
 
 /// [`validate`] with the capabilities of a device that has them (the
 /// native-only subgroup kernels). Every float input binding of the kernel
-/// is also validated as the executor rewrites it to read 16-bit values,
-/// and every float output binding as rewritten to store them
+/// is also validated as the executor rewrites it to read 16-bit values
+/// (packed, and as WGSL's `f16`), and every float output binding as
+/// rewritten to store them
 /// (`exec/packed.rs`), one binding at a time and all together, so every
 /// specialization the shader tests generate is checked in 16 bits too.
 pub(crate) fn validate_with(name: &str, source: &str, capabilities: naga::valid::Capabilities) {
     validate_one(name, source, capabilities);
     let inputs: Vec<(usize, DType)> = (1..16)
-        .filter(|&b| read_16_bit(source, &[(b, DType::F16)]).is_some())
+        .filter(|&b| read_16_bit(source, &[(b, DType::F16)], false).is_some())
         .map(|b| (b, DType::F16))
         .collect();
     let outputs: Vec<usize> = (1..16)
@@ -26,7 +27,7 @@ pub(crate) fn validate_with(name: &str, source: &str, capabilities: naga::valid:
         .collect();
     for dtype in [DType::F16, DType::BF16] {
         for &(binding, _) in &inputs {
-            let rewritten = read_16_bit(source, &[(binding, dtype)]).expect("rewritable");
+            let rewritten = read_16_bit(source, &[(binding, dtype)], false).expect("rewritable");
             let what = format!("{name} (input binding {binding} in {dtype})");
             validate_one(&what, &rewritten, capabilities);
         }
@@ -39,13 +40,20 @@ pub(crate) fn validate_with(name: &str, source: &str, capabilities: naga::valid:
     if inputs.len() + outputs.len() > 1 {
         let mut rewritten = source.to_string();
         if !inputs.is_empty() {
-            rewritten = read_16_bit(&rewritten, &inputs).expect("rewritable");
+            rewritten = read_16_bit(&rewritten, &inputs, false).expect("rewritable");
         }
         if let Some(&output) = outputs.first() {
             rewritten = write_16_bit(&rewritten, output, DType::F16).expect("rewritable");
         }
         let what = format!("{name} (every input and its output in f16)");
         validate_one(&what, &rewritten, capabilities);
+    }
+    // The inputs as WGSL's f16, where the device has `shader-f16`.
+    if !inputs.is_empty() {
+        let rewritten = read_16_bit(source, &inputs, true).expect("rewritable");
+        let what = format!("{name} (every input as native f16)");
+        let f16 = capabilities | naga::valid::Capabilities::SHADER_FLOAT16;
+        validate_one(&what, &rewritten, f16);
     }
 }
 

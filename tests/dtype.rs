@@ -248,18 +248,30 @@ fn an_op_family_stores_its_16_bit_result_itself() {
         // The product's kernel stored it in 16 bits: no f32 copy of it
         // was ever allocated (the size classes are exact here).
         let stats = dev.memory_stats();
-        assert_eq!(stats.peak_live_bytes - before, 2 * (n * n) as u64, "{dtype}");
+        assert_eq!(
+            stats.peak_live_bytes - before,
+            2 * (n * n) as u64,
+            "{dtype}"
+        );
         // Rounded once, where stored: the f32 product (the same kernel,
         // reading the same values) rounded on the CPU, bit for bit.
         let wide = a.to_dtype(DType::F32).matmul(&b.to_dtype(DType::F32));
-        let rounded: Vec<f32> = wide.to_vec_blocking().unwrap().iter().map(|&v| dtype.round(v)).collect();
+        let rounded: Vec<f32> = wide
+            .to_vec_blocking()
+            .unwrap()
+            .iter()
+            .map(|&v| dtype.round(v))
+            .collect();
         assert_eq!(c.to_vec_blocking().unwrap(), rounded, "{dtype}");
         // And the reference, which sums in f64: the f32 sums of 256 terms
         // differ from it by about 1e-6, a step of a 16-bit value or less.
         let want = reference::eval(&c).unwrap();
         for (got, want) in rounded.iter().zip(&want) {
             let step = dtype.epsilon() as f64 * want.abs() + 1e-5;
-            assert!((*got as f64 - want).abs() <= step, "{dtype}: {got} vs {want}");
+            assert!(
+                (*got as f64 - want).abs() <= step,
+                "{dtype}: {got} vs {want}"
+            );
         }
     }
     // f16's largest finite value is 65504: a product beyond it is stored

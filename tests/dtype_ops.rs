@@ -110,9 +110,11 @@ fn cases(dev: &webgrad::Device) -> Vec<(&'static str, Vec<Vec<usize>>, Op)> {
     ]
 }
 
-#[test]
-fn every_family_in_16_bits_matches_the_reference() {
-    let dev = gpu!();
+/// Checks every family in f16 and bf16 on `dev` against the reference;
+/// returns the values and gradients read.
+fn check_every_family(dev: &webgrad::Device) -> Vec<Vec<f32>> {
+    let dev = dev.clone();
+    let mut read = Vec::new();
     for dtype in [DType::F16, DType::BF16] {
         for (k, (name, shapes, op)) in cases(&dev).into_iter().enumerate() {
             let inputs: Vec<Tensor> = shapes
@@ -139,6 +141,7 @@ fn every_family_in_16_bits_matches_the_reference() {
             let mut all = vec![&y];
             all.extend(grads.iter());
             let got = read_all_blocking(&all).unwrap();
+            read.extend(got.iter().cloned());
             for (j, (t, values)) in all.iter().zip(&got).enumerate() {
                 assert_eq!(t.dtype(), dtype, "{name}: output {j}");
                 // Stored in the dtype: every value is one of its values.
@@ -165,6 +168,44 @@ fn every_family_in_16_bits_matches_the_reference() {
                     );
                 }
             }
+        }
+    }
+    read
+}
+
+#[test]
+fn every_family_in_16_bits_matches_the_reference() {
+    let dev = gpu!();
+    // Where the adapter has `shader-f16` (lavapipe does), the kernels read
+    // f16 values as WGSL's f16: this is the native path.
+    let shader_f16 = dev.adapter().unwrap().shader_f16;
+    assert_eq!(dev.native_f16(), shader_f16);
+    check_every_family(&dev);
+}
+
+#[test]
+fn without_shader_f16_every_family_gives_the_same_bits() {
+    // The portable path every adapter has, forced: 16-bit values in
+    // 32-bit words, decoded with integer arithmetic.
+    let Some(portable) = common::device_with(webgrad::DeviceOptions {
+        portable_f16: true,
+        ..common::test_options()
+    }) else {
+        return;
+    };
+    assert!(!portable.native_f16());
+    let got = check_every_family(&portable);
+    let native = common::device().unwrap();
+    if native.native_f16() {
+        let want = check_every_family(&native);
+        assert_eq!(got.len(), want.len());
+        for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+            let same =
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "result {k} differs between the portable and the native f16 path"
+            );
         }
     }
 }

@@ -63,6 +63,9 @@ pub(crate) struct Gpu {
     /// Lanes of every subgroup, where kernels may use subgroup operations
     /// (`None`: they may not; see `subgroup_size`).
     pub subgroup: Option<u32>,
+    /// Kernels read f16 values as WGSL's `f16` (the device has
+    /// `shader-f16`, see `exec::packed`).
+    pub native_f16: bool,
     pub pipelines: Mutex<PipelineCache>,
     /// GPU buffers by size class, reused across realizes.
     pub pool: Arc<Mutex<BufferPool>>,
@@ -204,7 +207,7 @@ impl Device {
         let timestamps = device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let subgroup = subgroup_size(&device, &info);
         let mut pipelines = PipelineCache::default();
-        pipelines.native_f16 = device.features().contains(wgpu::Features::SHADER_F16);
+        let native_f16 = device.features().contains(wgpu::Features::SHADER_F16);
         // A deterministic device neither reads nor writes a tuning file.
         let tuning_file = match options.deterministic {
             true => None,
@@ -283,6 +286,7 @@ impl Device {
                 kernel_family,
                 deterministic: options.deterministic,
                 subgroup,
+                native_f16,
                 pipelines: Mutex::new(pipelines),
                 pool: Arc::new(Mutex::new(BufferPool::default())),
                 submit_lock: Mutex::new(()),
@@ -327,12 +331,7 @@ impl Device {
     /// values are the same bit for bit either way. `false` for a
     /// reference-only device.
     pub fn native_f16(&self) -> bool {
-        self.gpu.as_ref().is_some_and(|g| {
-            g.pipelines
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .native_f16
-        })
+        self.gpu.as_ref().is_some_and(|g| g.native_f16)
     }
 
     /// The kernel family (matmul and convolutions) this device uses.

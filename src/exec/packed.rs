@@ -23,47 +23,39 @@
 //! shader tests rewrite every specialization of every family for every
 //! input, see `shader_check.rs`).
 
-use std::borrow::Cow;
-
 use crate::dtype::DType;
-
-/// `source` as compiled on a device with WebGPU's `shader-f16` feature
-/// (where `DeviceOptions::portable_f16` is off): an f16 value is decoded
-/// by the hardware's conversion instead of integer arithmetic. Both are
-/// exact (every f16 is an f32), so results are the same bit for bit
-/// (tested). Rounding to f16 stays integer arithmetic everywhere: WGSL
-/// leaves the rounding of a value converted to `f16` to the
-/// implementation and makes one beyond f16's range indeterminate, while
-/// webgrad's rule is IEEE's round to nearest even with overflow to ±∞.
-pub(crate) fn with_native_f16(source: &str) -> Cow<'_, str> {
-    let software = super::codegen::WG_FROM_F16;
-    if !source.contains(software) {
-        return Cow::Borrowed(source);
-    }
-    Cow::Owned(format!(
-        "enable f16;\n{}",
-        source.replace(software, NATIVE_FROM_F16)
-    ))
-}
-
-/// `wg_from_f16` where the device has `shader-f16`.
-const NATIVE_FROM_F16: &str = "
-// The value of the f16 bits h (the low 16 bits): the hardware's
-// conversion, exact (every f16 is an f32).
-fn wg_from_f16(h: u32) -> f32 {
-    return f32(bitcast<vec2<f16>>(h).x);
-}
-";
 
 /// `source` with the input arrays at the given bindings (binding number,
 /// dtype of its values) read as packed 16-bit values. `None` if a binding
 /// is not declared as a read-only `array<f32>` or `array<vec4<f32>>`.
-pub(crate) fn read_16_bit(source: &str, packed: &[(usize, DType)]) -> Option<String> {
+///
+/// With `native_f16` (the device has WebGPU's `shader-f16`), an f16 input
+/// is bound as WGSL's `array<f16>` and each value converted by the
+/// hardware, instead of decoded from its word with integer arithmetic.
+/// Both are exact (every f16 is an f32), so the values are the same bit
+/// for bit (tested). Only reads: rounding to 16 bits stays integer
+/// arithmetic everywhere, because WGSL leaves the rounding of a value
+/// converted to `f16` to the implementation and makes one beyond f16's
+/// range indeterminate, while webgrad's rule is IEEE's round to nearest
+/// even with overflow to ±∞ on every adapter. (WGSL's `bitcast` between
+/// `u32` and `vec2<f16>`, which would let every kernel decode natively,
+/// is not implemented in naga, wgpu's shader compiler, yet.)
+pub(crate) fn read_16_bit(
+    source: &str,
+    packed: &[(usize, DType)],
+    native_f16: bool,
+) -> Option<String> {
     let mut code = source.to_string();
+    let mut typed = false;
     for &(binding, dtype) in packed {
-        code = rewrite_binding(&code, binding, dtype)?;
+        let native = native_f16 && dtype == DType::F16;
+        code = rewrite_binding(&code, binding, dtype, native)?;
+        typed |= native;
     }
     super::codegen::append_helpers(&mut code, DType::F32);
+    if typed {
+        code.insert_str(0, "enable f16;\n");
+    }
     Some(code)
 }
 
@@ -96,8 +88,8 @@ pub(crate) fn write_16_bit(source: &str, binding: usize, dtype: DType) -> Option
              \nfn wg_read_{name}(j: u32) -> vec4<f32> {{\n    \
              let lo = atomicLoad(&{name}_16[2u * j]);\n    \
              let hi = atomicLoad(&{name}_16[2u * j + 1u]);\n    \
-             return vec4<f32>(wg_from_{dtype}(lo & 0xffffu), wg_from_{dtype}(lo >> 16u), \
-             wg_from_{dtype}(hi & 0xffffu), wg_from_{dtype}(hi >> 16u));\n}}\n"
+             return {};\n}}\n",
+            decode_4(dtype)
         ),
         _ => return None,
     };
@@ -130,7 +122,9 @@ fn replace_accesses(code: &str, name: &str) -> Option<String> {
             rest = &after[value_end..];
         } else {
             // A compound assignment or a store to a component is not rewritten.
-            let compound = ["+=", "-=", "*=", "/="].iter().any(|op| trimmed.starts_with(op));
+            let compound = ["+=", "-=", "*=", "/="]
+                .iter()
+                .any(|op| trimmed.starts_with(op));
             if compound || component_store(trimmed) {
                 return None;
             }
@@ -152,7 +146,9 @@ fn component_store(code: &str) -> bool {
         .trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_')
         .trim_start();
     rest.starts_with('=') && !rest.starts_with("==")
-        || ["+=", "-=", "*=", "/="].iter().any(|op| rest.starts_with(op))
+        || ["+=", "-=", "*=", "/="]
+            .iter()
+            .any(|op| rest.starts_with(op))
 }
 
 /// The next `name[` (name a whole identifier) in `code`: its offset and
@@ -182,33 +178,56 @@ fn next_access(code: &str, name: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// One binding's declaration and reads rewritten.
-fn rewrite_binding(code: &str, binding: usize, dtype: DType) -> Option<String> {
+/// One binding's declaration and reads rewritten (as WGSL's `f16` values
+/// where `native`).
+fn rewrite_binding(code: &str, binding: usize, dtype: DType, native: bool) -> Option<String> {
     let marker = format!("@binding({binding}) var<storage, read> ");
     let start = code.find(&marker)? + marker.len();
     let end = start + code[start..].find(';')?;
     let (name, element) = code[start..end].split_once(':')?;
     let (name, element) = (name.trim(), element.trim());
+    let value = |k: &str| match native {
+        true => format!("f32({name}_16[{k}])"),
+        false => format!("wg_from_{dtype}(wg_half({name}_16[({k}) / 2u], {k}))"),
+    };
     let loader = match element {
         "array<f32>" => format!(
-            "\nfn wg_read_{name}(j: u32) -> f32 {{\n    \
-             return wg_from_{dtype}(wg_half({name}_16[j / 2u], j));\n}}\n"
+            "\nfn wg_read_{name}(j: u32) -> f32 {{\n    return {};\n}}\n",
+            value("j")
         ),
+        "array<vec4<f32>>" if native => format!(
+            "\nfn wg_read_{name}(j: u32) -> vec4<f32> {{\n    \
+             return vec4<f32>({}, {}, {}, {});\n}}\n",
+            value("4u * j"),
+            value("4u * j + 1u"),
+            value("4u * j + 2u"),
+            value("4u * j + 3u")
+        ),
+        // Four values in two whole words.
         "array<vec4<f32>>" => format!(
             "\nfn wg_read_{name}(j: u32) -> vec4<f32> {{\n    \
              let lo = {name}_16[2u * j];\n    \
              let hi = {name}_16[2u * j + 1u];\n    \
-             return vec4<f32>(wg_from_{dtype}(lo & 0xffffu), wg_from_{dtype}(lo >> 16u), \
-             wg_from_{dtype}(hi & 0xffffu), wg_from_{dtype}(hi >> 16u));\n}}\n"
+             return {};\n}}\n",
+            decode_4(dtype)
         ),
         _ => return None,
     };
+    let storage = if native { "f16" } else { "u32" };
     let mut out = String::with_capacity(code.len() + 256);
     out.push_str(&code[..start]);
-    out.push_str(&format!("{name}_16: array<u32>"));
+    out.push_str(&format!("{name}_16: array<{storage}>"));
     out.push_str(&replace_reads(&code[end..], name)?);
     out.push_str(&loader);
     Some(out)
+}
+
+/// The four values of dtype packed in words `lo` and `hi`, as a `vec4<f32>`.
+fn decode_4(dtype: DType) -> String {
+    format!(
+        "vec4<f32>(wg_from_{dtype}(lo & 0xffffu), wg_from_{dtype}(lo >> 16u), \
+         wg_from_{dtype}(hi & 0xffffu), wg_from_{dtype}(hi >> 16u))"
+    )
 }
 
 /// `code` with every `name[expr]` (name a whole identifier) replaced by
@@ -237,7 +256,7 @@ mod tests {
                    @group(0) @binding(3) var<storage, read> a_n: array<u32>;\n\
                    var<private> ta: array<f32, 4>;\n\
                    fn f(i: u32) { c[i] = a[i + a_n[0u]] + ta[i] + a[u32(a[0u])]; }";
-        let out = read_16_bit(src, &[(1, DType::BF16)]).unwrap();
+        let out = read_16_bit(src, &[(1, DType::BF16)], false).unwrap();
         assert!(
             out.contains("var<storage, read> a_16: array<u32>;"),
             "{out}"
@@ -257,7 +276,7 @@ mod tests {
             ),
         );
         // A binding that is not a float input is not rewritten.
-        assert!(read_16_bit(src, &[(2, DType::F16)]).is_none());
+        assert!(read_16_bit(src, &[(2, DType::F16)], false).is_none());
     }
 
     #[test]
@@ -275,27 +294,59 @@ mod tests {
             out.contains("wg_write_c(u32(i), wg_read_c(u32(i - 1u)) + a[i]);"),
             "{out}"
         );
-        assert!(out.contains("wg_write_c(u32(i + 1u), 2.0 * a[c_n(i)]);"), "{out}");
+        assert!(
+            out.contains("wg_write_c(u32(i + 1u), 2.0 * a[c_n(i)]);"),
+            "{out}"
+        );
         assert!(out.contains("fn wg_to_f16("), "{out}");
         let main = "@group(0) @binding(0) var<storage, read> p: array<u32>;\n\
                     @compute @workgroup_size(1) fn main() { f(0u); }";
         crate::shader_check::validate("rewritten", &format!("{main}\n{out}"));
         // vec4 stores own their two words.
-        let src4 = src.replace("c: array<f32>", "c: array<vec4<f32>>").replace(
-            "2.0 * a[c_n(i)]",
-            "vec4<f32>(a[i])",
-        );
+        let src4 = src
+            .replace("c: array<f32>", "c: array<vec4<f32>>")
+            .replace("2.0 * a[c_n(i)]", "vec4<f32>(a[i])");
         let src4 = src4.replace("c[i - 1u] + a[i]", "c[i - 1u] + vec4<f32>(a[i])");
         let out = write_16_bit(&src4, 2, DType::BF16).unwrap();
         assert!(out.contains("atomicStore(&c_16[2u * j + 1u]"), "{out}");
         crate::shader_check::validate("rewritten vec4", &format!("{main}\n{out}"));
         // Stores it cannot express are refused, not miscompiled.
-        for store in ["c[i] += 1.0;", "c[i] -= 1.0;", "c[i].x = 1.0;", "c[i].x *= 2.0;"] {
+        for store in [
+            "c[i] += 1.0;",
+            "c[i] -= 1.0;",
+            "c[i].x = 1.0;",
+            "c[i].x *= 2.0;",
+        ] {
             let bad = src4.replace("c[i + 1u]   =  vec4<f32>(a[i]);", store);
             assert_ne!(bad, src4);
             assert!(write_16_bit(&bad, 2, DType::F16).is_none(), "{store}");
         }
         // Only a read-write float array is an output.
         assert!(write_16_bit(src, 1, DType::F16).is_none());
+    }
+
+    #[test]
+    fn native_f16_inputs_are_typed_where_the_device_has_f16() {
+        let src = "@group(0) @binding(0) var<storage, read> p: array<u32>;\n\
+                   @group(0) @binding(1) var<storage, read> a: array<f32>;\n\
+                   @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;\n\
+                   @group(0) @binding(3) var<storage, read_write> c: array<f32>;\n\
+                   @compute @workgroup_size(1) fn main() { c[0] = a[p[0]] + b[1].y; }";
+        let both = [(1, DType::F16), (2, DType::F16)];
+        let native = read_16_bit(src, &both, true).unwrap();
+        assert!(native.starts_with("enable f16;"), "{native}");
+        assert!(native.contains("a_16: array<f16>;"), "{native}");
+        assert!(native.contains("return f32(a_16[j]);"), "{native}");
+        assert!(native.contains("f32(b_16[4u * j + 3u])"), "{native}");
+        assert!(!native.contains("wg_from_f16"), "{native}");
+        let caps = naga::valid::Capabilities::SHADER_FLOAT16;
+        crate::shader_check::validate_with("native f16", &native, caps);
+        // bf16 has no WGSL type: packed whatever the device.
+        let mixed = read_16_bit(src, &[(1, DType::BF16), (2, DType::F16)], true).unwrap();
+        assert!(mixed.contains("a_16: array<u32>;"), "{mixed}");
+        assert!(mixed.contains("b_16: array<f16>;"), "{mixed}");
+        crate::shader_check::validate_with("native f16 and bf16", &mixed, caps);
+        let portable = read_16_bit(src, &both, false).unwrap();
+        assert!(!portable.contains("enable f16"), "{portable}");
     }
 }

@@ -11,10 +11,6 @@ pub(crate) struct PipelineCache {
     /// The driver's compiled pipelines, persisted across runs where wgpu
     /// allows it (Vulkan): see `DeviceOptions::pipeline_cache`.
     pub disk: Option<DiskCache>,
-    /// The device has `shader-f16` and may use it: sources are compiled
-    /// with `exec::packed::with_native_f16` (cached by the source as
-    /// generated).
-    pub native_f16: bool,
 }
 
 /// A `wgpu::PipelineCache` loaded from and saved to one file.
@@ -78,14 +74,6 @@ impl PipelineCache {
         wanted: &[(String, &'static str)],
     ) -> Vec<wgpu::ComputePipeline> {
         let cache = self.disk.as_ref().map(|d| &d.cache);
-        let native_f16 = self.native_f16;
-        let compile = |device: &wgpu::Device, source: &str, entry, cache| {
-            let source = match native_f16 {
-                true => crate::exec::packed::with_native_f16(source),
-                false => std::borrow::Cow::Borrowed(source),
-            };
-            compile(device, &source, entry, cache)
-        };
         #[cfg(not(target_arch = "wasm32"))]
         let compiled: Vec<wgpu::ComputePipeline> = {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -20,12 +20,6 @@ pub(super) fn bytes_of(numel: usize) -> u64 {
     (numel.max(1) as u64).saturating_mul(4)
 }
 
-thread_local! {
-    pub(crate) static DBG: std::cell::RefCell<(u64, String)> = Default::default();
-    pub(crate) static CUR: std::cell::RefCell<String> = Default::default();
-    pub(crate) static DESC: std::cell::RefCell<HashMap<NodeId, String>> = Default::default();
-}
-
 impl Scheduler<'_> {
     pub(super) fn alloc(&self, shape: &Shape) -> Result<Storage> {
         let bytes = bytes_of(shape.numel());
@@ -34,18 +28,6 @@ impl Scheduler<'_> {
             return Err(Error::TooLarge { bytes, limit });
         }
         let storage = allocate(&self.gpu.device, &self.pool, bytes);
-        if self.dry && std::env::var("DEBUG_PEAK").is_ok() {
-            let live = self.pool.lock().unwrap().stats().live_bytes;
-            DBG.with(|d| {
-                let mut d = d.borrow_mut();
-                if live > d.0 {
-                    d.0 = live;
-                    let mut v: Vec<(u64, String)> = self.values.iter().map(|(id, s)| (s.size(), DESC.with(|m| m.borrow().get(id).cloned().unwrap_or_default()))).collect();
-                    v.sort_by(|a, b| b.0.cmp(&a.0));
-                    d.1 = format!("peak {live} at alloc {bytes} for {}\n{}", CUR.with(|c| c.borrow().clone()), v.iter().take(14).map(|(b, s)| format!("   {b} {s}")).collect::<Vec<_>>().join("\n"));
-                }
-            });
-        }
         if let Some(r) = self.recorder.borrow_mut().as_mut() {
             r.alloc(&self.pool, &storage, bytes);
         }

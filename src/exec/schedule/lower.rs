@@ -72,7 +72,9 @@ impl Scheduler<'_> {
             }
             // An op family's result rounded to 16 bits: the family stores
             // it so (`fusion::family_stores`).
-            Op::Convert(dtype) if fused(node, &inputs[0]) && matches!(inputs[0].op, Op::Family(_)) => {
+            Op::Convert(dtype)
+                if fused(node, &inputs[0]) && matches!(inputs[0].op, Op::Family(_)) =>
+            {
                 let Op::Family(f) = &inputs[0].op else {
                     unreachable!("matched above")
                 };
@@ -157,7 +159,7 @@ impl Scheduler<'_> {
             subgroup: self.gpu.subgroup,
         };
         let mut variants = f.lower_variants(shape, &shapes, target);
-        read_16_bit_inputs(&inputs, f, &mut variants);
+        read_16_bit_inputs(&inputs, f, &mut variants, self.gpu.native_f16);
         let dtypes: Vec<DType> = inputs.iter().map(|i| i.dtype).collect();
         let choice = self.choose_variant(f, &variants, shape, &shapes, &dtypes, target)?;
         let mut lowering = variants.swap_remove(choice);
@@ -236,6 +238,7 @@ fn read_16_bit_inputs(
     inputs: &[Rc<Node>],
     f: &dyn Family,
     variants: &mut [crate::kernel::Lowering],
+    native_f16: bool,
 ) {
     if inputs.iter().all(|i| i.dtype == DType::F32) {
         return;
@@ -246,23 +249,22 @@ fn read_16_bit_inputs(
             .iter()
             .enumerate()
             .filter_map(|(k, b)| match *b {
-                Buf::Input(i) if inputs[i].dtype != DType::F32 => {
-                    Some((k + 1, inputs[i].dtype))
-                }
+                Buf::Input(i) if inputs[i].dtype != DType::F32 => Some((k + 1, inputs[i].dtype)),
                 _ => None,
             })
             .collect();
         if packed.is_empty() {
             continue;
         }
-        let source = crate::exec::packed::read_16_bit(&call.source, &packed).unwrap_or_else(|| {
-            panic!(
-                "webgrad: kernel {} of {} declares a float input as something other than \
+        let source = crate::exec::packed::read_16_bit(&call.source, &packed, native_f16)
+            .unwrap_or_else(|| {
+                panic!(
+                    "webgrad: kernel {} of {} declares a float input as something other than \
                  array<f32> or array<vec4<f32>>, so it cannot read 16-bit values (a bug)",
-                call.entry,
-                f.name()
-            )
-        });
+                    call.entry,
+                    f.name()
+                )
+            });
         call.source = std::borrow::Cow::Owned(source);
     }
 }

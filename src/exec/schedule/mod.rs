@@ -408,11 +408,6 @@ impl Scheduler<'_> {
                 self.label = Some(describe::describe(node, &fused));
             }
             let before = self.dispatched;
-            if self.dry {
-                let d = format!("{:?} {:?} {:?} rc={}", node.op, node.dtype, node.shape.dims(), node.recompute.get()).chars().take(120).collect::<String>();
-                encoder::CUR.with(|c| *c.borrow_mut() = d.clone());
-                encoder::DESC.with(|m| m.borrow_mut().insert(node.id, d));
-            }
             let value = match uploaded.remove(&node.id) {
                 Some(v) => v,
                 None => self.emit(node, &fused)?,
@@ -443,10 +438,6 @@ impl Scheduler<'_> {
                     *node.storage.borrow_mut() = Some(value);
                 }
             }
-        }
-        if self.dry && std::env::var("DEBUG_PEAK").is_ok() {
-            encoder::DBG.with(|d| { let d = d.borrow(); eprintln!("{}", d.1); });
-            encoder::DBG.with(|d| *d.borrow_mut() = Default::default());
         }
         Ok(kept)
     }
