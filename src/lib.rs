@@ -68,7 +68,9 @@ pub use autodiff::{
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use autodiff::{check_gradients_blocking, numerical_grad_blocking, step_sweep};
-pub use device::{AdapterSummary, Counters, Device, DeviceOptions, MemoryStats, PipelineCacheDir};
+pub use device::{
+    AdapterSummary, Counters, Device, DeviceOptions, F16Reads, MemoryStats, PipelineCacheDir,
+};
 pub use dtype::{DType, autocast};
 pub use error::{Error, Result};
 pub use graph::{ALL_BINARY, ALL_UNARY, Binary, ReduceOp, Unary};

@@ -175,37 +175,41 @@ fn check_every_family(dev: &webgrad::Device) -> Vec<Vec<f32>> {
 
 #[test]
 fn every_family_in_16_bits_matches_the_reference() {
+    // The default device: on a CPU adapter (lavapipe), f16 values are
+    // decoded from their words with integer arithmetic, the path every
+    // adapter has, as without `shader-f16`.
     let dev = gpu!();
-    // Where the adapter has `shader-f16` (lavapipe does), the kernels read
-    // f16 values as WGSL's f16: this is the native path.
-    let shader_f16 = dev.adapter().unwrap().shader_f16;
-    assert_eq!(dev.native_f16(), shader_f16);
+    let adapter = dev.adapter().unwrap();
+    if adapter.device_type == "Cpu" {
+        assert!(!dev.native_f16());
+    }
     check_every_family(&dev);
 }
 
 #[test]
-fn without_shader_f16_every_family_gives_the_same_bits() {
-    // The portable path every adapter has, forced: 16-bit values in
-    // 32-bit words, decoded with integer arithmetic.
-    let Some(portable) = common::device_with(webgrad::DeviceOptions {
-        portable_f16: true,
-        ..common::test_options()
-    }) else {
+fn native_f16_reads_give_the_same_bits_as_the_portable_path() {
+    // Both paths forced: f16 values read as WGSL's f16 (where the adapter
+    // has `shader-f16`: lavapipe does), and decoded from words.
+    let devices = [webgrad::F16Reads::Native, webgrad::F16Reads::Portable].map(|reads| {
+        common::device_with(webgrad::DeviceOptions {
+            f16_reads: reads,
+            ..common::test_options()
+        })
+    });
+    let [Some(native), Some(portable)] = devices else {
         return;
     };
+    let shader_f16 = native.adapter().unwrap().shader_f16;
+    assert_eq!(native.native_f16(), shader_f16);
     assert!(!portable.native_f16());
-    let got = check_every_family(&portable);
-    let native = common::device().unwrap();
-    if native.native_f16() {
-        let want = check_every_family(&native);
-        assert_eq!(got.len(), want.len());
-        for (k, (a, b)) in got.iter().zip(&want).enumerate() {
-            let same =
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(
-                same,
-                "result {k} differs between the portable and the native f16 path"
-            );
-        }
+    let want = check_every_family(&portable);
+    let got = check_every_family(&native);
+    assert_eq!(got.len(), want.len());
+    for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+        let same = a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(
+            same,
+            "result {k} differs between the native and the portable f16 path"
+        );
     }
 }

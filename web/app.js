@@ -295,11 +295,16 @@ function drawGrid(canvas, values, color) {
 
 // What the CNN's precision means on this adapter.
 function precisionNote(session, precision) {
-  const f16 = JSON.parse(session.adapter()).shader_f16;
+  const adapter = JSON.parse(session.adapter());
   const stored = precision === "f32"
     ? "Activations in f32."
     : `Activations stored in ${precision}, two per 32-bit word, computed in f32 (parameters and Adam in f32${precision === "f16" ? ", with dynamic loss scaling" : ""}).`;
-  return `${stored} This adapter ${f16 ? "offers" : "does not offer"} shader-f16 (native f16 arithmetic), which webgrad does not need and does not use yet.`;
+  const f16 = adapter.native_f16
+    ? "This adapter offers shader-f16: matmul, convolution and the other op kernels read f16 values as native f16."
+    : adapter.shader_f16
+      ? "This adapter offers shader-f16, but it is a CPU adapter: f16 values are decoded with integer arithmetic (faster there, same results)."
+      : "This adapter does not offer shader-f16 (native f16): f16 values are decoded with integer arithmetic.";
+  return `${stored} ${f16}`;
 }
 
 function setupModels(session) {
@@ -309,6 +314,7 @@ function setupModels(session) {
   const showPrecision = () => {
     $("cnn-precision-note").textContent = precisionNote(session, precision);
     $("cnn-precision-note").dataset.precision = precision;
+    $("cnn-precision-note").dataset.nativeF16 = JSON.parse(session.adapter()).native_f16;
   };
   showPrecision();
   // A new precision starts a new network (until it is trained).

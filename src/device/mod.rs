@@ -14,7 +14,9 @@ use crate::kernel::KernelFamily;
 
 mod options;
 
-pub use options::{AdapterSummary, Counters, DeviceOptions, MemoryStats, PipelineCacheDir};
+pub use options::{
+    AdapterSummary, Counters, DeviceOptions, F16Reads, MemoryStats, PipelineCacheDir,
+};
 
 /// Run-time switches of a device, set by its methods.
 #[derive(Default)]
@@ -118,9 +120,9 @@ impl std::fmt::Debug for Device {
 /// The optional features webgrad uses where the adapter has them.
 fn wanted_features(options: &DeviceOptions) -> wgpu::Features {
     let f = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE;
-    let f = match options.portable_f16 {
-        true => f,
-        false => f | wgpu::Features::SHADER_F16,
+    let f = match options.f16_reads {
+        F16Reads::Portable => f,
+        _ => f | wgpu::Features::SHADER_F16,
     };
     // In a browser WGSL needs `enable subgroups;`, which naga does not
     // parse yet: the subgroup kernels are native only.
@@ -207,7 +209,12 @@ impl Device {
         let timestamps = device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let subgroup = subgroup_size(&device, &info);
         let mut pipelines = PipelineCache::default();
-        let native_f16 = device.features().contains(wgpu::Features::SHADER_F16);
+        let native_f16 = device.features().contains(wgpu::Features::SHADER_F16)
+            && match options.f16_reads {
+                F16Reads::Auto => info.device_type != wgpu::DeviceType::Cpu,
+                F16Reads::Native => true,
+                F16Reads::Portable => false,
+            };
         // A deterministic device neither reads nor writes a tuning file.
         let tuning_file = match options.deterministic {
             true => None,
@@ -325,9 +332,9 @@ impl Device {
         self.gpu.as_ref().map(|g| &g.limits)
     }
 
-    /// Whether this device's kernels use the adapter's `shader-f16`
-    /// feature (f16 values decoded by the hardware's conversion): where
-    /// the adapter has it, unless [`DeviceOptions::portable_f16`]. The
+    /// Whether op families read f16 values as WGSL's `f16` (the adapter's
+    /// `shader-f16` feature): where the adapter has it, as
+    /// [`DeviceOptions::f16_reads`] says. The
     /// values are the same bit for bit either way. `false` for a
     /// reference-only device.
     pub fn native_f16(&self) -> bool {

@@ -31,12 +31,25 @@ pub struct DeviceOptions {
     /// it holds compiled code, which cannot change a value. The cost is
     /// speed where the untimed choice is not the fastest: see the README.
     pub deterministic: bool,
-    /// Never use the adapter's `shader-f16` feature, as on an adapter
-    /// without it. By default a device uses it where the adapter has it
-    /// (see [`Device::native_f16`](super::Device::native_f16)); values are
-    /// the same bit for bit either way, so this is for testing and
-    /// comparing the two paths.
-    pub portable_f16: bool,
+    /// How op families read f16 values: as WGSL's `f16` where the adapter
+    /// has `shader-f16`, or decoded from 32-bit words with integer
+    /// arithmetic (chosen per adapter by default). The values are the
+    /// same bit for bit either way.
+    pub f16_reads: F16Reads,
+}
+
+/// How op families read f16 values ([`DeviceOptions::f16_reads`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum F16Reads {
+    /// Native on GPUs that have `shader-f16`; portable on CPU adapters
+    /// (lavapipe, SwiftShader), where a native f16 load costs more than
+    /// the integer decode (a 16-bit matmul took 1.7× as long on lavapipe).
+    #[default]
+    Auto,
+    /// Native wherever the adapter has `shader-f16`.
+    Native,
+    /// Never native, as on an adapter without `shader-f16`.
+    Portable,
 }
 
 /// Where [`DeviceOptions::pipeline_cache`] keeps the driver's compiled
@@ -90,8 +103,8 @@ pub struct AdapterSummary {
     /// The adapter offers WebGPU's `shader-f16` feature (native `f16`
     /// types). webgrad's 16-bit tensors do not need it (they are stored
     /// two per 32-bit word and converted in registers on every adapter);
-    /// where it is there, kernels decode f16 values with the hardware's
-    /// conversion (see [`Device::native_f16`](super::Device::native_f16)).
+    /// where it is there, op families may read f16 values natively (see
+    /// [`Device::native_f16`](super::Device::native_f16)).
     pub shader_f16: bool,
 }
 

@@ -41,7 +41,7 @@ impl Session {
         } else {
             &a.name
         };
-        json!({"name": name, "backend": &a.backend, "device_type": &a.device_type, "shader_f16": a.shader_f16, "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage, "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension, "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup})
+        json!({"name": name, "backend": &a.backend, "device_type": &a.device_type, "shader_f16": a.shader_f16, "native_f16": self.dev.native_f16(), "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage, "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension, "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup})
         .to_string()
     }
 

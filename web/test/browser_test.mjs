@@ -154,8 +154,10 @@ try {
   await page.click("#cnn-train");
   await page.waitForFunction(() => document.getElementById("cnn-progress").dataset.done === "true", { timeout: 600000 });
   const accuracy = await page.$eval("#cnn-accuracy", (e) => Number(e.dataset.accuracy));
-  const precision = await page.$eval("#cnn-precision-note", (e) => [e.dataset.precision, e.textContent]);
+  const precision = await page.$eval("#cnn-precision-note", (e) => [e.dataset.precision, e.textContent, e.dataset.nativeF16]);
   check("the page trains the CNN in 16 bits and says so", precision[0] === "bf16" && precision[1].includes("bf16"), precision[1]);
+  const native = precision[2] === "true";
+  check("the page says whether it reads f16 natively", precision[2] !== undefined && precision[1].includes(native ? "read f16 values as native f16" : "decoded with integer arithmetic"), `${precision[2]}: ${precision[1]}`);
   check("300 training steps of the CNN in bf16 reach 90% test accuracy", accuracy >= 0.9, `accuracy ${accuracy}`);
   const box = await page.$eval("#draw", (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; });
   // A "1": one vertical stroke down the middle.
