@@ -111,10 +111,15 @@ impl Scheduler<'_> {
         if variants.len() == 1 {
             return Ok(0);
         }
-        // Kernels reading 16-bit inputs are timed apart (f32 keys as before).
+        // Kernels reading 16-bit inputs are timed apart (f32 keys as
+        // before), and f16 read natively apart from f16 decoded: their
+        // kernels differ, and so may the fastest variant.
         let mut key = format!("{} {shape:?} <- {shapes:?}", f.name());
         if dtypes.iter().any(|&d| d != crate::dtype::DType::F32) {
             key += &format!(" {dtypes:?}");
+        }
+        if self.gpu.native_f16 && dtypes.contains(&crate::dtype::DType::F16) {
+            key += " native";
         }
         let tuning = || self.gpu.tuning.lock().unwrap_or_else(|e| e.into_inner());
         let known = tuning().get(&key);
