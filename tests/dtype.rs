@@ -267,7 +267,7 @@ fn an_op_family_stores_its_16_bit_result_itself() {
         // differ from it by about 1e-6, a step of a 16-bit value or less.
         let want = reference::eval(&c).unwrap();
         for (got, want) in rounded.iter().zip(&want) {
-            let step = dtype.epsilon() as f64 * want.abs() + 1e-5;
+            let step = dtype.epsilon() * want.abs() + 1e-5;
             assert!(
                 (*got as f64 - want).abs() <= step,
                 "{dtype}: {got} vs {want}"
