@@ -62,9 +62,9 @@ pub mod text;
 pub use autodiff::numerical::SweepRow;
 pub use autodiff::{
     Difference, GradientReport, Gradients, LayerFn, Tolerance, TraceStep, backward_trace,
-    check_gradients, checkpoint, checkpoint_sequential, choose_segments, grad, grad_with_seed,
-    hessian, hessian_reverse, hvp, jacfwd, jacrev, jvp, jvp_batched, numerical_grad,
-    numerical_grad_reference, tangent, tangent_batched, vjp,
+    check_gradients, checkpoint, checkpoint_sequential, choose_segments, custom_jvp, custom_vjp,
+    grad, grad_with_seed, hessian, hessian_reverse, hvp, jacfwd, jacrev, jvp, jvp_batched,
+    numerical_grad, numerical_grad_reference, tangent, tangent_batched, vjp,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use autodiff::{check_gradients_blocking, numerical_grad_blocking, step_sweep};
@@ -94,3 +94,8 @@ pub use tensor::{read_all_blocking, read_and_realize_blocking, realize_all_block
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The custom-ops guide's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/custom-ops.md")]
+pub struct CustomOpsGuideDoctests;

@@ -123,7 +123,18 @@ impl Tensor {
     /// that keeps its input's dtype natively (reshape, detach and
     /// broadcast: the kernels around them read 16-bit values themselves).
     fn narrow_dtype(op: &Op, inputs: &[&Tensor]) -> Option<DType> {
-        if matches!(op, Op::Convert(_) | Op::Reshape | Op::Detach | Op::Expand) {
+        // A checkpoint or custom rule carries its region's output as it is
+        // (its other inputs are arguments to re-run or differentiate, not
+        // values it reads).
+        if matches!(
+            op,
+            Op::Convert(_)
+                | Op::Reshape
+                | Op::Detach
+                | Op::Expand
+                | Op::Checkpoint(_)
+                | Op::Custom(_)
+        ) {
             return None;
         }
         let narrow_input = inputs.iter().any(|t| t.dtype() != DType::F32);
@@ -134,10 +145,7 @@ impl Tensor {
             if matches!(op, Op::Reduce { .. }) {
                 return narrow_input.then_some(DType::F32);
             }
-            let moves = matches!(
-                op,
-                Op::Permute(_) | Op::Slice { .. } | Op::Pad { .. } | Op::Checkpoint(_)
-            );
+            let moves = matches!(op, Op::Permute(_) | Op::Slice { .. } | Op::Pad { .. });
             if !moves {
                 return Some(dtype);
             }

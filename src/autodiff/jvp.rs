@@ -36,6 +36,7 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
         // A checkpoint is its region's output, whose tangent forward mode
         // has propagated through the region already.
         Op::Checkpoint(_) => dx[0].clone(),
+        Op::Custom(_) => crate::autodiff::custom::jvp(node, dx, lead),
         // Elementwise Jacobians are diagonal, hence self-adjoint: the tangent
         // rule is the vjp rule applied to the tangent, Δy = f'(x)·Δx.
         Op::Unary(u) => {

@@ -3,6 +3,7 @@
 //! again.
 
 pub mod check;
+pub(crate) mod custom;
 pub mod forward;
 pub(crate) mod jvp;
 pub mod numerical;
@@ -13,6 +14,7 @@ mod vjp;
 #[cfg(not(target_arch = "wasm32"))]
 pub use check::check_gradients_blocking;
 pub use check::{GradientReport, Tolerance, check_gradients};
+pub use custom::{custom_jvp, custom_vjp};
 pub use forward::{
     hessian, hessian_reverse, hvp, jacfwd, jacrev, jvp, jvp_batched, tangent, tangent_batched, vjp,
 };

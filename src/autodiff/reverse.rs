@@ -145,7 +145,7 @@ pub fn backward_trace(y: &Tensor) -> Vec<TraceStep> {
 type Partial = (Option<Rc<Node>>, Tensor);
 
 /// The node_to_grad algorithm. Returns the adjoint of each target reached.
-fn adjoints(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>]) -> HashMap<NodeId, Tensor> {
+pub(crate) fn adjoints(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>]) -> HashMap<NodeId, Tensor> {
     run(y, seed, targets, false, None).0
 }
 

@@ -75,6 +75,7 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
             vec![Some(&mask * &(g / &count))]
         }
         Op::Family(f) => f.vjp(&inputs, &y(), g),
+        Op::Custom(_) => crate::autodiff::custom::vjp(node, g),
         Op::Reshape => vec![Some(g.reshape(inputs[0].shape().clone()))],
         Op::Permute(perm) => {
             let mut inverse = vec![0; perm.len()];

@@ -164,7 +164,10 @@ impl Saved {
         let recomputable = |n: &Node| {
             !fixed.contains(&n.id)
                 && !n.adjoint
-                && !matches!(n.op, Op::Fill(_) | Op::Detach | Op::Checkpoint(_))
+                && !matches!(
+                    n.op,
+                    Op::Fill(_) | Op::Detach | Op::Checkpoint(_) | Op::Custom(_)
+                )
         };
         let mut saved_ids: HashSet<NodeId> = HashSet::default();
         let mut readers = Vec::new();

@@ -277,6 +277,8 @@ fn push_op(w: &mut Vec<u64>, op: &Op, families: &mut HashMap<String, u64>, text:
         // The recomputation rule matters to reverse mode only: planned, a
         // checkpoint is its value's alias.
         Op::Checkpoint(_) => w.push(25),
+        // Likewise a custom rule's node.
+        Op::Custom(_) => w.push(27),
         Op::Assign => w.push(26),
     }
 }

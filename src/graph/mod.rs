@@ -83,6 +83,10 @@ pub(crate) enum Op {
     /// vjp recomputes the region from them instead of reading the values
     /// its forward pass made, which are then not kept for the backward pass.
     Checkpoint(CheckpointFn),
+    /// Input 0's value (the output of a function with a user's derivative
+    /// rule, see `autodiff::custom`); inputs 1.. are the function's
+    /// arguments, which receive the rule's partial adjoints.
+    Custom(crate::autodiff::custom::CustomRule),
     /// Writes input 1 into the buffer of input 0 (a variable), in place;
     /// the node's value is the variable's new value. Once realized it
     /// forgets its value's graph (input 1) and keeps the variable.
@@ -109,6 +113,7 @@ impl Op {
             Op::Family(f) => f.name(),
             Op::Detach => "detach".into(),
             Op::Checkpoint(_) => "checkpoint".into(),
+            Op::Custom(c) => format!("custom({})", c.name),
             Op::Variable(_) => "variable".into(),
             Op::Assign => "assign".into(),
         }
@@ -221,11 +226,14 @@ impl Drop for RecordingAdjoints {
 impl Node {
     pub fn new(op: Op, inputs: Vec<Rc<Node>>, shape: Shape, device: Device) -> Rc<Node> {
         // Conversions make 16-bit values; the views that alias or index a
-        // buffer (reshape, detach, broadcast) keep their input's dtype.
-        // Every other op computes in f32 (`Tensor::record`).
+        // buffer (reshape, detach, broadcast, and the nodes that carry a
+        // region's output with its derivative rule) keep their input's
+        // dtype. Every other op computes in f32 (`Tensor::record`).
         let dtype = match &op {
             Op::Convert(d) => *d,
-            Op::Reshape | Op::Detach | Op::Expand => inputs[0].dtype,
+            Op::Reshape | Op::Detach | Op::Expand | Op::Checkpoint(_) | Op::Custom(_) => {
+                inputs[0].dtype
+            }
             _ => crate::dtype::DType::F32,
         };
         Rc::new(Node {

@@ -249,6 +249,11 @@ impl Tensor {
     pub fn abs(&self) -> Tensor {
         self.unary(Unary::Abs)
     }
+    /// −1, 0 or 1 by the sign of x, elementwise (NaN stays NaN); its
+    /// derivative is 0 (see `custom_vjp` for a straight-through one).
+    pub fn sign(&self) -> Tensor {
+        self.unary(Unary::Sign)
+    }
     /// x^c for a constant exponent.
     pub fn powf(&self, c: f32) -> Tensor {
         self.unary(Unary::PowScalar(c))

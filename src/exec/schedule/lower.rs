@@ -40,7 +40,9 @@ impl Scheduler<'_> {
             Op::Expand | Op::Reshape if fused(node, &inputs[0]) => {
                 self.elementwise(shape, elementwise_value(node, fused, None))
             }
-            Op::Reshape | Op::Detach | Op::Checkpoint(_) => Ok(self.value(&inputs[0])),
+            Op::Reshape | Op::Detach | Op::Checkpoint(_) | Op::Custom(_) => {
+                Ok(self.value(&inputs[0]))
+            }
             Op::Variable(_) => unreachable!("variables are always realized"),
             Op::Assign => {
                 let (target, value) = (&inputs[0], &inputs[1]);

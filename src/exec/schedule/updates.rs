@@ -73,7 +73,10 @@ pub(super) fn overwritten_buffers(
     for node in order {
         let update = if let Some(storage) = node.storage.borrow().as_ref() {
             by_buffer.get(&Rc::as_ptr(storage)).copied()
-        } else if matches!(node.op, Op::Reshape | Op::Detach | Op::Checkpoint(_)) {
+        } else if matches!(
+            node.op,
+            Op::Reshape | Op::Detach | Op::Checkpoint(_) | Op::Custom(_)
+        ) {
             overwritten.get(&node.inputs()[0].id).copied()
         } else {
             None
