@@ -48,6 +48,17 @@ pub enum Error {
         /// What was expected there.
         message: String,
     },
+    /// A user's op ([`crate::op`]) was refused: its inputs do not fit its
+    /// shape rule, or its kernels break the contract (WGSL that does not
+    /// compile, too many bindings, too many workgroups, a loop too long,
+    /// an output element left unwritten). `op` is the op's name.
+    #[error("op `{op}`: {message}")]
+    InvalidOp {
+        /// The op's [`name`](crate::op::Family::name).
+        op: String,
+        /// What is wrong, and where.
+        message: String,
+    },
     /// A data file is malformed or truncated.
     #[error("bad data file: {0}")]
     Data(String),

@@ -1,5 +1,6 @@
 //! The kernel vocabulary: how an op family describes the kernels that
 //! compute it, as plain data that knows nothing of wgpu (principle 9).
+//! Public through [`crate::op`], for users' own ops.
 //!
 //! A family's `lower` returns a [`Lowering`]: scratch buffers it needs and a
 //! list of [`KernelCall`]s, each a WGSL source, its entry point, its
@@ -10,9 +11,11 @@
 
 use std::borrow::Cow;
 
-/// Where a bound buffer comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Buf {
+/// Where a bound buffer comes from. Every binding is a storage buffer of
+/// 32-bit words (`array<f32>`, `array<vec4<f32>>` or `array<u32>` in the
+/// WGSL); inputs are bound read-only, the rest read-write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Buf {
     /// The value of the node's input `i`.
     Input(usize),
     /// The node's own value (allocated by the executor, `numel` of its shape).
@@ -30,10 +33,14 @@ pub(crate) enum Buf {
 
 /// One dispatch of one compute kernel.
 #[derive(Clone, Debug)]
-pub(crate) struct KernelCall {
-    /// WGSL source: a template from `shaders/`, possibly specialized.
+pub struct KernelCall {
+    /// WGSL source (the built-in families': a template from `shaders/`,
+    /// possibly specialized). It declares binding 0 as
+    /// `var<storage, read> p: array<u32>` and bindings 1, 2, ... for
+    /// [`bindings`](KernelCall::bindings), all in group 0.
     pub source: Cow<'static, str>,
-    /// Entry point, named like the Rust op (`conv2d`, `matmul_vec4`).
+    /// Entry point (`@compute` function), named like the Rust op
+    /// (`conv2d`, `matmul_vec4`).
     pub entry: &'static str,
     /// Parameter words (binding 0, `var<storage, read> p: array<u32>`).
     pub params: Vec<u32>,
@@ -57,20 +64,26 @@ pub(crate) struct KernelCall {
 /// more invocations, passes or dispatches so that no invocation runs more
 /// than this; half the driver's limit leaves room for the loops a kernel
 /// runs besides its main one.
-pub(crate) const MAX_LOOP_TRIPS: u64 = 32_768;
+pub const MAX_LOOP_TRIPS: u64 = 32_768;
 
 /// The kernels computing one node, with the scratch buffers they share.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Lowering {
-    /// Element counts of scratch buffers ([`Buf::Temp`]).
+pub struct Lowering {
+    /// Element counts (32-bit words) of scratch buffers ([`Buf::Temp`]),
+    /// allocated for this node's kernels and returned to the pool after.
     pub temps: Vec<usize>,
+    /// The kernels, dispatched in order (each sees the writes of those
+    /// before it).
     pub kernels: Vec<KernelCall>,
 }
 
 /// What a lowering may depend on besides the shapes: the adapter's kernel
 /// family (register-blocked on CPU rasterizers, tiled on real GPUs).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Target {
+#[non_exhaustive]
+pub struct Target {
+    /// The kernel family of the adapter (never `Auto`): register-blocked
+    /// on CPU rasterizers, tiled on real GPUs.
     pub family: KernelFamily,
     /// The adapter's subgroup size where every subgroup has that size and
     /// the device has subgroup operations (natively; `None` otherwise):
@@ -79,9 +92,9 @@ pub(crate) struct Target {
 }
 
 /// Invocations per workgroup of the 1-D kernels (elementwise, copy, reduce, fill).
-pub(crate) const WORKGROUP: u32 = 256;
+pub const WORKGROUP: u32 = 256;
 /// WebGPU's baseline limit on workgroups per dispatch dimension.
-pub(crate) const MAX_GROUPS_PER_DIM: u32 = 65_535;
+pub const MAX_GROUPS_PER_DIM: u32 = 65_535;
 
 pub(crate) const FILL: &str = include_str!("../shaders/fill.wgsl");
 pub(crate) const SUM_PARTS: &str = include_str!("../shaders/sum_parts.wgsl");
@@ -89,12 +102,12 @@ pub(crate) const SUM_PARTS: &str = include_str!("../shaders/sum_parts.wgsl");
 /// Workgroup grid covering `threads` invocations of a 1-D kernel of
 /// `WORKGROUP` invocations per group: large tensors spill into the y
 /// dimension (the shaders rebuild the linear index from `num_workgroups`).
-pub(crate) fn grid_1d(threads: u64) -> [u32; 3] {
+pub fn grid_1d(threads: u64) -> [u32; 3] {
     grid_1d_of(threads, WORKGROUP)
 }
 
 /// [`grid_1d`] for a kernel of `per_group` invocations per workgroup.
-pub(crate) fn grid_1d_of(threads: u64, per_group: u32) -> [u32; 3] {
+pub fn grid_1d_of(threads: u64, per_group: u32) -> [u32; 3] {
     let groups = threads.div_ceil(per_group as u64).max(1);
     let x = groups.min(MAX_GROUPS_PER_DIM as u64);
     let y = groups.div_ceil(x);
@@ -221,7 +234,7 @@ pub(crate) fn sum_parts(src: Buf, dst: Buf, n: usize, parts: usize) -> KernelCal
 /// Kernels index with u32 (principle 5); the executor refuses buffers past
 /// the binding limit (at most 2³² bytes) before any lowering runs, so every
 /// element count and offset of a bound buffer fits.
-pub(crate) fn word(n: usize) -> u32 {
+pub fn word(n: usize) -> u32 {
     u32::try_from(n).expect("webgrad: a kernel parameter exceeds u32 (a size check was missed)")
 }
 

@@ -31,7 +31,8 @@
 //! the ops' option types and the differentiation functions) at the root;
 //! everything else in one module per area: [`layers`], [`optim`],
 //! [`data`], [`io`] (saving and loading), [`models`], [`text`],
-//! [`symbolic`], [`reference`](mod@reference), [`profile`]. Each item has one path.
+//! [`symbolic`], [`reference`](mod@reference), [`profile`], and [`op`]
+//! for your own ops' kernels. Each item has one path.
 
 #![warn(missing_docs)]
 
@@ -47,6 +48,7 @@ pub mod io;
 mod kernel;
 pub mod layers;
 pub mod models;
+pub mod op;
 mod ops;
 pub mod optim;
 pub mod profile;

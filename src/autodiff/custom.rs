@@ -28,7 +28,7 @@
 
 use std::rc::Rc;
 
-use crate::graph::family::with_lead;
+use crate::graph::family::per_direction;
 use crate::graph::{Node, NodeId, Op, next_id};
 use crate::tensor::Tensor;
 
@@ -224,7 +224,8 @@ fn transpose(
             let mut dx = vec![None; args.len()];
             dx[k] = Some(probe.clone());
             let dy = checked_tangent(name, rule(args, y, &dx), y)?;
-            let found = crate::autodiff::reverse::adjoints(&dy, g, std::slice::from_ref(&probe.node));
+            let found =
+                crate::autodiff::reverse::adjoints(&dy, g, std::slice::from_ref(&probe.node));
             found.get(&probe.id()).cloned()
         })
         .collect()
@@ -256,31 +257,7 @@ pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Opt
         .map(|n| Tensor::from_node(n.clone()))
         .collect();
     let y = Tensor::from_node(node.clone());
-    let tangents = &dx[1..];
-    if lead.is_empty() {
-        return checked_tangent(&custom.name, rule(&args, &y, tangents), &y);
-    }
-    let count: usize = lead.iter().product();
-    let flat: Vec<Option<Tensor>> = tangents
-        .iter()
-        .zip(&args)
-        .map(|(d, a)| d.as_ref().map(|d| d.reshape(with_lead(&[count], a.dims()))))
-        .collect();
-    let parts: Vec<Tensor> = (0..count)
-        .map(|l| {
-            let one: Vec<Option<Tensor>> = flat
-                .iter()
-                .zip(&args)
-                .map(|(d, a)| {
-                    d.as_ref()
-                        .map(|d| d.narrow(0, l..l + 1).reshape(a.shape().clone()))
-                })
-                .collect();
-            let dy = checked_tangent(&custom.name, rule(&args, &y, &one), &y)
-                .unwrap_or_else(|| y.zeros_like());
-            dy.reshape(with_lead(&[1], y.dims()))
-        })
-        .collect();
-    let stacked = Tensor::concat(&parts.iter().collect::<Vec<_>>(), 0);
-    Some(stacked.reshape(with_lead(lead, y.dims())))
+    let one_direction =
+        |d: &[Option<Tensor>]| checked_tangent(&custom.name, rule(&args, &y, d), &y);
+    per_direction(&args, &y, &dx[1..], lead, &one_direction)
 }

@@ -341,6 +341,15 @@ impl Device {
         self.gpu.as_ref().is_some_and(|g| g.native_f16)
     }
 
+    /// What a lowering may depend on besides the shapes (`None` for a
+    /// reference-only device).
+    pub(crate) fn target(&self) -> Option<crate::kernel::Target> {
+        self.gpu.as_ref().map(|g| crate::kernel::Target {
+            family: g.kernel_family,
+            subgroup: g.subgroup,
+        })
+    }
+
     /// The kernel family (matmul and convolutions) this device uses.
     pub fn kernel_family(&self) -> Option<KernelFamily> {
         self.gpu.as_ref().map(|g| g.kernel_family)

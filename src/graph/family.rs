@@ -21,9 +21,30 @@ use crate::kernel::{Lowering, Target};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-pub(crate) trait Family: Debug {
-    /// Short name with the op's settings, for messages and graph dumps.
+/// An op family: what the graph, the executor, both modes of
+/// differentiation and the reference interpreter know of an op. Every
+/// built-in op that is not elementwise, a reduction or a view implements
+/// it; a user's op does too (see [`crate::op`], and
+/// [`Tensor::apply_op`] to record one).
+///
+/// Required: [`name`](Family::name), [`lower`](Family::lower) and
+/// [`vjp`](Family::vjp). The rest have defaults: the forward-mode rule is
+/// derived (from [`linear_in`](Family::linear_in), or by transposing the
+/// vjp), one kernel variant, no f64 reference (then [`crate::check_gradients`]
+/// cannot check the op: use [`crate::numerical_grad`]).
+pub trait Family: Debug {
+    /// Short name with the op's settings, for messages, graph dumps and the
+    /// profiler's table.
     fn name(&self) -> String;
+
+    /// The output's shape given the inputs' shapes, or a message saying
+    /// what is wrong with them ([`Tensor::apply_op`] names the op in front
+    /// of it). Built-in ops check shapes in their own methods and record
+    /// the shape they computed, so the default refuses.
+    fn output_shape(&self, inputs: &[&Shape]) -> std::result::Result<Shape, String> {
+        let _ = inputs;
+        Err("the op has no output_shape rule".into())
+    }
 
     /// The kernels computing the output (of shape `out`) from inputs of
     /// shapes `inputs`. The output buffer starts with undefined contents.
@@ -59,8 +80,14 @@ pub(crate) trait Family: Debug {
     }
 
     /// The output's tangent given the inputs' tangents `dx` (`None` = zero),
-    /// each with leading batch axes `lead` (see `autodiff/jvp.rs`). By
-    /// default the rule of an op linear in [`Family::linear_in`].
+    /// each with leading batch axes `lead` (`lead ++ input shape`: forward
+    /// mode may push several directions at once; the result then has shape
+    /// `lead ++ output shape`). By default the rule of an op linear in
+    /// [`Family::linear_in`], or else the transpose of
+    /// [`vjp`](Family::vjp): the vjp is linear in its cotangent u,
+    /// u ↦ Jᵀu, and J·Δx is the gradient of ⟨Jᵀu, Δx⟩ with respect to u,
+    /// which reverse mode takes through the vjp's ops (one direction at a
+    /// time). A family whose tangent is cheaper written out writes it.
     #[track_caller]
     fn jvp(
         &self,
@@ -70,16 +97,25 @@ pub(crate) trait Family: Debug {
         lead: &[usize],
     ) -> Option<Tensor> {
         let linear = self.linear_in();
-        assert!(
-            !linear.is_empty(),
-            "{}: a family declares the inputs it is linear in (linear_in) or writes its jvp",
-            self.name()
-        );
+        if linear.is_empty() {
+            let rule = |d: &[Option<Tensor>]| transposed_vjp(x, y, d, &|u| self.vjp(x, y, u));
+            return per_direction(x, y, dx, lead, &rule);
+        }
         multilinear_jvp(x, dx, lead, linear, &|args| reapply(y, args))
     }
 
-    /// The f64 reference: the output's values (row-major) from the inputs'.
-    fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64>;
+    /// The f64 reference: the output's values (row-major) from the inputs'
+    /// (integer inputs as their values). It must share no code with the
+    /// kernels, so that it stays an independent oracle. By default the op
+    /// has none, and the reference interpreter refuses it.
+    fn reference(&self, out: &Shape, x: &[&[f64]], shapes: &[&Shape]) -> Vec<f64> {
+        let _ = (out, x, shapes);
+        panic!(
+            "{}: the op has no f64 reference (Family::reference), so the reference interpreter \
+             and check_gradients cannot evaluate it; check it with numerical_grad instead",
+            self.name()
+        )
+    }
 
     /// Floating-point operations of the kernels for these shapes, for the
     /// profiler (0 where not counted: data movement, indexing).
@@ -108,6 +144,77 @@ pub(crate) trait Family: Debug {
             self.name()
         )
     }
+}
+
+/// J·Δx from a vjp `vjp(u) = Jᵀu` (one direction, no batch axes): the
+/// gradient with respect to u of Σ_k ⟨J_kᵀu, Δx_k⟩, taken at u = 0 (for a
+/// linear map the point does not matter). A partial adjoint may come in a
+/// shape that broadcasts with its input's; the inner product with
+/// broadcasting is the same either way.
+pub(crate) fn transposed_vjp(
+    x: &[Tensor],
+    y: &Tensor,
+    dx: &[Option<Tensor>],
+    vjp: &dyn Fn(&Tensor) -> Vec<Option<Tensor>>,
+) -> Option<Tensor> {
+    if dx.iter().all(Option::is_none) {
+        return None;
+    }
+    let probe = y.zeros_like();
+    let partials = vjp(&probe);
+    let mut inner: Option<Tensor> = None;
+    for (p, d) in partials.iter().zip(dx).take(x.len()) {
+        let (Some(p), Some(d)) = (p, d) else { continue };
+        let term = (p * d).sum();
+        inner = Some(match inner {
+            Some(s) => &s + &term,
+            None => term,
+        });
+    }
+    let inner = inner?;
+    let one = inner.ones_like();
+    let found = crate::autodiff::reverse::adjoints(&inner, &one, std::slice::from_ref(&probe.node));
+    found.get(&probe.id()).cloned()
+}
+
+/// A forward-mode `rule` written for tangents without batch axes, applied
+/// to tangents with leading batch axes `lead` one direction at a time, the
+/// results stacked (`lead ++ y's shape`). Zero tangents (`None`) stay zero.
+pub(crate) fn per_direction(
+    x: &[Tensor],
+    y: &Tensor,
+    dx: &[Option<Tensor>],
+    lead: &[usize],
+    rule: &dyn Fn(&[Option<Tensor>]) -> Option<Tensor>,
+) -> Option<Tensor> {
+    if lead.is_empty() {
+        return rule(dx);
+    }
+    if dx.iter().all(Option::is_none) {
+        return None;
+    }
+    let count: usize = lead.iter().product();
+    let flat: Vec<Option<Tensor>> = dx
+        .iter()
+        .zip(x)
+        .map(|(d, a)| d.as_ref().map(|d| d.reshape(with_lead(&[count], a.dims()))))
+        .collect();
+    let parts: Vec<Tensor> = (0..count)
+        .map(|l| {
+            let one: Vec<Option<Tensor>> = flat
+                .iter()
+                .zip(x)
+                .map(|(d, a)| {
+                    d.as_ref()
+                        .map(|d| d.narrow(0, l..l + 1).reshape(a.shape().clone()))
+                })
+                .collect();
+            let dy = rule(&one).unwrap_or_else(|| y.zeros_like());
+            dy.reshape(with_lead(&[1], y.dims()))
+        })
+        .collect();
+    let stacked = Tensor::concat(&parts.iter().collect::<Vec<_>>(), 0);
+    Some(stacked.reshape(with_lead(lead, y.dims())))
 }
 
 impl Tensor {
