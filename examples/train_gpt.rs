@@ -2,7 +2,7 @@
 //! 2 layers, 4 heads, width 64, context 64) on the King James Bible text
 //! shipped with the crate (data/kjv.txt), with AdamW, then generates text.
 //!
-//! cargo run --release --example train_gpt [-- --minutes M] [--steps N] [--batch B] [--lr L] [--seed S] [--save FILE] [--precision P]
+//! cargo run --release --example train_gpt [-- --minutes M] [--steps N] [--batch B] [--lr L] [--seed S] [--save FILE] [--precision P] [--composed-attention]
 //!
 //! It trains for 4.5 minutes (or N steps) at batch 16 × 64 characters with
 //! AdamW (learning rate 5e-3 after a 50-step warm-up, weight decay 0.01).
@@ -14,7 +14,8 @@
 //! `--precision bf16` or `f16` runs the forward pass under
 //! `webgrad::autocast` (activations in 16 bits, parameters and AdamW in
 //! f32, the loss in f32 from the logits; f16 with dynamic loss scaling,
-//! `webgrad::optim::LossScaler`).
+//! `webgrad::optim::LossScaler`). `--composed-attention` runs attention as
+//! the composition of matmul and softmax instead of the fused kernels.
 
 use std::io::Write;
 use std::time::Instant;
@@ -33,6 +34,7 @@ struct Args {
     seed: u64,
     save: String,
     precision: DType,
+    composed_attention: bool,
 }
 
 fn args() -> Args {
@@ -44,6 +46,7 @@ fn args() -> Args {
         seed: 0,
         save: "char_transformer.safetensors".into(),
         precision: DType::F32,
+        composed_attention: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +57,7 @@ fn args() -> Args {
             "--batch" => a.batch = value().parse().expect("--batch B"),
             "--lr" => a.lr = value().parse().expect("--lr L"),
             "--seed" => a.seed = value().parse().expect("--seed S"),
+            "--composed-attention" => a.composed_attention = true,
             "--save" => a.save = value(),
             "--precision" => {
                 a.precision = value()
@@ -61,7 +65,7 @@ fn args() -> Args {
                     .unwrap_or_else(|e| panic!("--precision: {e}"))
             }
             other => panic!(
-                "unknown flag {other} (use --minutes M, --steps N, --seed S, --save FILE, --precision P)"
+                "unknown flag {other} (use --minutes M, --steps N, --seed S, --save FILE, --precision P, --composed-attention)"
             ),
         }
     }
@@ -149,7 +153,8 @@ fn main() -> Result<()> {
         layers: 2,
         dropout: 0.0,
     };
-    let model = CharTransformer::new(&dev, config, args.seed)?;
+    let mut model = CharTransformer::new(&dev, config, args.seed)?;
+    model.set_fused_attention(!args.composed_attention);
     let params = model.parameters();
     let count: usize = params.iter().map(|p| p.numel()).sum();
     println!(

@@ -119,6 +119,14 @@ impl CharTransformer {
         })
     }
 
+    /// Runs every block's attention fused (the default) or composed
+    /// ([`crate::layers::MultiHeadAttention::fused`]).
+    pub fn set_fused_attention(&mut self, fused: bool) {
+        for block in &mut self.blocks {
+            block.attention.fused = fused;
+        }
+    }
+
     /// Next-token logits `[batch, T, vocabulary]` for `ids: [batch, T]`
     /// (T ≤ context). `dropout_seed`: `Some` in training (a new seed per
     /// step), `None` in evaluation.

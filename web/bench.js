@@ -28,7 +28,9 @@ async function run(session, quick) {
   $("start").disabled = true;
   $("results").querySelector("tbody").innerHTML = "";
   $("json").textContent = "";
-  const groups = session.bench_groups();
+  // `?groups=attention,gpt` runs only those groups.
+  const only = new URLSearchParams(location.search).get("groups");
+  const groups = session.bench_groups().filter((g) => !only || only.split(",").includes(g));
   try {
     for (const [i, group] of groups.entries()) {
       setStatus("running", `Running ${group} (${i + 1} of ${groups.length})…`);

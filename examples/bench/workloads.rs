@@ -30,7 +30,7 @@ pub struct Workload {
 }
 
 /// The groups `build` knows, in the bench's order.
-pub const GROUPS: [&str; 8] = [
+pub const GROUPS: [&str; 9] = [
     "matmul",
     "elementwise",
     "mlp",
@@ -39,6 +39,7 @@ pub const GROUPS: [&str; 8] = [
     "cnn",
     "gpt",
     "precision",
+    "attention",
 ];
 
 /// The workloads of one group (see the bench's docs for what each is).
@@ -59,6 +60,12 @@ pub fn build(group: &str, dev: &Device) -> Vec<Workload> {
         "precision" => [DType::BF16, DType::F16]
             .into_iter()
             .flat_map(|d| [matmul_16(dev, 1024, d), cnn(dev, d), gpt(dev, d)])
+            .collect(),
+        // The transformer's step at long context with fused attention and
+        // with the composition (2,048 tokens per batch at either context).
+        "attention" => [256, 1024]
+            .into_iter()
+            .flat_map(|t| [gpt_attention(dev, t, true), gpt_attention(dev, t, false)])
             .collect(),
         // Not in GROUPS: a real GPU's lines (412 GFLOP per iteration, about
         // 16 s on lavapipe); the bench runs them only when named.
@@ -310,6 +317,39 @@ pub fn gpt_model(dev: &Device) -> (CharTransformer, webgrad::IndexTensor, Vec<us
     let targets: Vec<usize> = ids.iter().map(|&i| (i as usize + 1) % 72).collect();
     let ids = webgrad::IndexTensor::from_vec(dev, ids, [32, 64]);
     (model, ids, targets)
+}
+
+/// The character transformer's AdamW step at `context` (batch 2,048 /
+/// context), attention fused or composed.
+fn gpt_attention(dev: &Device, context: usize, fused: bool) -> Workload {
+    let config = TransformerConfig {
+        vocabulary: 72,
+        context,
+        width: 64,
+        heads: 4,
+        layers: 2,
+        dropout: 0.0,
+    };
+    let batch = (2048 / context).max(1);
+    let mut model = CharTransformer::new(dev, config, 0).unwrap();
+    model.set_fused_attention(fused);
+    let ids: Vec<u32> = (0..batch * context).map(|i| (i * 31 % 72) as u32).collect();
+    let targets: Vec<usize> = ids.iter().map(|&i| (i as usize + 1) % 72).collect();
+    let ids = webgrad::IndexTensor::from_vec(dev, ids, [batch, context]);
+    let mut opt = Adam::new(1e-3).decoupled_weight_decay(0.01);
+    let attention = if fused { "fused" } else { "composed" };
+    Workload {
+        name: "gpt_attention_step",
+        fields: format!(r#""batch":{batch},"context":{context},"attention":"{attention}""#),
+        flops: None,
+        warmup: 2,
+        repeats: 5,
+        step: Box::new(move || {
+            let loss = model.loss(&ids, &targets, None);
+            let params = model.parameters();
+            training_step(loss, &params, &mut opt)
+        }),
+    }
 }
 
 fn gpt(dev: &Device, precision: DType) -> Workload {

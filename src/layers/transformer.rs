@@ -104,6 +104,10 @@ pub struct MultiHeadAttention {
     pub out: Linear,
     /// The number of attention heads.
     pub heads: usize,
+    /// Whether attention runs fused (the default: no T×T scores stored,
+    /// see [`Tensor::scaled_dot_product_attention`]) or as the composition
+    /// ([`Tensor::scaled_dot_product_attention_composed`]), for comparison.
+    pub fused: bool,
 }
 
 impl MultiHeadAttention {
@@ -124,6 +128,7 @@ impl MultiHeadAttention {
             qkv: Linear::new(device, width, 3 * width, Init::XavierUniform, seed)?,
             out: Linear::new(device, width, width, Init::XavierUniform, seed + 1)?,
             heads,
+            fused: true,
         })
     }
 
@@ -137,7 +142,12 @@ impl MultiHeadAttention {
             qkv.narrow(2, i * width..(i * width) + width)
                 .split_heads(self.heads)
         };
-        let y = part(0).scaled_dot_product_attention(&part(1), &part(2), AttentionMask::Causal);
+        let (q, k, v) = (part(0), part(1), part(2));
+        let y = if self.fused {
+            q.scaled_dot_product_attention(&k, &v, AttentionMask::Causal)
+        } else {
+            q.scaled_dot_product_attention_composed(&k, &v, AttentionMask::Causal)
+        };
         self.out.forward(&y.merge_heads())
     }
 }

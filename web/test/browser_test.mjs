@@ -197,10 +197,14 @@ try {
   // The precision group: a matmul and the two model steps in bf16, then in f16.
   const sixteen = ["bf16", "f16"].flatMap((p) => ["matmul_fwd_bwd", "cnn_adam_step", "gpt_adamw_step"].map((w) => [w, p]));
   const workloads = [...f32.map((w) => [w, undefined]), ...sixteen];
-  check("the bench page reports a finite time for every workload, in f32, bf16 and f16",
-    benchStatus[0] === "done" && benchLines.length === workloads.length &&
-      benchLines.every((j, i) => j.workload === workloads[i][0] && j.precision === workloads[i][1] && Number.isFinite(j.ms) && j.ms > 0),
-    `${benchStatus[1]} ${benchLines.map((j) => `${j.workload}${j.precision ? ` (${j.precision})` : ""} ${j.ms} ms`).join("; ")}`);
+  // The attention group: the transformer's step at context 256 and 1024, fused then composed.
+  const attention = [256, 1024].flatMap((t) => ["fused", "composed"].map((a) => [t, a]));
+  const expected = workloads.length + attention.length;
+  check("the bench page reports a finite time for every workload, in f32, bf16 and f16, and attention fused and composed",
+    benchStatus[0] === "done" && benchLines.length === expected &&
+      benchLines.slice(0, workloads.length).every((j, i) => j.workload === workloads[i][0] && j.precision === workloads[i][1] && Number.isFinite(j.ms) && j.ms > 0) &&
+      benchLines.slice(workloads.length).every((j, i) => j.workload === "gpt_attention_step" && j.context === attention[i][0] && j.attention === attention[i][1] && Number.isFinite(j.ms) && j.ms > 0),
+    `${benchStatus[1]} ${benchLines.map((j) => `${j.workload}${j.precision ? ` (${j.precision})` : ""}${j.attention ? ` (${j.attention}, T ${j.context})` : ""} ${j.ms} ms`).join("; ")}`);
   await bench.screenshot({ path: join(outDir, "bench.png"), fullPage: true });
   await bench.close();
 
