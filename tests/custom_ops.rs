@@ -369,3 +369,39 @@ fn kernels_that_break_the_contract_are_refused_with_the_ops_name() {
         "{message}"
     );
 }
+
+#[test]
+fn a_user_op_is_replayed_and_named_by_anomaly_detection() {
+    let Some(dev) = common::private_device() else {
+        return;
+    };
+    // The same structure with new data each step: planned once, replayed.
+    let before = dev.counters();
+    for step in 0..6 {
+        let x = Tensor::rand_uniform(&dev, [2, 8, 6], -1.0, 1.0, step);
+        let y = (&rope(&x) * 2.0).sum();
+        let expected = reference::eval(&y).unwrap()[0];
+        let v = y.item_blocking().unwrap();
+        assert!(
+            (f64::from(v) - expected).abs() < 1e-4,
+            "step {step}: {v} vs {expected}"
+        );
+    }
+    let after = dev.counters();
+    assert!(
+        after.plans_replayed - before.plans_replayed >= 4,
+        "{before:?} → {after:?}"
+    );
+    // A kernel that overflows finite inputs: anomaly mode names the op.
+    dev.set_detect_anomaly(true);
+    let x = Tensor::from_vec(&dev, vec![1.0, 2.0], [2]);
+    let overflow = Raw {
+        source: COPY.replace("y[id.x] = x[id.x];", "y[id.x] = x[id.x] * 3e38 * 3e38;"),
+        ..Raw::copy()
+    };
+    let e = Tensor::apply_op(overflow, &[&x])
+        .to_vec_blocking()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("raw") && e.contains("infinity"), "{e}");
+}
