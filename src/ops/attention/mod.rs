@@ -44,35 +44,7 @@ impl Tensor {
         mask: AttentionMask,
     ) -> Tensor {
         let (q, k, v) = (self, keys, values);
-        assert!(
-            q.rank() >= 2 && k.rank() >= 2 && v.rank() >= 2,
-            "scaled_dot_product_attention: queries {:?}, keys {:?} and values {:?} need at least 2 axes",
-            q.shape(),
-            k.shape(),
-            v.shape()
-        );
-        let (t, d) = (q.dims()[q.rank() - 2], q.dims()[q.rank() - 1]);
-        let s = k.dims()[k.rank() - 2];
-        assert!(
-            k.dims()[k.rank() - 1] == d && v.dims()[v.rank() - 2] == s,
-            "scaled_dot_product_attention: queries {:?}, keys {:?} and values {:?} do not fit ([.., T, d], [.., S, d], [.., S, e])",
-            q.shape(),
-            k.shape(),
-            v.shape()
-        );
-        // The softmax over no keys, and the scale 1/√0, mean nothing.
-        assert!(
-            s > 0 && d > 0,
-            "scaled_dot_product_attention: needs at least one key and a key width of at least 1, got queries {:?} and keys {:?}",
-            q.shape(),
-            k.shape()
-        );
-        if mask == AttentionMask::Causal {
-            assert!(
-                s >= t,
-                "scaled_dot_product_attention: a causal mask needs at least as many keys ({s}) as queries ({t})"
-            );
-        }
+        check_operands("scaled_dot_product_attention", q, k, v, mask);
         match fused_geometry(q, k, v, mask) {
             Some(geom) => fused_attention(q, k, v, geom),
             None => attention_composed(q, k, v, mask),
@@ -91,28 +63,42 @@ impl Tensor {
         mask: AttentionMask,
     ) -> Tensor {
         let (q, k, v) = (self, keys, values);
-        assert!(
-            q.rank() >= 2 && k.rank() >= 2 && v.rank() >= 2,
-            "scaled_dot_product_attention_composed: queries {:?}, keys {:?} and values {:?} need at least 2 axes",
-            q.shape(),
-            k.shape(),
-            v.shape()
-        );
-        let (t, d) = (q.dims()[q.rank() - 2], q.dims()[q.rank() - 1]);
-        let s = k.dims()[k.rank() - 2];
-        assert!(
-            k.dims()[k.rank() - 1] == d && v.dims()[v.rank() - 2] == s && s > 0 && d > 0,
-            "scaled_dot_product_attention_composed: queries {:?}, keys {:?} and values {:?} do not fit ([.., T, d], [.., S, d], [.., S, e], S and d at least 1)",
-            q.shape(),
-            k.shape(),
-            v.shape()
-        );
-        assert!(
-            mask != AttentionMask::Causal || s >= t,
-            "scaled_dot_product_attention_composed: a causal mask needs at least as many keys ({s}) as queries ({t})"
-        );
+        check_operands("scaled_dot_product_attention_composed", q, k, v, mask);
         attention_composed(q, k, v, mask)
     }
+}
+
+/// Panics, naming `op` and the shapes, unless q `[.., T, d]`, k `[.., S,
+/// d]` and v `[.., S, e]` fit, with S and d at least 1 (the softmax over
+/// no keys, and the scale 1/√0, mean nothing) and S ≥ T under a causal mask.
+#[track_caller]
+fn check_operands(op: &str, q: &Tensor, k: &Tensor, v: &Tensor, mask: AttentionMask) {
+    assert!(
+        q.rank() >= 2 && k.rank() >= 2 && v.rank() >= 2,
+        "{op}: queries {:?}, keys {:?} and values {:?} need at least 2 axes",
+        q.shape(),
+        k.shape(),
+        v.shape()
+    );
+    let (t, d) = (q.dims()[q.rank() - 2], q.dims()[q.rank() - 1]);
+    let s = k.dims()[k.rank() - 2];
+    assert!(
+        k.dims()[k.rank() - 1] == d && v.dims()[v.rank() - 2] == s,
+        "{op}: queries {:?}, keys {:?} and values {:?} do not fit ([.., T, d], [.., S, d], [.., S, e])",
+        q.shape(),
+        k.shape(),
+        v.shape()
+    );
+    assert!(
+        s > 0 && d > 0,
+        "{op}: needs at least one key and a key width of at least 1, got queries {:?} and keys {:?}",
+        q.shape(),
+        k.shape()
+    );
+    assert!(
+        mask != AttentionMask::Causal || s >= t,
+        "{op}: a causal mask needs at least as many keys ({s}) as queries ({t})"
+    );
 }
 
 /// The fused kernels' geometry, where they apply: q, k and v with the same
@@ -163,23 +149,22 @@ fn fused_attention(q: &Tensor, k: &Tensor, v: &Tensor, geom: fused::Geometry) ->
     values.reshape([lead.as_slice(), &[geom.t, geom.e]].concat())
 }
 
+/// softmax(q·kᵀ/√d)·v with the blocked scores −∞ (so their weights are 0).
 fn attention_composed(q: &Tensor, k: &Tensor, v: &Tensor, mask: AttentionMask) -> Tensor {
-    {
-        let (t, d) = (q.dims()[q.rank() - 2], q.dims()[q.rank() - 1]);
-        let s = k.dims()[k.rank() - 2];
-        let scores = q.matmul(&k.t()) * (1.0 / (d as f32).sqrt());
-        let scores = if mask == AttentionMask::Causal {
-            let allowed: Vec<f32> = (0..t * s)
-                .map(|i| if i % s <= i / s + (s - t) { 1.0 } else { 0.0 })
-                .collect();
-            let mask = Tensor::from_vec(q.device(), allowed, Shape::new(&[t, s]));
-            let blocked = Tensor::full(q.device(), Shape::scalar(), f32::NEG_INFINITY);
-            mask.where_cond(&scores, &blocked)
-        } else {
-            scores
-        };
-        scores.softmax(scores.rank() - 1).matmul(v)
-    }
+    let (t, d) = (q.dims()[q.rank() - 2], q.dims()[q.rank() - 1]);
+    let s = k.dims()[k.rank() - 2];
+    let scores = q.matmul(&k.t()) * (1.0 / (d as f32).sqrt());
+    let scores = if mask == AttentionMask::Causal {
+        let allowed: Vec<f32> = (0..t * s)
+            .map(|i| if i % s <= i / s + (s - t) { 1.0 } else { 0.0 })
+            .collect();
+        let mask = Tensor::from_vec(q.device(), allowed, Shape::new(&[t, s]));
+        let blocked = Tensor::full(q.device(), Shape::scalar(), f32::NEG_INFINITY);
+        mask.where_cond(&scores, &blocked)
+    } else {
+        scores
+    };
+    scores.softmax(scores.rank() - 1).matmul(v)
 }
 
 impl Tensor {
