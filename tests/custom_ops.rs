@@ -111,6 +111,9 @@ fn check_writes_finds_a_shape_rule_that_disagrees_with_the_kernels() {
         inverse: false,
     };
     check_writes_blocking(good, &[&x]).unwrap();
+    // Also inside an autocast scope, and on 16-bit inputs.
+    webgrad::autocast(DType::BF16, || check_writes_blocking(good, &[&x])).unwrap();
+    check_writes_blocking(good, &[&x.to_dtype(DType::F16)]).unwrap();
     // Declares two more features per row than the kernel writes.
     let wider = Lying {
         rope: good,

@@ -290,7 +290,12 @@ pub async fn check_writes(op: impl Family + 'static, inputs: &[&Tensor]) -> Resu
             out: out.clone(),
             variant,
         };
-        let y = Tensor::record_family(probe, &inputs, Shape::new(&[count + Probe::GUARD]));
+        // Recorded outside any autocast scope: a 16-bit store would round
+        // the marker away.
+        let guarded = Shape::new(&[count + Probe::GUARD]);
+        let y = crate::dtype::autocast(DType::F32, || {
+            Tensor::record_family(probe, &inputs, guarded)
+        });
         let words: Vec<u32> = y.to_vec().await?.iter().map(|v| v.to_bits()).collect();
         let which = if variants > 1 {
             format!(" (variant {variant})")
