@@ -3,9 +3,9 @@
 //! backward kernels recompute the scores from it (FlashAttention-2's
 //! structure). No T×S matrix is stored, forward or backward.
 //!
-//! Three families on flattened `[heads, T, d]` operands: [`Forward`]
-//! (values and LSE side by side, `[heads, T, e + 1]`), [`Backward`] for
-//! ∂q and for ∂k, ∂v side by side. First derivatives run these kernels;
+//! Two families, three kernels, on flattened `[heads, T, d]` operands:
+//! [`Forward`] (values and LSE side by side, `[heads, T, e + 1]`), and
+//! [`Backward`] for ∂q, or for ∂k and ∂v side by side. First derivatives run these kernels;
 //! higher ones (the backward's own vjp, every jvp) differentiate the
 //! composition each kernel computes ([`twin`]), written with matmul and
 //! exp, so they are exact but store scores like the composed path does.
@@ -244,7 +244,7 @@ impl Family for Forward {
             for i in 0..g.t {
                 let p = reference_probabilities(g, x, h, i);
                 let row = (h * g.t + i) * (g.e + 1);
-                for (j, &(pj, _)) in p.weights.iter().enumerate() {
+                for (j, &pj) in p.weights.iter().enumerate() {
                     for c in 0..g.e {
                         y[row + c] += pj * x[2][(h * g.s + j) * g.e + c];
                     }
@@ -384,9 +384,10 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// One query row's softmax weights (with the key index) and LSE, in f64.
+/// One query row's softmax weights (one per key, 0 where masked) and
+/// LSE, in f64.
 struct RowSoftmax {
-    weights: Vec<(f64, usize)>,
+    weights: Vec<f64>,
     lse: f64,
 }
 
@@ -405,11 +406,7 @@ fn reference_probabilities(g: Geometry, x: &[&[f64]], h: usize, i: usize) -> Row
     let m = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let sum: f64 = scores.iter().map(|s| (s - m).exp()).sum();
     RowSoftmax {
-        weights: scores
-            .iter()
-            .enumerate()
-            .map(|(j, s)| ((s - m).exp() / sum, j))
-            .collect(),
+        weights: scores.iter().map(|s| (s - m).exp() / sum).collect(),
         lse: m + sum.ln(),
     }
 }
