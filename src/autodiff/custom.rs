@@ -62,7 +62,7 @@ impl std::fmt::Debug for CustomRule {
 }
 
 /// `f(inputs)`, differentiated in reverse mode by `vjp` instead of by
-/// `f`'s ops: `vjp(args, y, g)` returns ∂L/∂args[k] given g = ∂L/∂y, one
+/// `f`'s ops: `vjp(args, y, g)` returns ∂L/∂args\[k\] given g = ∂L/∂y, one
 /// entry per argument (`None` where zero), each of its argument's shape.
 ///
 /// `f` runs once, now. It may read only its arguments (and constants it

@@ -29,7 +29,7 @@
 //! # The contract a kernel keeps
 //!
 //! These are checked when the op is recorded ([`Tensor::try_apply_op`]
-//! returns an [`Error::InvalidOp`](crate::Error::InvalidOp) naming the op
+//! returns an [`crate::Error::InvalidOp`] naming the op
 //! and the problem; [`Tensor::apply_op`] panics with it):
 //!
 //! - the WGSL parses and validates (naga, WebGPU's default capabilities)
