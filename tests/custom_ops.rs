@@ -136,6 +136,30 @@ fn check_writes_finds_a_shape_rule_that_disagrees_with_the_kernels() {
         message.contains("write past the output's 60 elements"),
         "{message}"
     );
+    // Recording does the same the first time it sees an op on its shapes.
+    let y = Tensor::rand_uniform(&dev, [3, 5, 6], -1.0, 1.0, 9);
+    let refused = Tensor::try_apply_op(
+        Lying {
+            rope: good,
+            extra: 2,
+        },
+        &[&y],
+    );
+    let message = refused.expect_err("refused").to_string();
+    assert!(message.contains("leave 30 of the 120"), "{message}");
+    let message = panic_message(|| {
+        Tensor::apply_op(
+            Lying {
+                rope: good,
+                extra: -2,
+            },
+            &[&y],
+        );
+    });
+    assert!(
+        message.contains("write past the output's 60 elements"),
+        "{message}"
+    );
 }
 
 /// A rope whose shape rule adds `extra` features per row to the truth.

@@ -454,6 +454,15 @@ impl Device {
         }
     }
 
+    /// Whether anomaly detection is on ([`Device::set_detect_anomaly`]).
+    pub(crate) fn detects_anomalies(&self) -> bool {
+        self.gpu.as_ref().is_some_and(|g| {
+            g.switches
+                .anomaly
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
     /// Runs `f` and profiles every realize and read it does on this
     /// device: each kernel's name (op or family, fused ops, output shape),
     /// dispatch size, bytes read and written, FLOPs and, where the adapter

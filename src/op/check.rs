@@ -259,6 +259,11 @@ fn shader_fits(
 /// not depend on its inputs' dtype). A write of the marker's exact bits (a
 /// NaN with a payload no arithmetic makes) would go unnoticed.
 pub async fn check_writes(op: impl Family + 'static, inputs: &[&Tensor]) -> Result<()> {
+    writes(std::rc::Rc::new(op), inputs).await
+}
+
+/// [`check_writes`] on a shared op.
+async fn writes(op: std::rc::Rc<dyn Family>, inputs: &[&Tensor]) -> Result<()> {
     let name = op.name();
     let invalid = |message: String| Error::InvalidOp {
         op: name.clone(),
@@ -277,12 +282,11 @@ pub async fn check_writes(op: impl Family + 'static, inputs: &[&Tensor]) -> Resu
     };
     let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
     let out = op.output_shape(&shapes).map_err(&invalid)?;
-    lowerings(&op, &out, &shapes, &inputs, &device).map_err(&invalid)?;
+    lowerings(op.as_ref(), &out, &shapes, &inputs, &device).map_err(&invalid)?;
     let Some(target) = device.target() else {
         return Ok(());
     };
     let variants = op.lower_variants(&out, &shapes, target).len();
-    let op: std::rc::Rc<dyn Family> = std::rc::Rc::new(op);
     let count = out.numel();
     for variant in 0..variants {
         let probe = Probe {
@@ -360,6 +364,52 @@ impl Family for Probe {
     fn vjp(&self, x: &[Tensor], _: &Tensor, _: &Tensor) -> Vec<Option<Tensor>> {
         vec![None; x.len()]
     }
+}
+
+thread_local! {
+    /// Ops (by name and shapes) whose writes were checked on first sight.
+    static WRITES_CHECKED: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
+}
+
+/// [`check_writes`] the first time this process records `op` (by name)
+/// on these shapes, natively: on zeros of the inputs' shapes, so that
+/// nothing the caller recorded is realized, with anomaly detection off for
+/// the probe (its marker is a NaN). In the browser, where nothing may
+/// block, [`check_writes`] is for the op's tests to call.
+#[cfg(not(target_arch = "wasm32"))]
+pub(super) fn writes_on_first_sight(
+    op: &std::rc::Rc<dyn Family>,
+    inputs: &[&Tensor],
+) -> Result<()> {
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        op.name().hash(&mut h);
+        for t in inputs {
+            t.dims().hash(&mut h);
+        }
+        h.finish()
+    };
+    if WRITES_CHECKED.with(|c| c.borrow().contains(&key)) {
+        return Ok(());
+    }
+    let device = inputs[0].device();
+    let zeros: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| Tensor::zeros(device, t.shape().clone()))
+        .collect();
+    let anomaly = device.detects_anomalies();
+    device.set_detect_anomaly(false);
+    let checked = pollster::block_on(writes(op.clone(), &zeros.iter().collect::<Vec<_>>()));
+    device.set_detect_anomaly(anomaly);
+    checked?;
+    WRITES_CHECKED.with(|c| c.borrow_mut().insert(key));
+    Ok(())
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(super) fn writes_on_first_sight(_: &std::rc::Rc<dyn Family>, _: &[&Tensor]) -> Result<()> {
+    Ok(())
 }
 
 #[cfg(not(target_arch = "wasm32"))]

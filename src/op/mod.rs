@@ -48,11 +48,14 @@
 //! - a float input binding is `array<f32>` or `array<vec4<f32>>`, so that
 //!   16-bit inputs can be read through it.
 //!
-//! Not checked: that the kernels write every element of the output (its
-//! buffer starts with undefined contents) and nothing past it (WebGPU
-//! clamps out-of-range accesses, so a write past the end is lost, not a
-//! crash). [`check_writes`] tests that for given inputs, and
-//! `check_gradients` tests the values against the reference.
+//! And, natively, the first time the process records the op on given
+//! shapes: that its kernels write every element of the output (its buffer
+//! starts with undefined contents) and nothing past it (WebGPU clamps
+//! out-of-range accesses, so such a write is lost, not a crash), by
+//! [`check_writes`] on zeros of the inputs' shapes — one small GPU run
+//! per op and shapes, before anything the caller recorded runs. In the
+//! browser, where nothing may block, call [`check_writes`] in the op's
+//! tests. `check_gradients` tests the values against the reference.
 //!
 //! # Stability
 //!
@@ -113,6 +116,8 @@ impl Tensor {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
         let out = op.output_shape(&shapes).map_err(invalid)?;
         check::lowerings(&op, &out, &shapes, inputs, device).map_err(invalid)?;
-        Ok(Tensor::record(Op::Family(Rc::new(op)), inputs, out))
+        let op: Rc<dyn Family> = Rc::new(op);
+        check::writes_on_first_sight(&op, inputs)?;
+        Ok(Tensor::record(Op::Family(op), inputs, out))
     }
 }
