@@ -193,3 +193,41 @@ fn nan_spreads_through_fused_attention_as_through_the_composition() {
         );
     }
 }
+
+#[test]
+fn the_tiled_kernels_for_real_gpus_match_too() {
+    // The kernel family real GPUs get, forced on this adapter.
+    let Some(dev) = common::device_with(webgrad::DeviceOptions {
+        kernel_family: webgrad::KernelFamily::Tiled,
+        ..common::test_options()
+    }) else {
+        return;
+    };
+    for mask in [AttentionMask::None, AttentionMask::Causal] {
+        // More rows than one workgroup (64) and than one tile, odd sizes.
+        let inputs = operands(2, 70, 75, 3, 5);
+        check_op(&dev, &format!("tiled attention {mask:?}"), &inputs, &|x| {
+            x[0].scaled_dot_product_attention(&x[1], &x[2], mask)
+        });
+    }
+    let (t, d) = (130, 16);
+    let q = Tensor::rand_normal(&dev, [2, t, d], 0.0, 1.0, 1);
+    let k = Tensor::rand_normal(&dev, [2, t, d], 0.0, 1.0, 2);
+    let v = Tensor::rand_normal(&dev, [2, t, d], 0.0, 1.0, 3);
+    let run = |fused: bool| {
+        let y = if fused {
+            q.scaled_dot_product_attention(&k, &v, AttentionMask::Causal)
+        } else {
+            q.scaled_dot_product_attention_composed(&k, &v, AttentionMask::Causal)
+        };
+        let g = grad(&y.square().sum(), &[&q, &k, &v]);
+        [&y, &g[0], &g[1], &g[2]].map(values)
+    };
+    let (fused, composed) = (run(true), run(false));
+    for (what, (a, b)) in ["values", "∂q", "∂k", "∂v"]
+        .iter()
+        .zip(fused.iter().zip(&composed))
+    {
+        assert_close(what, a, &as_f64(b), 1e-4, 1e-3);
+    }
+}

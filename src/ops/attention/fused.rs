@@ -3,6 +3,11 @@
 //! backward kernels recompute the scores from it (FlashAttention-2's
 //! structure). No T×S matrix is stored, forward or backward.
 //!
+//! Each kernel comes row-blocked (1, 2 or 4 rows per invocation, the
+//! other side's rows read from storage: what CPU rasterizers want) and,
+//! for the `Tiled` kernel family of real GPUs, with the other side's rows
+//! staged in workgroup memory tile by tile (`attention_tiled.wgsl`).
+//!
 //! Two families, three kernels, on flattened `[heads, T, d]` operands:
 //! [`Forward`] (values and LSE side by side, `[heads, T, e + 1]`), and
 //! [`Backward`] for ∂q, or for ∂k and ∂v side by side. First derivatives run these kernels;
@@ -125,6 +130,64 @@ impl BackwardKernel {
     }
 }
 
+#[derive(askama::Template)]
+#[template(path = "attention_tiled.wgsl", escape = "none")]
+struct TiledKernel {
+    d: usize,
+    e: usize,
+    tile: usize,
+    causal: bool,
+    /// 0: forward, 1: ∂q, 2: ∂k and ∂v.
+    kind: usize,
+}
+
+/// The workgroup-memory variant of one kernel (`attention_tiled.wgsl`),
+/// where the family is `Tiled` and its loops fit: a workgroup per 64 rows
+/// of `len` in each of `heads`, the other side's `other` rows staged in
+/// tiles as large as WebGPU's 16 KiB of workgroup memory allows.
+fn tiled(g: Geometry, kind: usize, heads: usize, len: usize, target: Target) -> Option<Lowering> {
+    if target.family != crate::kernel::KernelFamily::Tiled {
+        return None;
+    }
+    let tile = [64, 32, 16, 8]
+        .into_iter()
+        .find(|&t| t * (g.d + g.e + 2) * 4 <= 16_384)?;
+    let other = if kind == 2 { g.t } else { g.s };
+    let tiles = other.div_ceil(tile);
+    let loads = (tile * g.d).div_ceil(64) + (tile * g.e).div_ceil(64);
+    let trips = (tiles * (1 + loads) + other) as u64;
+    if trips > crate::kernel::MAX_LOOP_TRIPS {
+        return None;
+    }
+    let source = render(&TiledKernel {
+        d: g.d,
+        e: g.e,
+        tile,
+        causal: g.causal,
+        kind,
+    });
+    let entry = [
+        "attention_fwd_tiled",
+        "attention_dq_tiled",
+        "attention_dkv_tiled",
+    ][kind];
+    let groups = heads * len.div_ceil(64);
+    let inputs = if kind == 0 { 3 } else { 6 };
+    let mut bindings: Vec<Buf> = (0..inputs).map(Buf::Input).collect();
+    bindings.push(Buf::Output);
+    Some(Lowering {
+        temps: Vec::new(),
+        kernels: vec![KernelCall {
+            source: Cow::Owned(source),
+            entry,
+            params: g.params(groups),
+            bindings,
+            groups: grid_1d_of((groups * 64) as u64, 64),
+            loop_trips: trips,
+        }],
+    })
+}
+
 /// Rows per invocation the kernels are offered with for these widths, the
 /// first the one deterministic mode runs: each row held costs registers
 /// for its operands and accumulators (about 2(d + e) floats), so wide heads
@@ -170,12 +233,15 @@ impl Family for Forward {
         self.lower_variants(out, inputs, target).swap_remove(0)
     }
 
-    fn lower_variants(&self, out: &Shape, _: &[&Shape], _: Target) -> Vec<Lowering> {
+    /// The tiled kernel first where the adapter wants it, then the
+    /// row-blocked ones.
+    fn lower_variants(&self, out: &Shape, _: &[&Shape], target: Target) -> Vec<Lowering> {
         let g = self.0;
         let heads = out.dims()[0];
-        row_blocks(g)
+        let tiled = tiled(g, 0, heads, g.t, target);
+        tiled
             .into_iter()
-            .map(|rows| {
+            .chain(row_blocks(g).into_iter().map(|rows| {
                 let source = render(&ForwardKernel::new(g, rows));
                 let n = invocations(heads, g.t, rows);
                 Lowering {
@@ -189,7 +255,7 @@ impl Family for Forward {
                         loop_trips: g.s as u64,
                     }],
                 }
-            })
+            }))
             .collect()
     }
 
@@ -275,12 +341,13 @@ impl Family for Backward {
         self.lower_variants(out, inputs, target).swap_remove(0)
     }
 
-    fn lower_variants(&self, out: &Shape, _: &[&Shape], _: Target) -> Vec<Lowering> {
+    fn lower_variants(&self, out: &Shape, _: &[&Shape], target: Target) -> Vec<Lowering> {
         let g = self.geom;
         let (heads, len) = (out.dims()[0], out.dims()[1]);
-        row_blocks(g)
+        let tiled = tiled(g, 1 + usize::from(self.dkv), heads, len, target);
+        tiled
             .into_iter()
-            .map(|rows| {
+            .chain(row_blocks(g).into_iter().map(|rows| {
                 let source = render(&BackwardKernel::new(g, rows, self.dkv));
                 let mut bindings: Vec<Buf> = (0..6).map(Buf::Input).collect();
                 bindings.push(Buf::Output);
@@ -300,7 +367,7 @@ impl Family for Backward {
                         loop_trips: if self.dkv { g.t } else { g.s } as u64,
                     }],
                 }
-            })
+            }))
             .collect()
     }
 
@@ -500,6 +567,16 @@ fn attention_shaders_validate() {
                     let bwd = render(&BackwardKernel::new(geom, rows, dkv));
                     crate::shader_check::validate(&format!("{name} backward (dkv {dkv})"), &bwd);
                 }
+            }
+            let target = Target {
+                family: crate::kernel::KernelFamily::Tiled,
+                subgroup: None,
+            };
+            for kind in 0..3 {
+                let lowering = tiled(geom, kind, 1, 2, target).expect("fits");
+                let source = &lowering.kernels[0].source;
+                let name = format!("attention tiled kind {kind} d {d} e {e} causal {causal}");
+                crate::shader_check::validate(&name, source);
             }
         }
     }
