@@ -97,7 +97,11 @@ impl Tensor {
 
     /// [`Tensor::apply_op`], returning an [`Error::InvalidOp`] where the
     /// shapes do not fit the op's rule or its kernels break the contract.
-    /// A kernel source is checked the first time it is seen in the process.
+    /// A kernel source is checked the first time it is seen in the
+    /// process, and (natively) the op's writes the first time it is
+    /// recorded on these shapes, which runs its kernels once on zeros
+    /// (see [`check_writes`]); an error of that run (a lost device) is
+    /// returned as it is.
     pub fn try_apply_op(op: impl Family + 'static, inputs: &[&Tensor]) -> Result<Tensor> {
         let invalid = |message: String| Error::InvalidOp {
             op: op.name(),
