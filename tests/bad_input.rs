@@ -646,3 +646,69 @@ fn byte_counts_never_wrap_into_a_small_allocation() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
 }
+
+/// Attention's operands are checked before any kernel is chosen, fused or
+/// composed, with a message naming the entry that was called; an empty
+/// batch of heads gives an empty result.
+#[test]
+fn attention_refuses_operands_that_do_not_fit_on_either_path() {
+    use webgrad::AttentionMask::{Causal, None as Every};
+    let dev = gpu!();
+    let t = |dims: &[usize]| Tensor::zeros(&dev, dims);
+    type Entry = fn(&Tensor, &Tensor, &Tensor, webgrad::AttentionMask) -> Tensor;
+    let entries: [(&str, Entry); 2] = [
+        ("scaled_dot_product_attention:", |q, k, v, m| {
+            q.scaled_dot_product_attention(k, v, m)
+        }),
+        ("scaled_dot_product_attention_composed:", |q, k, v, m| {
+            q.scaled_dot_product_attention_composed(k, v, m)
+        }),
+    ];
+    for (name, f) in entries {
+        let at = |want: &str, q: &Tensor, k: &Tensor, v: &Tensor, m| {
+            let msg = common::panic_message(|| drop(f(q, k, v, m)));
+            assert!(
+                msg.starts_with(name) && msg.contains(want),
+                "{msg:?}: {name} {want}"
+            );
+        };
+        at(
+            "queries [4], keys [3, 4] and values [3, 4] need at least 2 axes",
+            &t(&[4]),
+            &t(&[3, 4]),
+            &t(&[3, 4]),
+            Every,
+        );
+        at(
+            "keys [3, 5] and values [3, 4] do not fit",
+            &t(&[2, 4]),
+            &t(&[3, 5]),
+            &t(&[3, 4]),
+            Every,
+        );
+        at(
+            "keys [3, 4] and values [2, 4] do not fit",
+            &t(&[2, 4]),
+            &t(&[3, 4]),
+            &t(&[2, 4]),
+            Every,
+        );
+        at(
+            "needs at least one key",
+            &t(&[2, 4]),
+            &t(&[0, 4]),
+            &t(&[0, 4]),
+            Every,
+        );
+        at(
+            "at least as many keys (2) as queries (3)",
+            &t(&[3, 4]),
+            &t(&[2, 4]),
+            &t(&[2, 4]),
+            Causal,
+        );
+        let empty = f(&t(&[0, 3, 4]), &t(&[0, 5, 4]), &t(&[0, 5, 2]), Causal);
+        assert_eq!(empty.dims(), &[0, 3, 2]);
+        assert!(empty.to_vec_blocking().unwrap().is_empty());
+    }
+}

@@ -297,3 +297,35 @@ fn convolutions_with_many_taps_sum_every_one() {
         );
     }
 }
+
+/// Attention over long key rows: fused up to 32,768 keys (each invocation
+/// loops over the keys its query sees), composed beyond; values and all
+/// three gradients against the reference either way, on both kernel
+/// families, with and without the causal mask.
+#[test]
+fn attention_over_keys_around_the_fused_kernels_limit() {
+    use webgrad::AttentionMask;
+    let devices = [common::device(), tiled()];
+    for dev in devices.iter().flatten() {
+        for s in [32_768, 32_769, 65_537] {
+            let (t, d) = (2, 4);
+            let q = Tensor::from_vec(dev, data(t * d, -1.0, 1.0, 0.0, 1), [1, t, d]);
+            let k = Tensor::from_vec(dev, data(s * d, -1.0, 1.0, 0.0, 2), [1, s, d]);
+            let v = Tensor::from_vec(dev, data(s * d, -1.0, 1.0, 0.0, 3), [1, s, d]);
+            let w = Tensor::from_vec(dev, data(t * d, -1.0, 1.0, 0.0, 4), [1, t, d]);
+            for mask in [AttentionMask::None, AttentionMask::Causal] {
+                let y = q.scaled_dot_product_attention(&k, &v, mask);
+                let g = grad(&(&y * &w).sum(), &[&q, &k, &v]);
+                for (name, x) in [("values", &y), ("dq", &g[0]), ("dk", &g[1]), ("dv", &g[2])] {
+                    assert_close(
+                        &format!("attention over {s} keys, {mask:?}: {name}"),
+                        &x.to_vec_blocking().unwrap(),
+                        &reference::eval(x).unwrap(),
+                        1e-5,
+                        1e-3,
+                    );
+                }
+            }
+        }
+    }
+}

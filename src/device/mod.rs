@@ -593,6 +593,12 @@ impl Device {
         })
     }
 
+    /// A number no other device of this process has (`None` for a
+    /// reference-only device).
+    pub(crate) fn number(&self) -> Option<u64> {
+        self.gpu.as_ref().map(|g| g.id)
+    }
+
     pub(crate) fn same(&self, other: &Device) -> bool {
         match (&self.gpu, &other.gpu) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),

@@ -34,7 +34,9 @@ use crate::tensor::Tensor;
 /// cannot check the op: use [`crate::numerical_grad`]).
 pub trait Family: Debug {
     /// Short name with the op's settings, for messages, graph dumps and the
-    /// profiler's table.
+    /// profiler's table. Ops whose kernels differ need different names:
+    /// [`Tensor::apply_op`] checks an op's kernels once per name and
+    /// inputs' shapes.
     fn name(&self) -> String;
 
     /// The output's shape given the inputs' shapes, or a message saying
@@ -97,11 +99,14 @@ pub trait Family: Debug {
         lead: &[usize],
     ) -> Option<Tensor> {
         let linear = self.linear_in();
-        if linear.is_empty() {
-            let rule = |d: &[Option<Tensor>]| transposed_vjp(x, y, d, &|u| self.vjp(x, y, u));
-            return per_direction(x, y, dx, lead, &rule);
-        }
-        multilinear_jvp(x, dx, lead, linear, &|args| reapply(y, args))
+        let rule = |d: &[Option<Tensor>]| {
+            if linear.is_empty() {
+                transposed_vjp(x, y, d, &|u| self.vjp(x, y, u))
+            } else {
+                multilinear_jvp(x, d, linear, &|args| reapply(y, args))
+            }
+        };
+        per_direction(x, y, dx, lead, &rule)
     }
 
     /// The f64 reference: the output's values (row-major) from the inputs'
@@ -264,47 +269,25 @@ fn reapply(y: &Tensor, args: &[Tensor]) -> Tensor {
 }
 
 /// Forward-mode rule of an op that is linear in each input separately
-/// (matmul, convolutions, pooling gathers): Δy = Σ_k f(x₁, …, Δx_k, …, xₙ),
-/// over the inputs in `linear` (the others must have no tangent, or their
-/// tangent does not move the output, like a pooling's index source).
-///
-/// `apply` rebuilds the op on primal-shaped inputs. Tangents with leading
-/// batch axes are pushed through one batch entry at a time and stacked:
-/// families whose layout can fold the batch into their own (matmul's batch
-/// dims) write their own rule instead.
+/// (matmul, convolutions, pooling gathers), for one direction: Δy = Σ_k
+/// f(x₁, …, Δx_k, …, xₙ), over the inputs in `linear` (the others must have
+/// no tangent, or their tangent does not move the output, like a pooling's
+/// index source). `apply` rebuilds the op on primal-shaped inputs.
+/// Families whose layout can fold a batch of directions into their own
+/// (matmul's batch dims) write their own rule instead.
 pub(crate) fn multilinear_jvp(
     x: &[Tensor],
     dx: &[Option<Tensor>],
-    lead: &[usize],
     linear: &[usize],
     apply: &dyn Fn(&[Tensor]) -> Tensor,
 ) -> Option<Tensor> {
-    let count: usize = lead.iter().product();
-    let mut total: Option<Tensor> = None;
-    for &k in linear {
-        let Some(d) = &dx[k] else { continue };
-        let term = if lead.is_empty() {
+    linear
+        .iter()
+        .filter_map(|&k| {
+            let d = dx[k].as_ref()?;
             let mut args = x.to_vec();
             args[k] = d.clone();
-            apply(&args)
-        } else {
-            let flat = d.reshape(with_lead(&[count], x[k].dims()));
-            let parts: Vec<Tensor> = (0..count)
-                .map(|l| {
-                    let mut args = x.to_vec();
-                    args[k] = flat.narrow(0, l..l + 1).reshape(x[k].shape().clone());
-                    let y = apply(&args);
-                    y.reshape(with_lead(&[1], y.dims()))
-                })
-                .collect();
-            let stacked = Tensor::concat(&parts.iter().collect::<Vec<_>>(), 0);
-            let out_dims = stacked.dims()[1..].to_vec();
-            stacked.reshape(with_lead(lead, &out_dims))
-        };
-        total = Some(match total {
-            Some(t) => &t + &term,
-            None => term,
-        });
-    }
-    total
+            Some(apply(&args))
+        })
+        .reduce(|total, term| &total + &term)
 }

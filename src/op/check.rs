@@ -12,12 +12,6 @@ use crate::kernel::{Buf, KernelCall, Lowering, MAX_GROUPS_PER_DIM, MAX_LOOP_TRIP
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-thread_local! {
-    /// Hashes of (source, entry, roles) already found valid: naga parses a
-    /// kernel once per process, not at every step that records the op.
-    static VALID: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
-}
-
 /// Every variant's kernels for these shapes against the contract (see
 /// the module docs of [`crate::op`]); the message says what is wrong.
 pub(super) fn lowerings(
@@ -116,22 +110,6 @@ fn call_fits(
             _ => None,
         })
         .collect();
-    let key = {
-        use std::hash::{Hash, Hasher};
-        let mut h = rustc_hash::FxHasher::default();
-        (
-            &call.source,
-            call.entry,
-            &call.bindings,
-            &sixteen,
-            target.subgroup,
-        )
-            .hash(&mut h);
-        h.finish()
-    };
-    if VALID.with(|v| v.borrow().contains(&key)) {
-        return Ok(());
-    }
     shader_fits(call, limits, target)?;
     for b in sixteen {
         if crate::exec::packed::read_16_bit(&call.source, &[(b, DType::F16)], false).is_none() {
@@ -141,7 +119,6 @@ fn call_fits(
             ));
         }
     }
-    VALID.with(|v| v.borrow_mut().insert(key));
     Ok(())
 }
 
@@ -262,11 +239,27 @@ pub async fn check_writes(op: impl Family + 'static, inputs: &[&Tensor]) -> Resu
     writes(std::rc::Rc::new(op), inputs).await
 }
 
-/// [`check_writes`] on a shared op.
+/// [`check_writes`] on a shared op: its recording checks, then the probes.
 async fn writes(op: std::rc::Rc<dyn Family>, inputs: &[&Tensor]) -> Result<()> {
-    let name = op.name();
     let invalid = |message: String| Error::InvalidOp {
-        op: name.clone(),
+        op: op.name(),
+        message,
+    };
+    let Some(device) = inputs.first().map(|t| t.device().clone()) else {
+        return Err(invalid("an op needs at least one input".into()));
+    };
+    let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
+    let out = op.output_shape(&shapes).map_err(&invalid)?;
+    lowerings(op.as_ref(), &out, &shapes, inputs, &device).map_err(&invalid)?;
+    probe(&op, &out, inputs).await
+}
+
+/// Runs every variant of `op` (its output of shape `out`) on `inputs`
+/// (16-bit ones widened first: which elements a kernel writes does not
+/// depend on its inputs' dtype) into a marker-filled, guarded output.
+async fn probe(op: &std::rc::Rc<dyn Family>, out: &Shape, inputs: &[&Tensor]) -> Result<()> {
+    let invalid = |message: String| Error::InvalidOp {
+        op: op.name(),
         message,
     };
     let wide: Vec<Tensor> = inputs
@@ -277,16 +270,11 @@ async fn writes(op: std::rc::Rc<dyn Family>, inputs: &[&Tensor]) -> Result<()> {
         })
         .collect();
     let inputs: Vec<&Tensor> = wide.iter().collect();
-    let Some(device) = inputs.first().map(|t| t.device().clone()) else {
-        return Err(invalid("an op needs at least one input".into()));
-    };
-    let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
-    let out = op.output_shape(&shapes).map_err(&invalid)?;
-    lowerings(op.as_ref(), &out, &shapes, &inputs, &device).map_err(&invalid)?;
-    let Some(target) = device.target() else {
+    let Some(target) = inputs[0].device().target() else {
         return Ok(());
     };
-    let variants = op.lower_variants(&out, &shapes, target).len();
+    let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
+    let variants = op.lower_variants(out, &shapes, target).len();
     let count = out.numel();
     for variant in 0..variants {
         let probe = Probe {
@@ -367,48 +355,53 @@ impl Family for Probe {
 }
 
 thread_local! {
-    /// Ops (by name and shapes) whose writes were checked on first sight.
-    static WRITES_CHECKED: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
+    /// Ops (by device, name, and the inputs' shapes and dtypes) that
+    /// passed every check: recording them again checks nothing.
+    static SEEN: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
 }
 
-/// [`check_writes`] the first time this process records `op` (by name)
-/// on these shapes, natively: on zeros of the inputs' shapes, so that
-/// nothing the caller recorded is realized, with anomaly detection off for
-/// the probe (its marker is a NaN). In the browser, where nothing may
-/// block, [`check_writes`] is for the op's tests to call.
-#[cfg(not(target_arch = "wasm32"))]
-pub(super) fn writes_on_first_sight(
+/// Every check of the contract, the first time this process records `op`
+/// (by name) on these inputs' shapes and dtypes on this device: its
+/// kernels ([`lowerings`]) and, natively, its writes ([`probe`], on zeros
+/// of the inputs' shapes, so that nothing the caller recorded is realized,
+/// and with anomaly detection off, since the marker is a NaN). In the
+/// browser, where nothing may block, the op's tests call [`check_writes`].
+pub(super) fn on_first_sight(
     op: &std::rc::Rc<dyn Family>,
+    out: &Shape,
     inputs: &[&Tensor],
 ) -> Result<()> {
+    let device = inputs[0].device();
     let key = {
         use std::hash::{Hash, Hasher};
         let mut h = rustc_hash::FxHasher::default();
-        op.name().hash(&mut h);
+        (device.number(), op.name()).hash(&mut h);
         for t in inputs {
-            t.dims().hash(&mut h);
+            (t.dims(), t.dtype()).hash(&mut h);
         }
         h.finish()
     };
-    if WRITES_CHECKED.with(|c| c.borrow().contains(&key)) {
+    if SEEN.with(|c| c.borrow().contains(&key)) {
         return Ok(());
     }
-    let device = inputs[0].device();
-    let zeros: Vec<Tensor> = inputs
-        .iter()
-        .map(|t| Tensor::zeros(device, t.shape().clone()))
-        .collect();
-    let anomaly = device.detects_anomalies();
-    device.set_detect_anomaly(false);
-    let checked = pollster::block_on(writes(op.clone(), &zeros.iter().collect::<Vec<_>>()));
-    device.set_detect_anomaly(anomaly);
-    checked?;
-    WRITES_CHECKED.with(|c| c.borrow_mut().insert(key));
-    Ok(())
-}
-
-#[cfg(target_arch = "wasm32")]
-pub(super) fn writes_on_first_sight(_: &std::rc::Rc<dyn Family>, _: &[&Tensor]) -> Result<()> {
+    let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
+    lowerings(op.as_ref(), out, &shapes, inputs, device).map_err(|message| Error::InvalidOp {
+        op: op.name(),
+        message,
+    })?;
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let zeros: Vec<Tensor> = inputs
+            .iter()
+            .map(|t| Tensor::zeros(device, t.shape().clone()))
+            .collect();
+        let anomaly = device.detects_anomalies();
+        device.set_detect_anomaly(false);
+        let checked = pollster::block_on(probe(op, out, &zeros.iter().collect::<Vec<_>>()));
+        device.set_detect_anomaly(anomaly);
+        checked?;
+    }
+    SEEN.with(|c| c.borrow_mut().insert(key));
     Ok(())
 }
 

@@ -28,9 +28,11 @@
 //!
 //! # The contract a kernel keeps
 //!
-//! These are checked when the op is recorded ([`Tensor::try_apply_op`]
-//! returns an [`crate::Error::InvalidOp`] naming the op
-//! and the problem; [`Tensor::apply_op`] panics with it):
+//! These are checked the first time the process records the op (by name)
+//! on inputs of given shapes and dtypes on a device; later recordings
+//! check only the shapes ([`Tensor::try_apply_op`] returns an
+//! [`crate::Error::InvalidOp`] naming the op and the problem;
+//! [`Tensor::apply_op`] panics with it):
 //!
 //! - the WGSL parses and validates (naga, WebGPU's default capabilities)
 //!   and has the `@compute` entry point named in the call;
@@ -48,8 +50,7 @@
 //! - a float input binding is `array<f32>` or `array<vec4<f32>>`, so that
 //!   16-bit inputs can be read through it.
 //!
-//! And, natively, the first time the process records the op on given
-//! shapes: that its kernels write every element of the output (its buffer
+//! And, natively, at the same first sight: that its kernels write every element of the output (its buffer
 //! starts with undefined contents) and nothing past it (WebGPU clamps
 //! out-of-range accesses, so such a write is lost, not a crash), by
 //! [`check_writes`] on zeros of the inputs' shapes — one small GPU run
@@ -97,11 +98,11 @@ impl Tensor {
 
     /// [`Tensor::apply_op`], returning an [`Error::InvalidOp`] where the
     /// shapes do not fit the op's rule or its kernels break the contract.
-    /// A kernel source is checked the first time it is seen in the
-    /// process, and (natively) the op's writes the first time it is
-    /// recorded on these shapes, which runs its kernels once on zeros
-    /// (see [`check_writes`]); an error of that run (a lost device) is
-    /// returned as it is.
+    /// The kernels are checked the first time the op (by name) is
+    /// recorded on inputs of these shapes and dtypes on this device, and
+    /// natively its writes too, which runs its kernels once on zeros (see
+    /// [`check_writes`]; an error of that run, a lost device, is returned as
+    /// it is); later recordings check only the shapes.
     pub fn try_apply_op(op: impl Family + 'static, inputs: &[&Tensor]) -> Result<Tensor> {
         let invalid = |message: String| Error::InvalidOp {
             op: op.name(),
@@ -119,9 +120,8 @@ impl Tensor {
         }
         let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
         let out = op.output_shape(&shapes).map_err(invalid)?;
-        check::lowerings(&op, &out, &shapes, inputs, device).map_err(invalid)?;
         let op: Rc<dyn Family> = Rc::new(op);
-        check::writes_on_first_sight(&op, inputs)?;
+        check::on_first_sight(&op, &out, inputs)?;
         Ok(Tensor::record(Op::Family(op), inputs, out))
     }
 }
