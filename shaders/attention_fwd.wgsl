@@ -79,14 +79,21 @@ fn attention_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 {%- if causal %}
             s = select(s, neg_inf, j + t_len > i0 + {{ r }}u + s_len);
 {%- endif %}
-            let m_new = max(m{{ r }}, s);
-            let rescale = exp(m{{ r }} - m_new);
-            let w = exp(s - m_new);
-            l{{ r }} = l{{ r }} * rescale + w;
+            // The max changes for few keys (about ln S of them on
+            // random scores): rescale only then, one exp per pair else.
+            if (s > m{{ r }}) {
+                let rescale = exp(m{{ r }} - s);
+                l{{ r }} = l{{ r }} * rescale;
 {%- for c in 0..ec %}
-            a{{ r }}_{{ c }} = a{{ r }}_{{ c }} * rescale + w * v{{ c }};
+                a{{ r }}_{{ c }} = a{{ r }}_{{ c }} * rescale;
 {%- endfor %}
-            m{{ r }} = m_new;
+                m{{ r }} = s;
+            }
+            let w = exp(s - m{{ r }});
+            l{{ r }} = l{{ r }} + w;
+{%- for c in 0..ec %}
+            a{{ r }}_{{ c }} = fma({{ ty }}(w), v{{ c }}, a{{ r }}_{{ c }});
+{%- endfor %}
         }
 {%- endfor %}
     }

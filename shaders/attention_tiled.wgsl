@@ -96,14 +96,21 @@ fn {% if kind == 0 %}attention_fwd_tiled{% else %}attention_dq_tiled{% endif %}(
             let masked = {% if causal %}j0 + jj + t_len > i + s_len{% else %}false{% endif %};
 {%- if kind == 0 %}
             s = select(s, neg_inf, masked);
-            let m_new = max(m, s);
-            let rescale = exp(m - m_new);
-            let w = exp(s - m_new);
-            l = l * rescale + w;
+            // Rescale only when the max changes (few keys do), so most
+            // pairs cost one exp.
+            if (s > m) {
+                let rescale = exp(m - s);
+                l = l * rescale;
 {%- for c in 0..e %}
-            a{{ c }} = fma(a{{ c }}, rescale, w * vt[jj * {{ e }}u + {{ c }}u]);
+                a{{ c }} = a{{ c }} * rescale;
 {%- endfor %}
-            m = m_new;
+                m = s;
+            }
+            let w = exp(s - m);
+            l = l + w;
+{%- for c in 0..e %}
+            a{{ c }} = fma(w, vt[jj * {{ e }}u + {{ c }}u], a{{ c }});
+{%- endfor %}
 {%- else %}
             var dp = 0.0;
 {%- for c in 0..e %}
