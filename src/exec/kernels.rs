@@ -104,14 +104,21 @@ pub(crate) fn reduce_source(op: ReduceOp, value: &ValueFn) -> String {
 /// enough invocations to keep the device busy, each folding ≥ 32 elements.
 /// A small reduction is one pass: a second dispatch costs more than the
 /// parallelism it buys (a bias gradient, [128, 256] summed over rows,
-/// is 32,768 additions).
+/// is 32,768 additions) — unless its rows are long: one invocation folds
+/// a row serially, which a GPU does at one load's latency per element (a
+/// 65,536-element sum in one invocation took 1.9 ms on an H200, where the
+/// matmul that produced it took 0.05 ms).
 /// Always enough parts that no invocation folds more than
 /// `MAX_LOOP_TRIPS` elements (lavapipe stops longer loops, silently).
+/// The split depends on the sizes alone, never on the adapter, so every
+/// adapter sums in the same order.
 pub(crate) fn reduce_parts(rows: usize, k: usize) -> usize {
     const TARGET_INVOCATIONS: usize = 16_384;
     const ONE_PASS: usize = 32_768;
+    const LONGEST_ONE_PASS_ROW: usize = 1024;
     let fewest = k.div_ceil(crate::kernel::MAX_LOOP_TRIPS as usize).max(1);
-    if k <= 64 || rows >= TARGET_INVOCATIONS / 4 || rows.saturating_mul(k) <= ONE_PASS {
+    let small = rows.saturating_mul(k) <= ONE_PASS && k <= LONGEST_ONE_PASS_ROW;
+    if k <= 64 || rows >= TARGET_INVOCATIONS / 4 || small {
         return fewest;
     }
     (k / 32).min((TARGET_INVOCATIONS / rows).max(1)).max(fewest)
@@ -136,6 +143,10 @@ mod tests {
         assert_eq!(reduce_parts(10_000, 1000), 1);
         // Small reductions are one pass (a bias gradient).
         assert_eq!(reduce_parts(256, 128), 1);
+        assert_eq!(reduce_parts(1, 1024), 1);
+        // A long row is split even when the reduction is small: one
+        // invocation would fold it serially.
+        assert_eq!(reduce_parts(1, 16_384), 512);
         assert!(reduce_parts(1, 1 << 16) > 1);
         let p = reduce_parts(1, 1 << 20);
         assert!(p > 1 && (1 << 20) / p >= 32);
