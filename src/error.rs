@@ -102,6 +102,20 @@ pub enum Error {
     /// The tensor lives on a reference-only device, which has no GPU.
     #[error("this tensor lives on a reference-only device (no GPU); use webgrad::reference::eval")]
     NoGpu,
+    /// Another rank (or local replica) of a data-parallel run failed: a
+    /// panic, an error, or its process ended. Every other rank stops with
+    /// this error instead of waiting for it (see `webgrad::distributed`).
+    #[error("rank {rank} of the data-parallel run failed: {message}")]
+    RankFailed {
+        /// The rank that failed.
+        rank: usize,
+        /// What it reported (its panic message or error).
+        message: String,
+    },
+    /// The data-parallel transport could not exchange values (MPI reported
+    /// an error, or the ranks disagree on what to exchange).
+    #[error("data-parallel transport: {0}")]
+    Transport(String),
 }
 
 impl Error {

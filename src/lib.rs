@@ -40,6 +40,8 @@ mod autodiff;
 pub mod data;
 mod device;
 mod display;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod distributed;
 mod dtype;
 mod error;
 mod exec;
@@ -54,12 +56,16 @@ pub mod optim;
 pub mod profile;
 mod random;
 pub mod reference;
+mod send_sync;
 #[cfg(test)]
 mod shader_check;
 mod shape;
 pub mod symbolic;
 mod tensor;
 pub mod text;
+#[cfg(not(target_arch = "wasm32"))]
+mod threads;
+mod transfer;
 
 pub use autodiff::numerical::SweepRow;
 pub use autodiff::{
@@ -70,8 +76,11 @@ pub use autodiff::{
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use autodiff::{check_gradients_blocking, numerical_grad_blocking, step_sweep};
+#[cfg(not(target_arch = "wasm32"))]
+pub use device::adapters_blocking;
 pub use device::{
     AdapterSummary, Counters, Device, DeviceOptions, F16Reads, MemoryStats, PipelineCacheDir,
+    adapters,
 };
 pub use dtype::{DType, autocast};
 pub use error::{Error, Result};
@@ -84,6 +93,7 @@ pub use ops::index::IndexTensor;
 pub use ops::nn::one_hot;
 pub use ops::norm::BatchNormMode;
 pub use ops::pool::Pool2dOptions;
+pub use send_sync::SendSync;
 pub use shape::{MAX_RANK, Shape};
 pub use tensor::{
     MemoryPrediction, Tensor, graph_size, predict_memory, predict_peak_bytes, read_all,

@@ -3,7 +3,7 @@
 //! re-implemented here from its definition, by index arithmetic.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::ReduceOp;
@@ -29,8 +29,8 @@ pub fn eval_many(ts: &[&Tensor]) -> Result<Vec<Vec<f64>>> {
 /// perturbed value to f32.
 #[track_caller]
 pub fn eval_with(ts: &[&Tensor], overrides: &[(&Tensor, &[f64])]) -> Result<Vec<Vec<f64>>> {
-    let roots: Vec<Rc<Node>> = ts.iter().map(|t| t.node.clone()).collect();
-    let mut values: HashMap<NodeId, Rc<Vec<f64>>> = HashMap::new();
+    let roots: Vec<Arc<Node>> = ts.iter().map(|t| t.node.clone()).collect();
+    let mut values: HashMap<NodeId, Arc<Vec<f64>>> = HashMap::new();
     for (t, v) in overrides {
         assert_eq!(
             v.len(),
@@ -39,13 +39,13 @@ pub fn eval_with(ts: &[&Tensor], overrides: &[(&Tensor, &[f64])]) -> Result<Vec<
             v.len(),
             t.shape()
         );
-        values.insert(t.id(), Rc::new(v.to_vec()));
+        values.insert(t.id(), Arc::new(v.to_vec()));
     }
     for node in topo_order(&roots, |n| values.contains_key(&n.id)) {
         if values.contains_key(&node.id) {
             continue;
         }
-        let inputs: Vec<Rc<Vec<f64>>> = node
+        let inputs: Vec<Arc<Vec<f64>>> = node
             .inputs()
             .iter()
             .map(|i| values[&i.id].clone())
@@ -57,7 +57,7 @@ pub fn eval_with(ts: &[&Tensor], overrides: &[(&Tensor, &[f64])]) -> Result<Vec<
             (Op::Assign, _) if node.is_realized() => read_realized(&node)?,
             _ => eval_op(&node.op, &node.shape, &inputs, &in_shapes),
         };
-        values.insert(node.id, Rc::new(v));
+        values.insert(node.id, Arc::new(v));
     }
     Ok(ts
         .iter()
@@ -66,13 +66,13 @@ pub fn eval_with(ts: &[&Tensor], overrides: &[(&Tensor, &[f64])]) -> Result<Vec<
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn read_realized(node: &Rc<Node>) -> Result<Vec<f64>> {
+fn read_realized(node: &Arc<Node>) -> Result<Vec<f64>> {
     let t = Tensor::from_node(node.clone());
     Ok(t.to_vec_blocking()?.into_iter().map(f64::from).collect())
 }
 
 #[cfg(target_arch = "wasm32")]
-fn read_realized(_node: &Rc<Node>) -> Result<Vec<f64>> {
+fn read_realized(_node: &Arc<Node>) -> Result<Vec<f64>> {
     Err(crate::Error::Readback(
         "the reference interpreter cannot block on the GPU in a browser".into(),
     ))
@@ -83,7 +83,7 @@ fn broadcast_index(idx: &[usize], strides: &[usize]) -> usize {
     idx.iter().zip(strides).map(|(i, s)| i * s).sum()
 }
 
-fn eval_op(op: &Op, shape: &Shape, x: &[Rc<Vec<f64>>], xs: &[Shape]) -> Vec<f64> {
+fn eval_op(op: &Op, shape: &Shape, x: &[Arc<Vec<f64>>], xs: &[Shape]) -> Vec<f64> {
     let n = shape.numel();
     let dims = shape.dims();
     match op {

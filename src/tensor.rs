@@ -5,7 +5,7 @@
 //! until a value is read ([`Tensor::to_vec`], [`Tensor::item`]) or
 //! [`Tensor::realize`] is called.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::device::Device;
 use crate::dtype::DType;
@@ -16,7 +16,7 @@ use crate::shape::Shape;
 /// A tensor of any rank, living on a [`Device`]: f32, or a 16-bit float
 /// format ([`DType`]).
 pub struct Tensor {
-    pub(crate) node: Rc<Node>,
+    pub(crate) node: Arc<Node>,
 }
 
 impl Clone for Tensor {
@@ -27,7 +27,7 @@ impl Clone for Tensor {
 
 impl Drop for Tensor {
     fn drop(&mut self) {
-        self.node.handles.set(self.node.handles.get() - 1);
+        self.node.handles.decrement();
     }
 }
 
@@ -44,8 +44,8 @@ impl std::fmt::Debug for Tensor {
 }
 
 impl Tensor {
-    pub(crate) fn from_node(node: Rc<Node>) -> Tensor {
-        node.handles.set(node.handles.get() + 1);
+    pub(crate) fn from_node(node: Arc<Node>) -> Tensor {
+        node.handles.increment();
         Tensor { node }
     }
 
@@ -85,7 +85,7 @@ impl Tensor {
             for (k, t) in inputs.iter().enumerate() {
                 let same = inputs[..k]
                     .iter()
-                    .position(|u| Rc::ptr_eq(&u.node, &t.node));
+                    .position(|u| Arc::ptr_eq(&u.node, &t.node));
                 wide.push(match same {
                     // An input given twice is widened once.
                     Some(j) => wide[j].clone(),
@@ -110,7 +110,7 @@ impl Tensor {
                 return y;
             }
             let stored = y.to_dtype(dtype);
-            *y.node.stored_16.borrow_mut() = Some(Rc::downgrade(&stored.node));
+            *y.node.stored_16.borrow_mut() = Some(Arc::downgrade(&stored.node));
             return stored;
         }
         let nodes = inputs.iter().map(|t| current_version(&t.node)).collect();
@@ -315,7 +315,7 @@ impl Tensor {
     }
     /// True if both handles point at the same graph node.
     pub fn same_node(&self, other: &Tensor) -> bool {
-        Rc::ptr_eq(&self.node, &other.node)
+        Arc::ptr_eq(&self.node, &other.node)
     }
 
     /// The same value, cut off from differentiation (its gradient is zero).
@@ -338,7 +338,7 @@ impl Tensor {
         // Anything else is copied by a kernel, x + 0.
         const UPLOAD_FILLS_UP_TO: usize = 1 << 18;
         let upload =
-            |data: Rc<[f32]>| Tensor::leaf(self.device(), Op::Input(data), self.shape().clone());
+            |data: Arc<[f32]>| Tensor::leaf(self.device(), Op::Input(data), self.shape().clone());
         // Variables are f32 (an optimizer's master weights): a 16-bit
         // tensor's values are converted, exactly.
         let wide = self.to_dtype(DType::F32);
@@ -352,7 +352,7 @@ impl Tensor {
         crate::exec::realize(&[&copy])?;
         let storage = copy.node.storage.borrow().clone();
         let node = Node::new(
-            Op::Variable(Rc::default()),
+            Op::Variable(Arc::default()),
             Vec::new(),
             self.shape().clone(),
             self.device().clone(),
@@ -425,7 +425,7 @@ impl Tensor {
             self.shape().clone(),
             self.device().clone(),
         );
-        *state.latest.borrow_mut() = Rc::downgrade(&node);
+        *state.latest.borrow_mut() = Arc::downgrade(&node);
         Tensor::from_node(node)
     }
 
@@ -475,7 +475,7 @@ impl Tensor {
 
 /// The node a read of `node` recorded now should use: for a variable with a
 /// pending update, that update (program order, see [`Tensor::assign`]).
-fn current_version(node: &Rc<Node>) -> Rc<Node> {
+fn current_version(node: &Arc<Node>) -> Arc<Node> {
     if let Op::Variable(state) = &node.op
         && let Some(update) = state.latest.borrow().upgrade()
         && !update.is_realized()
@@ -488,7 +488,7 @@ fn current_version(node: &Rc<Node>) -> Rc<Node> {
 /// Number of graph nodes the tensors depend on (leaves included): the size
 /// of the computation that realizing them from scratch would run.
 pub fn graph_size(tensors: &[&Tensor]) -> usize {
-    let roots: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+    let roots: Vec<Arc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
     crate::graph::topo_order(&roots, |_| false).len()
 }
 

@@ -91,16 +91,40 @@ pub fn batch(
     context: usize,
     seed: u64,
 ) -> TextBatch {
+    batch_rows(device, tokens, batch, context, seed, 0..batch)
+}
+
+/// The windows `rows` of [`batch`]`(device, tokens, batch, context, seed)`:
+/// a data-parallel rank's share of a global batch
+/// (`webgrad::distributed`), the same windows one rank with the whole
+/// batch would take there.
+#[track_caller]
+pub fn batch_rows(
+    device: &Device,
+    tokens: &[u32],
+    batch: usize,
+    context: usize,
+    seed: u64,
+    rows: std::ops::Range<usize>,
+) -> TextBatch {
     assert!(
         tokens.len() > context,
         "text batch: {} tokens cannot hold a window of {context} + 1",
         tokens.len()
     );
+    assert!(
+        rows.start <= rows.end && rows.end <= batch,
+        "text batch: rows {rows:?} of a batch of {batch}"
+    );
     let mut rng = SplitMix64::new(seed);
-    let mut inputs = Vec::with_capacity(batch * context);
-    let mut targets = Vec::with_capacity(batch * context);
-    for _ in 0..batch {
+    let n = rows.len();
+    let mut inputs = Vec::with_capacity(n * context);
+    let mut targets = Vec::with_capacity(n * context);
+    for row in 0..rows.end {
         let start = (rng.next_u64() % (tokens.len() - context) as u64) as usize;
+        if row < rows.start {
+            continue;
+        }
         inputs.extend_from_slice(&tokens[start..start + context]);
         targets.extend(
             tokens[start + 1..start + context + 1]
@@ -109,7 +133,7 @@ pub fn batch(
         );
     }
     TextBatch {
-        inputs: IndexTensor::from_vec(device, inputs, [batch, context]),
+        inputs: IndexTensor::from_vec(device, inputs, [n, context]),
         targets,
     }
 }
@@ -117,6 +141,18 @@ pub fn batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_its_rows_in_order() {
+        let corpus = CharCorpus::new("the quick brown fox jumps over the lazy dog");
+        let dev = Device::reference_only();
+        let whole = batch(&dev, &corpus.tokens, 5, 6, 3);
+        let parts: Vec<usize> = [0..2, 2..5]
+            .into_iter()
+            .flat_map(|r| batch_rows(&dev, &corpus.tokens, 5, 6, 3, r).targets)
+            .collect();
+        assert_eq!(parts, whole.targets);
+    }
 
     #[test]
     fn encoding_round_trips_and_batches_shift_by_one() {

@@ -232,7 +232,7 @@ fn tensors_a_region_captures_get_their_gradients() {
 /// names the smallest peak found.
 #[test]
 fn a_chain_trains_within_a_memory_budget_that_plain_reverse_mode_exceeds() {
-    use std::rc::Rc;
+    use std::sync::Arc;
     use webgrad::optim::{Optimizer, Sgd};
     use webgrad::{LayerFn, checkpoint_sequential, choose_segments};
     let Some(dev) = common::private_device() else {
@@ -250,7 +250,7 @@ fn a_chain_trains_within_a_memory_budget_that_plain_reverse_mode_exceeds() {
         .iter()
         .map(|w| {
             let w = w.clone();
-            Rc::new(move |h: &Tensor| h.matmul(&w).tanh()) as LayerFn
+            Arc::new(move |h: &Tensor| h.matmul(&w).tanh()) as LayerFn
         })
         .collect();
     let x = Tensor::rand_uniform(&dev, [batch, width], -1.0, 1.0, 99);

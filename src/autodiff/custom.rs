@@ -26,7 +26,7 @@
 //!   computes from the rule's ops at Δx = 0 (for a linear map it does not
 //!   depend on Δx).
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::graph::family::per_direction;
 use crate::graph::{Node, NodeId, Op, next_id};
@@ -34,25 +34,32 @@ use crate::tensor::Tensor;
 
 /// A user's vjp: the arguments, the function's value and the cotangent to
 /// one partial adjoint per argument (`None` where zero).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type VjpRule = dyn Fn(&[Tensor], &Tensor, &Tensor) -> Vec<Option<Tensor>> + Send + Sync;
+#[cfg(target_arch = "wasm32")]
 pub(crate) type VjpRule = dyn Fn(&[Tensor], &Tensor, &Tensor) -> Vec<Option<Tensor>>;
 
 /// A user's jvp: the arguments, the function's value and one tangent per
 /// argument (`None` where zero) to the value's tangent (`None` where zero).
 /// It must be linear in the tangents.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type JvpRule =
+    dyn Fn(&[Tensor], &Tensor, &[Option<Tensor>]) -> Option<Tensor> + Send + Sync;
+#[cfg(target_arch = "wasm32")]
 pub(crate) type JvpRule = dyn Fn(&[Tensor], &Tensor, &[Option<Tensor>]) -> Option<Tensor>;
 
 /// The derivative rule of an [`Op::Custom`] node, with the name its
 /// messages and graph dumps use.
 #[derive(Clone)]
 pub(crate) struct CustomRule {
-    pub name: Rc<str>,
+    pub name: Arc<str>,
     pub rule: Rule,
 }
 
 #[derive(Clone)]
 pub(crate) enum Rule {
-    Vjp(Rc<VjpRule>),
-    Jvp(Rc<JvpRule>),
+    Vjp(Arc<VjpRule>),
+    Jvp(Arc<JvpRule>),
 }
 
 impl std::fmt::Debug for CustomRule {
@@ -84,9 +91,9 @@ pub fn custom_vjp(
     name: &str,
     inputs: &[&Tensor],
     f: impl FnOnce(&[Tensor]) -> Tensor,
-    vjp: impl Fn(&[Tensor], &Tensor, &Tensor) -> Vec<Option<Tensor>> + 'static,
+    vjp: impl Fn(&[Tensor], &Tensor, &Tensor) -> Vec<Option<Tensor>> + crate::SendSync + 'static,
 ) -> Tensor {
-    record(name, inputs, f, Rule::Vjp(Rc::new(vjp)))
+    record(name, inputs, f, Rule::Vjp(Arc::new(vjp)))
 }
 
 /// `f(inputs)`, differentiated in forward mode by `jvp` instead of by
@@ -102,9 +109,9 @@ pub fn custom_jvp(
     name: &str,
     inputs: &[&Tensor],
     f: impl FnOnce(&[Tensor]) -> Tensor,
-    jvp: impl Fn(&[Tensor], &Tensor, &[Option<Tensor>]) -> Option<Tensor> + 'static,
+    jvp: impl Fn(&[Tensor], &Tensor, &[Option<Tensor>]) -> Option<Tensor> + crate::SendSync + 'static,
 ) -> Tensor {
-    record(name, inputs, f, Rule::Jvp(Rc::new(jvp)))
+    record(name, inputs, f, Rule::Jvp(Arc::new(jvp)))
 }
 
 #[track_caller]
@@ -142,10 +149,10 @@ fn record(
 
 /// A node older than `first` that the function's nodes (those recorded
 /// since `first`, up to `y`) read, other than its arguments and constants.
-fn captured(y: &Tensor, first: NodeId, args: &[Tensor]) -> Option<Rc<Node>> {
+fn captured(y: &Tensor, first: NodeId, args: &[Tensor]) -> Option<Arc<Node>> {
     let arg_ids: std::collections::HashSet<NodeId> = args.iter().map(Tensor::id).collect();
     let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<Rc<Node>> = vec![y.node.clone()];
+    let mut stack: Vec<Arc<Node>> = vec![y.node.clone()];
     while let Some(n) = stack.pop() {
         if arg_ids.contains(&n.id) || !seen.insert(n.id) {
             continue;
@@ -171,7 +178,7 @@ fn rule_of(node: &Node) -> &CustomRule {
 /// Partial adjoints of a custom node's inputs given its adjoint `g`:
 /// none for input 0 (the function's own value, so its ops are not
 /// differentiated), the rule's for the arguments.
-pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
+pub(crate) fn vjp(node: &Arc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
     let custom = rule_of(node);
     let args: Vec<Tensor> = node.inputs()[1..]
         .iter()
@@ -247,7 +254,7 @@ fn checked_tangent(name: &str, dy: Option<Tensor>, y: &Tensor) -> Option<Tensor>
 /// custom_vjp) the function's own tangent, which forward mode has pushed
 /// through its ops into input 0 already. Tangents with leading batch axes
 /// `lead` go through the rule one direction at a time.
-pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Option<Tensor> {
+pub(crate) fn jvp(node: &Arc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Option<Tensor> {
     let custom = rule_of(node);
     let Rule::Jvp(rule) = &custom.rule else {
         return dx[0].clone();

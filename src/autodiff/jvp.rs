@@ -12,7 +12,7 @@ use crate::graph::{Node, Op};
 use crate::ops::reduce::ReduceOp;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// Axes of the primal shifted past the batch axes.
 fn shifted(axes: &[usize], lead: &[usize]) -> Vec<usize> {
@@ -20,7 +20,7 @@ fn shifted(axes: &[usize], lead: &[usize]) -> Vec<usize> {
 }
 
 /// The tangent of `node` given its inputs' tangents (`None` = zero).
-pub(crate) fn jvp(node: &Rc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Option<Tensor> {
+pub(crate) fn jvp(node: &Arc<Node>, dx: &[Option<Tensor>], lead: &[usize]) -> Option<Tensor> {
     let inputs: Vec<Tensor> = node
         .inputs()
         .iter()

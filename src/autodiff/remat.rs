@@ -13,7 +13,7 @@
 //! bit-identical; grad-of-grad and forward-over-reverse go through the copy
 //! like through any graph.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::graph::{CheckpointFn, Node, NodeId, Op, next_id};
 use crate::tensor::Tensor;
@@ -23,7 +23,10 @@ use crate::tensor::Tensor;
 /// later, and must compute the same thing then: tensors it captures
 /// (weights in a closure) are found and differentiated like its arguments.
 #[track_caller]
-pub fn checkpoint(f: impl Fn(&[Tensor]) -> Tensor + 'static, inputs: &[&Tensor]) -> Tensor {
+pub fn checkpoint(
+    f: impl Fn(&[Tensor]) -> Tensor + crate::SendSync + 'static,
+    inputs: &[&Tensor],
+) -> Tensor {
     assert!(
         !inputs.is_empty(),
         "checkpoint: a region needs at least one input"
@@ -39,7 +42,7 @@ pub fn checkpoint(f: impl Fn(&[Tensor]) -> Tensor + 'static, inputs: &[&Tensor])
     all.extend(inputs.iter().copied());
     all.extend(captured.iter());
     Tensor::record(
-        Op::Checkpoint(CheckpointFn(Rc::new(f), args.len())),
+        Op::Checkpoint(CheckpointFn(Arc::new(f), args.len())),
         &all,
         y.shape().clone(),
     )
@@ -51,7 +54,7 @@ fn captured_by(y: &Tensor, first: NodeId, args: &[Tensor]) -> Vec<Tensor> {
     let arg_ids: std::collections::HashSet<NodeId> = args.iter().map(Tensor::id).collect();
     let mut seen = std::collections::HashSet::new();
     let mut captured = Vec::new();
-    let mut stack: Vec<Rc<Node>> = vec![y.node.clone()];
+    let mut stack: Vec<Arc<Node>> = vec![y.node.clone()];
     while let Some(n) = stack.pop() {
         if !seen.insert(n.id) {
             continue;
@@ -71,7 +74,7 @@ fn captured_by(y: &Tensor, first: NodeId, args: &[Tensor]) -> Vec<Tensor> {
 /// Marks the nodes recorded since `first` that `y` depends on as
 /// recomputed values (walking back until older nodes), without recursion.
 pub(crate) fn mark_recomputed(y: &Tensor, first: NodeId) {
-    let mut stack: Vec<Rc<Node>> = vec![y.node.clone()];
+    let mut stack: Vec<Arc<Node>> = vec![y.node.clone()];
     while let Some(n) = stack.pop() {
         if n.id < first || n.recompute.get() {
             continue;
@@ -86,7 +89,7 @@ pub(crate) fn mark_recomputed(y: &Tensor, first: NodeId) {
 /// just in time) and differentiated; nothing for input 0 (the forward's
 /// output), so the backward pass reads none of the forward's intermediates.
 /// Each input's partials come unsummed (see `reverse::partial_adjoints`).
-pub(crate) fn vjp_partials(node: &Rc<Node>, g: &Tensor) -> Vec<Vec<Tensor>> {
+pub(crate) fn vjp_partials(node: &Arc<Node>, g: &Tensor) -> Vec<Vec<Tensor>> {
     let Op::Checkpoint(f) = &node.op else {
         unreachable!("vjp_partials of a {}", node.op.name())
     };
@@ -114,7 +117,7 @@ pub(crate) fn vjp_partials(node: &Rc<Node>, g: &Tensor) -> Vec<Vec<Tensor>> {
     let y = (f.0)(&inputs[..f.1]);
     mark_recomputed(&y, first);
     // Arguments and captured values alike receive their partials.
-    let targets: Vec<Rc<Node>> = inputs.iter().map(|t| t.node.clone()).collect();
+    let targets: Vec<Arc<Node>> = inputs.iter().map(|t| t.node.clone()).collect();
     let mut raw = crate::autodiff::reverse::partial_adjoints(&y, g, &targets);
     let mut out = vec![Vec::new()];
     // An input given twice gets its partials once.
@@ -127,7 +130,11 @@ pub(crate) fn vjp_partials(node: &Rc<Node>, g: &Tensor) -> Vec<Vec<Tensor>> {
 }
 
 /// A layer of a chain, for [`checkpoint_sequential`]: its weights captured.
-pub type LayerFn = Rc<dyn Fn(&Tensor) -> Tensor>;
+#[cfg(not(target_arch = "wasm32"))]
+pub type LayerFn = Arc<dyn Fn(&Tensor) -> Tensor + Send + Sync>;
+/// One layer as a function (see the native documentation).
+#[cfg(target_arch = "wasm32")]
+pub type LayerFn = Arc<dyn Fn(&Tensor) -> Tensor>;
 
 /// `layers` applied in order to `x`, every `segment` consecutive layers one
 /// checkpointed region (`segment` 0: no checkpointing), like PyTorch's

@@ -10,7 +10,7 @@
 
 // FxHash: node ids are trusted keys, and SipHash was a large part of planning.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::graph::{Node, NodeId, Op, topo_order};
 use crate::tensor::Tensor;
@@ -44,7 +44,7 @@ impl Tensor {
     /// from data) it depends on. Look them up with [`Gradients::wrt`].
     #[track_caller]
     pub fn backward(&self) -> Gradients {
-        let leaves: Vec<Rc<Node>> = topo_order(std::slice::from_ref(&self.node), stops_gradient)
+        let leaves: Vec<Arc<Node>> = topo_order(std::slice::from_ref(&self.node), stops_gradient)
             .into_iter()
             .filter(|n| matches!(n.op, Op::Input(_) | Op::Variable(_)))
             .collect();
@@ -80,7 +80,7 @@ pub fn grad_with_seed(y: &Tensor, xs: &[&Tensor], seed: &Tensor) -> Vec<Tensor> 
         seed.shape(),
         y.shape()
     );
-    let targets: Vec<Rc<Node>> = xs.iter().map(|x| x.node.clone()).collect();
+    let targets: Vec<Arc<Node>> = xs.iter().map(|x| x.node.clone()).collect();
     let found = adjoints(y, seed, &targets);
     xs.iter()
         .map(|x| {
@@ -126,7 +126,7 @@ pub struct TraceStep {
 /// read them together with [`crate::read_all`].
 #[track_caller]
 pub fn backward_trace(y: &Tensor) -> Vec<TraceStep> {
-    let leaves: Vec<Rc<Node>> = topo_order(std::slice::from_ref(&y.node), stops_gradient)
+    let leaves: Vec<Arc<Node>> = topo_order(std::slice::from_ref(&y.node), stops_gradient)
         .into_iter()
         .filter(|n| matches!(n.op, Op::Input(_) | Op::Variable(_)))
         .collect();
@@ -142,10 +142,14 @@ pub fn backward_trace(y: &Tensor) -> Vec<TraceStep> {
 }
 
 /// A partial adjoint Δv_{i→j} and the node j that sent it (`None` for the seed).
-type Partial = (Option<Rc<Node>>, Tensor);
+type Partial = (Option<Arc<Node>>, Tensor);
 
 /// The node_to_grad algorithm. Returns the adjoint of each target reached.
-pub(crate) fn adjoints(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>]) -> HashMap<NodeId, Tensor> {
+pub(crate) fn adjoints(
+    y: &Tensor,
+    seed: &Tensor,
+    targets: &[Arc<Node>],
+) -> HashMap<NodeId, Tensor> {
     run(y, seed, targets, false, None).0
 }
 
@@ -158,7 +162,7 @@ pub(crate) fn adjoints(y: &Tensor, seed: &Tensor, targets: &[Rc<Node>]) -> HashM
 pub(crate) fn partial_adjoints(
     y: &Tensor,
     seed: &Tensor,
-    targets: &[Rc<Node>],
+    targets: &[Arc<Node>],
 ) -> HashMap<NodeId, Vec<Tensor>> {
     run(y, seed, targets, true, None).1
 }
@@ -168,7 +172,7 @@ type Adjoints = (HashMap<NodeId, Tensor>, HashMap<NodeId, Vec<Tensor>>);
 fn run(
     y: &Tensor,
     seed: &Tensor,
-    targets: &[Rc<Node>],
+    targets: &[Arc<Node>],
     stop_at_targets: bool,
     mut trace: Option<&mut Vec<TraceStep>>,
 ) -> Adjoints {
@@ -214,7 +218,7 @@ fn run(
                 adjoint: adjoint.clone(),
             });
         }
-        let inputs: Vec<Rc<Node>> = node.inputs().clone();
+        let inputs: Vec<Arc<Node>> = node.inputs().clone();
         if stops(node) || !inputs.iter().any(|i| relevant.contains(&i.id)) {
             continue;
         }

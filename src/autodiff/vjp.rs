@@ -10,10 +10,10 @@ use crate::dtype::DType;
 use crate::graph::{Node, Op};
 use crate::ops::reduce::ReduceOp;
 use crate::tensor::Tensor;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// Partial adjoints of `node`'s inputs given its adjoint `g`.
-pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
+pub(crate) fn vjp(node: &Arc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
     let inputs: Vec<Tensor> = node.inputs().iter().map(saved).collect();
     let y = || saved(node);
     match &node.op {
@@ -106,7 +106,7 @@ pub(crate) fn vjp(node: &Rc<Node>, g: &Tensor) -> Vec<Option<Tensor>> {
 /// (PyTorch's autocast likewise saves the 16-bit tensors). An input that
 /// is a conversion of a 16-bit value reads the same values; an output
 /// stored in 16 bits reads them rounded, as they were stored.
-fn saved(n: &Rc<Node>) -> Tensor {
+fn saved(n: &Arc<Node>) -> Tensor {
     let widened_from = match &n.op {
         Op::Convert(DType::F32) => Some(n.inputs()[0].clone()).filter(|x| x.dtype != DType::F32),
         _ => None,
@@ -115,7 +115,7 @@ fn saved(n: &Rc<Node>) -> Tensor {
         .stored_16
         .borrow()
         .as_ref()
-        .and_then(std::rc::Weak::upgrade);
+        .and_then(std::sync::Weak::upgrade);
     match widened_from.or(stored) {
         Some(narrow) => {
             let wide = Tensor::from_node(narrow).to_dtype(DType::F32);

@@ -6,6 +6,10 @@ use crate::kernel::KernelFamily;
 /// How to pick and configure the GPU.
 #[derive(Clone, Debug, Default)]
 pub struct DeviceOptions {
+    /// The adapter to open, as an index into [`crate::adapters`] (`None`:
+    /// the one wgpu prefers, see `low_power`). [`Device::all`](super::Device::all)
+    /// opens every one.
+    pub adapter: Option<usize>,
     /// Request the adapter's own limits instead of the WebGPU defaults.
     /// Larger tensors then fit, but code may no longer run in a browser.
     pub adapter_limits: bool,

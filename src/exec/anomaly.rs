@@ -5,7 +5,7 @@
 //! wrote as a constant (the mask's fill) is intended, not an anomaly.
 
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::graph::{Node, NodeId, Op, topo_order};
@@ -31,7 +31,7 @@ impl Holds {
 /// back and checked. Updates of variables (and what depends on them) are
 /// left to the realize that follows, which orders them after every read of
 /// the old values.
-pub(crate) async fn check(targets: &[Rc<Node>]) -> Result<()> {
+pub(crate) async fn check(targets: &[Arc<Node>]) -> Result<()> {
     let order = topo_order(targets, |n| n.is_realized());
     let mut after_update: HashSet<NodeId> = HashSet::new();
     // Nodes whose buffers hold u32 indices, not floats.

@@ -38,7 +38,7 @@
 //! known-good schedule on chains. If no level fits, the realize fails with
 //! `Error::OutOfBudget` naming the smallest peak any level reached.
 
-use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -50,7 +50,7 @@ use crate::graph::{Node, NodeId, Op, RecordingAdjoints, topo_order};
 /// Makes realizing `targets` fit the device's memory budget, rewriting the
 /// graph if that is needed and allowed; `Error::OutOfBudget` if nothing
 /// fits. Nothing to do without a budget.
-pub(crate) fn fit(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<()> {
+pub(crate) fn fit(gpu: &Gpu, targets: &[Arc<Node>]) -> Result<()> {
     let Some(budget) = *gpu
         .switches
         .budget
@@ -69,7 +69,7 @@ pub(crate) fn fit(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<()> {
     let graph = Saved::find(targets);
     let mut smallest = needed;
     for cheap_only in [true, false] {
-        let candidates: Vec<Rc<Node>> = graph
+        let candidates: Vec<Arc<Node>> = graph
             .saved
             .iter()
             .filter(|n| !cheap_only || graph.cheap.contains(&n.id))
@@ -125,11 +125,11 @@ pub(crate) fn fit(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<()> {
 /// adjoints read.
 struct Saved {
     /// In recording order.
-    saved: Vec<Rc<Node>>,
+    saved: Vec<Arc<Node>>,
     /// Those recomputable by elementwise and movement ops alone.
     cheap: HashSet<NodeId>,
     /// Pending adjoints that read a saved value.
-    readers: Vec<Rc<Node>>,
+    readers: Vec<Arc<Node>>,
     /// Values used as they are when recomputing (realized, kept by a
     /// handle or the caller, inputs, updates, variables).
     fixed: HashSet<NodeId>,
@@ -144,7 +144,7 @@ fn is_cheap_op(op: &Op) -> bool {
 }
 
 impl Saved {
-    fn find(targets: &[Rc<Node>]) -> Saved {
+    fn find(targets: &[Arc<Node>]) -> Saved {
         let order = topo_order(targets, |n| n.is_realized());
         let target_ids: HashSet<NodeId> = targets.iter().map(|t| t.id).collect();
         let mut fixed = HashSet::default();
@@ -220,8 +220,8 @@ impl Saved {
     fn try_segments(
         &self,
         gpu: &Gpu,
-        targets: &[Rc<Node>],
-        candidates: &[Rc<Node>],
+        targets: &[Arc<Node>],
+        candidates: &[Arc<Node>],
         length: usize,
     ) -> Result<(u64, Rewrite)> {
         let dropped: HashSet<NodeId> = candidates
@@ -249,10 +249,10 @@ impl Saved {
     /// Points every adjoint that reads a dropped value at a recomputed copy.
     fn rewrite(&self, dropped: &HashSet<NodeId>, kept: &HashSet<NodeId>) -> Rewrite {
         let _copies_are_adjoints = RecordingAdjoints::start();
-        let mut copies: HashMap<NodeId, Rc<Node>> = HashMap::default();
+        let mut copies: HashMap<NodeId, Arc<Node>> = HashMap::default();
         let mut edits = Vec::new();
         for reader in &self.readers {
-            let inputs: Vec<Rc<Node>> = reader.inputs().clone();
+            let inputs: Vec<Arc<Node>> = reader.inputs().clone();
             for (i, input) in inputs.into_iter().enumerate() {
                 if dropped.contains(&input.id) {
                     let copy = self.copy(&input, kept, &mut copies);
@@ -271,22 +271,22 @@ impl Saved {
     /// as they are, and on copies of the others (iterative, memoized).
     fn copy(
         &self,
-        value: &Rc<Node>,
+        value: &Arc<Node>,
         kept: &HashSet<NodeId>,
-        copies: &mut HashMap<NodeId, Rc<Node>>,
-    ) -> Rc<Node> {
+        copies: &mut HashMap<NodeId, Arc<Node>>,
+    ) -> Arc<Node> {
         let as_is = |n: &Node| {
             self.fixed.contains(&n.id)
                 || kept.contains(&n.id)
                 || n.adjoint
                 || matches!(n.op, Op::Fill(_))
         };
-        let mut stack: Vec<(Rc<Node>, bool)> = vec![(value.clone(), false)];
+        let mut stack: Vec<(Arc<Node>, bool)> = vec![(value.clone(), false)];
         while let Some((n, expanded)) = stack.pop() {
             if copies.contains_key(&n.id) {
                 continue;
             }
-            let inputs: Vec<Rc<Node>> = n.inputs().clone();
+            let inputs: Vec<Arc<Node>> = n.inputs().clone();
             if !expanded {
                 stack.push((n.clone(), true));
                 for i in inputs
@@ -318,7 +318,7 @@ impl Saved {
 /// Edits made to adjoints' inputs: (adjoint, input index, original value).
 struct Rewrite {
     dropped: usize,
-    edits: Vec<(Rc<Node>, usize, Rc<Node>)>,
+    edits: Vec<(Arc<Node>, usize, Arc<Node>)>,
 }
 
 impl Rewrite {

@@ -10,7 +10,7 @@
 
 use askama::Template;
 use rustc_hash::FxHashMap as HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::dtype::DType;
 use crate::graph::{Node, NodeId, Op};
@@ -28,7 +28,7 @@ pub(crate) struct ValueFn {
     /// Input bindings (src0 at binding 2, ...) and the function itself.
     pub code: String,
     /// The nodes whose buffers are bound to src0, src1, ...
-    pub inputs: Vec<Rc<Node>>,
+    pub inputs: Vec<Arc<Node>>,
     /// Parameter words, to be placed at `param_base` in `p`.
     pub params: Vec<u32>,
     /// The node whose constant each parameter word is (a replayed plan
@@ -87,7 +87,7 @@ pub(crate) type FusedEdge<'a> = &'a dyn Fn(&Node, &Node) -> bool;
 
 /// `value(i)` for the tree rooted at `root` (shape `root.shape`, row-major
 /// index i). Its parameter words start at `p[param_base]`.
-pub(crate) fn value_fn(root: &Rc<Node>, fused: FusedEdge, param_base: usize) -> ValueFn {
+pub(crate) fn value_fn(root: &Arc<Node>, fused: FusedEdge, param_base: usize) -> ValueFn {
     value_fn_in_place(root, fused, param_base, None)
 }
 
@@ -114,7 +114,7 @@ pub(crate) const VEC4_MIN_ELEMENTS: usize = 1024;
 /// applied to each component in turn, so every element gets the same bits
 /// as from `value(i)`.
 pub(crate) fn value_fn_vec4(
-    root: &Rc<Node>,
+    root: &Arc<Node>,
     fused: FusedEdge,
     param_base: usize,
     in_place: Option<NodeId>,
@@ -130,7 +130,7 @@ pub(crate) fn value_fn_vec4(
 /// root's shape): loads of it read the output binding `dst[i]`, since WebGPU
 /// forbids binding one buffer twice in a dispatch when one binding writes.
 pub(crate) fn value_fn_in_place(
-    root: &Rc<Node>,
+    root: &Arc<Node>,
     fused: FusedEdge,
     param_base: usize,
     in_place: Option<NodeId>,
@@ -165,7 +165,7 @@ impl Load {
 /// The code of `value(i)`, or of `value4(i)` when `vec4` (`None` when a
 /// load cannot be a vec4 one).
 fn generate(
-    root: &Rc<Node>,
+    root: &Arc<Node>,
     fused: FusedEdge,
     param_base: usize,
     in_place: Option<NodeId>,
@@ -174,7 +174,7 @@ fn generate(
     let out = &root.shape;
     let mut kinds: Vec<Load> = Vec::new();
     let mut reads_old = false;
-    let mut inputs: Vec<Rc<Node>> = Vec::new();
+    let mut inputs: Vec<Arc<Node>> = Vec::new();
     let mut loads: Vec<String> = Vec::new();
     let mut consts: Vec<f32> = Vec::new();
     let mut constants: Vec<NodeId> = Vec::new();
@@ -183,7 +183,7 @@ fn generate(
 
     // Iterative post-order over the tree. (node, expanded?, computed here?,
     // read as a widening load?)
-    let mut stack: Vec<(Rc<Node>, bool, bool, bool)> = vec![(root.clone(), false, true, false)];
+    let mut stack: Vec<(Arc<Node>, bool, bool, bool)> = vec![(root.clone(), false, true, false)];
     while let Some((node, expanded, computed, widening)) = stack.pop() {
         if name_of.contains_key(&node.id) {
             continue;
@@ -296,7 +296,7 @@ fn generate(
             // done here, exactly where the value would have been stored,
             // so results do not depend on what was fused.
             Op::Convert(DType::F32) => args[0].clone(),
-            Op::Convert(_) if Rc::ptr_eq(&node, root) => args[0].clone(),
+            Op::Convert(_) if Arc::ptr_eq(&node, root) => args[0].clone(),
             Op::Convert(d) => format!("wg_from_{d}(wg_to_{d}({}))", args[0]),
             Op::Binary(b) => b
                 .info()
@@ -445,18 +445,18 @@ fn broadcast_index(k: usize, dims: &[usize], strides: &[usize]) -> String {
 }
 
 /// `value(i)` that loads element i of one buffer.
-pub(crate) fn load_fn(input: &Rc<Node>) -> ValueFn {
+pub(crate) fn load_fn(input: &Arc<Node>) -> ValueFn {
     load(input, false)
 }
 
 /// [`load_fn`] reading four elements at a time (`value4`).
-pub(crate) fn load_fn_vec4(input: &Rc<Node>) -> ValueFn {
+pub(crate) fn load_fn_vec4(input: &Arc<Node>) -> ValueFn {
     load(input, true)
 }
 
 /// A plain load, its code rendered once per width and kept (a 16-bit
 /// input, read in scalar code, each time).
-fn load(input: &Rc<Node>, vec4: bool) -> ValueFn {
+fn load(input: &Arc<Node>, vec4: bool) -> ValueFn {
     static CODE: [std::sync::OnceLock<String>; 2] =
         [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
     let (code, vec4) = if input.dtype == DType::F32 {

@@ -16,7 +16,6 @@ mod schedule;
 mod status;
 pub(crate) mod tune;
 
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
@@ -202,7 +201,7 @@ pub(crate) fn predict_memory(tensors: &[&Tensor]) -> Result<crate::tensor::Memor
         return Ok(Default::default());
     }
     let gpu = gpu_of(tensors)?;
-    let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+    let nodes: Vec<Arc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
     // Planning hands simulated buffers around only; the lock keeps a
     // concurrent realize from changing the pool's live bytes meanwhile.
     let _submitting = gpu.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -242,7 +241,7 @@ pub(crate) fn realize(tensors: &[&Tensor]) -> Result<()> {
             return Ok(());
         }
         let gpu = gpu_of(tensors)?;
-        let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+        let nodes: Vec<Arc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
         budget::fit(gpu, &nodes)?;
         let (planned, _, _) = plan_and_submit(gpu, &nodes, |_| Readback::default(), true);
         planned?;
@@ -258,7 +257,7 @@ pub(crate) async fn realize_async(tensors: &[&Tensor]) -> Result<()> {
         return Ok(());
     }
     let gpu = gpu_of(tensors)?.clone();
-    let nodes: Vec<Rc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
+    let nodes: Vec<Arc<Node>> = tensors.iter().map(|t| t.node.clone()).collect();
     if gpu
         .switches
         .anomaly
@@ -288,7 +287,7 @@ pub(crate) async fn read(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Ve
         .anomaly
         .load(std::sync::atomic::Ordering::Relaxed)
     {
-        let nodes: Vec<Rc<Node>> = all.iter().map(|t| t.node.clone()).collect();
+        let nodes: Vec<Arc<Node>> = all.iter().map(|t| t.node.clone()).collect();
         anomaly::check(&nodes).await?;
     }
     read_unchecked(tensors, also).await
@@ -301,7 +300,7 @@ async fn read_unchecked(tensors: &[&Tensor], also: &[&Tensor]) -> Result<Vec<Vec
         return Ok(Vec::new());
     }
     let gpu = gpu_of(&all)?.clone();
-    let nodes: Vec<Rc<Node>> = all.iter().map(|t| t.node.clone()).collect();
+    let nodes: Vec<Arc<Node>> = all.iter().map(|t| t.node.clone()).collect();
     let prepare = |plan: &Plan| Readback {
         staging: tensors
             .iter()
@@ -355,7 +354,7 @@ struct Readback {
 /// `finish_at_submit`, else by the caller once it has read back).
 fn plan_and_submit(
     gpu: &Gpu,
-    nodes: &[Rc<Node>],
+    nodes: &[Arc<Node>],
     prepare: impl FnOnce(&Plan) -> Readback,
     finish_at_submit: bool,
 ) -> (Result<Plan>, Readback, Option<u64>) {
@@ -389,7 +388,7 @@ fn plan_and_submit(
 #[allow(clippy::type_complexity)]
 async fn submit_checked(
     gpu: &Gpu,
-    nodes: &[Rc<Node>],
+    nodes: &[Arc<Node>],
     prepare: impl FnOnce(&Plan) -> Readback,
     finish_at_submit: bool,
 ) -> Result<(Vec<(wgpu::Buffer, wgpu::Buffer, u64)>, Option<u64>)> {

@@ -12,7 +12,6 @@
 //! passes through; a run whose shapes repeat evicts nothing.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use crate::device::MemoryStats;
@@ -153,7 +152,7 @@ impl Drop for PooledBuffer {
 }
 
 /// A tensor's value on the GPU (shared by aliases such as reshape).
-pub(crate) type Storage = Rc<PooledBuffer>;
+pub(crate) type Storage = Arc<PooledBuffer>;
 
 /// Takes a buffer of at least `bytes` from the pool, or creates one.
 pub(crate) fn allocate(
@@ -181,7 +180,7 @@ pub(crate) fn allocate(
     p.live_buffers += 1;
     p.live_bytes += class;
     p.peak_live_bytes = p.peak_live_bytes.max(p.live_bytes);
-    Rc::new(PooledBuffer {
+    Arc::new(PooledBuffer {
         buffer,
         class,
         pool: pool.clone(),

@@ -28,7 +28,6 @@
 //! every step). Autotune's choice for a shape is made once per device and
 //! never changes, so a recorded choice stays the one planning would make.
 
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -174,8 +173,8 @@ pub(crate) struct Signature {
 /// `keep` says whether a pending node's value is kept on it; `overwritten`
 /// maps a node to the in-place update overwriting its buffer.
 pub(crate) fn signature(
-    order: &[Rc<Node>],
-    targets: &[Rc<Node>],
+    order: &[Arc<Node>],
+    targets: &[Arc<Node>],
     keep: &dyn Fn(&Node) -> bool,
     in_place: &HashSet<NodeId>,
     overwritten: &HashMap<NodeId, NodeId>,
@@ -199,7 +198,7 @@ pub(crate) fn signature(
             .map_or(0, |u| position[u] as u64 + 1);
         let storage = node.storage.borrow();
         if let Some(s) = storage.as_ref() {
-            let holder = *first_holder.entry(Rc::as_ptr(s)).or_insert(i as u32);
+            let holder = *first_holder.entry(Arc::as_ptr(s)).or_insert(i as u32);
             w.extend([1, holder as u64, s.size(), over]);
             push_shape(&mut w, node);
             continue;
@@ -320,7 +319,7 @@ pub(crate) struct Recorder {
 }
 
 fn address(s: &Storage) -> usize {
-    Rc::as_ptr(s) as usize
+    Arc::as_ptr(s) as usize
 }
 
 impl Recorder {
@@ -328,7 +327,7 @@ impl Recorder {
     /// until the recorder is finished or dropped.
     pub fn new(
         position: HashMap<NodeId, u32>,
-        order: &[Rc<Node>],
+        order: &[Arc<Node>],
         pool: &Mutex<BufferPool>,
     ) -> Recorder {
         let mut slot_of = HashMap::default();
@@ -472,7 +471,7 @@ impl Recorder {
 /// pool, the same kernels bound to this graph's buffers, its inputs
 /// uploaded and its kept values stored on its nodes. Each kernel's
 /// description (recorded with the program) comes along when `profiling`.
-pub(crate) fn replay(gpu: &Gpu, program: &Program, order: &[Rc<Node>], profiling: bool) -> Plan {
+pub(crate) fn replay(gpu: &Gpu, program: &Program, order: &[Arc<Node>], profiling: bool) -> Plan {
     let mut temps: Vec<Option<Storage>> = Vec::with_capacity(program.temps);
     let mut plan = Plan {
         recomputed: Default::default(),
@@ -504,7 +503,7 @@ pub(crate) fn replay(gpu: &Gpu, program: &Program, order: &[Rc<Node>], profiling
             Event::Free(k) => temps[k as usize] = None,
             Event::Upload { node, slot } => {
                 let buffer = resolve(&temps, slot).buffer().clone();
-                let data: Rc<[f32]> = match &order[node as usize].op {
+                let data: Arc<[f32]> = match &order[node as usize].op {
                     Op::Input(data) => data.clone(),
                     Op::Indices(data) => data.iter().map(|&i| f32::from_bits(i)).collect(),
                     _ => unreachable!("only inputs are uploaded"),

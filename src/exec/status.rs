@@ -6,7 +6,7 @@
 //! once the device is done, fails with the first nonzero word's meaning.
 //! A plan without such kernels reads nothing and waits for nothing more.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
@@ -20,7 +20,7 @@ pub(super) struct Staged {
     /// (words, staging copy, meaning).
     words: Vec<(wgpu::Buffer, wgpu::Buffer, String)>,
     /// The nodes the plan gave values, should a check fail.
-    kept: Vec<Rc<Node>>,
+    kept: Vec<Arc<Node>>,
 }
 
 /// Staging buffers for the plan's status words.

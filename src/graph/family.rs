@@ -13,7 +13,7 @@
 //! the scheduler fuses them into other kernels, which needs their structure.
 
 use std::fmt::Debug;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::device::Device;
 use crate::graph::Op;
@@ -32,7 +32,7 @@ use crate::tensor::Tensor;
 /// derived (from [`linear_in`](Family::linear_in), or by transposing the
 /// vjp), one kernel variant, no f64 reference (then [`crate::check_gradients`]
 /// cannot check the op: use [`crate::numerical_grad`]).
-pub trait Family: Debug {
+pub trait Family: Debug + crate::SendSync {
     /// Short name with the op's settings, for messages, graph dumps and the
     /// profiler's table. Ops whose kernels differ need different names:
     /// [`Tensor::apply_op`] checks an op's kernels once per name and
@@ -230,13 +230,13 @@ impl Tensor {
         inputs: &[&Tensor],
         shape: Shape,
     ) -> Tensor {
-        Tensor::record(Op::Family(Rc::new(f)), inputs, shape)
+        Tensor::record(Op::Family(Arc::new(f)), inputs, shape)
     }
 
     /// Records a family op with no inputs (a generated mask) on `device`.
     pub(crate) fn record_source(f: impl Family + 'static, device: &Device, shape: Shape) -> Tensor {
         let node =
-            crate::graph::Node::new(Op::Family(Rc::new(f)), Vec::new(), shape, device.clone());
+            crate::graph::Node::new(Op::Family(Arc::new(f)), Vec::new(), shape, device.clone());
         Tensor::from_node(node)
     }
 }

@@ -7,14 +7,16 @@
 //! stack when sorted nor when dropped.
 
 use rustc_hash::FxHashSet as HashSet;
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::device::Device;
 use crate::exec::pool::Storage;
 pub(crate) mod family;
 mod primitives;
+pub(crate) mod sync;
+
+use sync::{SyncCell, SyncCount, SyncFlag, SyncId};
 
 use crate::shape::Shape;
 pub(crate) use family::Family;
@@ -33,10 +35,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
     /// A value uploaded from the host.
-    Input(Rc<[f32]>),
+    Input(Arc<[f32]>),
     /// Integer indices uploaded from the host (an [`crate::IndexTensor`]),
     /// stored as u32 in the buffer.
-    Indices(Rc<[u32]>),
+    Indices(Arc<[u32]>),
     /// Every element equal to the constant.
     Fill(f32),
     Unary(Unary),
@@ -71,13 +73,13 @@ pub(crate) enum Op {
     },
     /// An op family with its own kernels, rules and reference (matmul,
     /// concat, convolutions, pooling, ...): see `ops/family.rs`.
-    Family(Rc<dyn Family>),
+    Family(Arc<dyn Family>),
     /// The input's value, cut off from differentiation. Once realized, a
     /// detached node forgets its input, so chains of updates do not grow.
     Detach,
     /// A value that lives only on the GPU and can be updated in place
     /// (trainable parameters, optimizer state). Always realized.
-    Variable(Rc<VariableState>),
+    Variable(Arc<VariableState>),
     /// Input 0's value (the output of a checkpointed region, see
     /// `autodiff::checkpoint`); inputs 1.. are the region's inputs. Its
     /// vjp recomputes the region from them instead of reading the values
@@ -130,13 +132,16 @@ impl Op {
 }
 
 /// A region's function: its inputs to its output.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type RegionFn = dyn Fn(&[crate::Tensor]) -> crate::Tensor + Send + Sync;
+#[cfg(target_arch = "wasm32")]
 pub(crate) type RegionFn = dyn Fn(&[crate::Tensor]) -> crate::Tensor;
 
 /// The function of a checkpointed region, re-run by its vjp, and how many
 /// of the checkpoint node's inputs after the first are its arguments (the
 /// rest are values it captured).
 #[derive(Clone)]
-pub(crate) struct CheckpointFn(pub Rc<RegionFn>, pub usize);
+pub(crate) struct CheckpointFn(pub Arc<RegionFn>, pub usize);
 
 impl std::fmt::Debug for CheckpointFn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -156,10 +161,10 @@ pub(crate) fn next_id() -> NodeId {
 pub(crate) struct VariableState {
     /// The update recorded last. Reads recorded after it read it instead of
     /// the variable (while it is pending).
-    pub latest: RefCell<std::rc::Weak<Node>>,
+    pub latest: SyncCell<std::sync::Weak<Node>>,
     /// Id of the update last written into the variable's buffer (0: none).
     /// A read recorded before it would see a value that no longer exists.
-    pub written: Cell<NodeId>,
+    pub written: SyncId,
 }
 
 impl std::fmt::Debug for VariableState {
@@ -176,22 +181,22 @@ pub(crate) struct Node {
     pub dtype: crate::dtype::DType,
     pub device: Device,
     /// Emptied when a detached node is realized (see [`Op::Detach`]).
-    pub inputs: RefCell<Vec<Rc<Node>>>,
+    pub inputs: SyncCell<Vec<Arc<Node>>>,
     /// The value on the GPU, once realized and worth keeping.
-    pub storage: RefCell<Option<Storage>>,
+    pub storage: SyncCell<Option<Storage>>,
     /// How many user-visible [`crate::Tensor`] handles point here. Nodes that
     /// only the graph references are intermediates: the executor frees their
     /// buffers as soon as the kernels of a realize are done with them.
-    pub handles: Cell<usize>,
+    pub handles: SyncCount,
     /// Recorded by a checkpoint's vjp to recompute a value of the forward
     /// pass: the scheduler runs it just before its first consumer (not as
     /// early as its inputs allow), so it is not held meanwhile.
-    pub recompute: Cell<bool>,
+    pub recompute: SyncFlag,
     /// The 16-bit copy `Tensor::record` stored of this f32 value when it
     /// computed a 16-bit op's result in f32: reverse mode reads that copy
     /// instead (converted just in time), so the backward pass does not
     /// keep the f32 value (see `autodiff/vjp.rs`).
-    pub stored_16: RefCell<Option<std::rc::Weak<Node>>>,
+    pub stored_16: SyncCell<Option<std::sync::Weak<Node>>>,
     /// Recorded by reverse mode (an adjoint, or part of one): the values of
     /// other nodes it reads are what the backward pass keeps alive, which
     /// automatic rematerialization may recompute instead (`exec/budget.rs`).
@@ -199,12 +204,12 @@ pub(crate) struct Node {
     /// The error of the realize that computed this value, if one of its
     /// checks failed (an index computed on the GPU out of range): every
     /// later realize that reads the value fails with it.
-    pub failed: RefCell<Option<crate::error::Error>>,
+    pub failed: SyncCell<Option<crate::error::Error>>,
 }
 
 thread_local! {
     /// Reverse passes under way on this thread (see [`RecordingAdjoints`]).
-    static RECORDING_ADJOINTS: Cell<u32> = const { Cell::new(0) };
+    static RECORDING_ADJOINTS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// While alive, nodes recorded on this thread are marked as adjoints.
@@ -224,7 +229,7 @@ impl Drop for RecordingAdjoints {
 }
 
 impl Node {
-    pub fn new(op: Op, inputs: Vec<Rc<Node>>, shape: Shape, device: Device) -> Rc<Node> {
+    pub fn new(op: Op, inputs: Vec<Arc<Node>>, shape: Shape, device: Device) -> Arc<Node> {
         // Conversions make 16-bit values; the views that alias or index a
         // buffer (reshape, detach, broadcast, and the nodes that carry a
         // region's output with its derivative rule) keep their input's
@@ -236,23 +241,23 @@ impl Node {
             }
             _ => crate::dtype::DType::F32,
         };
-        Rc::new(Node {
+        Arc::new(Node {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             op,
             dtype,
             shape,
             device,
-            inputs: RefCell::new(inputs),
-            storage: RefCell::new(None),
-            handles: Cell::new(0),
-            recompute: Cell::new(false),
-            stored_16: RefCell::new(None),
+            inputs: SyncCell::new(inputs),
+            storage: SyncCell::new(None),
+            handles: SyncCount::new(0),
+            recompute: SyncFlag::new(false),
+            stored_16: SyncCell::new(None),
             adjoint: RECORDING_ADJOINTS.with(|d| d.get() > 0),
-            failed: RefCell::new(None),
+            failed: SyncCell::new(None),
         })
     }
 
-    pub fn inputs(&self) -> std::cell::Ref<'_, Vec<Rc<Node>>> {
+    pub fn inputs(&self) -> parking_lot::RwLockReadGuard<'_, Vec<Arc<Node>>> {
         self.inputs.borrow()
     }
 
@@ -276,9 +281,9 @@ impl Drop for Node {
     /// Drops the graph above this node without recursion: inputs that this
     /// node held the last reference to are unlinked onto an explicit stack.
     fn drop(&mut self) {
-        let mut stack: Vec<Rc<Node>> = std::mem::take(self.inputs.get_mut());
+        let mut stack: Vec<Arc<Node>> = std::mem::take(self.inputs.get_mut());
         while let Some(node) = stack.pop() {
-            if let Ok(node) = Rc::try_unwrap(node) {
+            if let Ok(node) = Arc::try_unwrap(node) {
                 stack.extend(node.inputs.take());
             }
         }
@@ -287,11 +292,11 @@ impl Drop for Node {
 
 /// Post-order (inputs before users) of every node reachable from `roots`,
 /// not descending past nodes for which `stop` is true (those are included).
-pub(crate) fn topo_order(roots: &[Rc<Node>], stop: impl Fn(&Node) -> bool) -> Vec<Rc<Node>> {
+pub(crate) fn topo_order(roots: &[Arc<Node>], stop: impl Fn(&Node) -> bool) -> Vec<Arc<Node>> {
     let mut order = Vec::new();
     let mut seen = HashSet::default();
     // (node, inputs pushed?) — the explicit stack replaces recursion.
-    let mut stack: Vec<(Rc<Node>, bool)> = Vec::new();
+    let mut stack: Vec<(Arc<Node>, bool)> = Vec::new();
     for r in roots.iter().rev() {
         stack.push((r.clone(), false));
     }

@@ -1,6 +1,6 @@
 //! Normalization layers over channels: [`BatchNorm2d`] and [`GroupNorm`].
 
-use std::cell::{Cell, RefCell};
+use crate::graph::sync::{SyncCell, SyncFlag};
 
 use super::Module;
 use crate::device::Device;
@@ -30,8 +30,8 @@ pub struct BatchNorm2d {
     pub momentum: f32,
     /// ε, added to the variance before the square root.
     pub eps: f32,
-    training: Cell<bool>,
-    updates: RefCell<Vec<Tensor>>,
+    training: SyncFlag,
+    updates: SyncCell<Vec<Tensor>>,
 }
 
 impl BatchNorm2d {
@@ -46,8 +46,8 @@ impl BatchNorm2d {
             running_var: Tensor::ones(device, [channels]).to_variable()?,
             momentum: 0.1,
             eps: 1e-5,
-            training: Cell::new(true),
-            updates: RefCell::new(Vec::new()),
+            training: SyncFlag::new(true),
+            updates: SyncCell::new(Vec::new()),
         })
     }
 

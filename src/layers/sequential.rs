@@ -8,8 +8,9 @@ use crate::tensor::Tensor;
 
 /// A module that maps one tensor to one tensor, so layers chain
 /// ([`Sequential`]). Layers whose forward pass takes more (a dropout
-/// seed, integer ids) are not `Layer`s.
-pub trait Layer: Module {
+/// seed, integer ids) are not `Layer`s. Natively a layer is `Send + Sync`
+/// ([`crate::SendSync`]), so that a [`Sequential`] can cross threads.
+pub trait Layer: Module + crate::SendSync {
     /// The layer applied to `x`.
     fn forward(&self, x: &Tensor) -> Tensor;
 }

@@ -1,7 +1,6 @@
 //! The contract of [`crate::op`], checked where an op is recorded, and
 //! [`check_writes`], which runs it.
 
-use std::cell::RefCell;
 use std::collections::HashSet;
 
 use crate::device::Device;
@@ -236,11 +235,11 @@ fn shader_fits(
 /// not depend on its inputs' dtype). A write of the marker's exact bits (a
 /// NaN with a payload no arithmetic makes) would go unnoticed.
 pub async fn check_writes(op: impl Family + 'static, inputs: &[&Tensor]) -> Result<()> {
-    writes(std::rc::Rc::new(op), inputs).await
+    writes(std::sync::Arc::new(op), inputs).await
 }
 
 /// [`check_writes`] on a shared op: its recording checks, then the probes.
-async fn writes(op: std::rc::Rc<dyn Family>, inputs: &[&Tensor]) -> Result<()> {
+async fn writes(op: std::sync::Arc<dyn Family>, inputs: &[&Tensor]) -> Result<()> {
     let invalid = |message: String| Error::InvalidOp {
         op: op.name(),
         message,
@@ -257,7 +256,7 @@ async fn writes(op: std::rc::Rc<dyn Family>, inputs: &[&Tensor]) -> Result<()> {
 /// Runs every variant of `op` (its output of shape `out`) on `inputs`
 /// (16-bit ones widened first: which elements a kernel writes does not
 /// depend on its inputs' dtype) into a marker-filled, guarded output.
-async fn probe(op: &std::rc::Rc<dyn Family>, out: &Shape, inputs: &[&Tensor]) -> Result<()> {
+async fn probe(op: &std::sync::Arc<dyn Family>, out: &Shape, inputs: &[&Tensor]) -> Result<()> {
     let invalid = |message: String| Error::InvalidOp {
         op: op.name(),
         message,
@@ -320,7 +319,7 @@ async fn probe(op: &std::rc::Rc<dyn Family>, out: &Shape, inputs: &[&Tensor]) ->
 /// words that a first kernel fills with [`Probe::MARK`].
 #[derive(Debug)]
 struct Probe {
-    op: std::rc::Rc<dyn Family>,
+    op: std::sync::Arc<dyn Family>,
     out: Shape,
     variant: usize,
 }
@@ -354,10 +353,14 @@ impl Family for Probe {
     }
 }
 
-thread_local! {
-    /// Ops (by device, name, and the inputs' shapes and dtypes) that
-    /// passed every check: recording them again checks nothing.
-    static SEEN: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
+/// Ops (by device, name, and the inputs' shapes and dtypes) that passed
+/// every check, in the whole process: recording them again, on any thread,
+/// checks nothing.
+static SEEN: std::sync::LazyLock<std::sync::Mutex<HashSet<u64>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn seen() -> std::sync::MutexGuard<'static, HashSet<u64>> {
+    SEEN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Every check of the contract, the first time this process records `op`
@@ -367,7 +370,7 @@ thread_local! {
 /// and with anomaly detection off, since the marker is a NaN). In the
 /// browser, where nothing may block, the op's tests call [`check_writes`].
 pub(super) fn on_first_sight(
-    op: &std::rc::Rc<dyn Family>,
+    op: &std::sync::Arc<dyn Family>,
     out: &Shape,
     inputs: &[&Tensor],
 ) -> Result<()> {
@@ -381,7 +384,7 @@ pub(super) fn on_first_sight(
         }
         h.finish()
     };
-    if SEEN.with(|c| c.borrow().contains(&key)) {
+    if seen().contains(&key) {
         return Ok(());
     }
     let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
@@ -401,7 +404,7 @@ pub(super) fn on_first_sight(
         device.set_detect_anomaly(anomaly);
         checked?;
     }
-    SEEN.with(|c| c.borrow_mut().insert(key));
+    seen().insert(key);
     Ok(())
 }
 

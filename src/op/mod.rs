@@ -70,7 +70,7 @@
 
 mod check;
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 pub use crate::graph::family::Family;
 pub use crate::kernel::{
@@ -120,7 +120,7 @@ impl Tensor {
         }
         let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
         let out = op.output_shape(&shapes).map_err(invalid)?;
-        let op: Rc<dyn Family> = Rc::new(op);
+        let op: Arc<dyn Family> = Arc::new(op);
         check::on_first_sight(&op, &out, inputs)?;
         Ok(Tensor::record(Op::Family(op), inputs, out))
     }

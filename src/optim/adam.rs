@@ -111,13 +111,26 @@ impl Adam {
         );
         check_non_negative(op, "the weight decay", self.weight_decay);
     }
-    /// Steps taken so far.
-    pub fn steps(&self) -> i32 {
-        self.t
-    }
 }
 
 impl Optimizer for Adam {
+    /// The first and second moments of each parameter
+    /// (`"optimizer.{k}.m"`, `"optimizer.{k}.v"`).
+    fn named_state(&mut self, params: &[&Tensor]) -> Result<Vec<(String, Tensor)>> {
+        super::named_slots(&mut [("m", &mut self.m), ("v", &mut self.v)], params)
+    }
+
+    fn steps(&self) -> usize {
+        self.t as usize
+    }
+
+    /// Panics past `i32::MAX` steps (Adam's bias correction counts in i32).
+    #[track_caller]
+    fn set_steps(&mut self, steps: usize) {
+        self.t = i32::try_from(steps)
+            .unwrap_or_else(|_| panic!("Adam::set_steps: {steps} steps exceed i32::MAX"));
+    }
+
     #[track_caller]
     fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>> {
         check_step("Adam::step", params, grads);

@@ -57,6 +57,29 @@ pub trait Optimizer {
     /// and returns the update handles to realize. Nothing runs yet.
     fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>>;
 
+    /// The state this optimizer carries from step to step for `params`
+    /// (SGD's velocity, Adam's moments), each a variable named
+    /// `"optimizer.{k}.{slot}"` by the parameter's index `k` — created as
+    /// zeros where no step has run yet, so that a checkpoint can be loaded
+    /// into a fresh optimizer ([`crate::io::load`] writes into them). With
+    /// [`Optimizer::steps`] it is all a resumed run needs to continue
+    /// exactly where the saved one was. A stateless optimizer has none.
+    fn named_state(&mut self, params: &[&Tensor]) -> Result<Vec<(String, Tensor)>> {
+        let _ = params;
+        Ok(Vec::new())
+    }
+
+    /// Steps taken so far (learning-rate schedules and Adam's bias
+    /// correction read it).
+    fn steps(&self) -> usize {
+        0
+    }
+
+    /// Sets the step count, for a run resumed from a checkpoint.
+    fn set_steps(&mut self, steps: usize) {
+        let _ = steps;
+    }
+
     /// One training step in one call: the gradients of the scalar `loss`
     /// with respect to `params`, this optimizer's update of each, all run
     /// in one submit; returns the loss's value (read back once the step ran).
@@ -134,6 +157,21 @@ pub(crate) fn check_setting(
 #[track_caller]
 pub(crate) fn check_non_negative(op: &str, name: &str, value: f32) {
     check_setting(op, name, value, 0.0..f32::INFINITY, "finite and at least 0");
+}
+
+/// The state slots of `params` by name (see `Optimizer::named_state`),
+/// created where missing.
+pub(crate) fn named_slots(
+    slots: &mut [(&str, &mut HashMap<NodeId, Tensor>)],
+    params: &[&Tensor],
+) -> Result<Vec<(String, Tensor)>> {
+    let mut named = Vec::with_capacity(params.len() * slots.len());
+    for (k, p) in params.iter().enumerate() {
+        for (slot, map) in slots.iter_mut() {
+            named.push((format!("optimizer.{k}.{slot}"), state(map, p)?.clone()));
+        }
+    }
+    Ok(named)
 }
 
 /// Zeros like `p`, as a variable: optimizer state, created on first use.

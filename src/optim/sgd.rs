@@ -65,10 +65,6 @@ impl Sgd {
         self.clip = Some(clip);
         self
     }
-    /// Steps taken so far.
-    pub fn steps(&self) -> usize {
-        self.t
-    }
     /// The settings are public fields: checked where given and at each step.
     #[track_caller]
     fn check(&self, op: &str) {
@@ -79,6 +75,23 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
+    /// The velocity of each parameter (`"optimizer.{k}.velocity"`), where
+    /// there is momentum.
+    fn named_state(&mut self, params: &[&Tensor]) -> Result<Vec<(String, Tensor)>> {
+        if self.momentum == 0.0 {
+            return Ok(Vec::new());
+        }
+        super::named_slots(&mut [("velocity", &mut self.velocity)], params)
+    }
+
+    fn steps(&self) -> usize {
+        self.t
+    }
+
+    fn set_steps(&mut self, steps: usize) {
+        self.t = steps;
+    }
+
     #[track_caller]
     fn step(&mut self, params: &[&Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>> {
         check_step("Sgd::step", params, grads);

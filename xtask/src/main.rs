@@ -1,14 +1,17 @@
 //! Project tasks, in wgpu's `cargo xtask` style.
 //!
 //!   cargo xtask demo    run the main demo (train an MLP and a CNN on the digits, then the lecture's example)
-//!   cargo xtask test    run every test (Rust unit + GPU tests, portability checks)
+//!   cargo xtask test    run every test (Rust unit + GPU tests, MPI ranks, portability checks)
 //!   cargo xtask bench   run the benchmarks (release build)
 //!   cargo xtask web     build the WASM package into web/pkg and serve web/ on 127.0.0.1:8000
 //!                       (`--build-only` skips serving; `--port N` picks the port)
 //!
 //! `demo` and `test` first make sure a Vulkan driver is present: on
 //! Debian/Ubuntu as root they install Mesa's lavapipe (mesa-vulkan-drivers);
-//! elsewhere they print the exact command to run.
+//! elsewhere they print the exact command to run. `test` installs OpenMPI
+//! and libclang for the MPI tests the same way.
+
+mod mpi;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -87,6 +90,7 @@ fn test(extra: &[String]) -> Result {
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
     run("cargo", &args)?;
+    mpi::mpi_tests()?;
     for target in PORTABILITY_TARGETS {
         run("rustup", &["target", "add", target])?;
         run(

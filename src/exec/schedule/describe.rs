@@ -1,6 +1,6 @@
 //! Kernel names for the profiler.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::exec::codegen::FusedEdge;
 use crate::graph::{Node, Op};
@@ -9,7 +9,7 @@ use crate::shape::Shape;
 /// A kernel's name for the profiler — its op with the ops fused into it
 /// and the output's shape, `add(mul·exp) [128, 256]` — and its FLOPs
 /// (one per element and elementwise op; a family counts its own).
-pub(super) fn describe(node: &Rc<Node>, fused: FusedEdge) -> (String, u64) {
+pub(super) fn describe(node: &Arc<Node>, fused: FusedEdge) -> (String, u64) {
     let mut names: Vec<String> = Vec::new();
     let mut flops = 0u64;
     let mut stack = vec![node.clone()];

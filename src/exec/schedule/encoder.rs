@@ -2,7 +2,7 @@
 //! plan, new pipelines compiled together at the end.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{Dispatch, Plan, Recomputed, Scheduler};
 use crate::device::Gpu;
@@ -314,7 +314,7 @@ impl Scheduler<'_> {
 /// The elementwise kernel's value function for the tree rooted at `root`:
 /// four elements per invocation where every load allows it.
 pub(super) fn elementwise_value(
-    root: &Rc<Node>,
+    root: &Arc<Node>,
     fused: FusedEdge,
     in_place: Option<NodeId>,
 ) -> ValueFn {

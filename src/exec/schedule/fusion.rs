@@ -3,7 +3,7 @@
 //! get a kernel of their own and which buffers each kernel binds.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::Pending;
 use super::reduce::reduce_layout;
@@ -163,7 +163,7 @@ pub(super) fn decide(pending: &Pending) -> Fusion {
 /// An op family reads a widening of a 16-bit buffer as that buffer, its
 /// kernels converting in registers (`exec/packed.rs`): the edge is fused,
 /// so the widened f32 copy is never stored.
-fn family_loads(pending: &Pending, node: &Rc<Node>, fusion: &mut Fusion) {
+fn family_loads(pending: &Pending, node: &Arc<Node>, fusion: &mut Fusion) {
     let mut leaves: Vec<NodeId> = Vec::new();
     for input in node.inputs().iter() {
         let source = &input.inputs().first().cloned();
@@ -192,7 +192,7 @@ fn family_loads(pending: &Pending, node: &Rc<Node>, fusion: &mut Fusion) {
 /// (`exec/packed.rs`), and its f32 value is never stored. The rounded
 /// value is a buffer, never recomputed inside its readers' kernels (the
 /// family cannot be).
-fn family_store(pending: &Pending, node: &Rc<Node>) -> bool {
+fn family_store(pending: &Pending, node: &Arc<Node>) -> bool {
     if !matches!(node.op, Op::Convert(d) if d != DType::F32) || node.is_realized() {
         return false;
     }
@@ -215,7 +215,7 @@ fn is_family(c: &Node) -> bool {
 /// One node's fused tree, grown from its inputs' decided trees.
 struct Tree<'p, 'a> {
     pending: &'p Pending<'a>,
-    node: &'p Rc<Node>,
+    node: &'p Arc<Node>,
     constant_chains: &'p HashMap<NodeId, Vec<(NodeId, NodeId)>>,
     all_fusing: &'p HashMap<NodeId, bool>,
     leaves: &'p HashMap<NodeId, Vec<NodeId>>,
@@ -238,7 +238,7 @@ impl Tree<'_, '_> {
     }
 
     /// Whether `input` could be computed inside this node's kernel.
-    fn is_candidate(&self, input: &Rc<Node>) -> bool {
+    fn is_candidate(&self, input: &Arc<Node>) -> bool {
         let node = self.node;
         if input.is_realized() || self.pending.keep(input) || self.stores.contains(&input.id) {
             return false;
@@ -309,7 +309,7 @@ impl Tree<'_, '_> {
     /// Whether `input` is a conversion to f32 of a 16-bit buffer, read by
     /// this elementwise node broadcast: a load that converts (see
     /// `codegen::widening_load`).
-    fn widening_load(&self, input: &Rc<Node>) -> bool {
+    fn widening_load(&self, input: &Arc<Node>) -> bool {
         !self.is_reduce()
             && input.shape != self.node.shape
             && matches!(input.op, Op::Convert(DType::F32))
@@ -320,7 +320,7 @@ impl Tree<'_, '_> {
     }
 
     /// The buffers `input`'s tree binds if it is fused.
-    fn candidate_leaves(&self, input: &Rc<Node>) -> Vec<NodeId> {
+    fn candidate_leaves(&self, input: &Arc<Node>) -> Vec<NodeId> {
         match input.op {
             Op::Fill(_) => Vec::new(),
             _ if self.constant_chains.contains_key(&input.id) => Vec::new(),
@@ -330,7 +330,7 @@ impl Tree<'_, '_> {
         }
     }
 
-    fn candidate_size(&self, input: &Rc<Node>) -> usize {
+    fn candidate_size(&self, input: &Arc<Node>) -> usize {
         if input.op.is_elementwise() {
             self.sizes[&input.id]
         } else {
@@ -342,7 +342,7 @@ impl Tree<'_, '_> {
     /// the tree's size.
     fn grow(&self) -> (Vec<(NodeId, NodeId)>, Vec<NodeId>, usize) {
         let node = self.node;
-        let inputs: Vec<Rc<Node>> = node.inputs().clone();
+        let inputs: Vec<Arc<Node>> = node.inputs().clone();
         // Buffer inputs that cannot be fused are bound whatever else is decided.
         let mut my_leaves: Vec<NodeId> = Vec::new();
         for input in inputs.iter().filter(|i| !self.is_candidate(i)) {
@@ -352,7 +352,7 @@ impl Tree<'_, '_> {
         }
         let mut edges = Vec::new();
         let mut size = usize::from(!(self.is_reduce() || self.is_assign()));
-        let candidates: Vec<&Rc<Node>> = inputs.iter().filter(|i| self.is_candidate(i)).collect();
+        let candidates: Vec<&Arc<Node>> = inputs.iter().filter(|i| self.is_candidate(i)).collect();
         for (j, input) in candidates.iter().enumerate() {
             let mut merged = my_leaves.clone();
             for l in self.candidate_leaves(input) {

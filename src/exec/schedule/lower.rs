@@ -1,6 +1,6 @@
 //! Lowering: the kernels that compute one node.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::Scheduler;
 use super::encoder::elementwise_value;
@@ -15,8 +15,8 @@ use crate::shape::{Shape, broadcast_strides};
 
 impl Scheduler<'_> {
     /// Encodes the kernel(s) computing `node` and returns its value.
-    pub(super) fn emit(&mut self, node: &Rc<Node>, fused: FusedEdge) -> Result<Storage> {
-        let inputs: Vec<Rc<Node>> = node.inputs().clone();
+    pub(super) fn emit(&mut self, node: &Arc<Node>, fused: FusedEdge) -> Result<Storage> {
+        let inputs: Vec<Arc<Node>> = node.inputs().clone();
         let shape = &node.shape;
         match &node.op {
             Op::Input(data) => {
@@ -30,7 +30,7 @@ impl Scheduler<'_> {
                 // The same bytes: uploads are byte copies.
                 let out = self.alloc(shape)?;
                 if !self.dry {
-                    let bits: Rc<[f32]> = data.iter().map(|&i| f32::from_bits(i)).collect();
+                    let bits: Arc<[f32]> = data.iter().map(|&i| f32::from_bits(i)).collect();
                     self.plan.uploads.push((out.buffer().clone(), bits));
                 }
                 Ok(out)
@@ -136,14 +136,14 @@ impl Scheduler<'_> {
     /// (`stored_16_bit`), else rounded by a kernel after them.
     fn emit_family(
         &mut self,
-        node: &Rc<Node>,
+        node: &Arc<Node>,
         f: &dyn Family,
         fused: FusedEdge,
-        narrowed: Option<(&Rc<Node>, DType)>,
+        narrowed: Option<(&Arc<Node>, DType)>,
     ) -> Result<Storage> {
         // A fused input is a widening of a 16-bit buffer, read as that
         // buffer (`fusion::family_loads`).
-        let inputs: Vec<Rc<Node>> = node
+        let inputs: Vec<Arc<Node>> = node
             .inputs()
             .iter()
             .map(|i| {
@@ -237,7 +237,7 @@ fn stored_16_bit(lowering: &mut crate::kernel::Lowering, dtype: DType) -> bool {
 /// The kernels of `variants` rewritten to read the node's 16-bit inputs
 /// packed, converting in registers (see `exec/packed.rs`).
 fn read_16_bit_inputs(
-    inputs: &[Rc<Node>],
+    inputs: &[Arc<Node>],
     f: &dyn Family,
     variants: &mut [crate::kernel::Lowering],
     native_f16: bool,

@@ -27,7 +27,7 @@
 
 // FxHash: node ids are trusted keys, and SipHash was a large part of planning.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::device::Gpu;
 use crate::error::Result;
@@ -90,7 +90,7 @@ pub(crate) struct Plan {
     pub timing: bool,
     pub dispatches: Vec<Dispatch>,
     /// Host data to upload before the kernels run.
-    pub uploads: Vec<(wgpu::Buffer, Rc<[f32]>)>,
+    pub uploads: Vec<(wgpu::Buffer, Arc<[f32]>)>,
     /// The targets' values, in the order asked.
     pub targets: Vec<Storage>,
     /// Status words ([`Buf::Status`]) the kernels may set, each with what
@@ -98,7 +98,7 @@ pub(crate) struct Plan {
     pub checks: Vec<(Storage, String)>,
     /// The nodes this plan gives a value, listed only where it has
     /// `checks` (they are marked failed if one fails).
-    pub kept: Vec<Rc<Node>>,
+    pub kept: Vec<Arc<Node>>,
 }
 
 pub(super) struct Scheduler<'g> {
@@ -140,7 +140,7 @@ pub(crate) struct Recomputed {
 }
 
 /// Plans every kernel needed to give `targets` values.
-pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
+pub(crate) fn plan(gpu: &Gpu, targets: &[Arc<Node>]) -> Result<Plan> {
     plan_in(gpu, targets, None)
 }
 
@@ -153,13 +153,13 @@ pub(crate) fn plan(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<Plan> {
 /// except the one-time scratch buffers of autotune's timing runs.
 // The pool type is shared with real devices, whose handles are not Send on wasm32.
 #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-pub(crate) fn predict_peak(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<u64> {
+pub(crate) fn predict_peak(gpu: &Gpu, targets: &[Arc<Node>]) -> Result<u64> {
     Ok(predict(gpu, targets)?.0)
 }
 
 /// The peak (see `predict_peak`) and what recomputation costs in the plan.
 #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-pub(crate) fn predict(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<(u64, Recomputed)> {
+pub(crate) fn predict(gpu: &Gpu, targets: &[Arc<Node>]) -> Result<(u64, Recomputed)> {
     let simulated = std::sync::Arc::new(std::sync::Mutex::new(BufferPool::simulated()));
     let recomputed = plan_in(gpu, targets, Some(simulated.clone()))?.recomputed;
     let live = gpu
@@ -179,7 +179,7 @@ pub(crate) fn predict(gpu: &Gpu, targets: &[Rc<Node>]) -> Result<(u64, Recompute
 /// What planning knows of a realize's graph before deciding anything.
 pub(super) struct Pending<'a> {
     /// The nodes without a value, inputs first.
-    nodes: Vec<&'a Rc<Node>>,
+    nodes: Vec<&'a Arc<Node>>,
     target_ids: HashSet<NodeId>,
     /// The updates that write their variable's buffer (`in_place_updates`).
     in_place: HashSet<NodeId>,
@@ -187,12 +187,12 @@ pub(super) struct Pending<'a> {
     overwritten_by: HashMap<NodeId, NodeId>,
     /// Consumers of each node among the pending ones (filled only when
     /// the realize is planned, not replayed).
-    consumers: HashMap<NodeId, Vec<&'a Rc<Node>>>,
+    consumers: HashMap<NodeId, Vec<&'a Arc<Node>>>,
 }
 
 impl<'a> Pending<'a> {
-    fn new(order: &'a [Rc<Node>], targets: &[Rc<Node>]) -> Pending<'a> {
-        let nodes: Vec<&Rc<Node>> = order.iter().filter(|n| !n.is_realized()).collect();
+    fn new(order: &'a [Arc<Node>], targets: &[Arc<Node>]) -> Pending<'a> {
+        let nodes: Vec<&Arc<Node>> = order.iter().filter(|n| !n.is_realized()).collect();
         let in_place = in_place_updates(&nodes);
         let overwritten_by = overwritten_buffers(order, &in_place);
         Pending {
@@ -232,9 +232,9 @@ enum Replay {
 
 fn look_up_replay(
     gpu: &Gpu,
-    order: &[Rc<Node>],
+    order: &[Arc<Node>],
     pending: &Pending,
-    targets: &[Rc<Node>],
+    targets: &[Arc<Node>],
     profiling: bool,
 ) -> Replay {
     let mut cache = gpu.replay.lock().unwrap_or_else(|e| e.into_inner());
@@ -263,7 +263,7 @@ fn look_up_replay(
 
 fn plan_in(
     gpu: &Gpu,
-    targets: &[Rc<Node>],
+    targets: &[Arc<Node>],
     simulated: Option<std::sync::Arc<std::sync::Mutex<BufferPool>>>,
 ) -> Result<Plan> {
     // The pending order (a post-order from the targets) is the emission
@@ -274,7 +274,7 @@ fn plan_in(
     // is freed as soon as its update ran; in a realize of gradients alone
     // each is computed as soon as its layer's adjoint is, and the values it
     // reads are freed then, instead of all being held until the end.
-    let mut roots: Vec<Rc<Node>> = targets.to_vec();
+    let mut roots: Vec<Arc<Node>> = targets.to_vec();
     roots.sort_by_key(|n| (adjoint_key(n), std::cmp::Reverse(n.id)));
     let order = topo_order(&roots, |n| n.is_realized());
     check_stale(&order)?;
@@ -375,7 +375,7 @@ impl Scheduler<'_> {
     ) -> Result<Vec<Storage>> {
         let fused = |c: &Node, i: &Node| fusion.fused(c, i);
         let mut remaining: HashMap<NodeId, usize> = HashMap::default();
-        let kernels: Vec<&Rc<Node>> = pending
+        let kernels: Vec<&Arc<Node>> = pending
             .nodes
             .iter()
             .copied()
@@ -447,7 +447,7 @@ impl Scheduler<'_> {
 /// adjoint node it is made of, found above the adjoints (an optimizer's
 /// update arithmetic) within a few nodes; the target's own id if it is an
 /// adjoint or none is found that near (a forward value).
-fn adjoint_key(target: &Rc<Node>) -> NodeId {
+fn adjoint_key(target: &Arc<Node>) -> NodeId {
     const LOOK: usize = 64;
     if target.adjoint {
         return target.id;

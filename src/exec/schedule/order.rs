@@ -5,7 +5,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 use std::cmp::Reverse;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::Pending;
 use super::fusion::Fusion;
@@ -15,10 +15,10 @@ use crate::graph::{Node, NodeId};
 /// The order in which `kernels` (the materialized pending nodes, in
 /// pending order) are encoded.
 pub(super) fn emission_order<'a>(
-    kernels: &[&'a Rc<Node>],
+    kernels: &[&'a Arc<Node>],
     fusion: &Fusion,
     pending: &Pending,
-) -> Result<Vec<&'a Rc<Node>>> {
+) -> Result<Vec<&'a Arc<Node>>> {
     let position: HashMap<NodeId, usize> =
         kernels.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); kernels.len()];
@@ -54,7 +54,7 @@ pub(super) fn emission_order<'a>(
         .filter(|&i| waiting_on[i] == 0)
         .map(|i| Reverse((priority[i], i)))
         .collect();
-    let mut order: Vec<&Rc<Node>> = Vec::with_capacity(kernels.len());
+    let mut order: Vec<&Arc<Node>> = Vec::with_capacity(kernels.len());
     while let Some(Reverse((_, i))) = ready.pop() {
         order.push(kernels[i]);
         for &u in &users[i] {

@@ -1,6 +1,6 @@
 //! Reductions: rows of kept axes folded in passes of a fixed tree.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::Scheduler;
 use super::encoder::constant_words;
@@ -25,7 +25,7 @@ impl Scheduler<'_> {
     pub(super) fn reduce(
         &mut self,
         op: crate::graph::ReduceOp,
-        input: &Rc<Node>,
+        input: &Arc<Node>,
         axes: &[usize],
         shape: &Shape,
         prologue: Option<FusedEdge>,

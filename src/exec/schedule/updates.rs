@@ -3,14 +3,14 @@
 //! and the graphs realized updates forget.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::graph::{Node, NodeId, Op, VariableState};
 
 /// Realized detached values and updates forget the graph that produced
 /// them (an update keeps its variable, to which its gradient goes).
-pub(super) fn forget_graphs(pending: &[&Rc<Node>], in_place: &HashSet<NodeId>) {
+pub(super) fn forget_graphs(pending: &[&Arc<Node>], in_place: &HashSet<NodeId>) {
     for node in pending {
         if !node.is_realized() {
             continue;
@@ -39,7 +39,7 @@ pub(super) fn variable_state(node: &Node) -> &VariableState {
 /// recorded last among the pending ones, unless a later one was written
 /// already. The others (superseded in program order) are copies of their
 /// values into buffers of their own.
-pub(super) fn in_place_updates(pending: &[&Rc<Node>]) -> HashSet<NodeId> {
+pub(super) fn in_place_updates(pending: &[&Arc<Node>]) -> HashSet<NodeId> {
     let mut last: HashMap<NodeId, (NodeId, NodeId)> = HashMap::default();
     for node in pending.iter().filter(|n| matches!(n.op, Op::Assign)) {
         let var = &node.inputs()[0];
@@ -57,13 +57,13 @@ pub(super) fn in_place_updates(pending: &[&Rc<Node>]) -> HashSet<NodeId> {
 /// variable that an in-place update of this realize overwrites: that
 /// update. Kernels reading such a value run before the update.
 pub(super) fn overwritten_buffers(
-    order: &[Rc<Node>],
+    order: &[Arc<Node>],
     in_place: &HashSet<NodeId>,
 ) -> HashMap<NodeId, NodeId> {
     let mut by_buffer: HashMap<*const crate::exec::pool::PooledBuffer, NodeId> = HashMap::default();
     for node in order.iter().filter(|n| in_place.contains(&n.id)) {
         if let Some(buffer) = node.inputs()[0].storage.borrow().as_ref() {
-            by_buffer.insert(Rc::as_ptr(buffer), node.id);
+            by_buffer.insert(Arc::as_ptr(buffer), node.id);
         }
     }
     let mut overwritten = HashMap::default();
@@ -72,7 +72,7 @@ pub(super) fn overwritten_buffers(
     }
     for node in order {
         let update = if let Some(storage) = node.storage.borrow().as_ref() {
-            by_buffer.get(&Rc::as_ptr(storage)).copied()
+            by_buffer.get(&Arc::as_ptr(storage)).copied()
         } else if matches!(
             node.op,
             Op::Reshape | Op::Detach | Op::Checkpoint(_) | Op::Custom(_)
@@ -91,7 +91,7 @@ pub(super) fn overwritten_buffers(
 /// Program order cannot be kept for a value read from a variable whose
 /// buffer has since been overwritten: that is an error, not a silent read
 /// of the newer value.
-pub(super) fn check_stale(order: &[Rc<Node>]) -> Result<()> {
+pub(super) fn check_stale(order: &[Arc<Node>]) -> Result<()> {
     for node in order {
         let inputs = node.inputs();
         if node.is_realized() {
@@ -100,7 +100,7 @@ pub(super) fn check_stale(order: &[Rc<Node>]) -> Result<()> {
                 let var = &inputs[0];
                 let written = variable_state(var).written.get();
                 let shares = match (&*node.storage.borrow(), &*var.storage.borrow()) {
-                    (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                     _ => false,
                 };
                 if shares && written != node.id {

@@ -16,7 +16,7 @@
 //! exp, so they are exact but store scores like the composed path does.
 
 use std::borrow::Cow;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::graph::family::{Family, per_direction};
 use crate::graph::{Node, Op};
@@ -380,7 +380,7 @@ impl Family for Backward {
             .map(|t| Tensor::record(Op::Reshape, &[t], t.shape().clone()))
             .collect();
         let y = twin::backward(geom, dkv, &alias);
-        let nodes: Vec<Rc<Node>> = alias.iter().map(|a| a.node.clone()).collect();
+        let nodes: Vec<Arc<Node>> = alias.iter().map(|a| a.node.clone()).collect();
         let found = crate::autodiff::reverse::adjoints(&y, g, &nodes);
         alias.iter().map(|a| found.get(&a.id()).cloned()).collect()
     }

@@ -14,7 +14,7 @@
 mod kernels;
 mod reference;
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::device::Device;
 use crate::error::Result;
@@ -167,7 +167,7 @@ impl IndexTensor {
 
     /// The host data behind these indices, if they were uploaded (through
     /// any reshapes), so that bounds and segments can be computed on the host.
-    fn host_data(&self) -> Option<Rc<[u32]>> {
+    fn host_data(&self) -> Option<Arc<[u32]>> {
         let mut node = self.t.node.clone();
         loop {
             let next = match &node.op {
