@@ -59,11 +59,13 @@ fn args() -> Args {
                 other => panic!("--model cnn, gpt or both, not {other}"),
             },
             "--mpi" => a.mpi = true,
-            other => panic!("unknown flag {other} (use --ranks N, --model M, --gpt-steps S, --mpi)"),
+            other => {
+                panic!("unknown flag {other} (use --ranks N, --model M, --gpt-steps S, --mpi)")
+            }
         }
     }
     assert!(
-        a.ranks >= 1 && GLOBAL_BATCH % a.ranks == 0,
+        a.ranks >= 1 && GLOBAL_BATCH.is_multiple_of(a.ranks),
         "--ranks must divide the global batch of {GLOBAL_BATCH}"
     );
     a
@@ -159,8 +161,10 @@ fn report(model: &str, ranks: usize, o: &Outcome) {
         _ => format!("validation loss {:.3}", o.metric),
     };
     println!(
-        "{model} ranks {ranks}: {metric}; {} steps, {step_ms:.1} ms/step; read back {:.2} ms, all-reduce {:.2} ms, {} bytes per step ({:.0}% of the step)",
+        "{model} ranks {ranks}: {metric}; {} steps, {step_ms:.2} ms/step: gradients computed {:.2} ms, \
+         read back {:.3} ms, all-reduced {:.3} ms ({} bytes); communication {:.1}% of the step",
         o.steps,
+        per_step(o.stats.backward_seconds),
         per_step(o.stats.readback_seconds),
         per_step(o.stats.reduce_seconds),
         o.stats.bytes / o.steps as u64,
@@ -212,7 +216,9 @@ fn main() -> Result<()> {
         return over_mpi(&args);
     }
     let adapter = Device::new_blocking()?.adapter().unwrap().name.clone();
-    println!("local replicas on {adapter}, a device and a thread each; global batch {GLOBAL_BATCH}");
+    println!(
+        "local replicas on {adapter}, a device and a thread each; global batch {GLOBAL_BATCH}"
+    );
     if args.cnn {
         local(args.ranks, "cnn", train_cnn)?;
     }

@@ -28,7 +28,7 @@ MODELS = {
     # Gradient bytes: `train_ddp` reports them per step. Compute: its
     # AdamW step at batch 32 x 64 on an NVIDIA H200 (docs/benchmarks.md),
     # the GPU's share of it, with the CPU's recording removed.
-    "char transformer (0.45 MB of gradients, 7.7 ms/step)": (4 * 111_752, 7.7e-3, 2048),
+    "char transformer (0.45 MB of gradients, 7.7 ms/step)": (4 * 113_480, 7.7e-3, 2048),
     # A GPT-2-small-sized model (124M parameters) at 32 x 1024 tokens per
     # GPU: 6 * P * tokens flops at the 18 TFLOP/s webgrad's f32 matmul
     # reaches on the H200 (docs/benchmarks.md).

@@ -111,3 +111,8 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/custom-ops.md")]
 pub struct CustomOpsGuideDoctests;
+
+/// The several-GPUs guide's examples, compiled as doctests.
+#[cfg(all(doctest, not(target_arch = "wasm32")))]
+#[doc = include_str!("../docs/distributed.md")]
+pub struct DistributedGuideDoctests;

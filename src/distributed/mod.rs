@@ -57,8 +57,9 @@ use crate::error::{Error, Result};
 use crate::optim::Optimizer;
 use crate::tensor::{Tensor, read_all_blocking, realize_all_blocking};
 
-/// What a rank spent on communication since it was made (for
-/// measurements: the fraction of a step spent communicating).
+/// Where a rank's steps went since it was made (for measurements: the
+/// fraction of a step spent communicating is readback + reduce over the
+/// step's time).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CommStats {
     /// Steps and all-reduces of gradients.
@@ -67,7 +68,11 @@ pub struct CommStats {
     pub buckets: u64,
     /// Bytes of values this rank gave to the all-reduces.
     pub bytes: u64,
-    /// Seconds waiting for the GPU and reading gradients back to the host.
+    /// Seconds computing the gradients (the forward and backward pass's
+    /// submit, until the GPU finished it): the step's own work, not
+    /// communication.
+    pub backward_seconds: f64,
+    /// Seconds reading the computed gradients back to the host.
     pub readback_seconds: f64,
     /// Seconds inside the transport's all-reduces (including waiting for
     /// the slowest rank).
@@ -165,6 +170,23 @@ impl<T: Transport> DataParallel<T> {
         result
     }
 
+    /// Realizes `tensors` (one submit, waited for), then reads them back,
+    /// timing each apart: the compute, then the transfer.
+    fn compute_and_read(&mut self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        let start = Instant::now();
+        self.told(realize_all_blocking(tensors))?;
+        // A realize returns once submitted: wait for the GPU, so that the
+        // read below times the transfer alone.
+        for device in distinct_devices(tensors) {
+            self.told(device.synchronize())?;
+        }
+        let computed = Instant::now();
+        let values = self.told(read_all_blocking(tensors))?;
+        self.stats.backward_seconds += (computed - start).as_secs_f64();
+        self.stats.readback_seconds += computed.elapsed().as_secs_f64();
+        Ok(values)
+    }
+
     fn bucket_values(&self) -> usize {
         (self.bucket_bytes / 4).max(1)
     }
@@ -193,9 +215,7 @@ impl<T: Transport> DataParallel<T> {
     /// realized and read back in one submit, all-reduced in buckets.
     pub fn all_reduce_mean(&mut self, grads: &[Tensor]) -> Result<Vec<Tensor>> {
         let refs: Vec<&Tensor> = grads.iter().collect();
-        let start = Instant::now();
-        let values = self.told(read_all_blocking(&refs))?;
-        self.stats.readback_seconds += start.elapsed().as_secs_f64();
+        let values = self.compute_and_read(&refs)?;
         let lengths: Vec<usize> = values.iter().map(Vec::len).collect();
         let mut all: Vec<f32> = values.into_iter().flatten().collect();
         self.reduce_mean(&mut all)?;
@@ -222,9 +242,7 @@ impl<T: Transport> DataParallel<T> {
         let grads = crate::grad(loss, params);
         let mut read: Vec<&Tensor> = grads.iter().collect();
         read.push(loss);
-        let start = Instant::now();
-        let values = self.told(read_all_blocking(&read))?;
-        self.stats.readback_seconds += start.elapsed().as_secs_f64();
+        let values = self.compute_and_read(&read)?;
         let lengths: Vec<usize> = values.iter().map(Vec::len).collect();
         let mut all: Vec<f32> = values.into_iter().flatten().collect();
         self.reduce_mean(&mut all)?;
@@ -266,6 +284,17 @@ impl<T: Transport> DataParallel<T> {
             )))
         }
     }
+}
+
+/// The devices `tensors` live on, each once.
+fn distinct_devices(tensors: &[&Tensor]) -> Vec<crate::Device> {
+    let mut devices: Vec<crate::Device> = Vec::new();
+    for t in tensors {
+        if !devices.contains(t.device()) {
+            devices.push(t.device().clone());
+        }
+    }
+    devices
 }
 
 /// `values`' new contents from the flat `all`, cut at `lengths`: tensors
