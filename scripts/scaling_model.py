@@ -12,10 +12,12 @@ the comments say; run it to print the tables.
 """
 
 # Host round trip: a PCIe 5.0 x16 link (H100/H200 SXM hosts), about
-# 50 GB/s each way in practice, plus the map/submit latency of one readback
-# and one upload.
+# 50 GB/s each way in practice, plus the latency of one readback, measured:
+# `train_ddp` on an NVIDIA H200 read the transformer's 454 KB of gradients
+# back in 0.38 ms per step (one rank). The upload of the averaged
+# gradients rides with the optimizer's submit.
 PCIE_BYTES_PER_S = 50e9
-HOST_LATENCY_S = 2 * 50e-6
+HOST_LATENCY_S = 0.37e-3
 
 # Per-message latency of the network (RDMA-class interconnect).
 NET_LATENCY_S = 5e-6
@@ -25,10 +27,10 @@ SIZES = [8, 64, 512]
 
 MODELS = {
     # The character transformer of the examples: 2 blocks, width 64.
-    # Gradient bytes: `train_ddp` reports them per step. Compute: its
-    # AdamW step at batch 32 x 64 on an NVIDIA H200 (docs/benchmarks.md),
-    # the GPU's share of it, with the CPU's recording removed.
-    "char transformer (0.45 MB of gradients, 7.7 ms/step)": (4 * 113_480, 7.7e-3, 2048),
+    # Gradient bytes and compute: `train_ddp` on an NVIDIA H200, one rank,
+    # batch 32 x 64: 9.86 ms per step of which 0.49 ms read-back and
+    # all-reduce (docs/distributed.md).
+    "char transformer (0.45 MB of gradients, 9.4 ms/step)": (4 * 113_480, 9.37e-3, 2048),
     # A GPT-2-small-sized model (124M parameters) at 32 x 1024 tokens per
     # GPU: 6 * P * tokens flops at the 18 TFLOP/s webgrad's f32 matmul
     # reaches on the H200 (docs/benchmarks.md).

@@ -14,6 +14,7 @@ use crate::kernel::KernelFamily;
 
 mod open;
 mod options;
+pub(crate) mod teardown;
 
 pub use open::adapters;
 #[cfg(not(target_arch = "wasm32"))]
@@ -101,6 +102,14 @@ pub(crate) struct Gpu {
     /// Set by wgpu's callbacks; checked after each submit.
     pub lost: Arc<Mutex<Option<String>>>,
     pub uncaptured: Arc<Mutex<Option<String>>>,
+    /// Last, so that it is dropped after every wgpu handle (see `teardown`).
+    pub _teardown: teardown::TeardownDone,
+}
+
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        teardown::begin();
+    }
 }
 
 /// A handle to a GPU (or to no GPU at all, see [`Device::reference_only`]).
@@ -237,6 +246,7 @@ impl Device {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn synchronize(&self) -> Result<()> {
         if let Some(g) = &self.gpu {
+            let _in_use = teardown::in_use();
             g.device
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| crate::Error::Validation(e.to_string()))?;

@@ -268,6 +268,7 @@ pub(super) async fn open(options: DeviceOptions) -> Result<Device> {
             profile: Mutex::new(None),
             lost,
             uncaptured,
+            _teardown: Default::default(),
         })),
     })
 }

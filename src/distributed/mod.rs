@@ -33,10 +33,12 @@
 //! backward pass for communication to overlap with. Buckets bound the
 //! size of each message and of the host buffers.
 //!
-//! **Faults.** A rank that fails — a panic or an error inside
-//! [`run_local`], [`Transport::fail`], or (MPI) a process that ends — makes
-//! the others' collectives return [`crate::Error::RankFailed`] naming it,
-//! rather than wait for it.
+//! **Faults.** No rank waits for one that failed. Local replicas: a panic
+//! or an error inside [`run_local`] (or [`Transport::fail`]) makes the
+//! others' collectives return [`crate::Error::RankFailed`] naming it. MPI
+//! cannot let ranks return from a collective another will never join, so
+//! there a failing rank ends the job (`MPI_Abort`, after printing which
+//! rank failed and why), and `mpirun` names it; so does a killed process.
 
 mod checkpoint;
 mod local;
@@ -62,7 +64,7 @@ use crate::tensor::{Tensor, read_all_blocking, realize_all_blocking};
 /// step's time).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CommStats {
-    /// Steps and all-reduces of gradients.
+    /// All-reduces of gradients (one per step).
     pub reductions: u64,
     /// Collectives the gradients took (buckets).
     pub buckets: u64,
@@ -133,6 +135,7 @@ impl<T: Transport> DataParallel<T> {
     /// the start (so that replicas initialized differently start equal),
     /// or any variables. Every rank passes the same shapes in the same
     /// order; each must be a variable.
+    #[track_caller]
     pub fn broadcast_parameters(&mut self, values: &[&Tensor]) -> Result<()> {
         for v in values {
             assert!(
@@ -228,6 +231,7 @@ impl<T: Transport> DataParallel<T> {
     /// of the averaged gradients, realized. Returns the loss averaged over
     /// the ranks: the loss of the global batch when each rank's loss is a
     /// mean over its shard.
+    #[track_caller]
     pub fn step(
         &mut self,
         optimizer: &mut impl Optimizer,

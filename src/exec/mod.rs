@@ -140,7 +140,10 @@ fn submit(
     for (src, dst, bytes) in copies {
         encoder.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
     }
-    gpu.queue.submit([encoder.finish()]);
+    {
+        let _in_use = crate::device::teardown::in_use();
+        gpu.queue.submit([encoder.finish()]);
+    }
     if let (Some(plan_ns), Some(encode_start)) = (plan_ns, encode_start) {
         let mut log = gpu.profile.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(log) = log.as_mut() {
@@ -448,9 +451,12 @@ async fn map_read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()> {
         }
     });
     #[cfg(not(target_arch = "wasm32"))]
-    gpu.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Readback(e.to_string()))?;
+    {
+        let _in_use = crate::device::teardown::in_use();
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Readback(e.to_string()))?;
+    }
     #[cfg(target_arch = "wasm32")]
     let _ = gpu;
     std::future::poll_fn(|cx| {

@@ -150,7 +150,9 @@ pub(crate) fn finish(gpu: &Gpu, log: ProfileLog, wall_ns: u64) -> crate::profile
             Some((buffer, _)) => {
                 let slice = buffer.slice(..);
                 slice.map_async(wgpu::MapMode::Read, |_| {});
+                let in_use = crate::device::teardown::in_use();
                 let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());
+                drop(in_use);
                 let t = match slice.get_mapped_range() {
                     Ok(view) => bytemuck::cast_slice::<u8, u64>(&view).to_vec(),
                     Err(_) => Vec::new(),

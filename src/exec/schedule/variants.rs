@@ -67,6 +67,7 @@ pub(super) fn fastest(
         let time = |s: &Scheduler| -> Result<f64> {
             let start = std::time::Instant::now();
             crate::exec::submit(gpu, &s.plan, &[], None);
+            let _in_use = crate::device::teardown::in_use();
             gpu.device
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| Error::Validation(e.to_string()))?;
