@@ -56,7 +56,15 @@ fn fault(mpi: Mpi, dev: &Device, how: &str) {
         if rank == 1 && step == 2 {
             match how {
                 "panic" => panic!("rank 1 ran out of data"),
-                "kill" => std::process::abort(),
+                // Killed from outside, as an out-of-memory killer or a
+                // scheduler would: SIGKILL, no handler runs.
+                "kill" => {
+                    let pid = std::process::id().to_string();
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &pid])
+                        .status();
+                    std::thread::sleep(std::time::Duration::from_secs(60));
+                }
                 // A realize over the memory budget: an error, as when the
                 // GPU's memory is full.
                 "error" => dev.set_memory_budget(Some(1024)),
