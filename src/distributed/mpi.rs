@@ -58,8 +58,13 @@ impl Mpi {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             previous(info);
+            // After `MPI_Finalize` (the `Mpi` dropped) there is no job to
+            // abort: the panic unwinds as usual.
+            if mpi::environment::is_finalized() {
+                return;
+            }
             eprintln!("webgrad: rank {rank} failed: {info}");
-            // SAFETY: MPI is initialized; abort never returns.
+            // SAFETY: MPI is initialized and not finalized; abort never returns.
             unsafe {
                 mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 1);
             }
