@@ -20,7 +20,7 @@ pub trait Transport: Send {
     /// Replaces `data`, on every rank, by the elementwise sum over the
     /// ranks' `data` taken in rank order — ((x₀ + x₁) + x₂) + … — so that
     /// every rank gets the same bits, whatever the transport does inside
-    /// (see [`sum_in_rank_order`]).
+    /// (every transport adds in this one order).
     fn all_reduce_sum(&mut self, data: &mut [f32]) -> Result<()>;
 
     /// Replaces `data`, on every rank, by rank `root`'s.
