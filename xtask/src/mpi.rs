@@ -114,8 +114,16 @@ fn mpirun(exe: &str, args: &[&str]) -> Result<(i32, String)> {
 }
 
 /// The MPI tests: two ranks that pass, and three faults that must stop.
+/// Without MPI (and no way to install it here) they are skipped with the
+/// command to run, except under CI, where that is a failure.
 pub fn mpi_tests() -> Result {
-    ensure_mpi()?;
+    if let Err(e) = ensure_mpi() {
+        if std::env::var_os("CI").is_some() {
+            return Err(e);
+        }
+        println!("xtask: skipping the MPI tests: {e}");
+        return Ok(());
+    }
     let exe = build_ranks_test()?;
     let (code, text) = mpirun(&exe, &[])?;
     print!("{text}");
