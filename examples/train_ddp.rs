@@ -85,7 +85,7 @@ fn train_cnn<T: Transport>(dev: &Device, transport: T) -> Result<Outcome> {
     let (train, test) = Dataset::digits()?.split(0.2, 0);
     let model = DigitsCnn::new(dev, 0)?;
     let params = model.parameters();
-    let mut dp = DataParallel::new(transport);
+    let mut dp = DataParallel::new(transport).time_phases(true);
     dp.broadcast_parameters(&params)?;
     let per_epoch = train.len() / GLOBAL_BATCH;
     let mut opt = Adam::new(LrSchedule::cosine(3e-3, per_epoch * CNN_EPOCHS));
@@ -126,7 +126,7 @@ fn train_gpt<T: Transport>(dev: &Device, transport: T, total_steps: usize) -> Re
     };
     let model = CharTransformer::new(dev, config, 0)?;
     let params = model.parameters();
-    let mut dp = DataParallel::new(transport);
+    let mut dp = DataParallel::new(transport).time_phases(true);
     dp.broadcast_parameters(&params)?;
     let mut opt = Adam::new(LrSchedule::warmup(5e-3, 50)).decoupled_weight_decay(0.01);
     let per_rank = GLOBAL_BATCH / ranks;

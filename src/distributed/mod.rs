@@ -72,9 +72,11 @@ pub struct CommStats {
     pub bytes: u64,
     /// Seconds computing the gradients (the forward and backward pass's
     /// submit, until the GPU finished it): the step's own work, not
-    /// communication.
+    /// communication. Without [`DataParallel::time_phases`], the read-back
+    /// is counted here too (one submit does both).
     pub backward_seconds: f64,
-    /// Seconds reading the computed gradients back to the host.
+    /// Seconds reading the computed gradients back to the host (with
+    /// [`DataParallel::time_phases`] only; else 0).
     pub readback_seconds: f64,
     /// Seconds inside the transport's all-reduces (including waiting for
     /// the slowest rank).
@@ -87,6 +89,7 @@ pub struct DataParallel<T: Transport> {
     transport: T,
     bucket_bytes: usize,
     stats: CommStats,
+    time_phases: bool,
 }
 
 impl<T: Transport> DataParallel<T> {
@@ -96,7 +99,17 @@ impl<T: Transport> DataParallel<T> {
             transport,
             bucket_bytes: 4 << 20,
             stats: CommStats::default(),
+            time_phases: false,
         }
+    }
+
+    /// Times the gradients' compute and their read-back apart in
+    /// [`CommStats`], for measurements: each step then realizes and waits,
+    /// then reads back in a second submit, where it otherwise computes
+    /// and reads in one.
+    pub fn time_phases(mut self, on: bool) -> DataParallel<T> {
+        self.time_phases = on;
+        self
     }
 
     /// Gradients are all-reduced in collectives of at most `bytes` bytes
@@ -173,10 +186,16 @@ impl<T: Transport> DataParallel<T> {
         result
     }
 
-    /// Realizes `tensors` (one submit, waited for), then reads them back,
-    /// timing each apart: the compute, then the transfer.
+    /// Computes `tensors` and reads them back: in one submit, or with
+    /// [`DataParallel::time_phases`] realized and waited for first, so
+    /// that the read is timed alone.
     fn compute_and_read(&mut self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
         let start = Instant::now();
+        if !self.time_phases {
+            let values = self.told(read_all_blocking(tensors))?;
+            self.stats.backward_seconds += start.elapsed().as_secs_f64();
+            return Ok(values);
+        }
         self.told(realize_all_blocking(tensors))?;
         // A realize returns once submitted: wait for the GPU, so that the
         // read below times the transfer alone.
